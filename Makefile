@@ -1,0 +1,35 @@
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_EVENTS ?= 300000
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml setup.py
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf demo-data lake
+	$(BIN)/eventpipe generate --events $(DEMO_EVENTS) --out demo-data --seed 7
+	$(BIN)/eventpipe import 'demo-data/*' --lake lake
+	$(BIN)/python -m eventpipe.jobs.show --lake lake
+
+test: $(STAMP)
+	$(BIN)/ruff check eventpipe tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check eventpipe tests benchmarks
+	$(BIN)/ruff format --check eventpipe tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_import.py --events 500000
+
+clean:
+	rm -rf $(VENV) demo-data lake .pytest_cache

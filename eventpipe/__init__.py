@@ -1,0 +1,1 @@
+"""eventpipe: Apache Beam pipelines for customer-event data."""
