@@ -1,0 +1,51 @@
+"""The operator's IP privacy policy: keep, mask or drop stored addresses.
+
+Applied after geolocation, so locations stay exact while stored IPs do not.
+Masking zeroes the last octet of an IPv4 address and the last 80 bits of an
+IPv6 address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+KEEP = "keep"
+MASK = "mask"
+DROP = "drop"
+IP_POLICIES = (KEEP, MASK, DROP)
+
+_V4_MASK = int(ipaddress.IPv4Address("255.255.255.0"))
+_V6_MASK = ((1 << 128) - 1) ^ ((1 << 80) - 1)
+
+
+def check_ip_policy(policy: str) -> str:
+    """The policy if valid, else ValueError naming the accepted values."""
+    if policy not in IP_POLICIES:
+        raise ValueError(f"ip policy must be one of {', '.join(IP_POLICIES)}, not {policy!r}")
+    return policy
+
+
+@lru_cache(maxsize=65_536)
+def _masked(ip: str) -> str | None:
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None  # cannot be masked: not stored at all
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(ipaddress.IPv4Address(int(address) & _V4_MASK))
+    return str(ipaddress.IPv6Address(int(address) & _V6_MASK))
+
+
+def mask_ip(ip: str | None, policy: str) -> str | None:
+    """The address to store under `policy` (keep | mask | drop).
+
+    mask: "203.0.113.77" -> "203.0.113.0", "2001:db8:1:2:3:4:5:6" -> "2001:db8:1::";
+    an address that cannot be parsed is not stored when masking.
+    """
+    check_ip_policy(policy)
+    if ip is None or policy == DROP:
+        return None
+    if policy == KEEP:
+        return ip
+    return _masked(ip)
