@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
     if extra and not getattr(args, "accepts_pipeline_options", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return int(args.func(args, extra) or 0)

@@ -1,0 +1,111 @@
+"""Source: raw event files (local or any Beam filesystem, plain or gzip) -> record chunks.
+
+A JSONL/NDJSON file gives one record per non-blank line; a `.json` file is one
+record. Records travel in chunks (Arrow tables of `parse.RECORDS_SCHEMA`) of a
+few MB, so Beam moves a few big elements instead of millions of small ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from eventpipe.transforms.parse import RECORDS_SCHEMA
+
+log = logging.getLogger(__name__)
+
+LINE_SUFFIXES = (".jsonl", ".ndjson")
+DOCUMENT_SUFFIXES = (".json",)
+CHUNK_BYTES = 8 * 1024 * 1024
+
+
+class NoInputError(ValueError):
+    """A pattern matched no readable event file."""
+
+
+def _base_name(path: str) -> str:
+    return path[:-3] if path.endswith(".gz") else path
+
+
+def is_event_file(path: str) -> bool:
+    """Whether `path` names a file the importer reads (.json/.jsonl/.ndjson, optionally .gz)."""
+    return _base_name(path).endswith(LINE_SUFFIXES + DOCUMENT_SUFFIXES)
+
+
+def expand_patterns(patterns: list[str]) -> list[tuple[str, int]]:
+    """(path, size) of every event file matched by the patterns (paths, globs or URLs).
+
+    Raises NoInputError naming the first pattern that matched no event file.
+    """
+    found: dict[str, int] = {}
+    for pattern, result in zip(patterns, FileSystems.match(patterns), strict=True):
+        matched = [m for m in result.metadata_list if is_event_file(m.path)]
+        if not matched:
+            raise NoInputError(
+                f"no event file (.json, .jsonl, .ndjson, optionally .gz) matches {pattern!r}"
+            )
+        for m in matched:
+            found[m.path] = m.size_in_bytes
+    return sorted(found.items())
+
+
+def _chunk(source: str, lines: list[int], texts: list[str]) -> pa.Table:
+    return pa.table([[source] * len(texts), lines, texts], schema=RECORDS_SCHEMA)
+
+
+def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
+    """Yield the records of one file as Arrow tables of about `chunk_bytes` of text."""
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as handle:
+        if _base_name(path).endswith(DOCUMENT_SUFFIXES):
+            text = handle.read().decode("utf-8", errors="replace")
+            yield _chunk(path, [1], [text])
+            return
+        number = 0
+        carry = b""
+        while True:
+            block = handle.read(chunk_bytes)
+            if not block and not carry:
+                return
+            parts = (carry + block).split(b"\n")
+            carry = parts.pop() if block else b""
+            lines: list[int] = []
+            texts: list[str] = []
+            for raw in parts:
+                number += 1
+                if raw.strip():
+                    lines.append(number)
+                    texts.append(raw.decode("utf-8", errors="replace").rstrip("\r"))
+            if texts:
+                yield _chunk(path, lines, texts)
+            if not block:
+                return
+
+
+class _ReadChunks(beam.DoFn):
+    def __init__(self, chunk_bytes: int) -> None:
+        self.chunk_bytes = chunk_bytes
+
+    def process(self, path: str) -> Iterator[pa.Table]:
+        yield from read_record_chunks(path, self.chunk_bytes)
+
+
+class ReadRawRecords(beam.PTransform):
+    """Files (already expanded, see `expand_patterns`) -> chunks of raw records."""
+
+    def __init__(self, paths: list[str], chunk_bytes: int = CHUNK_BYTES) -> None:
+        super().__init__()
+        self.paths = paths
+        self.chunk_bytes = chunk_bytes
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        return (
+            pbegin
+            | "ListFiles" >> beam.Create(self.paths)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadChunks" >> beam.ParDo(_ReadChunks(self.chunk_bytes))
+        )

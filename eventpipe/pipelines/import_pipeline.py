@@ -1,0 +1,37 @@
+"""The batch import graph: files -> parse -> validate -> normalise -> lake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import apache_beam as beam
+
+from eventpipe.io.lake import WriteToLake
+from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
+from eventpipe.transforms.stages import NormaliseEvents, ParseRecords, ValidateEvents
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """What one import run needs; built by the job from its flags."""
+
+    files: list[str]
+    lake: str
+    run_id: str
+    run_start: datetime
+    default_connection: int | None = None
+    chunk_bytes: int = CHUNK_BYTES
+
+
+def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None:
+    """Add the import graph to `pipeline`: every stage's failed output goes to one failed sink."""
+    run, start = config.run_id, config.run_start
+    records = pipeline | "ReadRecords" >> ReadRawRecords(config.files, config.chunk_bytes)
+    parsed, parse_failed = records | "ParseRecords" >> ParseRecords(run, start)
+    valid, invalid = parsed | "ValidateEvents" >> ValidateEvents(run, start)
+    events, unnormalised = valid | "NormaliseEvents" >> NormaliseEvents(
+        run, start, config.default_connection
+    )
+    failed = (parse_failed, invalid, unnormalised) | "AllFailed" >> beam.Flatten()
+    _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run)

@@ -1,0 +1,60 @@
+"""Failed records: the stable reason codes and the failed table's schema.
+
+Every record or event the pipeline cannot accept becomes one failed row, with
+a reason code from `REASONS`, the field it concerns and a message naming it.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Record-level reasons: the whole raw record is rejected (one failed row).
+INVALID_JSON = "invalid_json"
+INVALID_RECORD = "invalid_record"
+INVALID_ENVELOPE = "invalid_envelope"
+INVALID_BATCH = "invalid_batch"
+EMPTY_BATCH = "empty_batch"
+# Event-level reasons: one event of a record is rejected.
+INVALID_EVENT = "invalid_event"
+MISSING_PROPERTY = "missing_property"
+PROPERTY_NOT_PERMITTED = "property_not_permitted"
+INVALID_TYPE = "invalid_type"
+INVALID_VALUE = "invalid_value"
+
+REASONS: dict[str, str] = {
+    INVALID_JSON: "the record is not valid JSON",
+    INVALID_RECORD: "the record is JSON but neither an object nor an array",
+    INVALID_ENVELOPE: "a field of the landing envelope (body, receivedAt, ip, connectionId) is invalid",
+    INVALID_BATCH: "a batch-level field (batch, sentAt, context, connectionId) is invalid",
+    EMPTY_BATCH: "the batch or array holds no event",
+    INVALID_EVENT: "an element of the batch is not a JSON object",
+    MISSING_PROPERTY: "a property the event type requires is missing",
+    PROPERTY_NOT_PERMITTED: "a property is present that the event type does not permit",
+    INVALID_TYPE: "a property has the wrong JSON type",
+    INVALID_VALUE: "a property has the right type but an invalid value",
+}
+
+FAILED_SCHEMA = pa.schema(
+    [
+        pa.field("receivedAt", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("field", pa.string()),
+        pa.field("message", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("line", pa.int64(), nullable=False),
+        pa.field("index", pa.int32()),
+        pa.field("connectionId", pa.int32()),
+        pa.field("raw", pa.string(), nullable=False),
+        pa.field("runId", pa.string(), nullable=False),
+    ]
+)
+"""One rejected record or event. `line` is the 1-based line of the record in its
+source file (1 for a whole-file JSON document); `index` is the 0-based position
+of the event in its batch or array (null when the whole record was rejected);
+`raw` is the payload text (the record, or the event). Partitioned by the UTC
+date of `receivedAt`."""
+
+
+def empty_failed() -> pa.Table:
+    """A failed table with no rows."""
+    return FAILED_SCHEMA.empty_table()

@@ -1,0 +1,122 @@
+"""The Beam stages: thin wrappers running the pure, vectorised stage logic.
+
+Each element is an Arrow table of thousands of records or events. Each stage
+returns its main output and its failed output (tagged `FAILED`); the pipeline
+flattens every failed output into one failed sink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+
+from eventpipe.transforms.duck import connect
+from eventpipe.transforms.normalise import EventNormaliser
+from eventpipe.transforms.parse import RecordParser, count_by_reason
+from eventpipe.transforms.validate import EventValidator
+
+MAIN = "main"
+FAILED = "failed"
+NAMESPACE = "eventpipe"
+
+
+def count_failed(failed: pa.Table) -> None:
+    """Add the failed rows to the `failed` counter and to one counter per reason."""
+    for reason, n in count_by_reason(failed).items():
+        Metrics.counter(NAMESPACE, f"failed.{reason}").inc(n)
+
+
+class _StageFn(beam.DoFn):
+    """A DoFn owning one DuckDB session per worker instance (made in setup)."""
+
+    def __init__(self, run_id: str, run_start: datetime) -> None:
+        self.run_id = run_id
+        self.run_start = run_start
+        self.con = None
+
+    def setup(self) -> None:
+        self.con = connect()
+
+    def teardown(self) -> None:
+        if self.con is not None:
+            self.con.close()
+
+    def _emit(self, main: pa.Table, failed: pa.Table) -> Iterator:
+        if main.num_rows:
+            yield main
+        if failed.num_rows:
+            count_failed(failed)
+            yield beam.pvalue.TaggedOutput(FAILED, failed)
+
+
+class _ParseFn(_StageFn):
+    def setup(self) -> None:
+        super().setup()
+        self.parser = RecordParser()
+        self.read = Metrics.counter(NAMESPACE, "read")
+
+    def process(self, records: pa.Table) -> Iterator:
+        result = self.parser.parse(self.con, records, self.run_id, self.run_start)
+        self.read.inc(result.units_read)
+        yield from self._emit(result.events, result.failed)
+
+
+class _ValidateFn(_StageFn):
+    def setup(self) -> None:
+        super().setup()
+        self.validator = EventValidator()
+
+    def process(self, events: pa.Table) -> Iterator:
+        result = self.validator.validate(self.con, events, self.run_id, self.run_start)
+        yield from self._emit(result.valid, result.failed)
+
+
+class _NormaliseFn(_StageFn):
+    def __init__(self, run_id: str, run_start: datetime, default_connection: int | None) -> None:
+        super().__init__(run_id, run_start)
+        self.default_connection = default_connection
+
+    def setup(self) -> None:
+        super().setup()
+        self.normaliser = EventNormaliser()
+
+    def process(self, valid: pa.Table) -> Iterator:
+        result = self.normaliser.normalise(
+            self.con, valid, self.run_id, self.run_start, self.default_connection
+        )
+        yield from self._emit(result.events, result.failed)
+
+
+class _Stage(beam.PTransform):
+    def __init__(self, fn: beam.DoFn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def expand(self, pcoll: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        outputs = pcoll | beam.ParDo(self.fn).with_outputs(FAILED, main=MAIN)
+        return outputs[MAIN], outputs[FAILED]
+
+
+class ParseRecords(_Stage):
+    """Record chunks -> (event chunks, failed records). Counts `read`."""
+
+    def __init__(self, run_id: str, run_start: datetime) -> None:
+        super().__init__(_ParseFn(run_id, run_start))
+
+
+class ValidateEvents(_Stage):
+    """Event chunks -> (valid typed events, failed events)."""
+
+    def __init__(self, run_id: str, run_start: datetime) -> None:
+        super().__init__(_ValidateFn(run_id, run_start))
+
+
+class NormaliseEvents(_Stage):
+    """Valid events -> (event-table rows, failed events: unknown connection)."""
+
+    def __init__(self, run_id: str, run_start: datetime, default_connection: int | None) -> None:
+        super().__init__(_NormaliseFn(run_id, run_start, default_connection))
