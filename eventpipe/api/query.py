@@ -1,0 +1,212 @@
+"""Run list-events queries with DuckDB over the hive-partitioned Parquet lake.
+
+The lake is `LAKE/events/date=YYYY-MM-DD/*.parquet`, where `date` is the UTC date of
+`timestamp`. Each request lists the partition folders afresh (a few `scandir` calls),
+so partitions and files renamed into place by a job are seen at once; anything not
+named `*.parquet` (temporary files, `_staging/`...) is ignored.
+
+Query plan:
+
+- the partitions are pruned to the date bounds implied by `timestamp` conditions;
+- ordered by `timestamp` (the default), partitions are scanned newest first (oldest
+  first when ascending) in growing batches of 1, 2, 4... partitions, stopping as soon
+  as the page is full; with `first` > 0 a batch is first counted (from Parquet
+  metadata when there is no filter) and skipped whole when the offset lies beyond it;
+- any other order scans the pruned partitions in one query;
+- ties are broken by `messageId` in the same direction, and nulls sort last, so
+  paging with `first`/`limit` never repeats or skips a row.
+
+DuckDB runs in-process on an in-memory database that may only read inside the lake
+folder (external access is locked to it); each request gets its own cursor
+(DuckDB connections are not thread-safe; a cursor costs ~15 us).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from eventpipe.api.filters import Predicate, quote_identifier
+from eventpipe.schemas import TOP_LEVEL_COLUMNS, arrow_schema
+
+ORDER_COLUMNS: tuple[str, ...] = (
+    "kpid",
+    "connectionId",
+    "anonymousId",
+    "channel",
+    "category",
+    "event",
+    "groupId",
+    "messageId",
+    "name",
+    "receivedAt",
+    "sentAt",
+    "originalTimestamp",
+    "timestamp",
+    "type",
+    "userId",
+)
+_PARTITION_RE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One `date=YYYY-MM-DD` folder and its Parquet files."""
+
+    date: dt.date
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """A validated list-events request."""
+
+    columns: tuple[str, ...] = TOP_LEVEL_COLUMNS
+    predicate: Predicate | None = None
+    order: str = "timestamp"
+    ascending: bool = False
+    first: int = 0
+    limit: int = 100
+
+
+def list_partitions(events_dir: Path) -> list[Partition]:
+    """The lake's partitions with at least one Parquet file, oldest first."""
+    partitions: list[Partition] = []
+    try:
+        entries = list(os.scandir(events_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        match = _PARTITION_RE.fullmatch(entry.name)
+        if not match or not entry.is_dir():
+            continue
+        try:
+            day = dt.date.fromisoformat(match.group(1))
+        except ValueError:
+            continue
+        try:
+            files = sorted(
+                f.path
+                for f in os.scandir(entry.path)
+                if f.name.endswith(".parquet") and not f.name.startswith((".", "_")) and f.is_file()
+            )
+        except FileNotFoundError:  # swapped away while we listed it
+            continue
+        if files:
+            partitions.append(Partition(day, tuple(files)))
+    partitions.sort(key=lambda p: p.date)
+    return partitions
+
+
+def prune(partitions: list[Partition], predicate: Predicate | None) -> list[Partition]:
+    """The partitions that can hold rows matching the predicate's date bounds."""
+    if predicate is None:
+        return partitions
+    low, high = predicate.min_date, predicate.max_date
+    return [
+        p for p in partitions if (low is None or p.date >= low) and (high is None or p.date <= high)
+    ]
+
+
+def _order_sql(order: str, ascending: bool) -> str:
+    direction = "ASC" if ascending else "DESC"
+    tie = "" if order == "messageId" else f', t."messageId" {direction}'
+    return f"t.{quote_identifier(order)} {direction} NULLS LAST{tie}"
+
+
+class LakeReader:
+    """Answers list-events queries over one lake folder; safe to share between threads."""
+
+    def __init__(self, lake: str | os.PathLike[str]) -> None:
+        self.lake = Path(lake).resolve()
+        self.events_dir = self.lake / "events"
+        self._db = duckdb.connect(":memory:")
+        self._db.execute("SET TimeZone = 'UTC'")
+        self._db.execute("SET parquet_metadata_cache = true")
+        allowed = str(self.lake).rstrip("/") + "/"
+        self._db.execute("SET allowed_directories = $dirs", {"dirs": [allowed]})
+        self._db.execute("SET enable_external_access = false")
+        self._db.execute("SET lock_configuration = true")
+
+    def partitions(self) -> list[Partition]:
+        """The lake's current partitions, oldest first."""
+        return list_partitions(self.events_dir)
+
+    def list_events(self, query: EventQuery) -> pa.Table:
+        """The page of events `query` asks for, as an Arrow table of its columns."""
+        cursor = self._db.cursor()  # one per request: connections are not thread-safe
+        try:
+            return self._list_events(cursor, query)
+        finally:
+            cursor.close()
+
+    def _list_events(self, cursor: duckdb.DuckDBPyConnection, query: EventQuery) -> pa.Table:
+        partitions = prune(self.partitions(), query.predicate)
+        if not partitions:
+            return self._empty(query.columns)
+        if query.order != "timestamp":
+            files = [f for p in partitions for f in p.files]
+            return self._page(cursor, files, query, query.first, query.limit)
+        if not query.ascending:
+            partitions = partitions[::-1]
+        skip, need = query.first, query.limit
+        pages: list[pa.Table] = []
+        start, size = 0, 1
+        while start < len(partitions) and need > 0:
+            batch = partitions[start : start + size]
+            start, size = start + len(batch), size * 2
+            files = [f for p in batch for f in p.files]
+            if skip > 0:
+                matches = self._count(cursor, files, query.predicate)
+                if matches <= skip:
+                    skip -= matches
+                    continue
+            page = self._page(cursor, files, query, skip, need)
+            skip = 0
+            need -= page.num_rows
+            pages.append(page)
+        if not pages:
+            return self._empty(query.columns)
+        return pa.concat_tables(pages) if len(pages) > 1 else pages[0]
+
+    def _where(self, predicate: Predicate | None) -> tuple[str, dict[str, object]]:
+        if predicate is None:
+            return "", {}
+        return f" WHERE {predicate.sql}", dict(predicate.params)
+
+    def _count(
+        self, cursor: duckdb.DuckDBPyConnection, files: Sequence[str], predicate: Predicate | None
+    ) -> int:
+        where, params = self._where(predicate)
+        params["files"] = list(files)
+        sql = f"SELECT count(*) FROM read_parquet($files, hive_partitioning = true) AS t{where}"
+        return int(cursor.execute(sql, params).fetchall()[0][0])
+
+    def _page(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        files: Sequence[str],
+        query: EventQuery,
+        offset: int,
+        limit: int,
+    ) -> pa.Table:
+        where, params = self._where(query.predicate)
+        params.update(files=list(files), limit=limit, offset=offset)
+        columns = ", ".join("t." + quote_identifier(c) for c in query.columns)
+        sql = (
+            f"SELECT {columns} FROM read_parquet($files, hive_partitioning = true) AS t{where}"
+            f" ORDER BY {_order_sql(query.order, query.ascending)}"
+            " LIMIT $limit OFFSET $offset"
+        )
+        return cursor.sql(sql, params=params).to_arrow_table()
+
+    def _empty(self, columns: Sequence[str]) -> pa.Table:
+        schema = arrow_schema()
+        return pa.Table.from_pylist([], schema=pa.schema([schema.field(c) for c in columns]))

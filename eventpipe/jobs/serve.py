@@ -1,0 +1,61 @@
+"""`eventpipe serve`: run the read API over a lake (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+API_KEYS_ENV = "EVENTPIPE_API_KEYS"
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `serve` subcommand."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the read API (GET /v1/events, /v1/events/schema) over a lake",
+        description="Serve the read API over LAKE/events. API keys come from --api-key "
+        f"(repeatable) and the comma-separated environment variable {API_KEYS_ENV}; "
+        "clients send them as 'Authorization: Bearer <key>'. OpenAPI docs are at /docs.",
+    )
+    parser.add_argument("--lake", required=True, help="the lake folder (holding events/)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
+    parser.add_argument(
+        "--api-key", action="append", default=[], metavar="KEY", help="an accepted API key"
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve without authentication (refused otherwise when no key is configured)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, _extra: list[str]) -> int:
+    """Start the server; returns when it stops (2 when it cannot start)."""
+    import uvicorn
+
+    from eventpipe.api.app import UVICORN_OPTIONS, create_app
+    from eventpipe.api.auth import parse_api_keys
+
+    keys = parse_api_keys([*args.api_key, os.environ.get(API_KEYS_ENV)])
+    if not keys and not args.insecure_no_auth:
+        log.error(
+            "no API key: pass --api-key KEY or set %s (or --insecure-no-auth to serve openly)",
+            API_KEYS_ENV,
+        )
+        return 2
+    if args.insecure_no_auth:
+        log.warning("serving WITHOUT authentication (--insecure-no-auth)")
+    if not (Path(args.lake) / "events").is_dir():
+        log.warning(
+            "%s has no events/ folder yet: lists will be empty until a job writes one", args.lake
+        )
+    app = create_app(args.lake, keys, insecure_no_auth=args.insecure_no_auth)
+    log.info("serving %s on http://%s:%d (docs at /docs)", args.lake, args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **UVICORN_OPTIONS)
+    return 0
