@@ -224,6 +224,18 @@ def test_ip_policy_applies_after_geolocation(
     assert berlin["location"]["city"] == "Berlin"
 
 
+def test_ip_policy_applies_to_every_row(enrich: Make, make_event: Make) -> None:
+    events = [
+        make_event(context={"ip": "81.2.69.160", "location": {"city": "Paris"}}),
+        make_event(context={"ip": "10.1.2.3"}),
+        make_event(context={"ip": "not-an-ip"}),
+    ]
+    given, private, invalid = contexts(enrich(*events, ip_policy="mask"))
+    assert (given["ip"], given["location"]["city"]) == ("81.2.69.0", "Paris")
+    assert (private["ip"], private["location"]) == ("10.1.2.0", None)
+    assert invalid["ip"] is None
+
+
 def test_campaign_from_page(enrich: Make, make_event: Make) -> None:
     events = [
         make_event(context={"page": {"search": "?utm_campaign=Black%20Friday&utm_source=news"}}),
@@ -328,8 +340,8 @@ def test_many_chunks_and_repeated_values(city_db: Path, make_table: Make, make_e
     result = enricher.enrich(table)
     assert result.events.schema.equals(arrow_schema())
     assert result.events.num_rows == 150
-    assert result.stats.distinct_user_agents == 3
-    assert result.stats.distinct_ips == 3
+    assert result.stats.new_user_agents == 3
+    assert result.stats.new_ips == 3
     names = [c["browser"]["name"] for c in result.events.column("context").to_pylist()]
     assert names[:3] == ["Chrome", "Safari", "Firefox"]
     cities = [c["location"] for c in result.events.column("context").to_pylist()][:4]

@@ -43,6 +43,7 @@ def utm_values(query: str) -> CampaignValues | None:
     )
 
 
+@lru_cache(maxsize=16_384)
 def utm_values_from_url(url: str) -> CampaignValues | None:
     """`utm_values` of the query of a page URL."""
     try:

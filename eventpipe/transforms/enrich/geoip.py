@@ -13,10 +13,9 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import maxminddb
 
@@ -24,8 +23,7 @@ GEO_CACHE_SIZE = 65_536
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(NamedTuple):
     """What the database knows about an address; unknown fields are None."""
 
     city: str | None = None

@@ -27,7 +27,8 @@ def check_ip_policy(policy: str) -> str:
 
 
 @lru_cache(maxsize=65_536)
-def _masked(ip: str) -> str | None:
+def masked_ip(ip: str) -> str | None:
+    """`ip` with its last IPv4 octet / last 80 IPv6 bits zeroed; None if not an address."""
     try:
         address = ipaddress.ip_address(ip.strip())
     except ValueError:
@@ -48,4 +49,4 @@ def mask_ip(ip: str | None, policy: str) -> str | None:
         return None
     if policy == KEEP:
         return ip
-    return _masked(ip)
+    return masked_ip(ip)

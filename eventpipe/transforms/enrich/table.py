@@ -19,10 +19,16 @@ import pyarrow.compute as pc
 
 from eventpipe.schemas.event_schema import arrow_schema
 from eventpipe.transforms.enrich.campaign import utm_values, utm_values_from_url
-from eventpipe.transforms.enrich.geoip import GeoLocator, Location
-from eventpipe.transforms.enrich.ip_policy import KEEP, check_ip_policy, mask_ip
+from eventpipe.transforms.enrich.geoip import GEO_CACHE_SIZE, GeoLocator
+from eventpipe.transforms.enrich.ip_policy import DROP, KEEP, MASK, check_ip_policy, masked_ip
+from eventpipe.transforms.enrich.memo import ArrowMemo
 from eventpipe.transforms.enrich.names import normalise_browser_name, normalise_os_name
-from eventpipe.transforms.enrich.user_agent import BOT, load_resolver, parse_user_agent
+from eventpipe.transforms.enrich.user_agent import (
+    BOT,
+    UA_CACHE_SIZE,
+    load_resolver,
+    parse_user_agent,
+)
 
 _STRING = pa.string()
 _FLOAT = pa.float64()
@@ -47,8 +53,8 @@ class EnrichStats:
     """Counts of one `enrich` call (for metrics and benchmarks)."""
 
     rows: int = 0
-    distinct_user_agents: int = 0
-    distinct_ips: int = 0
+    new_user_agents: int = 0  # not seen before by this Enricher: parsed in this call
+    new_ips: int = 0  # not seen before by this Enricher: looked up in this call
     browsers_derived: int = 0
     locations_derived: int = 0
     campaigns_derived: int = 0
@@ -74,13 +80,14 @@ class Enricher:
     def __init__(self, options: EnrichOptions | None = None) -> None:
         self.options = (options or EnrichOptions()).check()
         self._geo: GeoLocator | None = None
+        self._ua_memo: ArrowMemo | None = None
+        self._ip_memo: ArrowMemo | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"options": self.options}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.options = state["options"]
-        self._geo = None
+        self.__init__(state["options"])  # type: ignore[misc]
 
     @property
     def geo(self) -> GeoLocator:
@@ -95,12 +102,23 @@ class Enricher:
         load_resolver()
         if self._geo is None:
             self._geo = GeoLocator(self.options.geoip_db)
+            self._ua_memo = ArrowMemo(_ua_values, [_STRING] * 7, UA_CACHE_SIZE)
+            self._ip_memo = ArrowMemo(self._ip_values, _IP_TYPES, GEO_CACHE_SIZE)
 
     def teardown(self) -> None:
         """Release the database (and its temporary local copy, if any)."""
         if self._geo is not None:
             self._geo.close()
             self._geo = None
+            self._ua_memo = self._ip_memo = None
+
+    def cache_stats(self) -> dict[str, tuple[int, int]]:
+        """(hits, misses) per memo ("user_agent", "ip") since setup, counted per row."""
+        return {
+            name: (memo.hits, memo.misses)
+            for name, memo in (("user_agent", self._ua_memo), ("ip", self._ip_memo))
+            if memo is not None
+        }
 
     def enrich(self, events: pa.Table) -> EnrichResult:
         """Enrich a table of events (schema `arrow_schema()`); see the module doc."""
@@ -113,10 +131,11 @@ class Enricher:
         context_type = schema.field("context").type
         children = {f.name: pc.struct_field(context, f.name) for f in context_type}
 
+        if self._geo is None:
+            self.setup()
         self._enrich_user_agent(children, stats)
-        self._enrich_location(children, stats)
+        self._enrich_location_and_ip(children, stats)
         self._enrich_campaign(children, stats)
-        children["ip"] = self._apply_ip_policy(children["ip"])
 
         new_context = pa.StructArray.from_arrays(
             [children[f.name] for f in context_type],
@@ -143,8 +162,10 @@ class Enricher:
             pc.and_(pc.and_(browser_name.is_valid(), os_name.is_valid()), device_type.is_valid())
         )
         user_agents = _null_where(pc.invert(needed), children["userAgent"])
-        distinct, derived = map_distinct(user_agents, _ua_values, [_STRING] * 7)
-        stats.distinct_user_agents = distinct
+        assert self._ua_memo is not None
+        misses = self._ua_memo.misses
+        derived = self._ua_memo.lookup(user_agents)
+        stats.new_user_agents = self._ua_memo.misses - misses
         (b_name, b_other, b_version, o_name, o_other, o_version, d_type) = derived
         children["browser"] = _named_object(
             browser, normalise_browser_name, b_name, b_other, b_version
@@ -157,16 +178,23 @@ class Enricher:
             device, {"type": pc.coalesce(device_type, d_type)}, d_type.is_valid()
         )
 
-    def _enrich_location(self, children: dict[str, pa.Array], stats: EnrichStats) -> None:
+    def _ip_values(self, ip: str) -> tuple[Any, ...]:
+        """(city, country, latitude, longitude, stored ip) of one address."""
+        location = self.geo.locate(ip) or (None, None, None, None)
+        stored = masked_ip(ip) if self.options.ip_policy == MASK else None
+        return (*location, stored)
+
+    def _enrich_location_and_ip(self, children: dict[str, pa.Array], stats: EnrichStats) -> None:
+        """Location from the IP where the event has none; then the IP policy."""
         location = children["location"]
         parts = {name: pc.struct_field(location, name) for name in _LOCATION_FIELDS}
         carried = _any_valid(parts.values())
-        ips = _null_where(carried, children["ip"])
-        locate = self.geo.locate
-        distinct, derived = map_distinct(
-            ips, lambda ip: _location_values(locate(ip)), [_STRING, _STRING, _FLOAT, _FLOAT]
-        )
-        stats.distinct_ips = distinct
+        ips = children["ip"]
+        assert self._ip_memo is not None
+        misses = self._ip_memo.misses
+        *derived, masked = self._ip_memo.lookup(ips)
+        stats.new_ips = self._ip_memo.misses - misses
+        derived = [_null_where(carried, column) for column in derived]
         found = _any_valid(derived)
         stats.locations_derived = pc.sum(found).as_py() or 0
         replacements = {
@@ -174,6 +202,11 @@ class Enricher:
             for name, value in zip(_LOCATION_FIELDS, derived, strict=True)
         }
         children["location"] = _replace_fields(location, replacements, found)
+        policy = self.options.ip_policy
+        if policy == MASK:
+            children["ip"] = masked
+        elif policy == DROP:
+            children["ip"] = pa.nulls(len(ips), _STRING)
 
     def _enrich_campaign(self, children: dict[str, pa.Array], stats: EnrichStats) -> None:
         campaign = children["campaign"]
@@ -200,15 +233,9 @@ class Enricher:
         }
         children["campaign"] = _replace_fields(campaign, replacements, found)
 
-    def _apply_ip_policy(self, ips: pa.Array) -> pa.Array:
-        policy = self.options.ip_policy
-        if policy == KEEP:
-            return ips
-        _, (stored,) = map_distinct(ips, lambda ip: (mask_ip(ip, policy),), [_STRING])
-        return stored
-
 
 _LOCATION_FIELDS = ("city", "country", "latitude", "longitude")
+_IP_TYPES = (_STRING, _STRING, _FLOAT, _FLOAT, _STRING)
 
 
 def conform(events: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -230,14 +257,15 @@ def map_distinct(
     """
     encoded = pc.dictionary_encode(values)
     distinct = encoded.dictionary.to_pylist()
-    results = [fn(value) for value in distinct]
+    if not distinct:
+        return 0, [pa.nulls(len(values), type_) for type_ in types]
+    missing = (None,) * len(types)
+    results = [fn(value) or missing for value in distinct]
     indices = encoded.indices
-    columns = []
-    for position, type_ in enumerate(types):
-        column = pa.array(
-            [None if result is None else result[position] for result in results], type=type_
-        )
-        columns.append(column.take(indices))
+    columns = [
+        pa.array(column, type=type_).take(indices)
+        for column, type_ in zip(zip(*results, strict=True), types, strict=True)
+    ]
     return len(distinct), columns
 
 
@@ -252,12 +280,6 @@ def _ua_values(ua: str) -> tuple[str | None, ...]:
         info.os_version,
         info.device_type,
     )
-
-
-def _location_values(location: Location | None) -> tuple[Any, ...] | None:
-    if location is None:
-        return None
-    return (location.city, location.country, location.latitude, location.longitude)
 
 
 def _named_object(

@@ -59,22 +59,72 @@ BOT_FAMILIES = frozenset(
         "Site24x7",
     }
 )
-# Tokens that betray crawlers, monitors and headless browsers in the raw string.
-_BOT_TOKENS = re.compile(
-    r"headless|phantomjs|lighthouse|selenium|webdriver|puppeteer|playwright"
-    r"|uptimerobot|pingdom|statuscake|site24x7|newrelicpinger|datadog|monitoring"
-    r"|crawl|spider|slurp|scrapy|\+https?://|[a-z]bot/|\bbot\b"
-    r"|^(?:curl|wget|python-requests|python-urllib|python-httpx|aiohttp|go-http-client"
-    r"|okhttp|axios|node-fetch|undici|got|java|apache-httpclient|libwww-perl|httpie"
-    r"|guzzlehttp|ruby|php|postmanruntime|insomnia)\b",
-    re.IGNORECASE,
+# Lower-case tokens that betray crawlers, monitors, headless browsers and HTTP libraries.
+_BOT_SUBSTRINGS = (
+    "headless",
+    "phantomjs",
+    "lighthouse",
+    "selenium",
+    "webdriver",
+    "puppeteer",
+    "playwright",
+    "uptimerobot",
+    "pingdom",
+    "statuscake",
+    "site24x7",
+    "newrelicpinger",
+    "datadog",
+    "monitoring",
+    "crawl",
+    "spider",
+    "slurp",
+    "scrapy",
+    "+http",
 )
-_TV_TOKENS = re.compile(r"smart-?tv|googletv|appletv|\bcrkey\b|hbbtv|web0s|netcast|\btv\b", re.I)
-_CONSOLE_TOKENS = re.compile(r"playstation|xbox|nintendo", re.I)
-_TABLET_TOKENS = re.compile(r"ipad|tablet|kindle|silk/|playbook", re.I)
-_MOBILE_TOKENS = re.compile(
-    r"iphone|ipod|mobi|windows phone|blackberry|bb10|opera mini|symbian|series ?[46]0|j2me|kaios",
-    re.I,
+_BOT_PREFIXES = (
+    "curl/",
+    "wget/",
+    "python-requests",
+    "python-urllib",
+    "python-httpx",
+    "aiohttp",
+    "go-http-client",
+    "okhttp",
+    "axios",
+    "node-fetch",
+    "undici",
+    "got ",
+    "got/",
+    "java/",
+    "apache-httpclient",
+    "libwww-perl",
+    "httpie",
+    "guzzlehttp",
+    "ruby",
+    "php/",
+    "postmanruntime",
+    "insomnia",
+)
+_BOT_WORDS = re.compile(r"[a-z]bot/|\bbot\b")
+_TV_SUBSTRINGS = ("smart-tv", "smarttv", "googletv", "appletv", "hbbtv", "web0s", "netcast")
+_TV_WORDS = re.compile(r"\b(?:tv|crkey)\b")
+_CONSOLE_SUBSTRINGS = ("playstation", "xbox", "nintendo")
+_TABLET_SUBSTRINGS = ("ipad", "tablet", "kindle", "silk/", "playbook")
+_MOBILE_SUBSTRINGS = (
+    "iphone",
+    "ipod",
+    "mobi",
+    "windows phone",
+    "blackberry",
+    "bb10",
+    "opera mini",
+    "symbian",
+    "series40",
+    "series 40",
+    "series60",
+    "series 60",
+    "j2me",
+    "kaios",
 )
 _DESKTOP_OS = frozenset({"Windows", "macOS", "Linux", "Chrome OS"})
 
@@ -164,24 +214,36 @@ def _device_type(ua: str, parsed: PartialResult, os_name: str | None) -> str | N
     family = device.family if device is not None else ""
     brand = (device.brand or "") if device is not None else ""
     agent_family = parsed.user_agent.family if parsed.user_agent is not None else ""
-    if family == "Spider" or agent_family in BOT_FAMILIES or _BOT_TOKENS.search(ua):
-        return BOT
-    if _TV_TOKENS.search(ua):
-        return TV
-    if _CONSOLE_TOKENS.search(ua):
-        return CONSOLE
+    lower = ua.lower()
     if (
-        _TABLET_TOKENS.search(ua)
+        family == "Spider"
+        or agent_family in BOT_FAMILIES
+        or lower.startswith(_BOT_PREFIXES)
+        or _contains_any(lower, _BOT_SUBSTRINGS)
+        or _BOT_WORDS.search(lower)
+    ):
+        return BOT
+    if _contains_any(lower, _TV_SUBSTRINGS) or _TV_WORDS.search(lower):
+        return TV
+    if _contains_any(lower, _CONSOLE_SUBSTRINGS):
+        return CONSOLE
+    mobile = _contains_any(lower, _MOBILE_SUBSTRINGS)
+    if (
+        _contains_any(lower, _TABLET_SUBSTRINGS)
         or brand == "Generic_Android_Tablet"
         or family == "Generic Tablet"
-        or (os_name == "Android" and not _MOBILE_TOKENS.search(ua))
+        or (os_name == "Android" and not mobile)
     ):
         return TABLET
-    if _MOBILE_TOKENS.search(ua) or family == "Generic Smartphone" or os_name in ("Android", "iOS"):
+    if mobile or family == "Generic Smartphone" or os_name in ("Android", "iOS"):
         return MOBILE
     if os_name in _DESKTOP_OS or (parsed.os is not None and parsed.os.family != "Other"):
         return DESKTOP
     return None
+
+
+def _contains_any(text: str, tokens: tuple[str, ...]) -> bool:
+    return any(token in text for token in tokens)
 
 
 def parse_cache_info() -> tuple[int, int, int]:
