@@ -7,6 +7,7 @@ from pathlib import Path
 
 import geoip2.database
 import pytest
+from apache_beam.io.localfilesystem import LocalFileSystem
 
 from eventpipe.transforms.enrich.geoip import GeoLocator, Location, default_database_path
 
@@ -96,6 +97,31 @@ def test_file_url_paths_are_local(city_db: Path) -> None:
         assert locator.locate("81.2.69.160") == LONDON
     finally:
         locator.close()
+
+
+class PrefixedLocalFileSystem(LocalFileSystem):
+    """A Beam filesystem with its own scheme over local files: a "remote" path for the tests."""
+
+    @classmethod
+    def scheme(cls) -> str:
+        return "eventpipe-test"
+
+    def _path_open(self, path, mode, *args, **kwargs):  # type: ignore[no-untyped-def]
+        local = path.removeprefix("eventpipe-test://")
+        return super()._path_open(local, mode, *args, **kwargs)
+
+
+def test_non_local_paths_are_copied_through_beam_filesystems(city_db: Path) -> None:
+    locator = GeoLocator(f"eventpipe-test://{city_db}")
+    copy = Path(locator._local)
+    try:
+        assert copy != city_db
+        assert copy.read_bytes() == city_db.read_bytes()
+        assert locator.locate("2a02:ff0::1") == BERLIN
+        assert locator.source == f"eventpipe-test://{city_db}"
+    finally:
+        locator.close()
+    assert not copy.exists()
 
 
 def test_lookups_are_cached_and_bounded(city_db: Path) -> None:

@@ -93,6 +93,21 @@ def test_a_given_version_without_a_name_is_kept(enrich: Make, make_event: Make) 
     assert context["browser"] == {"name": "Chrome", "other": None, "version": "7"}
 
 
+def test_blank_given_names_are_no_names(enrich: Make, make_event: Make) -> None:
+    event = make_event(
+        context={
+            "userAgent": CHROME_WINDOWS,
+            "browser": {"name": ""},
+            "os": {"name": "  "},
+            "device": {"type": ""},
+        }
+    )
+    (context,) = contexts(enrich(event))
+    assert context["browser"] == {"name": "Chrome", "other": None, "version": "120.0.6099"}
+    assert context["os"] == {"name": "Windows", "other": None, "version": "10"}
+    assert context["device"]["type"] == "desktop"
+
+
 def test_given_device_fields_are_kept(enrich: Make, make_event: Make) -> None:
     events = [
         make_event(context={"userAgent": SAFARI_IPHONE, "device": {"manufacturer": "Apple"}}),

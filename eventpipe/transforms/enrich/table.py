@@ -1,11 +1,14 @@
 """The enrichment stage on whole Arrow tables of events.
 
-Per batch, every enrichment works on DISTINCT values: the distinct user
-agents are parsed once (and cached across batches), the distinct IPs looked
-up once, the distinct query strings decoded once; the results are spread back
-to the rows with `take` on the dictionary indices. Values the event carries
-always win over derived ones; the nested `context` struct is rebuilt with the
-exact types of `arrow_schema()`.
+Every enrichment works on DISTINCT values, never per row in Python: user
+agents and IPs go through an `ArrowMemo` (what was derived for each value
+seen so far, as Arrow columns: a warm batch is one `pc.index_in` plus
+`take`s; only new values are parsed / looked up, through LRU-cached
+functions); names and query strings are dictionary-encoded per batch and
+decoded once per distinct value. Values the event carries always win over
+derived ones; the nested `context` struct is rebuilt with the exact types of
+`arrow_schema()`, and sub-objects stay null where the event had none and
+nothing was derived.
 """
 
 from __future__ import annotations
@@ -158,8 +161,9 @@ class Enricher:
         browser_name = pc.struct_field(browser, "name")
         os_name = pc.struct_field(os, "name")
         device_type = pc.struct_field(device, "type")
+        has_type = _non_empty(device_type)
         needed = pc.invert(
-            pc.and_(pc.and_(browser_name.is_valid(), os_name.is_valid()), device_type.is_valid())
+            pc.and_(pc.and_(_non_empty(browser_name), _non_empty(os_name)), has_type)
         )
         user_agents = _null_where(pc.invert(needed), children["userAgent"])
         assert self._ua_memo is not None
@@ -172,10 +176,10 @@ class Enricher:
         )
         children["os"] = _named_object(os, normalise_os_name, o_name, o_other, o_version)
         stats.browsers_derived = (
-            pc.sum(pc.and_(browser_name.is_null(), b_name.is_valid())).as_py() or 0
+            pc.sum(pc.and_(pc.invert(_non_empty(browser_name)), b_name.is_valid())).as_py() or 0
         )
         children["device"] = _replace_fields(
-            device, {"type": pc.coalesce(device_type, d_type)}, d_type.is_valid()
+            device, {"type": pc.if_else(has_type, device_type, d_type)}, d_type.is_valid()
         )
 
     def _ip_values(self, ip: str) -> tuple[Any, ...]:
@@ -295,8 +299,8 @@ def _named_object(
     name = pc.struct_field(given, "name")
     other = pc.struct_field(given, "other")
     version = pc.struct_field(given, "version")
-    carried = name.is_valid()
     _, (normal_name, normal_other) = map_distinct(name, normalise, [_STRING, _STRING])
+    carried = normal_name.is_valid()  # a blank name is no name
     replacements = {
         "name": pc.if_else(carried, normal_name, derived_name),
         "other": pc.if_else(carried, pc.coalesce(normal_other, other), derived_other),
@@ -323,6 +327,11 @@ def _any_valid(arrays: Any) -> pa.Array:
         result = array.is_valid() if result is None else pc.or_(result, array.is_valid())
     assert result is not None
     return result
+
+
+def _non_empty(strings: pa.Array) -> pa.Array:
+    """True where the string is neither null nor empty."""
+    return pc.fill_null(pc.greater(pc.utf8_length(strings), 0), False)
 
 
 def _null_where(condition: pa.Array, values: pa.Array) -> pa.Array:
