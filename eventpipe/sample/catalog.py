@@ -250,11 +250,12 @@ TRACK_EVENTS = {"shop": _SHOP_EVENTS, "saas": _SAAS_EVENTS, "fitness": _APP_EVEN
                 "server": _SERVER_EVENTS}  # fmt: skip
 
 
-def person_traits(rng: random.Random, user_id: str) -> Props:
+def person_traits(rng: random.Random) -> Props:
     """Traits of an identify call."""
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     traits: Props = {
-        "email": f"{first.lower()}.{last.lower().replace(chr(39), '')}{user_id[-3:]}@example.com",
+        "email": f"{first.lower()}.{last.lower().replace(chr(39), '')}{rng.randint(1, 999)}"
+        "@example.com",
         "firstName": first,
         "lastName": last,
         "plan": rng.choice(PLANS),

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from eventpipe.sample import invalid
-from eventpipe.sample.events import DAY_MS, Event, EventFactory, Visitor, iso_ms
+from eventpipe.sample.events import DAY_MS, Event, EventFactory, FastRandom, Visitor, iso_ms
 from eventpipe.sample.writers import Sink
 
 MANIFEST = "_manifest.json"
@@ -166,7 +166,7 @@ class _Faults:
 
 
 def _factory(spec: FileSpec) -> tuple[random.Random, EventFactory]:
-    rng = random.Random(f"eventpipe.sample/{spec.seed}/{spec.index}")
+    rng = FastRandom(f"eventpipe.sample/{spec.seed}/{spec.index}")
     pool = max(16, min(500, spec.units // 40))
     return rng, EventFactory(rng, spec.start_ms, spec.end_ms, pool)
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eventpipe.jobs import cli
 from eventpipe.jobs import generate as generate_job
@@ -343,6 +345,22 @@ def test_small_runs_are_exact_too(tmp_path: Path) -> None:
         for entry in m["files"]:
             recount_file(tmp_path / str(events) / entry["name"], total)
         assert total.units == m["read_units"] == events
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events=st.integers(1, 600), seed=st.integers(0, 2**32))
+def test_manifest_is_exact_for_any_seed_and_size(tmp_path: Path, events: int, seed: int) -> None:
+    out = tmp_path / f"{events}-{seed}"
+    m = generate(out, events, seed=seed, workers=1)
+    total = Recount()
+    for entry in m["files"]:
+        recount_file(out / entry["name"], total)
+    assert total.units == m["read_units"] == events
+    assert total.valid == m["expected_valid"]
+    assert dict(total.failed) == {k: v for k, v in m["expected_failed_by_reason"].items() if v}
+    assert total.duplicates == m["duplicates"]
 
 
 def test_every_reason_code_is_present(generated: tuple[Path, dict[str, Any]]) -> None:
