@@ -13,6 +13,7 @@ only its staging folder: the next run deletes it when it never reached
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -52,10 +53,8 @@ def lake_path(lake: str, *parts: str) -> str:
 
 
 def _mkdirs(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # exists already, or (GCS) there are no folders
         FileSystems.mkdirs(path)
-    except OSError:
-        pass  # exists already (or the filesystem, like GCS, has no folders)
 
 
 def _write_parquet(table: pa.Table, path: str) -> None:

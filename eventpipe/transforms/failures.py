@@ -55,6 +55,50 @@ of the event in its batch or array (null when the whole record was rejected);
 date of `receivedAt`."""
 
 
+PROBLEM_TYPE = pa.struct(
+    [("reason", pa.string()), ("field", pa.string()), ("message", pa.string())]
+)
+"""What a check found wrong: a reason code, the field (dotted path) and a message."""
+
+
 def empty_failed() -> pa.Table:
     """A failed table with no rows."""
     return FAILED_SCHEMA.empty_table()
+
+
+def failed_rows(
+    checked: pa.Table,
+    raw_column: str,
+    run_id: str,
+    run_start: object,
+    record_level: bool = False,
+    received_column: str = "received_at",
+) -> pa.Table:
+    """The failed table of the rows of `checked` whose `problem` struct is not null.
+
+    `checked` has columns problem {reason, field, message}, received_at, source,
+    line, index (unless `record_level`), connection_id and `raw_column`.
+    Rows with no received_at take `run_start`.
+    """
+    import pyarrow.compute as pc
+
+    rows = checked.filter(pc.is_valid(checked["problem"]))
+    n = rows.num_rows
+    problem = rows["problem"]
+    received = pc.fill_null(
+        rows[received_column], pa.scalar(run_start, FAILED_SCHEMA.field("receivedAt").type)
+    )
+    index = pa.nulls(n, pa.int32()) if record_level else rows["index"]
+    columns = [
+        received,
+        pc.struct_field(problem, "reason"),
+        pc.struct_field(problem, "field"),
+        pc.struct_field(problem, "message"),
+        rows["source"],
+        rows["line"],
+        index,
+        rows["connection_id"],
+        rows[raw_column],
+        pa.array([run_id] * n, pa.string()),
+    ]
+    return pa.Table.from_arrays(columns, schema=FAILED_SCHEMA)

@@ -35,18 +35,21 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eventpipe.schemas import EVENT_FIELDS, PARTITION_COLUMN, Field, arrow_schema
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
+from eventpipe.transforms.duck import ChunkQuery
 from eventpipe.transforms.duck import quote_ident as qi
+from eventpipe.transforms.duck import quote_str as qs
 from eventpipe.transforms.ip_addresses import (
     MASK_LAST_OCTET,
     MASK_LAST_TWO_OCTETS,
     NO_IP,
     USE_REQUEST_IP,
-    ip_table,
 )
+from eventpipe.transforms.parse import PARSED_SCHEMA
 
 LAKE_SCHEMA = arrow_schema().append(pa.field(PARTITION_COLUMN, pa.string(), nullable=False))
 """The event table's rows as they leave the pipeline: the schema plus the partition key."""
@@ -71,21 +74,6 @@ def _uuid_from_md5(expr: str) -> str:
     )
 
 
-def _struct_sql(fields: tuple[Field, ...], prefix: str, value_of) -> str:
-    """SQL building a struct for `fields`; NULL when every leaf is NULL."""
-    parts, leaves = [], []
-    for f in fields:
-        path = prefix + f.name
-        if f.kind == "object":
-            parts.append(f"{qs_key(f.name)}: {_struct_sql(f.children, path + '.', value_of)}")
-        else:
-            parts.append(f"{qs_key(f.name)}: {value_of(path)}")
-        leaves.append(path)
-    literal = "{" + ", ".join(parts) + "}"
-    all_null = " AND ".join(f"({value_of(p)}) IS NULL" for p in _leaf_paths(fields, prefix))
-    return f"(CASE WHEN {all_null} THEN NULL ELSE {literal} END)"
-
-
 def _leaf_paths(fields: tuple[Field, ...], prefix: str) -> list[str]:
     out = []
     for f in fields:
@@ -96,141 +84,139 @@ def _leaf_paths(fields: tuple[Field, ...], prefix: str) -> list[str]:
     return out
 
 
-def qs_key(name: str) -> str:
-    """A struct key literal."""
-    return "'" + name.replace("'", "''") + "'"
+def _struct_sql(fields: tuple[Field, ...], prefix: str, value_of) -> str:
+    """SQL building a struct of `fields`; NULL when every leaf in it is NULL."""
+    parts = []
+    for f in fields:
+        path = prefix + f.name
+        inner = (
+            _struct_sql(f.children, path + ".", value_of) if f.kind == "object" else value_of(path)
+        )
+        parts.append(f"{qs(f.name)}: {inner}")
+    all_null = " AND ".join(f"({value_of(p)}) IS NULL" for p in _leaf_paths(fields, prefix))
+    return f"(CASE WHEN {all_null} THEN NULL ELSE {{{', '.join(parts)}}} END)"
+
+
+def _merged(path: str) -> str:
+    """SQL: a context leaf, the event's value first, else the batch context's."""
+    return f"coalesce({J.struct_access('v', path)}, {J.struct_access('bc', path, 'context.')})"
+
+
+def _context_value(path: str) -> str:
+    if path == "context.ip":
+        return "ip_final"
+    if path == "context.session.id":
+        return f"coalesce({_merged(path)}, {_merged('context.sessionId')})"
+    if path == "context.session.start":
+        return f"coalesce({_merged(path)}, {_merged('context.sessionStart')})"
+    return _merged(path)
+
+
+def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
+    """SQL: rows of `normalise_input` (PARSED_SCHEMA) -> event-table rows plus bookkeeping columns."""
+    leaves = J.event_leaves()
+    spec = J.transform_spec(leaves, lake_types=True)
+    ctx_spec = J.transform_spec(J.context_leaves(), strip_prefix="context.", lake_types=True)
+    context = next(f for f in EVENT_FIELDS if f.name == "context")
+    computed = {
+        "kpid": "NULL::VARCHAR",
+        "connectionId": "conn",
+        "anonymousId": "anon",
+        "context": _struct_sql(context.children, "context.", _context_value),
+        "messageId": "msg",
+        "receivedAt": "received",
+        "sentAt": "coalesce(sent, received)",
+        "originalTimestamp": "coalesce(original, client)",
+        "timestamp": "ts_final",
+        "traits": "coalesce(v.traits::VARCHAR, '{}')",
+        "properties": "v.properties::VARCHAR",
+    }
+    columns = ",\n          ".join(
+        f"{computed.get(f.name, J.struct_access('v', f.name))} AS {qi(f.name)}"
+        for f in EVENT_FIELDS
+    )
+    msg_key = "concat_ws('|', conn, \"index\", epoch_us(batch_sent_at), payload)"
+    anon_key = "concat_ws('|', 'anonymousId', conn, v.\"userId\")"
+    merged_ip = _merged("context.ip")
+    connection = "NULL::INTEGER" if default_connection is None else str(int(default_connection))
+    start = f"TIMESTAMPTZ {qs(run_start.isoformat())}"
+    return f"""
+        WITH e AS (SELECT *, json_transform(payload, {spec}) AS v FROM normalise_input),
+        b AS (
+          SELECT batch_context, json_transform(batch_context, {ctx_spec}) AS bc
+          FROM (SELECT DISTINCT batch_context FROM normalise_input WHERE batch_context IS NOT NULL)),
+        m AS (
+          SELECT e.*, b.bc,
+                 coalesce(v."connectionId", connection_id, {connection}) AS conn,
+                 coalesce({J.valid_timestamp('v."sentAt"')}, batch_sent_at) AS sent,
+                 {J.valid_timestamp('v."timestamp"')} AS event_ts,
+                 {J.valid_timestamp('v."originalTimestamp"')} AS original,
+                 {J.valid_timestamp('v."receivedAt"')} AS event_received
+          FROM e LEFT JOIN b ON e.batch_context = b.batch_context),
+        t AS (
+          SELECT *, coalesce(received_at, event_received, sent, event_ts, {start}) AS received
+          FROM m),
+        c AS (
+          SELECT *, coalesce(event_ts, sent, received) AS client,
+                 CASE WHEN sent IS NULL THEN epoch_us(coalesce(event_ts, received))
+                      ELSE epoch_us(coalesce(event_ts, sent)) + epoch_us(received) - epoch_us(sent)
+                 END AS corrected_us,
+                 CASE {merged_ip}
+                   WHEN '{NO_IP}' THEN NULL
+                   WHEN '{USE_REQUEST_IP}' THEN request_ip
+                   WHEN '{MASK_LAST_OCTET}' THEN ip_masked_24(request_ip)
+                   WHEN '{MASK_LAST_TWO_OCTETS}' THEN ip_masked_16(request_ip)
+                   ELSE coalesce(ip_canonical({merged_ip}), request_ip) END AS ip_final,
+                 coalesce(nullif(v."messageId", ''), {_uuid_from_md5(msg_key)}) AS msg,
+                 coalesce(v."anonymousId", {_uuid_from_md5(anon_key)}) AS anon
+          FROM t),
+        f AS (
+          SELECT *, CASE WHEN corrected_us BETWEEN {_MIN_US} AND {_MAX_US}
+                         THEN make_timestamp(corrected_us)::TIMESTAMPTZ ELSE received END AS ts_final
+          FROM c)
+        SELECT {columns},
+          strftime(ts_final, '%Y-%m-%d') AS {qi(PARTITION_COLUMN)},
+          conn IS NULL AS no_connection, source, line, "index", payload,
+          received AS received_at, NULL::INTEGER AS connection_id
+        FROM f
+    """
+
+
+_NO_CONNECTION = {
+    "reason": F.MISSING_PROPERTY,
+    "field": "connectionId",
+    "message": "the connection of the event is unknown: neither the event, its envelope nor "
+    "its batch has a connectionId; pass --connection-id",
+}
 
 
 class EventNormaliser:
-    """Turns validated events into event-table rows (SQL built once)."""
+    """Turns validated events into event-table rows.
 
-    def __init__(self) -> None:
-        ctx_values = [leaf for leaf in J.context_leaves() if not leaf.is_section]
-        batch_cols = [J.Leaf(leaf.path, leaf.field, "b:" + leaf.path) for leaf in ctx_values]
-        batch_typed = ", ".join(f"{J.typed_expr(bl)} AS {bl.column}" for bl in batch_cols)
-        self._batch = f"""
-            SELECT batch_context, {batch_typed}
-            FROM (SELECT batch_context, {J.leaf_columns("cl", [J.Leaf(b.path, b.field, b.column_name) for b in batch_cols])}
-                  FROM (SELECT batch_context, {J.extract_list("batch_context", ctx_values, "context.")} AS cl
-                        FROM (SELECT DISTINCT batch_context FROM valid WHERE batch_context IS NOT NULL)))
-        """
-        merged = ", ".join(
-            f"coalesce(v.{qi(leaf.path)}, b.{qi('b:' + leaf.path)}) AS {qi('m:' + leaf.path)}"
-            for leaf in ctx_values
-        )
-        self._merge = f"""
-            SELECT v.*, {merged}
-            FROM valid v LEFT JOIN batch b ON v.batch_context = b.batch_context
-        """
-        self._final = self._final_sql()
+    `bind(con)` plans the SQL once in a DuckDB session; `normalise` runs it per chunk.
+    """
 
-    @staticmethod
-    def _final_sql() -> str:
-        def value_of(path: str) -> str:
-            if path == "context.ip":
-                return "ip_final"
-            if path == "context.session.id":
-                return f"coalesce({qi('m:context.session.id')}, {qi('m:context.sessionId')})"
-            if path == "context.session.start":
-                return f"coalesce({qi('m:context.session.start')}, {qi('m:context.sessionStart')})"
-            return qi("m:" + path)
+    def __init__(self, run_id: str, run_start: datetime, default_connection: int | None) -> None:
+        self.run_id = run_id
+        self.run_start = run_start
+        sql = normalise_sql(run_start, default_connection)
+        self.query = ChunkQuery("normalise_input", PARSED_SCHEMA, sql)
+        self.con: duckdb.DuckDBPyConnection | None = None
 
-        context = next(f for f in EVENT_FIELDS if f.name == "context")
-        computed = {
-            "kpid": "NULL::VARCHAR",
-            "connectionId": "conn",
-            "anonymousId": "anon",
-            "context": _struct_sql(context.children, "context.", value_of),
-            "messageId": "msg",
-            "receivedAt": "received",
-            "sentAt": "sent_final",
-            "originalTimestamp": "original",
-            "timestamp": "ts_final",
-            "traits": "coalesce(traits, '{}')",
-        }
-        columns = ", ".join(
-            f"{computed.get(f.name, qi(f.name))} AS {qi(f.name)}" for f in EVENT_FIELDS
-        )
-        msg_key = "concat_ws('|', conn, \"index\", epoch_us(batch_sent_at), payload)"
-        anon_key = "concat_ws('|', 'anonymousId', conn, \"userId\")"
-        msg_uuid, anon_uuid = _uuid_from_md5(msg_key), _uuid_from_md5(anon_key)
-        return f"""
-        WITH t AS (
-          SELECT m.*, ipm.canonical AS ip_canonical, req.canonical AS req_ip,
-                 req.masked_24 AS req_24, req.masked_16 AS req_16,
-                 coalesce("connectionId", connection_id, $default_connection) AS conn,
-                 coalesce("sentAt", batch_sent_at) AS sent,
-                 coalesce(received_at, "receivedAt", coalesce("sentAt", batch_sent_at),
-                          "timestamp", $run_start) AS received
-          FROM merged m
-          LEFT JOIN ips ipm ON ipm.ip = m.{qi("m:context.ip")}
-          LEFT JOIN ips req ON req.ip = m.request_ip
-        ), c AS (
-          SELECT *, coalesce("timestamp", sent, received) AS client,
-                 CASE WHEN sent IS NULL THEN epoch_us(coalesce("timestamp", received))
-                      ELSE epoch_us(coalesce("timestamp", sent)) + epoch_us(received) - epoch_us(sent)
-                 END AS corrected_us,
-                 CASE {qi("m:context.ip")}
-                   WHEN '{NO_IP}' THEN NULL
-                   WHEN '{USE_REQUEST_IP}' THEN req_ip
-                   WHEN '{MASK_LAST_OCTET}' THEN req_24
-                   WHEN '{MASK_LAST_TWO_OCTETS}' THEN req_16
-                   ELSE coalesce(ip_canonical, req_ip) END AS ip_final,
-                 coalesce(nullif("messageId", ''), {msg_uuid}) AS msg,
-                 coalesce("anonymousId", {anon_uuid}) AS anon
-          FROM t
-        ), f AS (
-          SELECT *, coalesce("originalTimestamp", client) AS original,
-                 coalesce(sent, received) AS sent_final,
-                 CASE WHEN corrected_us BETWEEN {_MIN_US} AND {_MAX_US}
-                      THEN make_timestamp(corrected_us)::TIMESTAMPTZ ELSE received END AS ts_final
-          FROM c
-        )
-        SELECT {columns}, strftime(ts_final, '%Y-%m-%d') AS {qi(PARTITION_COLUMN)},
-               conn IS NULL AS no_connection,
-               source, line, "index", payload, received
-        FROM f
-        """
+    def bind(self, con: duckdb.DuckDBPyConnection) -> EventNormaliser:
+        """Prepare the query in `con` (once per session)."""
+        self.query.prepare(con)
+        self.con = con
+        return self
 
-    def normalise(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        valid: pa.Table,
-        run_id: str,
-        run_start: datetime,
-        default_connection: int | None,
-    ) -> NormaliseResult:
-        """Normalise one chunk of validated events in DuckDB session `con`."""
-        con.register("valid", valid)
-        batch = con.sql(self._batch).to_arrow_table()
-        con.register("batch", batch)
-        merged = con.sql(self._merge).to_arrow_table()
-        con.unregister("valid")
-        con.unregister("batch")
-        ip_values = merged["m:context.ip"].to_pylist() + merged["request_ip"].to_pylist()
-        con.register("merged", merged)
-        con.register("ips", ip_table(ip_values))
-        params = {
-            "run_start": run_start,
-            "default_connection": default_connection,
-        }
-        rows = con.sql(self._final, params=params).to_arrow_table()
-        con.unregister("merged")
-        con.unregister("ips")
-        con.register("rows", rows)
-        events = con.sql(
-            'SELECT * EXCLUDE (no_connection, source, line, "index", payload, received) '
-            "FROM rows WHERE NOT no_connection"
-        ).to_arrow_table()
-        failed = con.sql(
-            """SELECT received AS "receivedAt", 'missing_property' AS reason,
-                      'connectionId' AS field,
-                      'the connection of the event is unknown: it has no connectionId, '
-                      || 'nor has its envelope or batch; pass --connection-id' AS message,
-                      source, line, "index", NULL::INTEGER AS "connectionId",
-                      payload AS raw, $run_id AS "runId"
-               FROM rows WHERE no_connection""",
-            params={"run_id": run_id},
-        ).to_arrow_table()
-        con.unregister("rows")
-        return NormaliseResult(events.cast(LAKE_SCHEMA), failed.cast(F.FAILED_SCHEMA))
+    def normalise(self, valid: pa.Table) -> NormaliseResult:
+        """Normalise one chunk of validated events (PARSED_SCHEMA)."""
+        assert self.con is not None, "bind() the normaliser to a DuckDB session first"
+        rows = self.query.run(self.con, valid)
+        missing = rows["no_connection"]
+        events = rows.filter(pc.invert(missing)).select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
+        lost = rows.filter(missing)
+        problem = pa.array([_NO_CONNECTION] * lost.num_rows, F.PROBLEM_TYPE)
+        lost = lost.append_column("problem", problem)
+        failed = F.failed_rows(lost, "payload", self.run_id, self.run_start)
+        return NormaliseResult(events, failed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 
 import apache_beam as beam
 import pyarrow as pa
@@ -31,19 +32,17 @@ def count_failed(failed: pa.Table) -> None:
 
 
 class _StageFn(beam.DoFn):
-    """A DoFn owning one DuckDB session per worker instance (made in setup)."""
+    """Runs one vectorised stage; its DuckDB session and planned SQL are made in setup."""
 
-    def __init__(self, run_id: str, run_start: datetime) -> None:
-        self.run_id = run_id
-        self.run_start = run_start
-        self.con = None
+    def __init__(self, make_logic) -> None:
+        self.make_logic = make_logic  # picklable factory of the stage logic
 
     def setup(self) -> None:
         self.con = connect()
+        self.logic = self.make_logic().bind(self.con)
 
     def teardown(self) -> None:
-        if self.con is not None:
-            self.con.close()
+        self.con.close()
 
     def _emit(self, main: pa.Table, failed: pa.Table) -> Iterator:
         if main.num_rows:
@@ -56,38 +55,23 @@ class _StageFn(beam.DoFn):
 class _ParseFn(_StageFn):
     def setup(self) -> None:
         super().setup()
-        self.parser = RecordParser()
         self.read = Metrics.counter(NAMESPACE, "read")
 
     def process(self, records: pa.Table) -> Iterator:
-        result = self.parser.parse(self.con, records, self.run_id, self.run_start)
+        result = self.logic.parse(records)
         self.read.inc(result.units_read)
         yield from self._emit(result.events, result.failed)
 
 
 class _ValidateFn(_StageFn):
-    def setup(self) -> None:
-        super().setup()
-        self.validator = EventValidator()
-
     def process(self, events: pa.Table) -> Iterator:
-        result = self.validator.validate(self.con, events, self.run_id, self.run_start)
+        result = self.logic.validate(events)
         yield from self._emit(result.valid, result.failed)
 
 
 class _NormaliseFn(_StageFn):
-    def __init__(self, run_id: str, run_start: datetime, default_connection: int | None) -> None:
-        super().__init__(run_id, run_start)
-        self.default_connection = default_connection
-
-    def setup(self) -> None:
-        super().setup()
-        self.normaliser = EventNormaliser()
-
     def process(self, valid: pa.Table) -> Iterator:
-        result = self.normaliser.normalise(
-            self.con, valid, self.run_id, self.run_start, self.default_connection
-        )
+        result = self.logic.normalise(valid)
         yield from self._emit(result.events, result.failed)
 
 
@@ -105,18 +89,20 @@ class ParseRecords(_Stage):
     """Record chunks -> (event chunks, failed records). Counts `read`."""
 
     def __init__(self, run_id: str, run_start: datetime) -> None:
-        super().__init__(_ParseFn(run_id, run_start))
+        super().__init__(_ParseFn(partial(RecordParser, run_id, run_start)))
 
 
 class ValidateEvents(_Stage):
     """Event chunks -> (valid typed events, failed events)."""
 
     def __init__(self, run_id: str, run_start: datetime) -> None:
-        super().__init__(_ValidateFn(run_id, run_start))
+        super().__init__(_ValidateFn(partial(EventValidator, run_id, run_start)))
 
 
 class NormaliseEvents(_Stage):
     """Valid events -> (event-table rows, failed events: unknown connection)."""
 
     def __init__(self, run_id: str, run_start: datetime, default_connection: int | None) -> None:
-        super().__init__(_NormaliseFn(run_id, run_start, default_connection))
+        super().__init__(
+            _NormaliseFn(partial(EventNormaliser, run_id, run_start, default_connection))
+        )

@@ -1,13 +1,13 @@
-"""Validate: event rows (JSON text) -> typed, valid events | failed(reason, field).
+"""Validate: parsed events (JSON text) -> valid events | failed(reason, field, message).
 
 Every rule of seed 000: the JSON type and value of every known property
 (generated from the schema, see `json_leaves`), the per-type required and
 not-permitted properties (`event_rules`), anonymousId/userId, and timestamp
-required with originalTimestamp. Unknown properties are ignored. The first
-problem found is the one reported.
+required with originalTimestamp. Unknown properties are ignored; JSON null
+counts as absent. The first problem found is the one reported.
 
-Vectorised: each event is parsed once by DuckDB (`json_extract` of every path),
-IPs are checked once per distinct value.
+Vectorised: DuckDB reads each event twice (`json_type` of every path and
+`json_transform` of every leaf); IPs are checked once per distinct value.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eventpipe.schemas import EVENT_TYPES
 from eventpipe.transforms import event_rules as R
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
+from eventpipe.transforms.duck import ChunkQuery
 from eventpipe.transforms.duck import quote_ident as qi
-from eventpipe.transforms.ip_addresses import ip_table
 from eventpipe.transforms.parse import PARSED_SCHEMA
 
 META_COLUMNS = tuple(f.name for f in PARSED_SCHEMA if f.name != "payload")
@@ -31,17 +32,18 @@ META_COLUMNS = tuple(f.name for f in PARSED_SCHEMA if f.name != "payload")
 
 @dataclass(frozen=True)
 class ValidateResult:
-    valid: pa.Table  # META_COLUMNS, payload, one typed column per value leaf (named by its path)
+    valid: pa.Table  # PARSED_SCHEMA: the events that passed
     failed: pa.Table  # failures.FAILED_SCHEMA
 
 
-def _rule_cases(leaves: dict[str, J.Leaf]) -> list[tuple[str, str, str | None, str]]:
-    t = f"({leaves['type'].column})->>'$'"
+def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
+    """The per-type rules of `event_rules`, as problem cases."""
+    t = value("type")
     cases: list[tuple[str, str, str | None, str]] = []
     for name in R.NON_EMPTY:
         cases.append(
             (
-                f"{leaves[name].column} = '\"\"'",
+                f"{present(name)} AND {value(name)} = ''",
                 F.INVALID_VALUE,
                 name,
                 f"property '{name}' cannot be empty",
@@ -51,7 +53,7 @@ def _rule_cases(leaves: dict[str, J.Leaf]) -> list[tuple[str, str, str | None, s
         for ty in (ty for ty in EVENT_TYPES if ty not in types):
             cases.append(
                 (
-                    f"{leaves[name].column} IS NOT NULL AND {t} = '{ty}'",
+                    f"{present(name)} AND {t} = '{ty}'",
                     F.PROPERTY_NOT_PERMITTED,
                     name,
                     f"property '{name}' is not permitted for {R.article(ty)} {ty} event",
@@ -61,7 +63,7 @@ def _rule_cases(leaves: dict[str, J.Leaf]) -> list[tuple[str, str, str | None, s
         for ty in types:
             cases.append(
                 (
-                    f"{leaves[name].column} IS NULL AND {t} = '{ty}'",
+                    f"NOT {present(name)} AND {t} = '{ty}'",
                     F.MISSING_PROPERTY,
                     name,
                     f"property '{name}' is required for {R.article(ty)} {ty} event",
@@ -69,7 +71,7 @@ def _rule_cases(leaves: dict[str, J.Leaf]) -> list[tuple[str, str, str | None, s
             )
     cases.append(
         (
-            f"{leaves['anonymousId'].column} IS NULL AND {leaves['userId'].column} IS NULL",
+            f"NOT {present('anonymousId')} AND NOT {present('userId')}",
             F.MISSING_PROPERTY,
             "anonymousId",
             "either 'anonymousId' or 'userId' is required",
@@ -77,7 +79,7 @@ def _rule_cases(leaves: dict[str, J.Leaf]) -> list[tuple[str, str, str | None, s
     )
     cases.append(
         (
-            f"{leaves['originalTimestamp'].column} IS NOT NULL AND {leaves['timestamp'].column} IS NULL",
+            f"{present('originalTimestamp')} AND NOT {present('timestamp')}",
             F.MISSING_PROPERTY,
             "timestamp",
             "property 'timestamp' is required when 'originalTimestamp' is present",
@@ -86,77 +88,67 @@ def _rule_cases(leaves: dict[str, J.Leaf]) -> list[tuple[str, str, str | None, s
     return cases
 
 
+def problem_sql() -> str:
+    """SQL: every event of `events` (PARSED_SCHEMA) with its first problem (NULL when valid)."""
+    leaves = J.event_leaves()
+    position = {leaf.path: i for i, leaf in enumerate(leaves, 1)}
+    by_path = {leaf.path: leaf for leaf in leaves}
+
+    def jtype(leaf: J.Leaf) -> str:
+        return f"t[{position[leaf.path]}]"
+
+    def value(leaf: J.Leaf) -> str:
+        return J.struct_access("v", leaf.path)
+
+    def present(path: str) -> str:
+        return J.is_present(jtype(by_path[path]))
+
+    type_leaf = by_path["type"]
+    cases: list[tuple[str, str, str | None, str]] = [
+        ("pt <> 'OBJECT'", F.INVALID_EVENT, None, "the event must be a JSON object"),
+        (f"NOT {present('type')}", F.MISSING_PROPERTY, "type", "property 'type' is required"),
+    ]
+    cases += J.problem_cases([type_leaf], jtype, value)
+    cases += J.problem_cases([leaf for leaf in leaves if leaf is not type_leaf], jtype, value)
+    cases += _rule_cases(present, lambda path: value(by_path[path]))
+    meta = ", ".join(qi(c) for c in META_COLUMNS)
+    return f"""
+        WITH o AS (SELECT *, json_type(payload) AS pt FROM validate_input),
+        x AS (
+          SELECT *,
+                 CASE WHEN pt = 'OBJECT' THEN {J.types_list("payload", [leaf.path for leaf in leaves])} END AS t,
+                 CASE WHEN pt = 'OBJECT' THEN json_transform(payload, {J.transform_spec(leaves)}) END AS v
+          FROM o)
+        SELECT {meta}, payload, {J.first_problem(cases)} AS problem,
+               coalesce(received_at, {J.valid_timestamp('v."receivedAt"')}) AS failure_received_at
+        FROM x
+    """
+
+
 class EventValidator:
-    """Checks chunks of parsed events against seed 000 (SQL built once)."""
+    """Checks chunks of parsed events against seed 000.
 
-    def __init__(self) -> None:
-        self.leaves = J.event_leaves()
-        by_path = {leaf.path: leaf for leaf in self.leaves}
-        self.values = [leaf for leaf in self.leaves if not leaf.is_section]
-        type_leaf = by_path["type"]
-        cases: list[tuple[str, str, str | None, str]] = [
-            ("NOT is_object", F.INVALID_EVENT, None, "the event must be a JSON object"),
-            (
-                f"{type_leaf.column} IS NULL",
-                F.MISSING_PROPERTY,
-                "type",
-                "property 'type' is required",
-            ),
-        ]
-        cases += J.presence_cases([type_leaf])
-        cases += J.presence_cases(
-            [leaf for leaf in self.leaves if leaf is not type_leaf], {"context.ip": "ip_ok"}
-        )
-        cases += _rule_cases(by_path)
-        meta = ", ".join(qi(c) for c in META_COLUMNS)
-        self._extract = f"""
-            WITH o AS MATERIALIZED (SELECT *, json_type(payload) = 'OBJECT' AS is_object FROM events),
-            x AS MATERIALIZED (
-              SELECT *, CASE WHEN is_object THEN {J.extract_list("payload", self.leaves)} END AS v FROM o)
-            SELECT {meta}, payload, is_object, {J.leaf_columns("v", self.leaves)} FROM x
-        """
-        ts = [leaf for leaf in self.values if leaf.field.kind == "datetime"]
-        ts_cols = ", ".join(
-            f"{J.timestamp_expr(leaf.column)} AS {J.ts_column(leaf)}" for leaf in ts
-        )
-        ip_col = by_path["context.ip"].column
-        self._check = f"""
-            SELECT *, {J.first_problem(cases)} AS problem
-            FROM (SELECT l.*, {ts_cols}, ips.ok AS ip_ok
-                  FROM leaves l LEFT JOIN ips
-                  ON ips.ip = CASE WHEN left(l.{ip_col}, 1) = '"' THEN (l.{ip_col})->>'$' END)
-        """
-        typed = ", ".join(f"{J.typed_expr(leaf)} AS {leaf.column}" for leaf in self.values)
-        self._valid = f"SELECT {meta}, payload, {typed} FROM checked WHERE problem IS NULL"
-        rec_ts = J.ts_column(by_path["receivedAt"])
-        self._failed = f"""
-            SELECT coalesce(received_at,
-                            CASE WHEN {J.timestamp_in_range(rec_ts)} THEN {rec_ts} END,
-                            $run_start) AS "receivedAt",
-                   problem.reason AS reason, problem.field AS field, problem.message AS message,
-                   source, line, "index", connection_id AS "connectionId", payload AS raw,
-                   $run_id AS "runId"
-            FROM checked WHERE problem IS NOT NULL
-        """
-        self._ip_column = by_path["context.ip"].path
+    `bind(con)` plans the SQL once in a DuckDB session; `validate` runs it per chunk.
+    """
 
-    def validate(
-        self, con: duckdb.DuckDBPyConnection, events: pa.Table, run_id: str, run_start: datetime
-    ) -> ValidateResult:
-        """Validate one chunk of parsed events (PARSED_SCHEMA) in DuckDB session `con`."""
-        con.register("events", events)
-        leaves = con.sql(self._extract).to_arrow_table()
-        con.unregister("events")
-        ip_texts = leaves[self._ip_column].to_pylist()
-        ips = ip_table(t[1:-1] if t and t.startswith('"') else None for t in ip_texts)
-        con.register("leaves", leaves)
-        con.register("ips", ips)
-        checked = con.sql(self._check).to_arrow_table()
-        con.unregister("leaves")
-        con.unregister("ips")
-        con.register("checked", checked)
-        valid = con.sql(self._valid).to_arrow_table()
-        failed = con.sql(self._failed, params={"run_id": run_id, "run_start": run_start})
-        failed = failed.to_arrow_table().cast(F.FAILED_SCHEMA)
-        con.unregister("checked")
-        return ValidateResult(valid, failed)
+    def __init__(self, run_id: str, run_start: datetime) -> None:
+        self.run_id = run_id
+        self.run_start = run_start
+        self.query = ChunkQuery("validate_input", PARSED_SCHEMA, problem_sql())
+        self.con: duckdb.DuckDBPyConnection | None = None
+
+    def bind(self, con: duckdb.DuckDBPyConnection) -> EventValidator:
+        """Prepare the query in `con` (once per session)."""
+        self.query.prepare(con)
+        self.con = con
+        return self
+
+    def validate(self, events: pa.Table) -> ValidateResult:
+        """Validate one chunk of parsed events (PARSED_SCHEMA)."""
+        assert self.con is not None, "bind() the validator to a DuckDB session first"
+        checked = self.query.run(self.con, events)
+        failed = F.failed_rows(
+            checked, "payload", self.run_id, self.run_start, received_column="failure_received_at"
+        )
+        valid = checked.filter(pc.is_null(checked["problem"])).select(PARSED_SCHEMA.names)
+        return ValidateResult(valid.cast(PARSED_SCHEMA), failed)
