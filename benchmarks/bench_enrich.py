@@ -233,7 +233,8 @@ def main() -> None:
         print(f"enrich {label}, warm caches: {rows / seconds:,.0f} events/s ({seconds:.2f}s)")
         for name, (hits, misses) in enricher.cache_stats().items():
             print(
-                f"  {name} memo: {hits / max(1, hits + misses):.1%} of rows hit ({misses:,} misses)"
+                f"  {name} memo: {hits / max(1, hits + misses):.1%} hits "
+                f"(distinct values per batch; {misses:,} misses)"
             )
         enricher.teardown()
 

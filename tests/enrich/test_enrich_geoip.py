@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime
 from pathlib import Path
 
 import geoip2.database
 import pytest
 from apache_beam.io.localfilesystem import LocalFileSystem
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from eventpipe.transforms.enrich.geoip import GeoLocator, Location, default_database_path
+from eventpipe.transforms.enrich.geoip import (
+    GeoLocator,
+    Location,
+    default_database_path,
+    is_public_ip,
+    public_lookup_key,
+)
 
 BERLIN = Location(city="Berlin", country="DE", latitude=52.5244, longitude=13.4105)
 LONDON = Location(city="London", country="GB", latitude=51.5142, longitude=-0.0931)
@@ -164,3 +173,43 @@ def test_default_database_gives_english_city_names(geolite: GeoLocator) -> None:
 @pytest.mark.parametrize("ip", ["10.0.0.1", "127.0.0.1", "192.168.0.1", "::1"])
 def test_default_database_skips_private_addresses(geolite: GeoLocator, ip: str) -> None:
     assert geolite.locate(ip) is None
+
+
+def _reference_is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    site_local = isinstance(address, ipaddress.IPv6Address) and address.is_site_local
+    return not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+        or site_local
+    )
+
+
+@settings(max_examples=2000, deadline=None)
+@given(address=st.ip_addresses())
+def test_public_address_check_agrees_with_ipaddress(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    expected = _reference_is_public(address)
+    assert is_public_ip(address) == expected
+    assert (public_lookup_key(str(address)) is not None) == expected
+
+
+@pytest.mark.parametrize(
+    "network",
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "224.0.0.0/4", "fc00::/7"],
+)
+def test_public_address_check_at_network_edges(network: str) -> None:
+    net = ipaddress.ip_network(network)
+    for address in (
+        net.network_address - 1,
+        net.network_address,
+        net.broadcast_address,
+        net.broadcast_address + 1,
+    ):
+        assert is_public_ip(address) == _reference_is_public(address), address

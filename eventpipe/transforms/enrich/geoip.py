@@ -8,10 +8,12 @@ GeoLite2 City database of the `maxminddb-geolite2` package is used.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import os
 import re
 import shutil
+import socket
 import tempfile
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -39,16 +41,54 @@ def default_database_path() -> str:
     return geolite2_database()
 
 
-def is_public_ip(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """False for private, loopback, link-local, reserved, multicast and unspecified."""
-    return not (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_multicast
-        or address.is_unspecified
+# IPv4 networks with no geography: this host, private, loopback, link-local,
+# IETF protocol assignments, documentation, benchmarking, multicast, reserved
+# and broadcast (the is_private/is_loopback/... networks of `ipaddress`).
+_V4_NON_PUBLIC = [
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/29", "192.0.0.170/31", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
     )
+]  # fmt: skip
+_V4_RANGES = sorted((int(n.network_address), int(n.broadcast_address)) for n in _V4_NON_PUBLIC)
+_V4_STARTS = [start for start, _ in _V4_RANGES]
+# IPv6: only global unicast (2000::/3) is public, minus IETF protocol
+# assignments (2001::/23) and documentation (2001:db8::/32).
+_V6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+_V6_NON_PUBLIC = [ipaddress.IPv6Network("2001::/23"), ipaddress.IPv6Network("2001:db8::/32")]
+
+
+def is_public_ip(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """False for private, loopback, link-local, site-local, reserved, multicast and
+    unspecified addresses; an IPv4-mapped IPv6 address is judged by its IPv4 part."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv4Address):
+        return _is_public_v4(int(address))
+    return address in _V6_GLOBAL_UNICAST and not any(address in n for n in _V6_NON_PUBLIC)
+
+
+def _is_public_v4(value: int) -> bool:
+    position = bisect.bisect_right(_V4_STARTS, value) - 1
+    return position < 0 or value > _V4_RANGES[position][1]
+
+
+def public_lookup_key(ip: str) -> str | None:
+    """The string to look up for `ip`, or None when it is invalid or not public (fast path)."""
+    try:
+        return ip if _is_public_v4(int.from_bytes(socket.inet_pton(socket.AF_INET, ip))) else None
+    except OSError:
+        pass
+    try:
+        address = ipaddress.IPv6Address(ip)
+    except ValueError:
+        return None
+    if address.ipv4_mapped is not None:
+        mapped = address.ipv4_mapped
+        return str(mapped) if _is_public_v4(int(mapped)) else None
+    return ip if is_public_ip(address) else None
 
 
 def localise_path(path: str) -> tuple[str, bool]:
@@ -86,16 +126,11 @@ class GeoLocator:
 
     def _locate(self, ip: str) -> Location | None:
         """Location of `ip`, or None (invalid, non-public, or unknown address)."""
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # ::ffff:a.b.c.d is looked up as a.b.c.d
-        if not is_public_ip(address):
+        key = public_lookup_key(ip)  # ::ffff:a.b.c.d is looked up as a.b.c.d
+        if key is None:
             return None
         try:
-            record = self._reader.get(address)
+            record = self._reader.get(key)
         except ValueError:  # an IPv6 address in an IPv4-only database
             return None
         if not record:

@@ -2,9 +2,9 @@
 
 Every enrichment works on DISTINCT values, never per row in Python: user
 agents and IPs go through an `ArrowMemo` (what was derived for each value
-seen so far, as Arrow columns: a warm batch is one `pc.index_in` plus
-`take`s; only new values are parsed / looked up, through LRU-cached
-functions); names and query strings are dictionary-encoded per batch and
+seen so far, as Arrow columns: a warm batch is a dictionary encoding, a dict
+lookup per distinct value and `take`s; only new values are parsed / looked
+up, through LRU-cached functions); names and query strings are dictionary-encoded per batch and
 decoded once per distinct value. Values the event carries always win over
 derived ones; the nested `context` struct is rebuilt with the exact types of
 `arrow_schema()`, and sub-objects stay null where the event had none and
@@ -116,7 +116,10 @@ class Enricher:
             self._ua_memo = self._ip_memo = None
 
     def cache_stats(self) -> dict[str, tuple[int, int]]:
-        """(hits, misses) per memo ("user_agent", "ip") since setup, counted per row."""
+        """(hits, misses) per memo ("user_agent", "ip") since setup.
+
+        Counted per distinct value per batch: a miss is a value parsed / looked up.
+        """
         return {
             name: (memo.hits, memo.misses)
             for name, memo in (("user_agent", self._ua_memo), ("ip", self._ip_memo))
