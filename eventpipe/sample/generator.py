@@ -350,6 +350,7 @@ def generate(out_dir: Path | str, events: int, seed: int = 0,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     specs = plan_files(events, seed, base_date, days, units_per_file)
+    remove_previous(out)
     workers = max(1, min(workers or os.cpu_count() or 1, len(specs)))
     jobs = [(spec, out) for spec in specs]
     if workers == 1:
@@ -358,9 +359,27 @@ def generate(out_dir: Path | str, events: int, seed: int = 0,
         with ProcessPoolExecutor(workers) as pool:
             all_stats = list(pool.map(_write_file_args, jobs))
     manifest = build_manifest(all_stats, seed, base_date, days, events)
-    (out / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    os.replace(tmp, out / MANIFEST)
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     return manifest
+
+
+def remove_previous(out: Path) -> None:
+    """Delete the files of an earlier run listed in `out`'s manifest, then the manifest.
+
+    Nothing else in the directory is touched; the manifest goes first, so a run
+    that stops half-way never leaves a manifest describing files it did not write.
+    """
+    path = out / MANIFEST
+    if not path.exists():
+        return
+    previous = orjson.loads(path.read_bytes())
+    path.unlink()
+    for entry in previous.get("files", []):
+        name = Path(entry["name"]).name  # never outside `out`
+        (out / name).unlink(missing_ok=True)
 
 
 def build_manifest(all_stats: list[FileStats], seed: int, base_date: datetime, days: int,

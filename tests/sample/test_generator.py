@@ -331,6 +331,15 @@ def test_read_units_is_exactly_the_requested_number(generated: tuple[Path, dict[
     assert m["expected_failed"] == sum(m["expected_failed_by_reason"].values())
 
 
+def test_a_new_run_replaces_the_files_of_the_previous_one(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("keep me")
+    first = generate(tmp_path, 500, seed=1, workers=1)
+    second = generate(tmp_path, 120, seed=2, workers=1)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {"notes.txt", MANIFEST} | {f["name"] for f in second["files"]}
+    assert len(first["files"]) != len(second["files"])
+
+
 @pytest.mark.parametrize("events", [1, 7, 99, 101, 1234])
 def test_plan_splits_exactly(events: int) -> None:
     specs = plan_files(events, seed=3)
