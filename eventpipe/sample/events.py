@@ -317,11 +317,22 @@ class EventFactory:
 
     def event_of_type(self, v: Visitor, etype: str, *, request_ip: bool, commit: bool = True,
                       ) -> Event:  # fmt: skip
-        """A valid event of type `etype` from `v` (state changes only when `commit`)."""
-        rng = self.rng
+        """A valid event of type `etype` from `v` (identity changes only when `commit`)."""
         self._advance(v)
+        ev = self._identity(v, etype, commit)
+        ctx: dict[str, Any] = {}
+        self._type_fields(v, etype, ev, ctx)
+        self._context(v, etype, ctx, request_ip)
+        if ctx:
+            ev["context"] = ctx
+        self._ids_and_times(v, ev)
+        return ev
+
+    def _identity(self, v: Visitor, etype: str, commit: bool) -> Event:
+        """anonymousId / userId (and previousId for alias) of the event, in a new event."""
+        rng = self.rng
         ev: Event = {}
-        anonymous_id, user_id = v.anonymous_id, v.user_id
+        anonymous_id, user_id, previous_id = v.anonymous_id, v.user_id, None
         if v.kind == "bot" and rng.random() < 0.7:
             anonymous_id = uuid4(rng)  # crawlers keep no storage: a new id per hit
         if etype == "identify" and user_id is None:
@@ -332,22 +343,27 @@ class EventFactory:
             if user_id is None:
                 user_id = new_user_id(rng)
             if anonymous_id is not None and rng.random() < 0.6:
-                previous_id = anonymous_id
+                previous_id = anonymous_id  # the anonymous visitor is this user
             else:
-                previous_id, user_id = user_id, new_user_id(rng)
+                previous_id, user_id = user_id, new_user_id(rng)  # the user got a new id
                 if commit:
                     v.user_id = user_id
+        if anonymous_id is None and user_id is None:
+            anonymous_id = uuid4(rng)
         if anonymous_id is not None:
             ev["anonymousId"] = anonymous_id
         if user_id is not None:
             ev["userId"] = user_id
-        if anonymous_id is None and user_id is None:
-            ev["anonymousId"] = anonymous_id = uuid4(rng)
         if v.channel and rng.random() < 0.5:
             ev["channel"] = v.channel
         ev["type"] = etype
-        ctx: dict[str, Any] = {}
-        site = v.source.site
+        if previous_id is not None:
+            ev["previousId"] = previous_id
+        return ev
+
+    def _type_fields(self, v: Visitor, etype: str, ev: Event, ctx: dict[str, Any]) -> None:
+        """name/category/event/properties/traits/groupId, as each type permits."""
+        rng = self.rng
         if etype == "page" or (v.kind == "web" and etype == "track"):
             ctx["page"] = self._page(v, etype == "page")
         if etype == "page":
@@ -362,9 +378,11 @@ class EventFactory:
             if rng.random() < 0.5:
                 ev["properties"] = {"from": rng.choice(catalog.SCREENS), "tab": rng.randint(0, 4)}
         elif etype == "track":
-            events = catalog.TRACK_EVENTS["server" if v.kind == "server" else site]
-            cum = _TRACK_CUM["server" if v.kind == "server" else site]
-            name, _, make = events[bisect.bisect_right(cum, rng.random() * cum[-1])]
+            key = "server" if v.kind == "server" else v.source.site
+            cum = _TRACK_CUM[key]
+            name, _, make = catalog.TRACK_EVENTS[key][
+                bisect.bisect_right(cum, rng.random() * cum[-1])
+            ]
             ev["event"] = name
             if rng.random() < 0.95:
                 ev["properties"] = make(rng)
@@ -373,8 +391,10 @@ class EventFactory:
         elif etype == "group":
             ev["groupId"] = f"acct_{1000 + v.group_index}"
             ev["traits"] = catalog.group_traits(rng, v.group_index)
-        else:  # alias
-            ev["previousId"] = previous_id
+
+    def _context(self, v: Visitor, etype: str, ctx: dict[str, Any], request_ip: bool) -> None:
+        """The per-event context: screen, session, network, location, ip."""
+        rng = self.rng
         if v.screen is not None and etype != "alias":
             ctx["screen"] = v.screen
         if v.session_style == SESSION_OBJECT:
@@ -400,20 +420,21 @@ class EventFactory:
             ctx["ip"] = v.ip_mode
         elif v.kind == "server" and v.group_index % 2:
             ctx["ip"] = v.ip  # a backend forwarding its user's IP
-        if ctx:
-            ev["context"] = ctx
+
+    def _ids_and_times(self, v: Visitor, ev: Event) -> None:
+        """messageId (mostly), timestamp in the client's clock (mostly), originalTimestamp."""
+        rng = self.rng
+        client_ms = v.clock + v.skew
         if rng.random() >= v.no_message_id:
             ev["messageId"] = (
-                f"ajs-next-{v.clock + v.skew}-{uuid4(rng)}" if site == "saas" and v.kind == "web"
+                f"ajs-next-{client_ms}-{uuid4(rng)}" if v.source.site == "saas" and v.kind == "web"
                 else uuid4(rng)
             )  # fmt: skip
-        client_ms = v.clock + v.skew
         if v.both_timestamps:
             ev["originalTimestamp"] = iso_ms(client_ms)
             ev["timestamp"] = iso_ms(client_ms + rng.randint(0, 40))
         elif rng.random() >= v.no_timestamp:
             ev["timestamp"] = iso_ms(client_ms)
-        return ev
 
     def _page(self, v: Visitor, is_page: bool) -> dict[str, str]:
         rng = self.rng
