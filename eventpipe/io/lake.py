@@ -66,12 +66,12 @@ def _write_parquet(table: pa.Table, path: str) -> None:
 class _WritePartitions(beam.DoFn):
     """Buffers tables of one bundle, writes one staged Parquet file per date partition."""
 
-    def __init__(self, lake: str, run_id: str, table: str, schema: pa.Schema, sort_by: str) -> None:
+    def __init__(self, lake: str, run_id: str, table: str, schema: pa.Schema, date_of: str) -> None:
         self.lake = lake
         self.run_id = run_id
         self.table = table
         self.schema = schema
-        self.sort_by = sort_by
+        self.date_of = date_of  # the timestamp column whose UTC date is the partition
 
     def setup(self) -> None:
         self.writer_id = uuid.uuid4().hex[:10]
@@ -94,20 +94,15 @@ class _WritePartitions(beam.DoFn):
         for pair in self._flush():
             yield WindowedValue(pair, MIN_TIMESTAMP, [GlobalWindow()])
 
-    def _dates(self, table: pa.Table) -> pa.Array:
-        if PARTITION_COLUMN in table.column_names:
-            return table[PARTITION_COLUMN]
-        return pc.strftime(table["receivedAt"], format="%Y-%m-%d")
-
     def _flush(self) -> Iterator[tuple[str, str]]:
         if not self.buffer:
             return
         table = pa.concat_tables(self.buffer)
         self.buffer, self.buffered = [], 0
-        dates = self._dates(table)
         table = table.select(self.schema.names).cast(self.schema)
-        for date in pc.unique(dates).to_pylist():
-            part = table.filter(pc.equal(dates, date)).sort_by(self.sort_by)
+        dates = pc.strftime(table[self.date_of], format="%Y-%m-%d")
+        for date in sorted(pc.unique(dates).to_pylist()):
+            part = table.filter(pc.equal(dates, date)).sort_by(self.date_of)
             self.files += 1
             name = f"part-{self.run_id}-{self.writer_id}-{self.files:05d}.parquet"
             partition = f"{PARTITION_COLUMN}={date}"

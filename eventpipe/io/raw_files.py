@@ -33,7 +33,14 @@ def _base_name(path: str) -> str:
 
 
 def is_event_file(path: str) -> bool:
-    """Whether `path` names a file the importer reads (.json/.jsonl/.ndjson, optionally .gz)."""
+    """Whether `path` names a file the importer reads: .json/.jsonl/.ndjson, optionally .gz.
+
+    Names starting with `_` or `.` are skipped (manifests, `_SUCCESS` markers,
+    hidden files), as Hadoop, Spark and Beam's own sinks do.
+    """
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    if name.startswith(("_", ".")):
+        return False
     return _base_name(path).endswith(LINE_SUFFIXES + DOCUMENT_SUFFIXES)
 
 

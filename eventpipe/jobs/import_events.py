@@ -21,6 +21,7 @@ from eventpipe.io.lake import (
 from eventpipe.io.raw_files import NoInputError, expand_patterns
 from eventpipe.jobs.summary import summary_from_metrics
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
+from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
 
 log = logging.getLogger("eventpipe.import")
 
@@ -48,6 +49,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="connection of events whose envelope, batch and event carry no connectionId "
         "(without it such events are rejected)",
+    )
+    enrich = parser.add_argument_group("enrichment")
+    enrich.add_argument(
+        "--geoip-db",
+        default=None,
+        help="MaxMind City database (GeoLite2-City or GeoIP2-City .mmdb; any Beam path) for "
+        "context.location; default: the GeoLite2 City database bundled with the package",
+    )
+    enrich.add_argument(
+        "--ip-policy",
+        choices=IP_POLICIES,
+        default="keep",
+        help="what is stored of context.ip after geolocation: keep it, mask it (IPv4 last octet, "
+        "IPv6 last 80 bits) or drop it (default: keep)",
+    )
+    enrich.add_argument(
+        "--drop-bots",
+        action="store_true",
+        help="do not write events from bots and crawlers to the event table; they go to the "
+        "failed table with reason 'bot' (without this flag they are kept, with "
+        "context.device.type = 'bot')",
     )
     parser.set_defaults(func=run, accepts_pipeline_options=True)
 
@@ -80,6 +102,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         run_id=run_id,
         run_start=run_start,
         default_connection=args.connection_id,
+        enrich=EnrichOptions(
+            geoip_db=args.geoip_db, ip_policy=args.ip_policy, drop_bots=args.drop_bots
+        ).check(),
     )
     options = PipelineOptions(beam_args, save_main_session=False)
     pipeline = beam.Pipeline(options=options)

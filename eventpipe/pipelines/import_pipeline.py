@@ -1,15 +1,16 @@
-"""The batch import graph: files -> parse -> validate -> normalise -> lake."""
+"""The batch import graph: files -> parse -> validate -> normalise -> enrich -> lake."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import apache_beam as beam
 
 from eventpipe.io.lake import WriteToLake
 from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
-from eventpipe.transforms.stages import NormaliseEvents, ParseRecords, ValidateEvents
+from eventpipe.transforms.enrich import EnrichOptions
+from eventpipe.transforms.stages import EnrichEvents, NormaliseEvents, ParseRecords, ValidateEvents
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ImportConfig:
     run_id: str
     run_start: datetime
     default_connection: int | None = None
+    enrich: EnrichOptions = field(default_factory=EnrichOptions)
     chunk_bytes: int = CHUNK_BYTES
 
 
@@ -30,8 +32,9 @@ def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None
     records = pipeline | "ReadRecords" >> ReadRawRecords(config.files, config.chunk_bytes)
     parsed, parse_failed = records | "ParseRecords" >> ParseRecords(run, start)
     valid, invalid = parsed | "ValidateEvents" >> ValidateEvents(run, start)
-    events, unnormalised = valid | "NormaliseEvents" >> NormaliseEvents(
+    normalised, unnormalised = valid | "NormaliseEvents" >> NormaliseEvents(
         run, start, config.default_connection
     )
-    failed = (parse_failed, invalid, unnormalised) | "AllFailed" >> beam.Flatten()
+    events, bots = normalised | "EnrichEvents" >> EnrichEvents(config.enrich, run)
+    failed = (parse_failed, invalid, unnormalised, bots) | "AllFailed" >> beam.Flatten()
     _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run)

@@ -17,6 +17,7 @@ def connect(threads: int = 1) -> duckdb.DuckDBPyConnection:
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
     register_ip_functions(con)
+    register_strict_json(con)
     return con
 
 
@@ -28,6 +29,28 @@ def quote_ident(name: str) -> str:
 def quote_str(value: str) -> str:
     """A DuckDB string literal for `value`."""
     return "'" + value.replace("'", "''") + "'"
+
+
+# Text DuckDB's lenient JSON reader accepts but strict JSON (RFC 8259) does not:
+# trailing commas, NaN and Infinity. Records containing one are re-checked by orjson.
+LENIENT_JSON_HINT = r",\s*[\]}]|NaN|Infinity"
+
+
+def register_strict_json(con: duckdb.DuckDBPyConnection) -> None:
+    """Add json_strict(text) -> BOOLEAN: whether orjson (strict RFC 8259) parses the text."""
+    import orjson
+
+    def strict(values: pa.Array) -> pa.Array:
+        out = []
+        for v in values.to_pylist():
+            try:
+                orjson.loads(v)
+                out.append(True)
+            except orjson.JSONDecodeError:
+                out.append(False)
+        return pa.array(out, pa.bool_())
+
+    con.create_function("json_strict", strict, ["VARCHAR"], "BOOLEAN", type="arrow")
 
 
 def register_ip_functions(con: duckdb.DuckDBPyConnection) -> None:

@@ -20,6 +20,8 @@ MISSING_PROPERTY = "missing_property"
 PROPERTY_NOT_PERMITTED = "property_not_permitted"
 INVALID_TYPE = "invalid_type"
 INVALID_VALUE = "invalid_value"
+# Policy: a valid event the operator chose not to keep (import --drop-bots).
+BOT = "bot"
 
 REASONS: dict[str, str] = {
     INVALID_JSON: "the record is not valid JSON",
@@ -32,6 +34,7 @@ REASONS: dict[str, str] = {
     PROPERTY_NOT_PERMITTED: "a property is present that the event type does not permit",
     INVALID_TYPE: "a property has the wrong JSON type",
     INVALID_VALUE: "a property has the right type but an invalid value",
+    BOT: "a valid event from a bot or crawler, dropped because of --drop-bots",
 }
 
 FAILED_SCHEMA = pa.schema(
@@ -99,6 +102,30 @@ def failed_rows(
         index,
         rows["connection_id"],
         rows[raw_column],
+        pa.array([run_id] * n, pa.string()),
+    ]
+    return pa.Table.from_arrays(columns, schema=FAILED_SCHEMA)
+
+
+def dropped_bots(events: pa.Table, run_id: str) -> pa.Table:
+    """Failed rows (reason `bot`) for events dropped as bots; `raw` is the row as JSON."""
+    import orjson
+    import pyarrow.compute as pc
+
+    n = events.num_rows
+    rows = events.to_pylist() if n else []
+    agents = pc.struct_field(events["context"], ["userAgent"]).to_pylist() if n else []
+    messages = [f"dropped by --drop-bots: the user agent {ua!r} is a bot's" for ua in agents]
+    columns = [
+        events["receivedAt"] if n else pa.array([], FAILED_SCHEMA.field("receivedAt").type),
+        pa.array([BOT] * n, pa.string()),
+        pa.array(["context.userAgent"] * n, pa.string()),
+        pa.array(messages, pa.string()),
+        pa.array(["(enrichment)"] * n, pa.string()),
+        pa.array([0] * n, pa.int64()),
+        pa.nulls(n, pa.int32()),
+        events["connectionId"] if n else pa.array([], pa.int32()),
+        pa.array([orjson.dumps(r, default=str).decode() for r in rows], pa.string()),
         pa.array([run_id] * n, pa.string()),
     ]
     return pa.Table.from_arrays(columns, schema=FAILED_SCHEMA)

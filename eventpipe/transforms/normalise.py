@@ -37,7 +37,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.schemas import EVENT_FIELDS, PARTITION_COLUMN, Field, arrow_schema
+from eventpipe.schemas import EVENT_FIELDS, Field, arrow_schema
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.duck import ChunkQuery
@@ -51,8 +51,8 @@ from eventpipe.transforms.ip_addresses import (
 )
 from eventpipe.transforms.parse import PARSED_SCHEMA
 
-LAKE_SCHEMA = arrow_schema().append(pa.field(PARTITION_COLUMN, pa.string(), nullable=False))
-"""The event table's rows as they leave the pipeline: the schema plus the partition key."""
+LAKE_SCHEMA = arrow_schema()
+"""The event table's rows, exactly as the lake stores them."""
 
 _MIN_US, _MAX_US = (
     -62135596800000000,
@@ -175,7 +175,6 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
                          THEN make_timestamp(corrected_us)::TIMESTAMPTZ ELSE received END AS ts_final
           FROM c)
         SELECT {columns},
-          strftime(ts_final, '%Y-%m-%d') AS {qi(PARTITION_COLUMN)},
           conn IS NULL AS no_connection, source, line, "index", payload,
           received AS received_at, NULL::INTEGER AS connection_id
         FROM f

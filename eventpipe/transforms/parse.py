@@ -23,7 +23,8 @@ import pyarrow.compute as pc
 from eventpipe.schemas import Field
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
-from eventpipe.transforms.duck import ChunkQuery
+from eventpipe.transforms.duck import LENIENT_JSON_HINT, ChunkQuery
+from eventpipe.transforms.duck import quote_str as qs
 
 RECORDS_SCHEMA = pa.schema(
     [
@@ -119,7 +120,9 @@ def _checked_sql() -> str:
     cases.append(("len(events) = 0", F.EMPTY_BATCH, None, "the batch or array holds no event"))
     return f"""
     WITH r AS (
-      SELECT source, line, raw, json_valid(raw) AS ok FROM parse_input
+      SELECT source, line, raw,
+             json_valid(raw) AND (NOT regexp_matches(raw, {qs(LENIENT_JSON_HINT)}) OR json_strict(raw)) AS ok
+      FROM parse_input
     ), k AS (
       SELECT *, CASE WHEN ok THEN json_type(raw, ['$', '$.body', '$.batch', '$.body.batch']) END AS k
       FROM r

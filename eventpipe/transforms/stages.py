@@ -16,6 +16,8 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from eventpipe.transforms.duck import connect
+from eventpipe.transforms.enrich import Enricher, EnrichOptions
+from eventpipe.transforms.failures import dropped_bots
 from eventpipe.transforms.normalise import EventNormaliser
 from eventpipe.transforms.parse import RecordParser, count_by_reason
 from eventpipe.transforms.validate import EventValidator
@@ -75,6 +77,31 @@ class _NormaliseFn(_StageFn):
         yield from self._emit(result.events, result.failed)
 
 
+class _EnrichFn(beam.DoFn):
+    """Runs the enrichment; its databases and parsers load once per worker, in setup."""
+
+    def __init__(self, options: EnrichOptions, run_id: str) -> None:
+        self.enricher = Enricher(options)
+        self.run_id = run_id
+
+    def setup(self) -> None:
+        self.enricher.setup()
+        self.bots = Metrics.counter(NAMESPACE, "bots")
+
+    def teardown(self) -> None:
+        self.enricher.teardown()
+
+    def process(self, events: pa.Table) -> Iterator:
+        result = self.enricher.enrich(events)
+        self.bots.inc(result.stats.bots)
+        failed = dropped_bots(result.bots, self.run_id)
+        if result.events.num_rows:
+            yield result.events
+        if failed.num_rows:
+            count_failed(failed)
+            yield beam.pvalue.TaggedOutput(FAILED, failed)
+
+
 class _Stage(beam.PTransform):
     def __init__(self, fn: beam.DoFn) -> None:
         super().__init__()
@@ -97,6 +124,13 @@ class ValidateEvents(_Stage):
 
     def __init__(self, run_id: str, run_start: datetime) -> None:
         super().__init__(_ValidateFn(partial(EventValidator, run_id, run_start)))
+
+
+class EnrichEvents(_Stage):
+    """Event rows -> (enriched rows, bots dropped by `drop_bots`, as failed rows)."""
+
+    def __init__(self, options: EnrichOptions, run_id: str) -> None:
+        super().__init__(_EnrichFn(options, run_id))
 
 
 class NormaliseEvents(_Stage):

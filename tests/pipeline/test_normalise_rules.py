@@ -1,0 +1,254 @@
+"""Normalisation rules: context merge, aliases, IP special values, ids, clock drift."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from eventpipe.schemas import arrow_schema
+from pipeline_support import RUN_START, make_event
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def one(stages, record) -> dict:
+    out = stages.run(record)
+    assert out.failed == [], out.failed
+    [row] = out.events
+    return row
+
+
+def test_batch_context_merges_under_event_context(stages):
+    record = {
+        "batch": [make_event(context={"page": {"url": "https://a.example/x"}, "locale": "it-IT"})],
+        "context": {
+            "page": {"title": "Home", "url": "https://batch.example"},
+            "locale": "en-US",
+            "app": {"name": "shop"},
+        },
+    }
+    ctx = one(stages, record)["context"]
+    assert ctx["page"]["url"] == "https://a.example/x"  # the event wins
+    assert ctx["page"]["title"] == "Home"  # deep merge: the batch fills what the event lacks
+    assert ctx["locale"] == "it-IT"
+    assert ctx["app"]["name"] == "shop"
+
+
+@pytest.mark.parametrize(
+    ("context", "session"),
+    [
+        ({"sessionId": 42, "sessionStart": True}, {"id": 42, "start": True}),
+        ({"session": {"id": 7}, "sessionId": 42}, {"id": 7, "start": None}),
+        ({"session": {"start": False}, "sessionId": 9}, {"id": 9, "start": False}),
+    ],
+)
+def test_session_aliases(stages, context, session):
+    assert one(stages, make_event(context=context))["context"]["session"] == session
+
+
+@pytest.mark.parametrize(
+    ("event_ip", "request_ip", "stored"),
+    [
+        ("81.2.69.160", "8.8.8.8", "81.2.69.160"),
+        ("0.0.0.0", "8.8.8.8", None),
+        ("255.255.255.255", "81.2.69.160", "81.2.69.160"),
+        ("255.255.255.0", "81.2.69.160", "81.2.69.0"),
+        ("255.255.0.0", "81.2.69.160", "81.2.0.0"),
+        ("255.255.255.0", "2001:db8:aaaa:bbbb::1", "2001:db8:aaaa::"),
+        ("255.255.0.0", "2001:db8:aaaa:bbbb::1", "2001:db8::"),
+        ("255.255.255.255", None, None),
+        ("255.255.255.0", None, None),
+        (None, "81.2.69.160", "81.2.69.160"),
+        (None, None, None),
+        ("2001:DB8:0:0::1", None, "2001:db8::1"),
+    ],
+)
+def test_ip_special_values(stages, event_ip, request_ip, stored):
+    context = {"ip": event_ip} if event_ip else {}
+    envelope = {"receivedAt": "2026-11-20T10:00:00Z", "body": make_event(context=context)}
+    if request_ip:
+        envelope["ip"] = request_ip
+    row = one(stages, envelope)
+    assert (row["context"] or {}).get("ip") == stored
+
+
+def test_message_id_is_generated_deterministically(stages):
+    record = {"batch": [make_event(messageId=...), make_event(messageId=...)]}
+    first = [r["messageId"] for r in stages.run(record).events]
+    again = [r["messageId"] for r in stages.run(record).events]
+    assert first == again
+    assert len(set(first)) == 2  # position counts: identical events get distinct ids
+    assert all(len(m) == 36 and m.count("-") == 4 for m in first)
+
+
+def test_explicit_message_id_is_kept(stages):
+    assert one(stages, make_event(messageId="abc"))["messageId"] == "abc"
+
+
+def test_anonymous_id_generated_from_user_id(stages):
+    a = one(stages, make_event(anonymousId=..., userId="u-1"))
+    b = one(stages, make_event(anonymousId=..., userId="u-1", messageId="other"))
+    c = one(stages, make_event(anonymousId=..., userId="u-2"))
+    assert a["anonymousId"] == b["anonymousId"] != c["anonymousId"]
+    assert a["userId"] == "u-1"
+
+
+CLOCK_CASES = [
+    # (case, envelope receivedAt, batch sentAt, event fields, stored receivedAt, sentAt, originalTimestamp, timestamp)
+    (
+        "client clock 1h ahead is corrected",
+        "2026-11-20T10:00:05Z",
+        "2026-11-20T11:00:04Z",
+        {"timestamp": "2026-11-20T11:00:00Z"},
+        "2026-11-20T10:00:05Z",
+        "2026-11-20T11:00:04Z",
+        "2026-11-20T11:00:00Z",
+        "2026-11-20T10:00:01Z",
+    ),
+    (
+        "event sentAt wins over the batch's",
+        "2026-11-20T10:00:05Z",
+        "2026-11-20T09:00:00Z",
+        {"timestamp": "2026-11-20T10:00:00Z", "sentAt": "2026-11-20T10:00:04Z"},
+        "2026-11-20T10:00:05Z",
+        "2026-11-20T10:00:04Z",
+        "2026-11-20T10:00:00Z",
+        "2026-11-20T10:00:01Z",
+    ),
+    (
+        "explicit originalTimestamp is kept",
+        "2026-11-20T10:00:05Z",
+        "2026-11-20T10:00:05Z",
+        {"timestamp": "2026-11-20T10:00:00Z", "originalTimestamp": "2026-11-19T08:00:00Z"},
+        "2026-11-20T10:00:05Z",
+        "2026-11-20T10:00:05Z",
+        "2026-11-19T08:00:00Z",
+        "2026-11-20T10:00:00Z",
+    ),
+    (
+        "no sentAt: no correction",
+        "2026-11-20T10:00:05Z",
+        None,
+        {"timestamp": "2026-11-20T09:00:00Z"},
+        "2026-11-20T10:00:05Z",
+        "2026-11-20T10:00:05Z",
+        "2026-11-20T09:00:00Z",
+        "2026-11-20T09:00:00Z",
+    ),
+    (
+        "no timestamp: the sent time, corrected, is receivedAt",
+        "2026-11-20T10:00:05Z",
+        "2026-11-20T12:00:00Z",
+        {"timestamp": ...},
+        "2026-11-20T10:00:05Z",
+        "2026-11-20T12:00:00Z",
+        "2026-11-20T12:00:00Z",
+        "2026-11-20T10:00:05Z",
+    ),
+    (
+        "correction out of range falls back to receivedAt",
+        "2026-11-20T10:00:05Z",
+        "9999-12-31T00:00:00Z",
+        {"timestamp": "0001-01-01T00:00:00Z"},
+        "2026-11-20T10:00:05Z",
+        "9999-12-31T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "2026-11-20T10:00:05Z",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "received", "sent", "fields", "r", "s", "o", "t"),
+    CLOCK_CASES,
+    ids=[c[0] for c in CLOCK_CASES],
+)
+def test_clock_drift(stages, case, received, sent, fields, r, s, o, t):
+    batch = {"batch": [make_event(**fields)]}
+    if sent:
+        batch["sentAt"] = sent
+    row = one(stages, {"receivedAt": received, "body": batch})
+    assert (row["receivedAt"], row["sentAt"], row["originalTimestamp"], row["timestamp"]) == (
+        at(r),
+        at(s),
+        at(o),
+        at(t),
+    )
+
+
+def test_without_envelope_received_at_comes_from_the_event_then_sent_at(stages):
+    exported = one(
+        stages,
+        make_event(
+            receivedAt="2026-01-01T00:00:09Z",
+            sentAt="2026-01-01T00:00:08Z",
+            timestamp="2026-01-01T00:00:00Z",
+        ),
+    )
+    assert exported["receivedAt"] == at("2026-01-01T00:00:09Z")
+    assert exported["timestamp"] == at("2026-01-01T00:00:01Z")
+    historical = one(
+        stages, make_event(sentAt="2020-05-05T05:05:05Z", timestamp="2020-05-05T05:05:00Z")
+    )
+    assert historical["receivedAt"] == at("2020-05-05T05:05:05Z")
+    assert historical["timestamp"] == at("2020-05-05T05:05:00Z")  # not shifted to the import time
+    bare = one(stages, make_event(timestamp="2020-05-05T05:05:00Z"))
+    assert bare["receivedAt"] == bare["timestamp"] == at("2020-05-05T05:05:00Z")
+    nothing = one(stages, make_event(timestamp=...))
+    assert nothing["receivedAt"] == nothing["timestamp"] == RUN_START
+
+
+def test_connection_id_precedence(stages, stages_without_connection):
+    assert one(stages, make_event())["connectionId"] == 1  # the job's --connection-id
+    assert one(stages, {"connectionId": 5, "batch": [make_event()]})["connectionId"] == 5
+    assert (
+        one(stages, {"connectionId": 6, "body": {"connectionId": 5, "batch": [make_event()]}})[
+            "connectionId"
+        ]
+        == 6
+    )
+    assert (
+        one(stages, {"connectionId": 5, "batch": [make_event(connectionId=9)]})["connectionId"] == 9
+    )
+    out = stages_without_connection.run(make_event())
+    [failure] = out.failed
+    assert (failure["reason"], failure["field"]) == ("missing_property", "connectionId")
+    assert out.read == 1 and out.events == []
+
+
+def test_traits_default_and_empty_sections(stages):
+    row = one(stages, make_event(context={"page": {}, "app": {"name": None}}))
+    assert row["traits"] == "{}"
+    assert row["context"] is None
+    assert row["kpid"] is None
+    identify = one(
+        stages,
+        make_event(
+            type="identify",
+            event=...,
+            properties=...,
+            userId="u",
+            traits={"plan": "pro", "n": [1, 2]},
+        ),
+    )
+    assert identify["traits"] == '{"plan":"pro","n":[1,2]}'
+
+
+def test_typed_values_are_stored_with_their_schema_types(stages):
+    from decimal import Decimal
+
+    row = one(
+        stages,
+        make_event(
+            context={
+                "screen": {"width": 3024, "height": 1964, "density": 2},
+                "session": {"id": 1766272512048},
+            }
+        ),
+    )
+    assert row["context"]["screen"] == {"width": 3024, "height": 1964, "density": Decimal("2.00")}
+    assert row["context"]["session"]["id"] == 1766272512048
+    assert set(row) == set(arrow_schema().names)

@@ -1,0 +1,132 @@
+"""Record forms the importer accepts, and the record-level rejections."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from pipeline_support import make_event
+
+BATCH = {"batch": [make_event(), make_event(messageId="m2")], "sentAt": "2026-11-20T10:00:01Z"}
+
+
+@pytest.mark.parametrize(
+    ("case", "record", "events"),
+    [
+        ("batch document", BATCH, 2),
+        ("array of events", [make_event(), make_event(messageId="m2")], 2),
+        ("single event", make_event(), 1),
+        (
+            "envelope of a batch",
+            {"receivedAt": "2026-11-20T10:00:02Z", "ip": "81.2.69.160", "body": BATCH},
+            2,
+        ),
+        ("envelope of an array", {"receivedAt": "2026-11-20T10:00:02Z", "body": [make_event()]}, 1),
+        ("envelope of an event", {"receivedAt": "2026-11-20T10:00:02Z", "body": make_event()}, 1),
+        ("batch with writeKey", {**BATCH, "writeKey": "wk_123"}, 2),
+        (
+            "lenient-looking but strict JSON",
+            '{"batch": [{"type": "track", "event": "a, }", "anonymousId": "x"}]}',
+            1,
+        ),
+    ],
+)
+def test_record_forms(stages, case, record, events):
+    out = stages.run(record)
+    assert out.failed == []
+    assert len(out.events) == events == out.read
+
+
+@pytest.mark.parametrize(
+    ("case", "record", "reason", "field"),
+    [
+        ("not JSON", "{not json", "invalid_json", None),
+        ("truncated", '{"batch": [{"type": "track"', "invalid_json", None),
+        (
+            "trailing comma",
+            '{"type": "track", "event": "e", "anonymousId": "a",}',
+            "invalid_json",
+            None,
+        ),
+        (
+            "NaN",
+            '{"type": "track", "event": "e", "anonymousId": "a", "properties": {"x": NaN}}',
+            "invalid_json",
+            None,
+        ),
+        ("a number", "42", "invalid_record", None),
+        ("a string", '"event"', "invalid_record", None),
+        ("null", "null", "invalid_record", None),
+        ("batch not an array", {"batch": {"type": "track"}}, "invalid_batch", "batch"),
+        ("batch null", {"batch": None}, "invalid_batch", "batch"),
+        ("empty batch", {"batch": []}, "empty_batch", None),
+        ("empty array", [], "empty_batch", None),
+        ("batch sentAt bad", {**BATCH, "sentAt": "yesterday"}, "invalid_batch", "sentAt"),
+        ("batch context not an object", {**BATCH, "context": "web"}, "invalid_batch", "context"),
+        (
+            "batch context leaf bad",
+            {**BATCH, "context": {"screen": {"width": "wide"}}},
+            "invalid_batch",
+            "context.screen.width",
+        ),
+        (
+            "batch context ip bad",
+            {**BATCH, "context": {"ip": "1.2.3"}},
+            "invalid_batch",
+            "context.ip",
+        ),
+        (
+            "batch connectionId bad",
+            {**BATCH, "connectionId": "seven"},
+            "invalid_batch",
+            "connectionId",
+        ),
+        (
+            "envelope body a string",
+            {"receivedAt": "2026-11-20T10:00:00Z", "body": "x"},
+            "invalid_envelope",
+            "body",
+        ),
+        ("envelope body null", {"body": None}, "invalid_envelope", "body"),
+        (
+            "envelope receivedAt bad",
+            {"receivedAt": 5, "body": BATCH},
+            "invalid_envelope",
+            "receivedAt",
+        ),
+        ("envelope ip bad", {"ip": "localhost", "body": BATCH}, "invalid_envelope", "ip"),
+        (
+            "envelope connectionId bad",
+            {"connectionId": 1.5, "body": BATCH},
+            "invalid_envelope",
+            "connectionId",
+        ),
+    ],
+)
+def test_record_rejections(stages, case, record, reason, field):
+    out = stages.run(record)
+    assert out.events == []
+    [failure] = out.failed
+    assert (failure["reason"], failure["field"]) == (reason, field)
+    assert failure["index"] is None
+    assert out.read == 1
+    raw = record if isinstance(record, str) else orjson.dumps(record).decode()
+    assert failure["raw"] == raw
+    if field:
+        assert f"'{field}'" in failure["message"]
+
+
+def test_failed_record_keeps_its_line_and_envelope_time(stages):
+    out = stages.run(
+        make_event(), {"receivedAt": "2026-11-20T10:00:00Z", "ip": "bad", "body": BATCH}
+    )
+    [failure] = out.failed
+    assert failure["line"] == 2
+    assert failure["receivedAt"].isoformat() == "2026-11-20T10:00:00+00:00"
+    assert failure["runId"] == "test-run"
+
+
+def test_one_bad_record_does_not_affect_its_neighbours(stages):
+    out = stages.run(BATCH, "garbage", BATCH)
+    assert len(out.events) == 4
+    assert [f["reason"] for f in out.failed] == ["invalid_json"]
+    assert out.read == 5
