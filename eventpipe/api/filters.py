@@ -387,6 +387,11 @@ def _typed_sql(
     raise AssertionError(operator)  # pragma: no cover - the operator table is checked first
 
 
+def _is_plain_text(value: str) -> bool:
+    """Whether `value` is written the same inside a JSON string (nothing to escape)."""
+    return all(" " <= c != "\x7f" and c not in '"\\' for c in value)
+
+
 def _number_or_none(text: str) -> float | None:
     try:
         return parse_float(text)
@@ -407,13 +412,24 @@ def _json_sql(target: Target, operator: str, values: list[str], params: _Params,
     is_number = f"{jtype} IN {_JSON_NUMBER_TYPES}"
     present = f"({j} IS NOT NULL AND {jtype} <> 'NULL')"
 
-    def equals(value: str) -> str:
-        branches = [f"({is_string} AND {text} = {params.add(value)})"]
-        number_value = _number_or_none(value)
-        if number_value is not None:
-            branches.append(f"({is_number} AND {number} = {params.add(number_value)})")
-        if value in ("true", "false"):
-            branches.append(f"({jtype} = 'BOOLEAN' AND TRY_CAST({j} AS BOOLEAN) = {value.upper()})")
+    def equals_any(options: list[str]) -> str:
+        """Any option equal to the value in its JSON type (string, number or boolean)."""
+        branches: list[str] = []
+        plain = [v for v in options if target.json_path and _is_plain_text(v)]
+        if plain:
+            # One JSON parse per row: compare the extracted value's JSON text ('"pro"').
+            quoted = ", ".join(params.add(json.dumps(v, ensure_ascii=False)) for v in plain)
+            branches.append(f"(CAST({j} AS VARCHAR) IN ({quoted}))")
+        for value in options:
+            if value not in plain:
+                branches.append(f"({is_string} AND {text} = {params.add(value)})")
+            number_value = _number_or_none(value)
+            if number_value is not None:
+                branches.append(f"({is_number} AND {number} = {params.add(number_value)})")
+            if value in ("true", "false"):
+                branches.append(
+                    f"({jtype} = 'BOOLEAN' AND TRY_CAST({j} AS BOOLEAN) = {value.upper()})"
+                )
         return "(" + " OR ".join(branches) + ")"
 
     def compare(op: str, value: str) -> str:
@@ -457,14 +473,10 @@ def _json_sql(target: Target, operator: str, values: list[str], params: _Params,
         return empty
     if operator == "is not empty":
         return f"({present} AND NOT {empty})"
-    if operator == "is":
-        return equals(values[0])
-    if operator == "is not":
-        return f"({present} AND NOT {equals(values[0])})"
-    if operator == "is one of":
-        return "(" + " OR ".join(equals(v) for v in values) + ")"
-    if operator == "is not one of":
-        return f"({present} AND NOT (" + " OR ".join(equals(v) for v in values) + "))"
+    if operator in ("is", "is one of"):
+        return equals_any(values)
+    if operator in ("is not", "is not one of"):
+        return f"({present} AND NOT {equals_any(values)})"
     if operator in COMPARISONS:
         return compare(COMPARISONS[operator], values[0])
     if operator in DATE_COMPARISONS:

@@ -24,8 +24,10 @@ folder (external access is locked to it); each request gets its own cursor
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,8 @@ import pyarrow as pa
 
 from eventpipe.api.filters import Predicate, quote_identifier
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, arrow_schema
+
+log = logging.getLogger(__name__)
 
 ORDER_COLUMNS: tuple[str, ...] = (
     "kpid",
@@ -53,6 +57,8 @@ ORDER_COLUMNS: tuple[str, ...] = (
     "type",
     "userId",
 )
+_SCAN_OPTIONS = "hive_partitioning = false, filename = true, file_row_number = true"
+DENSE_SPAN = 65_536  # a wider row range of one file is read with the filter applied again
 _PARTITION_RE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
@@ -124,16 +130,26 @@ def _order_sql(order: str, ascending: bool) -> str:
 class LakeReader:
     """Answers list-events queries over one lake folder; safe to share between threads."""
 
-    def __init__(self, lake: str | os.PathLike[str]) -> None:
+    def __init__(self, lake: str | os.PathLike[str], dense_span: int = DENSE_SPAN) -> None:
         self.lake = Path(lake).resolve()
         self.events_dir = self.lake / "events"
-        self._db = duckdb.connect(":memory:")
-        self._db.execute("SET TimeZone = 'UTC'")
-        self._db.execute("SET parquet_metadata_cache = true")
+        self.dense_span = dense_span
+        self._lock = threading.Lock()
+        self._db = self._connect()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """A fresh in-memory database that can only read inside the lake folder."""
+        db = duckdb.connect(":memory:")
+        db.execute("SET GLOBAL TimeZone = 'UTC'")
+        db.execute("SET GLOBAL parquet_metadata_cache = true")
+        # DuckDB 2.0.0 fails an internal assertion (and invalidates the database) on late
+        # materialisation with a filter on a struct field; _page does its own instead.
+        db.execute("SET GLOBAL late_materialization_max_rows = 0")
         allowed = str(self.lake).rstrip("/") + "/"
-        self._db.execute("SET allowed_directories = $dirs", {"dirs": [allowed]})
-        self._db.execute("SET enable_external_access = false")
-        self._db.execute("SET lock_configuration = true")
+        db.execute("SET allowed_directories = $dirs", {"dirs": [allowed]})
+        db.execute("SET enable_external_access = false")
+        db.execute("SET lock_configuration = true")
+        return db
 
     def partitions(self) -> list[Partition]:
         """The lake's current partitions, oldest first."""
@@ -141,9 +157,21 @@ class LakeReader:
 
     def list_events(self, query: EventQuery) -> pa.Table:
         """The page of events `query` asks for, as an Arrow table of its columns."""
-        cursor = self._db.cursor()  # one per request: connections are not thread-safe
+        db = self._db
+        cursor = db.cursor()  # one per request: connections are not thread-safe
         try:
             return self._list_events(cursor, query)
+        except duckdb.FatalException:
+            # DuckDB invalidates a database after an internal error: start a new one so
+            # that one bad query does not fail every later request.
+            log.exception("query failed, DuckDB database restarted: %s", query)
+            with self._lock:
+                if self._db is db:
+                    self._db = self._connect()
+            raise
+        except duckdb.Error:
+            log.exception("query failed: %s", query)
+            raise
         finally:
             cursor.close()
 
@@ -171,7 +199,8 @@ class LakeReader:
             page = self._page(cursor, files, query, skip, need)
             skip = 0
             need -= page.num_rows
-            pages.append(page)
+            if page.num_rows:
+                pages.append(page)
         if not pages:
             return self._empty(query.columns)
         return pa.concat_tables(pages) if len(pages) > 1 else pages[0]
@@ -186,7 +215,7 @@ class LakeReader:
     ) -> int:
         where, params = self._where(predicate)
         params["files"] = list(files)
-        sql = f"SELECT count(*) FROM read_parquet($files, hive_partitioning = true) AS t{where}"
+        sql = f"SELECT count(*) FROM read_parquet($files, {_SCAN_OPTIONS}) AS t{where}"
         return int(cursor.execute(sql, params).fetchall()[0][0])
 
     def _page(
@@ -197,15 +226,53 @@ class LakeReader:
         offset: int,
         limit: int,
     ) -> pa.Table:
+        """One page in two steps: locate the rows (file, row number), then read their columns."""
         where, params = self._where(query.predicate)
         params.update(files=list(files), limit=limit, offset=offset)
-        columns = ", ".join("t." + quote_identifier(c) for c in query.columns)
-        sql = (
-            f"SELECT {columns} FROM read_parquet($files, hive_partitioning = true) AS t{where}"
-            f" ORDER BY {_order_sql(query.order, query.ascending)}"
+        locate = (
+            f"SELECT filename, file_row_number FROM read_parquet($files, {_SCAN_OPTIONS}) AS t"
+            f"{where} ORDER BY {_order_sql(query.order, query.ascending)}"
             " LIMIT $limit OFFSET $offset"
         )
-        return cursor.sql(sql, params=params).to_arrow_table()
+        keys = [(str(f), int(r)) for f, r in cursor.execute(locate, params).fetchall()]
+        if not keys:
+            return self._empty(query.columns)
+        return self._fetch(cursor, keys, query)
+
+    def _fetch(
+        self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, int]], query: EventQuery
+    ) -> pa.Table:
+        """The columns of the rows at `keys` (file, row number), in the order of `keys`.
+
+        Each file is read only over the row range that holds its rows (Parquet row groups
+        outside it are skipped); when that range is wide, the filter is applied again so
+        that DuckDB skips the non-matching rows inside it too.
+        """
+        rows_by_file: dict[str, list[int]] = {}
+        for filename, row in keys:
+            rows_by_file.setdefault(filename, []).append(row)
+        params: dict[str, object] = {}
+        columns = ", ".join("t." + quote_identifier(c) for c in query.columns)
+        selects = []
+        for i, (filename, rows) in enumerate(rows_by_file.items()):
+            low, high = min(rows), max(rows)
+            params.update({f"f{i}": filename, f"lo{i}": low, f"hi{i}": high, f"rows{i}": rows})
+            condition = (
+                f"file_row_number BETWEEN $lo{i} AND $hi{i}"
+                f" AND list_contains($rows{i}, file_row_number)"
+            )
+            if query.predicate is not None and high - low > self.dense_span:
+                condition += f" AND ({query.predicate.sql})"
+                params.update(query.predicate.params)
+            selects.append(
+                f"SELECT $f{i} AS _file, file_row_number AS _row, {columns}"
+                f" FROM read_parquet($f{i}, {_SCAN_OPTIONS}) AS t WHERE {condition}"
+            )
+        table = cursor.sql(" UNION ALL ".join(selects), params=params).to_arrow_table()
+        position = {key: i for i, key in enumerate(keys)}
+        found = zip(table["_file"].to_pylist(), table["_row"].to_pylist(), strict=True)
+        order = sorted(range(table.num_rows), key=[position[k] for k in found].__getitem__)
+        return table.take(order).select(list(query.columns))
 
     def _empty(self, columns: Sequence[str]) -> pa.Table:
         schema = arrow_schema()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import API_KEY, running_server
+from api_support import API_KEY, running_server
 
 from eventpipe.api.app import create_app
 from eventpipe.api.auth import BearerAuth, parse_api_keys

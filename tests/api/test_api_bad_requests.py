@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, list_ids
+from api_support import API_KEY, list_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import list_ids
+from api_support import list_ids, make_event, running_server, write_lake
+
+from eventpipe.api.app import create_app
 
 ALL = ["e10", "e09", "e08", "e07", "e06", "e05", "e04", "e03", "e02", "e01"]
 
@@ -203,3 +205,34 @@ def test_seed_example_filter_escaped_in_query_string(client: httpx.Client) -> No
     response = client.get(f"/v1/events?filter={escaped}")
     assert response.status_code == 200
     assert [e["messageId"] for e in response.json()["events"]] == ["e07"]
+
+
+def test_json_strings_compare_by_value_not_by_spelling(tmp_path) -> None:
+    """Escapes in the stored JSON (\\u00e9, \\/) or in the operand do not change equality."""
+    stored = r'{"u": "caf\u00e9", "s": "a\/b", "q": "say \"hi\"", "t": "tab\there", "n": 10.0}'
+    lake = write_lake(
+        tmp_path,
+        [
+            make_event(messageId="j1", properties=stored),
+            make_event(messageId="j2", properties={"u": "cafe"}),
+        ],
+    )
+    cases = [
+        ("properties.u", "is", ["café"], ["j1"]),
+        ("properties.u", "is one of", ["café", "cafe"], ["j2", "j1"]),
+        ("properties.u", "is not", ["café"], ["j2"]),
+        ("properties.s", "is", ["a/b"], ["j1"]),
+        ("properties.q", "is", ['say "hi"'], ["j1"]),
+        ("properties.q", "is one of", ['say "hi"', "x"], ["j1"]),
+        ("properties.t", "is", ["tab\there"], ["j1"]),
+        ("properties.n", "is", ["10"], ["j1"]),
+        ("properties.n", "is one of", ["1e1", "x"], ["j1"]),
+    ]
+    with running_server(create_app(str(lake), None, insecure_no_auth=True)) as url:
+        client = httpx.Client(base_url=url)
+        for prop, operator, values, expected in cases:
+            flt = {
+                "logical": "and",
+                "conditions": [{"property": prop, "operator": operator, "values": values}],
+            }
+            assert list_ids(client, filter=flt) == expected, (prop, operator, values)

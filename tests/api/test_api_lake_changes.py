@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import API_KEY, make_event, running_server, write_lake
+from api_support import API_KEY, make_event, running_server, write_lake
 
 from eventpipe.api.app import create_app
 from eventpipe.api.query import list_partitions

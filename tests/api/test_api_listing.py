@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CANONICAL_EVENTS, list_ids
+from api_support import CANONICAL_EVENTS, list_ids
 
 from eventpipe.api.query import ORDER_COLUMNS
 

@@ -12,7 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, CANONICAL_EVENTS, FULL_CONTEXT, make_event, running_server, write_lake
+from api_support import (
+    API_KEY,
+    CANONICAL_EVENTS,
+    FULL_CONTEXT,
+    make_event,
+    running_server,
+    write_lake,
+)
 
 from eventpipe.api.app import create_app
 from eventpipe.schemas import BROWSER_NAMES, EVENT_FIELDS, EVENT_TYPES, OS_NAMES, Field

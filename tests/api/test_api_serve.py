@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CANONICAL_EVENTS, free_port, write_lake
+from api_support import CANONICAL_EVENTS, free_port, write_lake
 
 from eventpipe.jobs.cli import build_parser, main
 

@@ -1,0 +1,89 @@
+"""The query plan (partition batches, offsets, two-step row fetch) returns what one plain
+DuckDB query over the whole lake returns, for many shapes of request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from pathlib import Path
+
+import duckdb
+import pytest
+from api_support import make_event, write_lake
+
+from eventpipe.api.filters import parse_filter
+from eventpipe.api.query import EventQuery, LakeReader, _order_sql
+
+COLUMNS = ("messageId", "userId", "timestamp", "event")
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = random.Random(11)
+    base = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
+    rows = [
+        make_event(
+            messageId=f"m{i:05d}",
+            timestamp=base + dt.timedelta(seconds=rng.randrange(6 * 86_400) // 7 * 7),
+            userId=rng.choice([None, "u1", "u2", "u3", "u4"]),
+            event=rng.choice(["A", "B", "C"]),
+            properties={"n": rng.randrange(10)},
+        )
+        for i in range(6000)
+    ]
+    root = tmp_path_factory.mktemp("plan-lake")
+    write_lake(root, rows[:3000], row_group_size=128)
+    write_lake(root, rows[3000:], file_name="part-1.parquet", row_group_size=128)
+    return root
+
+
+def _reference(lake: Path, query: EventQuery) -> list[str]:
+    files = sorted(str(p) for p in lake.glob("events/*/*.parquet"))
+    where = f" WHERE {query.predicate.sql}" if query.predicate else ""
+    params = dict(query.predicate.params) if query.predicate else {}
+    params.update(files=files, limit=query.limit, offset=query.first)
+    sql = (
+        f"SELECT messageId FROM read_parquet($files) AS t{where}"
+        f" ORDER BY {_order_sql(query.order, query.ascending)} LIMIT $limit OFFSET $offset"
+    )
+    return [r[0] for r in duckdb.connect().execute(sql, params).fetchall()]
+
+
+FILTERS = [
+    None,
+    [("userId", "is", ["u2"])],
+    [("event", "is one of", ["A", "C"]), ("timestamp", "is after", ["2025-10-03T05:00:00Z"])],
+    [("properties.n", "is greater than", ["6"])],
+    [("userId", "is null")],
+    [("timestamp", "is between", ["2025-10-02", "2025-10-04"])],
+    [("userId", "is", ["nobody"])],
+]
+
+
+@pytest.mark.parametrize("dense_span", [0, 10**9])
+@pytest.mark.parametrize("conditions", FILTERS)
+def test_plan_matches_a_plain_query(lake: Path, dense_span: int, conditions) -> None:
+    reader = LakeReader(lake, dense_span=dense_span)
+    predicate = None
+    if conditions:
+        document = {
+            "logical": "and",
+            "conditions": [
+                {"property": c[0], "operator": c[1], "values": c[2] if len(c) > 2 else []}
+                for c in conditions
+            ],
+        }
+        predicate = parse_filter(json.dumps(document))
+    for order in ("timestamp", "userId", "messageId"):
+        for ascending in (False, True):
+            for first, limit in [(0, 100), (0, 1000), (950, 100), (2999, 7), (5990, 50)]:
+                query = EventQuery(COLUMNS, predicate, order, ascending, first, limit)
+                got = reader.list_events(query)
+                assert got.column_names == list(COLUMNS)
+                assert got["messageId"].to_pylist() == _reference(lake, query), (
+                    order,
+                    ascending,
+                    first,
+                    limit,
+                )
