@@ -74,12 +74,11 @@ def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa
             return
         number = 0
         carry = b""
-        while True:
-            block = handle.read(chunk_bytes)
-            if not block and not carry:
-                return
+        block = handle.read(chunk_bytes)
+        while block:
+            following = handle.read(chunk_bytes)
             parts = (carry + block).split(b"\n")
-            carry = parts.pop() if block else b""
+            carry = parts.pop() if following else b""  # an unfinished last line waits
             lines: list[int] = []
             texts: list[str] = []
             for raw in parts:
@@ -89,8 +88,7 @@ def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa
                     texts.append(raw.decode("utf-8", errors="replace").rstrip("\r"))
             if texts:
                 yield _chunk(path, lines, texts)
-            if not block:
-                return
+            block = following
 
 
 class _ReadChunks(beam.DoFn):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from eventpipe.schemas import arrow_schema
+
 from pipeline_support import RUN_START, make_event
 
 

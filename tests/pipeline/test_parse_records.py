@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+
 from pipeline_support import make_event
 
 BATCH = {"batch": [make_event(), make_event(messageId="m2")], "sentAt": "2026-11-20T10:00:01Z"}

@@ -1,0 +1,114 @@
+"""Files appear atomically; a killed import leaves nothing visible and is cleaned up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from eventpipe.io import lake as L
+from eventpipe.jobs.cli import main
+from eventpipe.sample.generator import generate
+
+
+def _stage(lake: Path, run_id: str, pid: int, names: list[str]) -> list[tuple[str, str]]:
+    L.mark_running(str(lake), run_id)
+    (lake / L.STAGING / run_id / L.RUNNING).write_text(
+        json.dumps({"host": os.uname().nodename, "pid": pid})
+    )
+    pairs = []
+    for name in names:
+        staged = lake / L.STAGING / run_id / "events" / "date=2026-01-01" / name
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        staged.write_bytes(b"PAR1")
+        pairs.append((str(staged), str(lake / "events" / "date=2026-01-01" / name)))
+    return pairs
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_commit_moves_every_staged_file_and_removes_staging(tmp_path):
+    pairs = _stage(tmp_path, "run1", os.getpid(), ["a.parquet", "b.parquet"])
+    L.commit_files(str(tmp_path), "run1", pairs)
+    assert sorted(p.name for p in (tmp_path / "events" / "date=2026-01-01").iterdir()) == [
+        "a.parquet",
+        "b.parquet",
+    ]
+    assert not (tmp_path / L.STAGING / "run1").exists()
+
+
+def test_abandoned_run_before_commit_is_removed(tmp_path):
+    _stage(tmp_path, "dead", _dead_pid(), ["a.parquet"])
+    done = L.recover_abandoned_runs(str(tmp_path))
+    assert done == ["removed the staged files of abandoned run dead"]
+    assert not (tmp_path / L.STAGING / "dead").exists()
+    assert not (tmp_path / "events").exists()
+
+
+def test_run_killed_while_committing_is_rolled_forward(tmp_path):
+    pairs = _stage(tmp_path, "dead", _dead_pid(), ["a.parquet", "b.parquet"])
+    marker = tmp_path / L.STAGING / "dead" / L.COMMITTING
+    marker.write_text(json.dumps(pairs))
+    # It died after moving the first file.
+    Path(pairs[0][1]).parent.mkdir(parents=True)
+    os.rename(pairs[0][0], pairs[0][1])
+    done = L.recover_abandoned_runs(str(tmp_path))
+    assert done == ["completed the commit of interrupted run dead"]
+    assert sorted(p.name for p in (tmp_path / "events" / "date=2026-01-01").iterdir()) == [
+        "a.parquet",
+        "b.parquet",
+    ]
+    assert not (tmp_path / L.STAGING / "dead").exists()
+
+
+def test_live_run_is_left_alone(tmp_path):
+    _stage(tmp_path, "live", os.getpid(), ["a.parquet"])
+    assert L.recover_abandoned_runs(str(tmp_path)) == []
+    assert (tmp_path / L.STAGING / "live" / "events").exists()
+
+
+def test_killed_import_leaves_no_visible_file_and_next_run_cleans_up(tmp_path):
+    corpus = tmp_path / "corpus"
+    manifest = generate(corpus, events=60000, seed=5)
+    lake = tmp_path / "lake"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "eventpipe.jobs.cli",
+            "import",
+            str(corpus / "*"),
+            "--lake",
+            str(lake),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list((lake / L.STAGING).glob("*/events/*/*.parquet")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the import ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # Nothing of the killed run is visible: no event or failed file, no run summary.
+    assert not list(lake.glob("events/*/*.parquet"))
+    assert not list(lake.glob("failed/*/*.parquet"))
+    assert not list(lake.glob("_runs/*.json"))
+    # The next run removes the leftovers and imports everything once.
+    assert main(["import", str(corpus / "*"), "--lake", str(lake)]) == 0
+    assert [p.name for p in (lake / L.STAGING).iterdir()] == []
+    [summary] = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.json")]
+    assert summary["written"] == manifest["expected_valid"]
+    written = sum(pq.read_metadata(p).num_rows for p in lake.glob("events/*/*.parquet"))
+    assert written == manifest["expected_valid"]

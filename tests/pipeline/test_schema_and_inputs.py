@@ -1,0 +1,87 @@
+"""The schema document, the lake's Arrow types, the CLI's schema and help, and input files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from eventpipe.io.raw_files import NoInputError, expand_patterns, read_record_chunks
+from eventpipe.jobs.cli import main
+from eventpipe.schemas import arrow_schema, schema_document
+
+SEED_SCHEMA = Path(__file__).parent.parent / "fixtures" / "seed_event_schema.json"
+
+
+def test_schema_document_is_seed_000s():
+    assert schema_document() == json.loads(SEED_SCHEMA.read_text())
+
+
+def test_schema_command_prints_the_document(capsys):
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == schema_document()
+
+
+@pytest.mark.parametrize(
+    ("path", "arrow_type"),
+    [
+        (["connectionId"], pa.int32()),
+        (["context", "screen", "width"], pa.int16()),
+        (["context", "screen", "density"], pa.decimal128(3, 2)),
+        (["context", "session", "id"], pa.int64()),
+        (["context", "location", "latitude"], pa.float64()),
+        (["context", "network", "wifi"], pa.bool_()),
+        (["timestamp"], pa.timestamp("us", tz="UTC")),
+        (["properties"], pa.string()),
+        (["traits"], pa.string()),
+    ],
+)
+def test_arrow_types(path, arrow_type):
+    field = arrow_schema().field(path[0])
+    for name in path[1:]:
+        field = field.type.field(name)
+    assert field.type == arrow_type
+
+
+@pytest.mark.parametrize("command", ["import", "generate", "schema", "serve"])
+def test_every_command_explains_itself(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert len(capsys.readouterr().out) > 200
+
+
+def test_reads_jsonl_gzip_and_json_documents(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"x": 1}\n\n{"x": 2}\r\n{"x": 3}')
+    with gzip.open(tmp_path / "b.ndjson.gz", "wt") as f:
+        f.write('{"y": 1}\n{"y": 2}\n')
+    (tmp_path / "c.json").write_text('[\n{"z": 1},\n{"z": 2}\n]\n')
+    (tmp_path / "_manifest.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("hello")
+    files = [p for p, _ in expand_patterns([str(tmp_path / "*")])]
+    assert [Path(p).name for p in files] == ["a.jsonl", "b.ndjson.gz", "c.json"]
+    [a] = list(read_record_chunks(files[0]))
+    assert a["line"].to_pylist() == [1, 3, 4]  # blank line 2 skipped, numbering kept
+    assert a["raw"].to_pylist() == ['{"x": 1}', '{"x": 2}', '{"x": 3}']
+    [b] = list(read_record_chunks(files[1]))
+    assert b["raw"].to_pylist() == ['{"y": 1}', '{"y": 2}']
+    [c] = list(read_record_chunks(files[2]))
+    assert c.num_rows == 1 and json.loads(c["raw"][0].as_py()) == [{"z": 1}, {"z": 2}]
+
+
+def test_chunks_split_big_files_on_line_boundaries(tmp_path):
+    lines = [json.dumps({"n": i, "pad": "x" * 50}) for i in range(1000)]
+    (tmp_path / "big.jsonl").write_text("\n".join(lines) + "\n")
+    chunks = list(read_record_chunks(str(tmp_path / "big.jsonl"), chunk_bytes=4096))
+    assert len(chunks) > 5
+    assert [r for c in chunks for r in c["raw"].to_pylist()] == lines
+    assert [n for c in chunks for n in c["line"].to_pylist()] == list(range(1, 1001))
+
+
+def test_a_pattern_matching_nothing_is_an_error(tmp_path):
+    (tmp_path / "a.jsonl").write_text("{}")
+    with pytest.raises(NoInputError, match="missing"):
+        expand_patterns([str(tmp_path / "a.jsonl"), str(tmp_path / "missing*.jsonl")])
