@@ -246,7 +246,11 @@ def query_shapes(lake: Path) -> dict[str, dict[str, str]]:
     sample = pq.read_table(next(last.glob("*.parquet")), columns=["userId", "context"]).slice(
         0, 5000
     )
-    user = next(u for u in sample["userId"].to_pylist() if u)
+    counts = [
+        c for c in pc.value_counts(sample["userId"].combine_chunks()).to_pylist() if c["values"]
+    ]
+    user = max(counts, key=lambda c: (c["counts"], c["values"]))["values"]  # a busy user
+    rare_user = min(counts, key=lambda c: (c["counts"], c["values"]))["values"]
     session = sample["context"][1].as_py()["session"]["id"]
     day = last.name.removeprefix("date=")
     day_before = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
@@ -257,6 +261,7 @@ def query_shapes(lake: Path) -> dict[str, dict[str, str]]:
     return {
         "latest 100": {"limit": "100"},
         "userId = X, latest 100": {"filter": flt("and", _condition("userId", "is", user))},
+        "userId = rare user": {"filter": flt("and", _condition("userId", "is", rare_user))},
         "event IN (3) + 2-day window": {
             "filter": flt(
                 "and",

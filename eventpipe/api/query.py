@@ -160,7 +160,12 @@ class LakeReader:
         db = self._db
         cursor = db.cursor()  # one per request: connections are not thread-safe
         try:
-            return self._list_events(cursor, query)
+            try:
+                return self._list_events(cursor, query)
+            except duckdb.IOException:
+                # A job swapped a partition while we read it: list the files again, once.
+                log.warning("lake files changed during a query; retrying", exc_info=True)
+                return self._list_events(cursor, query)
         except duckdb.FatalException:
             # DuckDB invalidates a database after an internal error: start a new one so
             # that one bad query does not fail every later request.

@@ -13,7 +13,7 @@ import pytest
 from api_support import API_KEY, make_event, running_server, write_lake
 
 from eventpipe.api.app import create_app
-from eventpipe.api.query import list_partitions
+from eventpipe.api.query import EventQuery, LakeReader, list_partitions
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -106,3 +106,20 @@ def test_concurrent_requests(lake_server: tuple[Path, httpx.Client]) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(200)))
     assert errors == []
+
+
+def test_a_partition_swapped_during_a_request_is_read_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_lake(tmp_path, [make_event(messageId="old", timestamp=_day(1))])
+    reader = LakeReader(tmp_path)
+    stale = reader.partitions()
+    (tmp_path / "events" / "date=2025-10-01" / "part-0.parquet").unlink()
+    write_lake(
+        tmp_path, [make_event(messageId="new", timestamp=_day(1))], file_name="part-1.parquet"
+    )
+    listings = iter([stale])
+    reader.partitions = lambda: next(listings, None) or list_partitions(reader.events_dir)
+    assert reader.list_events(EventQuery(columns=("messageId",)))["messageId"].to_pylist() == [
+        "new"
+    ]
