@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -99,10 +100,14 @@ class _WritePartitions(beam.DoFn):
             return
         table = pa.concat_tables(self.buffer)
         self.buffer, self.buffered = [], 0
-        table = table.select(self.schema.names).cast(self.schema)
-        dates = pc.strftime(table[self.date_of], format="%Y-%m-%d")
-        for date in sorted(pc.unique(dates).to_pylist()):
-            part = table.filter(pc.equal(dates, date)).sort_by(self.date_of)
+        table = table.select(self.schema.names).cast(self.schema).sort_by(self.date_of)
+        # Sorted by the timestamp, each UTC day is one contiguous slice.
+        micros = pc.cast(table[self.date_of], pa.int64()).to_numpy(zero_copy_only=False)
+        days = np.floor_divide(micros, 86_400_000_000)
+        starts = [0, *(np.flatnonzero(np.diff(days)) + 1).tolist()]
+        for start, end in zip(starts, [*starts[1:], len(days)], strict=True):
+            part = table.slice(start, end - start)
+            date = pc.strftime(part[self.date_of][0], format="%Y-%m-%d").as_py()
             self.files += 1
             name = f"part-{self.run_id}-{self.writer_id}-{self.files:05d}.parquet"
             partition = f"{PARTITION_COLUMN}={date}"

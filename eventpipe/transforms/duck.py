@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def connect(threads: int = 1) -> duckdb.DuckDBPyConnection:
@@ -31,9 +32,13 @@ def quote_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-# Text DuckDB's lenient JSON reader accepts but strict JSON (RFC 8259) does not:
-# trailing commas, NaN and Infinity. Records containing one are re-checked by orjson.
-LENIENT_JSON_HINT = r",\s*[\]}]|NaN|Infinity"
+def lenient_json_hint(text: str) -> str:
+    """SQL: whether `text` may use what DuckDB's lenient JSON reader accepts but strict JSON
+    (RFC 8259) does not: trailing commas, NaN, Infinity. Such records are re-checked by orjson."""
+    return (
+        f"(regexp_matches({text}, ',\\s*[\\]}}]') OR contains({text}, 'NaN') "
+        f"OR contains({text}, 'Infinity'))"
+    )
 
 
 def register_strict_json(con: duckdb.DuckDBPyConnection) -> None:
@@ -72,9 +77,9 @@ def register_ip_functions(con: duckdb.DuckDBPyConnection) -> None:
 
     def make(index: int, arrow_type: pa.DataType):
         def fn(values: pa.Array) -> pa.Array:
-            return pa.array(
-                [None if v is None else lookup(v)[index] for v in values.to_pylist()], arrow_type
-            )
+            distinct = pc.unique(values)
+            found = [None if v is None else lookup(v)[index] for v in distinct.to_pylist()]
+            return pc.take(pa.array(found, arrow_type), pc.index_in(values, distinct))
 
         return fn
 

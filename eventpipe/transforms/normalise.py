@@ -37,9 +37,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.schemas import EVENT_FIELDS, Field, arrow_schema
+from eventpipe.schemas import EVENT_FIELDS, arrow_schema
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
+from eventpipe.transforms.context_merge import merge_context
 from eventpipe.transforms.duck import ChunkQuery
 from eventpipe.transforms.duck import quote_ident as qi
 from eventpipe.transforms.duck import quote_str as qs
@@ -53,6 +54,7 @@ from eventpipe.transforms.parse import PARSED_SCHEMA
 
 LAKE_SCHEMA = arrow_schema()
 """The event table's rows, exactly as the lake stores them."""
+CONTEXT_TYPE = LAKE_SCHEMA.field("context").type
 
 _MIN_US, _MAX_US = (
     -62135596800000000,
@@ -67,49 +69,8 @@ class NormaliseResult:
 
 
 def _uuid_from_md5(expr: str) -> str:
-    h = f"md5({expr})"
-    return (
-        f"(substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-' || substr({h}, 13, 4) || '-' "
-        f"|| substr({h}, 17, 4) || '-' || substr({h}, 21, 12))"
-    )
-
-
-def _leaf_paths(fields: tuple[Field, ...], prefix: str) -> list[str]:
-    out = []
-    for f in fields:
-        if f.kind == "object":
-            out += _leaf_paths(f.children, prefix + f.name + ".")
-        else:
-            out.append(prefix + f.name)
-    return out
-
-
-def _struct_sql(fields: tuple[Field, ...], prefix: str, value_of) -> str:
-    """SQL building a struct of `fields`; NULL when every leaf in it is NULL."""
-    parts = []
-    for f in fields:
-        path = prefix + f.name
-        inner = (
-            _struct_sql(f.children, path + ".", value_of) if f.kind == "object" else value_of(path)
-        )
-        parts.append(f"{qs(f.name)}: {inner}")
-    all_null = " AND ".join(f"({value_of(p)}) IS NULL" for p in _leaf_paths(fields, prefix))
-    return f"(CASE WHEN {all_null} THEN NULL ELSE {{{', '.join(parts)}}} END)"
-
-
-def _merged(path: str) -> str:
-    """SQL: a context leaf, the event's value first, else the batch context's."""
-    return f"coalesce({J.struct_access('v', path)}, {J.struct_access('bc', path, 'context.')})"
-
-
-def _context_value(path: str) -> str:
-    if path == "context.ip":
-        return "ip_final"
-    if path == "context.session.id":
-        return f"coalesce({_merged(path)}, {_merged('context.sessionId')})"
-    if path == "context.session.start":
-        return f"coalesce({_merged(path)}, {_merged('context.sessionStart')})"
-    return _merged(path)
+    """SQL: the MD5 of `expr`, formatted as a UUID (8-4-4-4-12 hex digits)."""
+    return f"regexp_replace(md5({expr}), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5')"
 
 
 def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
@@ -117,12 +78,11 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
     leaves = J.event_leaves()
     spec = J.transform_spec(leaves, lake_types=True)
     ctx_spec = J.transform_spec(J.context_leaves(), strip_prefix="context.", lake_types=True)
-    context = next(f for f in EVENT_FIELDS if f.name == "context")
     computed = {
         "kpid": "NULL::VARCHAR",
         "connectionId": "conn",
         "anonymousId": "anon",
-        "context": _struct_sql(context.children, "context.", _context_value),
+        "context": "v.context",
         "messageId": "msg",
         "receivedAt": "received",
         "sentAt": "coalesce(sent, received)",
@@ -137,7 +97,6 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
     )
     msg_key = "concat_ws('|', conn, \"index\", epoch_us(batch_sent_at), payload)"
     anon_key = "concat_ws('|', 'anonymousId', conn, v.\"userId\")"
-    merged_ip = _merged("context.ip")
     connection = "NULL::INTEGER" if default_connection is None else str(int(default_connection))
     start = f"TIMESTAMPTZ {qs(run_start.isoformat())}"
     return f"""
@@ -146,12 +105,12 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
           SELECT batch_context, json_transform(batch_context, {ctx_spec}) AS bc
           FROM (SELECT DISTINCT batch_context FROM normalise_input WHERE batch_context IS NOT NULL)),
         m AS (
-          SELECT e.*, b.bc,
+          SELECT e.*, b.bc, coalesce(v.context.ip, bc.ip) AS merged_ip,
                  coalesce(v."connectionId", connection_id, {connection}) AS conn,
-                 coalesce({J.valid_timestamp('v."sentAt"')}, batch_sent_at) AS sent,
-                 {J.valid_timestamp('v."timestamp"')} AS event_ts,
-                 {J.valid_timestamp('v."originalTimestamp"')} AS original,
-                 {J.valid_timestamp('v."receivedAt"')} AS event_received
+                 coalesce(v."sentAt", batch_sent_at) AS sent,
+                 v."timestamp" AS event_ts,
+                 v."originalTimestamp" AS original,
+                 v."receivedAt" AS event_received
           FROM e LEFT JOIN b ON e.batch_context = b.batch_context),
         t AS (
           SELECT *, coalesce(received_at, event_received, sent, event_ts, {start}) AS received
@@ -161,12 +120,12 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
                  CASE WHEN sent IS NULL THEN epoch_us(coalesce(event_ts, received))
                       ELSE epoch_us(coalesce(event_ts, sent)) + epoch_us(received) - epoch_us(sent)
                  END AS corrected_us,
-                 CASE {merged_ip}
+                 CASE merged_ip
                    WHEN '{NO_IP}' THEN NULL
                    WHEN '{USE_REQUEST_IP}' THEN request_ip
                    WHEN '{MASK_LAST_OCTET}' THEN ip_masked_24(request_ip)
                    WHEN '{MASK_LAST_TWO_OCTETS}' THEN ip_masked_16(request_ip)
-                   ELSE coalesce(ip_canonical({merged_ip}), request_ip) END AS ip_final,
+                   ELSE coalesce(ip_canonical(merged_ip), request_ip) END AS ip_final,
                  coalesce(nullif(v."messageId", ''), {_uuid_from_md5(msg_key)}) AS msg,
                  coalesce(v."anonymousId", {_uuid_from_md5(anon_key)}) AS anon
           FROM t),
@@ -175,6 +134,7 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
                          THEN make_timestamp(corrected_us)::TIMESTAMPTZ ELSE received END AS ts_final
           FROM c)
         SELECT {columns},
+          bc AS batch_context_typed, ip_final,
           conn IS NULL AS no_connection, source, line, "index", payload,
           received AS received_at, NULL::INTEGER AS connection_id
         FROM f
@@ -212,6 +172,10 @@ class EventNormaliser:
         """Normalise one chunk of validated events (PARSED_SCHEMA)."""
         assert self.con is not None, "bind() the normaliser to a DuckDB session first"
         rows = self.query.run(self.con, valid)
+        context = merge_context(
+            rows["context"], rows["batch_context_typed"], CONTEXT_TYPE, {("ip",): rows["ip_final"]}
+        )
+        rows = rows.set_column(rows.schema.get_field_index("context"), "context", context)
         missing = rows["no_connection"]
         events = rows.filter(pc.invert(missing)).select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
         lost = rows.filter(missing)

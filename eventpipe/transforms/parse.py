@@ -23,8 +23,7 @@ import pyarrow.compute as pc
 from eventpipe.schemas import Field
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
-from eventpipe.transforms.duck import LENIENT_JSON_HINT, ChunkQuery
-from eventpipe.transforms.duck import quote_str as qs
+from eventpipe.transforms.duck import ChunkQuery, lenient_json_hint
 
 RECORDS_SCHEMA = pa.schema(
     [
@@ -97,31 +96,36 @@ def _checked_sql() -> str:
         ),
     ]
     env_type, env_value = _indexed(_ENVELOPE, "et"), (lambda leaf: J.struct_access("ev", leaf.path))
-    for cond, reason, field, msg in J.problem_cases(
+    env_cases = J.problem_cases(
         _ENVELOPE, env_type, env_value, "envelope property", F.INVALID_ENVELOPE
-    ):
-        cases.append((f"is_env AND {cond}", reason, field, msg))
-    cases.append(
+    )
+    batch_cases: list[tuple[str, str, str | None, str]] = [
         (
-            "is_batch AND batch_type <> 'ARRAY'",
+            "batch_type <> 'ARRAY'",
             F.INVALID_BATCH,
             "batch",
             "property 'batch' must be an array of events",
         )
-    )
+    ]
     batch_type, batch_value = (
         _indexed(_BATCH, "bt"),
         (lambda leaf: J.struct_access("bv", leaf.path)),
     )
-    for cond, reason, field, msg in J.problem_cases(
+    batch_cases += J.problem_cases(
         _BATCH, batch_type, batch_value, "batch property", F.INVALID_BATCH
-    ):
-        cases.append((f"is_batch AND {cond}", reason, field, msg))
-    cases.append(("len(events) = 0", F.EMPTY_BATCH, None, "the batch or array holds no event"))
+    )
+    empty = [("len(events) = 0", F.EMPTY_BATCH, None, "the batch or array holds no event")]
+    # The first problem of the record, else of its envelope, else of its batch, else emptiness.
+    problem = (
+        f"coalesce({J.first_problem(cases)}, "
+        f"CASE WHEN is_env THEN {J.first_problem(env_cases)} END, "
+        f"CASE WHEN is_batch THEN {J.first_problem(batch_cases)} END, "
+        f"{J.first_problem(empty)})"
+    )
     return f"""
     WITH r AS (
       SELECT source, line, raw,
-             json_valid(raw) AND (NOT regexp_matches(raw, {qs(LENIENT_JSON_HINT)}) OR json_strict(raw)) AS ok
+             json_valid(raw) AND CASE WHEN {lenient_json_hint("raw")} THEN json_strict(raw) ELSE true END AS ok
       FROM parse_input
     ), k AS (
       SELECT *, CASE WHEN ok THEN json_type(raw, ['$', '$.body', '$.batch', '$.body.batch']) END AS k
@@ -141,21 +145,22 @@ def _checked_sql() -> str:
              WHEN is_batch THEN {J.types_list("raw", batch_paths)} END AS bt,
         CASE WHEN is_batch AND is_env THEN json_transform(raw, {body_spec}).body
              WHEN is_batch THEN json_transform(raw, {batch_spec}) END AS bv,
-        CASE WHEN is_batch AND batch_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body.batch[*]')
-             WHEN is_batch AND batch_type = 'ARRAY' THEN json_extract(raw, '$.batch[*]')
-             WHEN NOT is_batch AND body_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body[*]')
-             WHEN NOT is_batch AND body_type = 'ARRAY' THEN json_extract(raw, '$[*]')
-             WHEN NOT is_batch AND body_type = 'OBJECT' AND is_env THEN [json_extract(raw, '$.body')]
-             WHEN NOT is_batch AND body_type = 'OBJECT' THEN [raw::JSON] END AS events
+        CASE WHEN NOT is_env AND NOT is_batch AND body_type = 'OBJECT' THEN [raw]
+             WHEN is_batch AND batch_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body.batch[*]')::VARCHAR[]
+             WHEN is_batch AND batch_type = 'ARRAY' THEN json_extract(raw, '$.batch[*]')::VARCHAR[]
+             WHEN NOT is_batch AND body_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body[*]')::VARCHAR[]
+             WHEN NOT is_batch AND body_type = 'ARRAY' THEN json_extract(raw, '$[*]')::VARCHAR[]
+             WHEN NOT is_batch AND body_type = 'OBJECT' AND is_env THEN [json_extract(raw, '$.body')::VARCHAR]
+             END AS events
       FROM c
     )
-    SELECT source, line, raw, events::VARCHAR[] AS events, {J.first_problem(cases)} AS problem,
+    SELECT source, line, raw, events, {problem} AS problem,
            CASE WHEN is_batch AND is_env AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.body.context')::VARCHAR
                 WHEN is_batch AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.context')::VARCHAR END
              AS batch_context,
-           {J.valid_timestamp("bv.sentAt")} AS batch_sent_at,
-           {J.valid_timestamp("ev.receivedAt")} AS received_at,
-           ip_canonical(ev.ip) AS request_ip,
+           CASE WHEN is_batch THEN {J.valid_timestamp("bv.sentAt")} END AS batch_sent_at,
+           CASE WHEN is_env THEN {J.valid_timestamp("ev.receivedAt")} END AS received_at,
+           CASE WHEN is_env AND ev.ip IS NOT NULL THEN ip_canonical(ev.ip) END AS request_ip,
            coalesce(TRY_CAST(ev.connectionId AS INTEGER), TRY_CAST(bv.connectionId AS INTEGER))
              AS connection_id
     FROM f

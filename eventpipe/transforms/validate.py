@@ -25,6 +25,7 @@ from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.duck import ChunkQuery
 from eventpipe.transforms.duck import quote_ident as qi
+from eventpipe.transforms.duck import quote_str as qs
 from eventpipe.transforms.parse import PARSED_SCHEMA
 
 META_COLUMNS = tuple(f.name for f in PARSED_SCHEMA if f.name != "payload")
@@ -88,10 +89,22 @@ def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
     return cases
 
 
+def _group_of(leaf: J.Leaf) -> str:
+    """The section whose presence guards a leaf's checks ('' for top-level values)."""
+    if leaf.is_section:
+        return leaf.path
+    return leaf.path.rsplit(".", 1)[0] if "." in leaf.path else ""
+
+
 def problem_sql() -> str:
-    """SQL: every event of `events` (PARSED_SCHEMA) with its first problem (NULL when valid)."""
+    """SQL: every event of `validate_input` (PARSED_SCHEMA) with its first problem (NULL when valid).
+
+    The checks are grouped by section: a section the event does not carry costs one test,
+    not one per leaf (most events carry a few of the 14 sections).
+    """
     leaves = J.event_leaves()
-    position = {leaf.path: i for i, leaf in enumerate(leaves, 1)}
+    paths = ["", *(leaf.path for leaf in leaves)]  # t[1] is the type of the event itself
+    position = {p: i for i, p in enumerate(paths, 1)}
     by_path = {leaf.path: leaf for leaf in leaves}
 
     def jtype(leaf: J.Leaf) -> str:
@@ -104,22 +117,28 @@ def problem_sql() -> str:
         return J.is_present(jtype(by_path[path]))
 
     type_leaf = by_path["type"]
-    cases: list[tuple[str, str, str | None, str]] = [
-        ("pt <> 'OBJECT'", F.INVALID_EVENT, None, "the event must be a JSON object"),
+    groups: dict[str, list[J.Leaf]] = {}
+    for leaf in leaves:
+        if leaf is not type_leaf:
+            groups.setdefault(_group_of(leaf), []).append(leaf)
+    type_cases = [
         (f"NOT {present('type')}", F.MISSING_PROPERTY, "type", "property 'type' is required"),
+        *J.problem_cases([type_leaf], jtype, value),
     ]
-    cases += J.problem_cases([type_leaf], jtype, value)
-    cases += J.problem_cases([leaf for leaf in leaves if leaf is not type_leaf], jtype, value)
-    cases += _rule_cases(present, lambda path: value(by_path[path]))
+    parts = [J.first_problem(type_cases)]
+    for group, members in groups.items():
+        checks = J.first_problem(J.problem_cases(members, jtype, value))
+        parts.append(checks if not group else f"CASE WHEN {present(group)} THEN {checks} END")
+    parts.append(J.first_problem(_rule_cases(present, lambda path: value(by_path[path]))))
+    problem = "coalesce(\n      " + ",\n      ".join(parts) + ")"
+    not_object = f"{{'reason': {qs(F.INVALID_EVENT)}, 'field': NULL::VARCHAR, 'message': 'the event must be a JSON object'}}"
     meta = ", ".join(qi(c) for c in META_COLUMNS)
     return f"""
-        WITH o AS (SELECT *, json_type(payload) AS pt FROM validate_input),
-        x AS (
-          SELECT *,
-                 CASE WHEN pt = 'OBJECT' THEN {J.types_list("payload", [leaf.path for leaf in leaves])} END AS t,
-                 CASE WHEN pt = 'OBJECT' THEN json_transform(payload, {J.transform_spec(leaves)}) END AS v
-          FROM o)
-        SELECT {meta}, payload, {J.first_problem(cases)} AS problem,
+        WITH x AS (
+          SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {J.transform_spec(leaves)}) END AS v
+          FROM (SELECT *, {J.types_list("payload", paths)} AS t FROM validate_input))
+        SELECT {meta}, payload,
+               CASE WHEN t[1] IS DISTINCT FROM 'OBJECT' THEN {not_object} ELSE {problem} END AS problem,
                coalesce(received_at, {J.valid_timestamp('v."receivedAt"')}) AS failure_received_at
         FROM x
     """
