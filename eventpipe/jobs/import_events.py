@@ -18,7 +18,7 @@ from eventpipe.io.lake import (
     recover_abandoned_runs,
     write_run_summary,
 )
-from eventpipe.io.raw_files import NoInputError, expand_patterns
+from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
 from eventpipe.jobs.summary import summary_from_metrics
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
 from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="connection of events whose envelope, batch and event carry no connectionId "
         "(without it such events are rejected)",
+    )
+    parser.add_argument(
+        "--chunk-mb",
+        type=float,
+        default=CHUNK_BYTES / 2**20,
+        help="MB of raw records each worker validates at once, as one Arrow table "
+        "(default %(default)s; bigger chunks cost less per event and more memory)",
     )
     enrich = parser.add_argument_group("enrichment")
     enrich.add_argument(
@@ -102,6 +109,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         run_id=run_id,
         run_start=run_start,
         default_connection=args.connection_id,
+        chunk_bytes=int(args.chunk_mb * 2**20),
         enrich=EnrichOptions(
             geoip_db=args.geoip_db, ip_policy=args.ip_policy, drop_bots=args.drop_bots
         ).check(),
