@@ -8,7 +8,8 @@ JSONL file (one event per line), then measures, each in its own process:
           (hive partitions by day, zstd): the least work that turns JSONL into Parquet;
 - import: `eventpipe import` of that same JSONL (DirectRunner, default options);
 - corpus: `eventpipe import` of the generated corpus itself (envelopes, batches,
-          gzip, 3% invalid records): the realistic case.
+          gzip, 3% invalid records): the realistic case; and the same with --no-enrich,
+          to show what enrichment costs.
 
 CPU time and peak RSS come from getrusage of the child processes.
 

@@ -78,6 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "failed table with reason 'bot' (without this flag they are kept, with "
         "context.device.type = 'bot')",
     )
+    enrich.add_argument(
+        "--no-enrich",
+        action="store_true",
+        help="skip enrichment: store events as validated and normalised (browser, OS, "
+        "location and campaign only when the events carry them)",
+    )
     parser.set_defaults(func=run, accepts_pipeline_options=True)
 
 
@@ -110,7 +116,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         run_start=run_start,
         default_connection=args.connection_id,
         chunk_bytes=int(args.chunk_mb * 2**20),
-        enrich=EnrichOptions(
+        enrich=None
+        if args.no_enrich
+        else EnrichOptions(
             geoip_db=args.geoip_db, ip_policy=args.ip_policy, drop_bots=args.drop_bots
         ).check(),
     )

@@ -22,7 +22,7 @@ class ImportConfig:
     run_id: str
     run_start: datetime
     default_connection: int | None = None
-    enrich: EnrichOptions = field(default_factory=EnrichOptions)
+    enrich: EnrichOptions | None = field(default_factory=EnrichOptions)  # None: no enrichment
     chunk_bytes: int = CHUNK_BYTES
 
 
@@ -35,6 +35,10 @@ def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None
     normalised, unnormalised = valid | "NormaliseEvents" >> NormaliseEvents(
         run, start, config.default_connection
     )
-    events, bots = normalised | "EnrichEvents" >> EnrichEvents(config.enrich, run)
-    failed = (parse_failed, invalid, unnormalised, bots) | "AllFailed" >> beam.Flatten()
+    failures = [parse_failed, invalid, unnormalised]
+    events = normalised
+    if config.enrich is not None:
+        events, bots = normalised | "EnrichEvents" >> EnrichEvents(config.enrich, run)
+        failures.append(bots)
+    failed = tuple(failures) | "AllFailed" >> beam.Flatten()
     _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run)

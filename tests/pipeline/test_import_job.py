@@ -122,3 +122,16 @@ def test_reimport_gives_identical_rows(corpus, tmp_path):
         t = ds.dataset(tmp_path / name / "events", format="parquet", partitioning="hive").to_table()
         tables.append(t.sort_by([("messageId", "ascending"), ("timestamp", "ascending")]))
     assert tables[0].equals(tables[1])
+
+
+def test_no_enrich_stores_events_as_normalised(corpus, tmp_path):
+    corpus_dir, manifest = corpus
+    lake = tmp_path / "lake"
+    summary = run_import(corpus_dir, lake, "--no-enrich")
+    assert summary["written"] == manifest["expected_valid"]
+    con = duckdb.connect()
+    [(derived,)] = con.execute(
+        f"SELECT count(*) FROM read_parquet('{lake}/events/*/*.parquet') "
+        "WHERE context.device.type = 'bot'"
+    ).fetchall()
+    assert derived == 0
