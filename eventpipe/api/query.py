@@ -14,7 +14,16 @@ Query plan:
   metadata when there is no filter) and skipped whole when the offset lies beyond it;
 - any other order scans the pruned partitions in one query;
 - ties are broken by `messageId` in the same direction, and nulls sort last, so
-  paging with `first`/`limit` never repeats or skips a row.
+  paging with `first`/`limit` never repeats or skips a row;
+- a page is read in two steps: the sort locates its rows as (file, row number), reading
+  only the filter and sort columns; then each file is read over the row range holding
+  its rows, so only the row groups that hold them are decoded in full.
+
+What this needs from the lake's writer (measured in benchmarks/bench_api.py): few
+files per partition (every file touched by a page costs a row-group decode, ~5-9 ms
+for 16k rows of every column), rows sorted within a file (by `timestamp`, or by
+`userId, context.session.id, timestamp` to make user and session lookups prune
+row groups by their statistics), and Parquet statistics written for every column.
 
 DuckDB runs in-process on an in-memory database that may only read inside the lake
 folder (external access is locked to it); each request gets its own cursor
@@ -122,9 +131,12 @@ def prune(partitions: list[Partition], predicate: Predicate | None) -> list[Part
 
 
 def _order_sql(order: str, ascending: bool) -> str:
+    """ORDER BY terms: the order column (nulls last), then messageId, then the row's place
+    in the lake, so that the order is total even if a messageId were stored twice."""
     direction = "ASC" if ascending else "DESC"
     tie = "" if order == "messageId" else f', t."messageId" {direction}'
-    return f"t.{quote_identifier(order)} {direction} NULLS LAST{tie}"
+    place = f", t.filename {direction}, t.file_row_number {direction}"
+    return f"t.{quote_identifier(order)} {direction} NULLS LAST{tie}{place}"
 
 
 class LakeReader:
@@ -234,6 +246,8 @@ class LakeReader:
         """One page in two steps: locate the rows (file, row number), then read their columns."""
         where, params = self._where(query.predicate)
         params.update(files=list(files), limit=limit, offset=offset)
+        if query.order == "timestamp" and query.predicate is None and offset == 0:
+            where = self._timestamp_cut(cursor, files, query.ascending, limit)
         locate = (
             f"SELECT filename, file_row_number FROM read_parquet($files, {_SCAN_OPTIONS}) AS t"
             f"{where} ORDER BY {_order_sql(query.order, query.ascending)}"
@@ -243,6 +257,25 @@ class LakeReader:
         if not keys:
             return self._empty(query.columns)
         return self._fetch(cursor, keys, query)
+
+    def _timestamp_cut(
+        self, cursor: duckdb.DuckDBPyConnection, files: Sequence[str], ascending: bool, limit: int
+    ) -> str:
+        """A WHERE clause keeping the first `limit` timestamps (ties included), or "".
+
+        Sorting one int64 column is much cheaper than sorting it with messageId (every
+        string read), and on timestamp-sorted files the clause skips row groups.
+        """
+        direction, op = ("ASC", "<=") if ascending else ("DESC", ">=")
+        sql = (
+            f"SELECT timestamp FROM read_parquet($files, {_SCAN_OPTIONS}) AS t"
+            f" ORDER BY timestamp {direction} LIMIT 1 OFFSET $last"
+        )
+        found = cursor.execute(sql, {"files": list(files), "last": limit - 1}).fetchall()
+        if not found:
+            return ""
+        cut = found[0][0].isoformat()  # microsecond-exact; a literal: nothing from the user
+        return f" WHERE t.timestamp {op} TIMESTAMPTZ '{cut}'"
 
     def _fetch(
         self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, int]], query: EventQuery

@@ -44,7 +44,8 @@ def _reference(lake: Path, query: EventQuery) -> list[str]:
     params = dict(query.predicate.params) if query.predicate else {}
     params.update(files=files, limit=query.limit, offset=query.first)
     sql = (
-        f"SELECT messageId FROM read_parquet($files) AS t{where}"
+        f"SELECT messageId FROM read_parquet($files, filename = true, file_row_number = true)"
+        f" AS t{where}"
         f" ORDER BY {_order_sql(query.order, query.ascending)} LIMIT $limit OFFSET $offset"
     )
     return [r[0] for r in duckdb.connect().execute(sql, params).fetchall()]
