@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 
 import apache_beam as beam
+import orjson
 import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -61,16 +62,37 @@ def expand_patterns(patterns: list[str]) -> list[tuple[str, int]]:
     return sorted(found.items())
 
 
-def _chunk(source: str, lines: list[int], texts: list[str]) -> pa.Table:
-    return pa.table([[source] * len(texts), lines, texts], schema=RECORDS_SCHEMA)
+def _chunk(source: str, lines: list[int], texts: list[str], first: int = 0) -> pa.Table:
+    n = len(texts)
+    return pa.table([[source] * n, lines, [first] * n, texts], schema=RECORDS_SCHEMA)
+
+
+def _document_records(path: str, data: bytes, chunk_bytes: int) -> Iterator[pa.Table]:
+    """A whole-file JSON document as one record; a big JSON array split into parts.
+
+    A part is a JSON array of consecutive events of about `chunk_bytes`, re-encoded
+    by orjson, whose `first_index` keeps each event's position in the document.
+    Anything else (an object, invalid JSON) stays one record, to be judged as such.
+    """
+    if len(data) > chunk_bytes:
+        try:
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            document = None
+        if isinstance(document, list) and len(document) > 1:
+            step = max(1, len(document) * chunk_bytes // len(data))
+            for first in range(0, len(document), step):
+                part = orjson.dumps(document[first : first + step]).decode()
+                yield _chunk(path, [1], [part], first)
+            return
+    yield _chunk(path, [1], [data.decode("utf-8", errors="replace")])
 
 
 def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
     """Yield the records of one file as Arrow tables of about `chunk_bytes` of text."""
     with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as handle:
         if _base_name(path).endswith(DOCUMENT_SUFFIXES):
-            text = handle.read().decode("utf-8", errors="replace")
-            yield _chunk(path, [1], [text])
+            yield from _document_records(path, handle.read(), chunk_bytes)
             return
         number = 0
         carry = b""

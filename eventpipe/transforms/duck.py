@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def connect(threads: int = 1) -> duckdb.DuckDBPyConnection:
+def connect(threads: int = 1, memory_limit: str = "512MB") -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection set to UTC.
 
     One thread by default: Beam already runs one stage instance per core, and
@@ -17,6 +17,7 @@ def connect(threads: int = 1) -> duckdb.DuckDBPyConnection:
     con.execute(f"SET threads = {int(threads)}")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
     register_ip_functions(con)
     register_strict_json(con)
     return con

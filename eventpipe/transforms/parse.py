@@ -29,10 +29,13 @@ RECORDS_SCHEMA = pa.schema(
     [
         pa.field("source", pa.string(), nullable=False),
         pa.field("line", pa.int64(), nullable=False),
+        pa.field("first_index", pa.int32(), nullable=False),
         pa.field("raw", pa.string(), nullable=False),
     ]
 )
-"""A chunk of raw records: the file, the 1-based line, the record text."""
+"""A chunk of raw records: the file, the 1-based line, the record text. `first_index`
+is the position of the record's first event in its document: 0, except for the
+parts a big JSON array document is split into (see io.raw_files)."""
 
 PARSED_SCHEMA = pa.schema(
     [
@@ -124,14 +127,14 @@ def _checked_sql() -> str:
     )
     return f"""
     WITH r AS (
-      SELECT source, line, raw,
+      SELECT source, line, first_index, raw,
              json_valid(raw) AND CASE WHEN {lenient_json_hint("raw")} THEN json_strict(raw) ELSE true END AS ok
       FROM parse_input
     ), k AS (
       SELECT *, CASE WHEN ok THEN json_type(raw, ['$', '$.body', '$.batch', '$.body.batch']) END AS k
       FROM r
     ), c AS (
-      SELECT source, line, raw, ok, rt, is_env, body_type, batch_type,
+      SELECT source, line, first_index, raw, ok, rt, is_env, body_type, batch_type,
              body_type = 'OBJECT' AND batch_type IS NOT NULL AS is_batch
       FROM (SELECT *, k[1] AS rt, coalesce(k[1] = 'OBJECT' AND k[2] IS NOT NULL, false) AS is_env,
                    CASE WHEN k[1] = 'OBJECT' AND k[2] IS NOT NULL THEN k[2] ELSE k[1] END AS body_type,
@@ -154,7 +157,7 @@ def _checked_sql() -> str:
              END AS events
       FROM c
     )
-    SELECT source, line, raw, events, {problem} AS problem,
+    SELECT source, line, first_index, raw, events, {problem} AS problem,
            CASE WHEN is_batch AND is_env AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.body.context')::VARCHAR
                 WHEN is_batch AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.context')::VARCHAR END
              AS batch_context,
@@ -172,9 +175,10 @@ def _explode(ok: pa.Table) -> pa.Table:
     lists = ok["events"].combine_chunks()
     parents = pc.list_parent_indices(lists)
     starts = pc.take(lists.offsets, parents)
-    index = pc.subtract(
+    local = pc.subtract(
         pa.array(np.arange(len(parents), dtype=np.int32)), pc.cast(starts, pa.int32())
     )
+    index = pc.add(local, pc.take(ok["first_index"], parents))
     meta = ok.select([c for c in PARSED_SCHEMA.names if c in ok.column_names]).take(parents)
     events = meta.add_column(2, "index", index).add_column(3, "payload", pc.list_flatten(lists))
     return events.select(PARSED_SCHEMA.names).cast(PARSED_SCHEMA)

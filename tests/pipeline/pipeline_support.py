@@ -56,7 +56,12 @@ class Stages:
 
     def run_tables(self, records: list[str]) -> tuple[pa.Table, pa.Table, int]:
         table = pa.table(
-            [["test.jsonl"] * len(records), list(range(1, len(records) + 1)), records],
+            [
+                ["test.jsonl"] * len(records),
+                list(range(1, len(records) + 1)),
+                [0] * len(records),
+                records,
+            ],
             schema=RECORDS_SCHEMA,
         )
         parsed = self.parser.parse(table)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -135,3 +136,39 @@ def test_no_enrich_stores_events_as_normalised(corpus, tmp_path):
         "WHERE context.device.type = 'bot'"
     ).fetchall()
     assert derived == 0
+
+
+def _arrow_type_of(doc_type: dict) -> pa.DataType:
+    kind = doc_type["kind"]
+    if kind == "object":
+        return pa.struct(
+            [pa.field(p["name"], _arrow_type_of(p["type"])) for p in doc_type["properties"]]
+        )
+    if kind == "int":
+        return {16: pa.int16(), 32: pa.int32(), 64: pa.int64()}[doc_type["bitSize"]]
+    if kind == "float":
+        return pa.float64()
+    if kind == "decimal":
+        return pa.decimal128(doc_type["precision"], doc_type["scale"])
+    if kind == "boolean":
+        return pa.bool_()
+    if kind == "datetime":
+        return pa.timestamp("us", tz="UTC")
+    return pa.string()  # string, uuid, ip, json (as JSON text)
+
+
+def test_lake_files_hold_what_eventpipe_schema_prints(corpus, tmp_path, capsys):
+    corpus_dir, _ = corpus
+    lake = tmp_path / "lake"
+    run_import(corpus_dir, lake)
+    capsys.readouterr()
+    assert main(["schema"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    expected = [(p["name"], _arrow_type_of(p["type"])) for p in document["schema"]["properties"]]
+    for path in sorted((lake / "events").glob("date=*/*.parquet"))[:5]:
+        stored = pq.read_schema(path)
+        assert [(f.name, f.type) for f in stored] == expected
+        required = {
+            p["name"] for p in document["schema"]["properties"] if not p.get("readOptional")
+        }
+        assert {f.name for f in stored if not f.nullable} == required

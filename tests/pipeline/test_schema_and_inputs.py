@@ -85,3 +85,40 @@ def test_a_pattern_matching_nothing_is_an_error(tmp_path):
     (tmp_path / "a.jsonl").write_text("{}")
     with pytest.raises(NoInputError, match="missing"):
         expand_patterns([str(tmp_path / "a.jsonl"), str(tmp_path / "missing*.jsonl")])
+
+
+def test_a_big_json_array_is_split_with_positions_kept(tmp_path):
+    events = [
+        {"type": "track", "event": f"e{i}", "anonymousId": "a", "pad": "x" * 40} for i in range(500)
+    ]
+    (tmp_path / "export.json").write_text(json.dumps(events, indent=1))
+    parts = list(read_record_chunks(str(tmp_path / "export.json"), chunk_bytes=4096))
+    assert len(parts) > 5
+    assert [p["first_index"][0].as_py() for p in parts][:2] == [
+        0,
+        parts[1]["first_index"][0].as_py(),
+    ]
+    rebuilt = [e for p in parts for e in json.loads(p["raw"][0].as_py())]
+    assert rebuilt == events
+    assert all(p["line"].to_pylist() == [1] for p in parts)
+
+
+def test_split_document_gives_the_rows_of_the_whole(tmp_path):
+    from pipeline_support import Stages
+
+    events = [{"type": "track", "event": f"e{i}", "anonymousId": "a"} for i in range(300)]
+    events[123] = {"type": "track", "anonymousId": "a"}  # invalid: no event name
+    (tmp_path / "export.json").write_text(json.dumps(events))
+    stages = Stages()
+    whole = pa.concat_tables(list(read_record_chunks(str(tmp_path / "export.json"))))
+    split = pa.concat_tables(
+        list(read_record_chunks(str(tmp_path / "export.json"), chunk_bytes=1024))
+    )
+    results = []
+    for records in (whole, split):
+        parsed = stages.parser.parse(records)
+        validated = stages.validator.validate(parsed.events)
+        rows = stages.normaliser.normalise(validated.valid).events
+        results.append((rows.sort_by("messageId"), validated.failed["index"].to_pylist()))
+    assert results[0][0].equals(results[1][0])
+    assert results[0][1] == results[1][1] == [123]
