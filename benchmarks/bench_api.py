@@ -74,16 +74,31 @@ def _choice(rng: np.random.Generator, values: list[str], n: int, p=None) -> pa.A
 
 
 def generate_day(day: int, n: int, users: int, seed: int) -> pa.Table:
-    """`n` synthetic events of day `day` (vectorised; ~1 KB each with context)."""
+    """`n` synthetic events of day `day` (vectorised; ~1 KB each with context).
+
+    Events come in sessions of ~20 events within 30 minutes; a session belongs to one
+    user (20% anonymous); a fifth of the sessions go to a few busy users (Zipf), the
+    rest to users drawn uniformly from `users`.
+    """
     rng = np.random.default_rng(seed + day)
     base_us = int((START + dt.timedelta(days=day)).timestamp() * 1_000_000)
-    stamp = base_us + np.sort(rng.integers(0, 86_400_000_000, n))
-    user_n = np.minimum(rng.zipf(1.3, n), users) - 1 + rng.integers(0, users, n) // 7
-    user_n = user_n % users
-    anonymous = rng.random(n) < 0.2
+    sessions = max(1, n // 20)
+    busy = rng.random(sessions) < 0.2
+    session_user = np.where(
+        busy, np.minimum(rng.zipf(1.3, sessions), users) - 1, rng.integers(0, users, sessions)
+    )
+    session_anonymous = rng.random(sessions) < 0.2
+    session_start = rng.integers(0, 86_400_000_000 - 1_800_000_000, sessions)
+    of_session = rng.integers(0, sessions, n)
+    relative = session_start[of_session] + rng.integers(0, 1_800_000_000, n)
+    order = np.argsort(relative, kind="stable")
+    of_session = of_session[order]
+    stamp = base_us + relative[order]
+    user_n = session_user[of_session]
+    anonymous = session_anonymous[of_session]
     user_ids = pa.array([f"user-{u:06d}" for u in user_n.tolist()], pa.string())
     user_ids = pc.if_else(pa.array(anonymous), pa.nulls(n, pa.string()), user_ids)
-    session = user_n.astype(np.int64) * 1000 + day * 24 + (stamp - base_us) // 3_600_000_000
+    session = (day + 1) * 100_000_000 + of_session.astype(np.int64)
     plans = rng.integers(0, len(PLANS), n)
     prices = rng.integers(1, 50_000, n)
     products = rng.integers(0, 100_000, n)
@@ -194,6 +209,9 @@ def generate_day(day: int, n: int, users: int, seed: int) -> pa.Table:
     return pa.table([columns[f.name] for f in schema], schema=schema)
 
 
+BLOOM_COLUMNS = ("userId", "anonymousId", "messageId", "context.session.id")
+
+
 def build_lake(
     lake: Path,
     events: int,
@@ -203,8 +221,13 @@ def build_lake(
     files: int,
     users: int,
     seed: int,
+    bloom: bool = False,
 ) -> None:
     """Write the lake, one day at a time."""
+    options: dict = {"compression": "zstd", "row_group_size": row_group}
+    if bloom:
+        ndv = {"ndv": row_group, "fpp": 0.01}
+        options["bloom_filter_options"] = {c: ndv for c in BLOOM_COLUMNS}
     per_day = events // days
     for day in range(days):
         table = generate_day(day, per_day, users, seed)
@@ -230,9 +253,7 @@ def build_lake(
         else:
             parts = [table]
         for i, part in enumerate(parts):
-            pq.write_table(
-                part, folder / f"part-{i:05d}.parquet", compression="zstd", row_group_size=row_group
-            )
+            pq.write_table(part, folder / f"part-{i:05d}.parquet", **options)
         print(f"  {date}: {table.num_rows} rows in {len(parts)} file(s)", flush=True)
 
 
@@ -321,10 +342,13 @@ def main() -> int:
     )
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--layout", choices=["timestamp", "user"], default="timestamp")
     parser.add_argument("--row-group", type=int, default=16_384)
     parser.add_argument("--files", type=int, default=1, help="files per partition")
+    parser.add_argument(
+        "--bloom", action="store_true", help="write Bloom filters on " + ", ".join(BLOOM_COLUMNS)
+    )
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--lake", type=Path, help="lake folder (default: a temporary one)")
     parser.add_argument("--reuse", action="store_true", help="measure an existing --lake")
@@ -350,6 +374,7 @@ def main() -> int:
             args.files,
             args.users,
             args.seed,
+            args.bloom,
         )
         print(f"built in {time.perf_counter() - t0:.0f} s")
     if args.build_only:
