@@ -79,7 +79,8 @@ def create_app(lake: str, api_keys: list[str] | None, insecure_no_auth: bool = F
         title="eventpipe read API",
         version="1",
         description="Lists the events of the lake with seed 000's filter language, and "
-        "returns the event schema.",
+        "returns the event schema. Send `Authorization: Bearer <key>`.\n\n"
+        "## The filter language\n\n" + (filter_language.__doc__ or ""),
     )
     app.state.reader = reader
     install_error_handlers(app)

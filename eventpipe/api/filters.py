@@ -7,6 +7,25 @@ A filter is `{"logical": "and"|"or", "conditions": [{"property", "operator", "va
 are resolved against the schema and only schema names ever reach the SQL text; every
 value, and every JSON key, is bound as a parameter.
 
+Operators by property type (a mismatch is a 400 naming the operator and property):
+
+- string: is, is not, is one of, is not one of, contains, does not contain, starts
+  with, ends with, is empty, is not empty, is less than (or equal to), is greater
+  than (or equal to), is between, is not between (comparisons are by code point);
+- int, float, decimal: is, is not, is one of, is not one of, the four comparisons,
+  is between, is not between;
+- datetime: is, is not, is before, is on or before, is after, is on or after, is
+  between, is not between;
+- boolean: is true, is false;  uuid, ip: is, is not;
+- every optional property also takes is null / is not null;
+- json columns and paths into them: all 26 operators.
+
+Values: none for is true/false, is (not) empty, is (not) null, exists, does not exist;
+two for is (not) between; 1 to 1000 for is (not) one of; exactly one otherwise. Each
+is parsed for the property's type (integers within the bit size, finite numbers, ISO
+8601 datetimes, UUIDs, IP addresses) or refused with a 400 naming `values[i]`. At most
+100 conditions and 64 KB of filter JSON.
+
 Semantics of null and missing values (the whole rule set):
 
 - `is null` is true for a null column or nested field; for a json path it is true when
