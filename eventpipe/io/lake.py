@@ -46,6 +46,8 @@ COMMITTING = "_COMMITTING"
 RUNNING = "_RUNNING.json"
 FLUSH_ROWS = 100_000
 ROW_GROUP_ROWS = 16_384
+# Point lookups of the read API (a user, a session, a message) skip row groups by these.
+BLOOM_COLUMNS = ("userId", "anonymousId", "messageId", "context.session.id")
 
 
 def lake_path(lake: str, *parts: str) -> str:
@@ -58,10 +60,14 @@ def _mkdirs(path: str) -> None:
         FileSystems.mkdirs(path)
 
 
-def _write_parquet(table: pa.Table, path: str) -> None:
+def _write_parquet(table: pa.Table, path: str, bloom: bool) -> None:
     _mkdirs(os.path.dirname(path) if "://" not in path else path)
+    options: dict = {"compression": "zstd", "row_group_size": ROW_GROUP_ROWS}
+    if bloom:
+        ndv = {"ndv": ROW_GROUP_ROWS, "fpp": 0.01}
+        options["bloom_filter_options"] = dict.fromkeys(BLOOM_COLUMNS, ndv)
     with FileSystems.create(path, mime_type="application/octet-stream") as handle:
-        pq.write_table(table, handle, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(table, handle, **options)
 
 
 class _WritePartitions(beam.DoFn):
@@ -112,7 +118,7 @@ class _WritePartitions(beam.DoFn):
             name = f"part-{self.run_id}-{self.writer_id}-{self.files:05d}.parquet"
             partition = f"{PARTITION_COLUMN}={date}"
             staged = lake_path(self.lake, STAGING, self.run_id, self.table, partition, name)
-            _write_parquet(part, staged)
+            _write_parquet(part, staged, bloom=self.table == EVENTS)
             self.rows_counter.inc(part.num_rows)
             yield staged, lake_path(self.lake, self.table, partition, name)
 
