@@ -172,3 +172,23 @@ def test_lake_files_hold_what_eventpipe_schema_prints(corpus, tmp_path, capsys):
             p["name"] for p in document["schema"]["properties"] if not p.get("readOptional")
         }
         assert {f.name for f in stored if not f.nullable} == required
+
+
+@pytest.mark.parametrize(
+    ("policy", "check"),
+    [
+        ("drop", "context.ip IS NOT NULL"),
+        ("mask", "NOT (context.ip LIKE '%.0' OR context.ip LIKE '%::')"),
+    ],
+)
+def test_ip_policy_applies_after_geolocation(corpus, tmp_path, policy, check):
+    corpus_dir, _ = corpus
+    lake = tmp_path / "lake"
+    run_import(corpus_dir, lake, "--ip-policy", policy)
+    con = duckdb.connect()
+    [(violations, located)] = con.execute(
+        f"SELECT count(*) FILTER (WHERE {check}), count(*) FILTER (WHERE context.location.country IS NOT NULL) "
+        f"FROM read_parquet('{lake}/events/*/*.parquet')"
+    ).fetchall()
+    assert violations == 0
+    assert located > 0  # locations were derived from the full address first
