@@ -184,20 +184,49 @@ def _explode(ok: pa.Table) -> pa.Table:
     return events.select(PARSED_SCHEMA.names).cast(PARSED_SCHEMA)
 
 
+# Which records are plain events: strict JSON objects with neither `body` nor `batch`
+# (one event per line, as exports and NDJSON files hold). They need no record-level
+# work: their text is the event's payload.
+_PLAIN_SQL = f"""
+    SELECT coalesce(t[1] = 'OBJECT' AND t[2] IS NULL AND t[3] IS NULL, false) AS plain
+    FROM (SELECT CASE WHEN json_valid(raw)
+                       AND CASE WHEN {lenient_json_hint("raw")} THEN json_strict(raw) ELSE true END
+                      THEN json_type(raw, ['$', '$.body', '$.batch']) END AS t
+          FROM plain_input)
+"""
+
+
+def _plain_events(records: pa.Table) -> pa.Table:
+    """Event rows for plain-event records: the record text is the payload."""
+    n = records.num_rows
+    columns = {
+        "source": records["source"],
+        "line": records["line"],
+        "index": records["first_index"],
+        "payload": records["raw"],
+    }
+    arrays = [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in PARSED_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=PARSED_SCHEMA)
+
+
 class RecordParser:
     """Turns chunks of raw records into event rows and failed records.
 
     `bind(con)` plans the SQL once in a DuckDB session; `parse` runs it per chunk.
+    Plain-event records (most lines of exports and NDJSON files) take a short cut;
+    envelopes, batches, arrays and anything invalid take the full record query.
     """
 
     def __init__(self, run_id: str, run_start: datetime) -> None:
         self.run_id = run_id
         self.run_start = run_start
+        self.plain = ChunkQuery("plain_input", RECORDS_SCHEMA, _PLAIN_SQL)
         self.query = ChunkQuery("parse_input", RECORDS_SCHEMA, _checked_sql())
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def bind(self, con: duckdb.DuckDBPyConnection) -> RecordParser:
-        """Prepare the query in `con` (once per session)."""
+        """Prepare the queries in `con` (once per session)."""
+        self.plain.prepare(con)
         self.query.prepare(con)
         self.con = con
         return self
@@ -205,10 +234,16 @@ class RecordParser:
     def parse(self, records: pa.Table) -> ParseResult:
         """Parse one chunk of records (RECORDS_SCHEMA)."""
         assert self.con is not None, "bind() the parser to a DuckDB session first"
-        checked = self.query.run(self.con, records)
-        failed = F.failed_rows(checked, "raw", self.run_id, self.run_start, record_level=True)
-        events = _explode(checked.filter(pc.is_null(checked["problem"])))
-        return ParseResult(events, failed, events.num_rows + failed.num_rows)
+        plain = self.plain.run(self.con, records)["plain"]
+        events = [_plain_events(records.filter(plain))]
+        others = records.filter(pc.invert(plain))
+        failed = F.empty_failed()
+        if others.num_rows:
+            checked = self.query.run(self.con, others)
+            failed = F.failed_rows(checked, "raw", self.run_id, self.run_start, record_level=True)
+            events.append(_explode(checked.filter(pc.is_null(checked["problem"]))))
+        table = pa.concat_tables(events)
+        return ParseResult(table, failed, table.num_rows + failed.num_rows)
 
 
 def count_by_reason(failed: pa.Table) -> dict[str, int]:
