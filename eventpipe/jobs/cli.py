@@ -17,6 +17,7 @@ JOB_MODULES = (
     "eventpipe.jobs.generate",
     "eventpipe.jobs.schema",
     "eventpipe.jobs.serve",
+    "eventpipe.jobs.compact",
 )
 
 

@@ -1,0 +1,425 @@
+"""Compaction of the lake: each date partition's many small files -> one (or a few) big ones.
+
+An import writes one file per writer flush and day, so a day partition of a big
+import holds hundreds of small files; the read API pays a few ms per file it
+touches. Compaction rewrites a partition of several files, when it has more files
+than it needs or one of more than MAX_FILE_ROWS rows, as `ceil(rows /
+MAX_FILE_ROWS)` files of equal size (one at the scale of this project), sorted by
+the table's timestamp (`timestamp` for events, `receivedAt` for failed) and
+written with exactly the writer settings of `eventpipe.io.lake` (zstd,
+ROW_GROUP_ROWS-row groups, Bloom filters on BLOOM_COLUMNS for events).
+
+This is a driver-side maintenance job (pyarrow only, no Beam pipeline); paths go
+through Beam's `FileSystems`, so gs:// lakes work too. Memory: one partition at a
+time is read whole into memory (a day partition is a few hundred MB at most at
+this scale); partitions bigger than memory are not supported.
+
+Atomicity, per partition (mirrors `lake.commit_files`/`recover_abandoned_runs`):
+
+1. `LAKE/_staging/compact-<id>/_COMPACTING.json` names the owner (host, pid);
+2. the new file(s) are written under `LAKE/_staging/compact-<id>/<table>/date=D/`;
+3. `_COMMITTING` (in that folder) records the new files (staged -> final path)
+   and the old files they replace;
+4. the new files are renamed into the partition, then the old files are deleted,
+   then `_COMMITTING` and the partition's staged folder are removed.
+
+A reader sees the old files, or the new ones; between steps 4's rename and delete
+(an instant, or until the next compaction if the process dies right there) both
+are visible and the partition's rows are counted twice. A compaction killed
+before step 3 left nothing visible: the next compaction deletes its staging
+folder. One killed after step 3 is rolled forward by the next compaction
+(`recover_abandoned_compactions`): it finishes the renames and deletes the old
+files. Only the files listed as old are ever deleted, so files an import adds to
+a partition while it is being compacted are kept.
+
+Compaction folders carry no `_RUNNING.json`, so the import's own recovery
+(`lake.recover_abandoned_runs`) leaves them alone, and vice versa. Two
+compactions of the same lake must not run at once: a compaction refuses to start
+while another one's owner process is alive (or runs on another host).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from eventpipe.io.lake import (
+    COMMITTING,
+    EVENTS,
+    FAILED,
+    STAGING,
+    _mkdirs,
+    _pid_alive,
+    _write_parquet,
+    lake_path,
+)
+from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
+from eventpipe.transforms.failures import FAILED_SCHEMA
+
+COMPACT_PREFIX = "compact-"
+OWNER = "_COMPACTING.json"
+MAX_FILE_ROWS = 1_000_000
+"""A partition of more rows is written as several files of at most this many rows."""
+SORT_COLUMN = {EVENTS: "timestamp", FAILED: "receivedAt"}
+TABLES = (EVENTS, FAILED)
+
+
+class CompactionError(Exception):
+    """A partition or a lake that cannot be compacted (the message says why)."""
+
+
+def table_schema(table: str) -> pa.Schema:
+    """The file schema of one of the lake's tables."""
+    return arrow_schema() if table == EVENTS else FAILED_SCHEMA
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def lake_exists(lake: str) -> bool:
+    """Whether `lake` is an existing folder (local) or holds any object (gs:// and co)."""
+    if not _is_remote(lake):
+        return os.path.isdir(lake)
+    return bool(FileSystems.match([lake_path(lake, "*")], limits=[1])[0].metadata_list)
+
+
+@dataclass
+class Partition:
+    """One `date=D` folder of a table and its Parquet files (path, size in bytes)."""
+
+    table: str
+    day: date
+    path: str
+    files: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{PARTITION_COLUMN}={self.day.isoformat()}"
+
+
+def list_partitions(
+    lake: str, table: str, first: date | None = None, last: date | None = None
+) -> list[Partition]:
+    """The date partitions of `table` in [first, last] (inclusive; None = unbounded), by date."""
+    root = lake_path(lake, table)
+    pattern = lake_path(root, f"{PARTITION_COLUMN}=*", "*.parquet")
+    found: dict[str, Partition] = {}
+    for meta in FileSystems.match([pattern])[0].metadata_list:
+        folder, _ = FileSystems.split(meta.path)
+        _, name = FileSystems.split(folder)
+        try:
+            day = date.fromisoformat(name.removeprefix(f"{PARTITION_COLUMN}="))
+        except ValueError:
+            continue  # not a partition folder of the lake
+        if (first and day < first) or (last and day > last):
+            continue
+        part = found.setdefault(folder, Partition(table, day, folder))
+        part.files.append((meta.path, meta.size_in_bytes))
+    for part in found.values():
+        part.files.sort()
+    return sorted(found.values(), key=lambda p: p.day)
+
+
+def _read_parquet(path: str) -> pa.Table:
+    with FileSystems.open(path, mime_type="application/octet-stream") as handle:
+        return pq.ParquetFile(handle).read()
+
+
+def _row_count(path: str) -> int:
+    with FileSystems.open(path, mime_type="application/octet-stream") as handle:
+        return pq.ParquetFile(handle).metadata.num_rows
+
+
+def files_needed(rows: int) -> int:
+    """How many files a compacted partition of `rows` rows has."""
+    return max(1, math.ceil(rows / MAX_FILE_ROWS))
+
+
+@dataclass
+class PartitionPlan:
+    """What compacting one partition does: its files and rows, and the number of new files."""
+
+    partition: Partition
+    rows: int
+    new_files: int
+    biggest: int = 0  # rows of its biggest file
+
+    @property
+    def needed(self) -> bool:
+        """More than one file, and more files than needed or a file too big: so compacting
+        a compacted partition again does nothing."""
+        files = len(self.partition.files)
+        return files > 1 and (files > self.new_files or self.biggest > MAX_FILE_ROWS)
+
+
+def plan_partition(partition: Partition) -> PartitionPlan:
+    """The plan of a partition (a partition of one file is never `needed`)."""
+    if len(partition.files) <= 1:
+        return PartitionPlan(partition, 0, len(partition.files))
+    rows = [_row_count(path) for path, _ in partition.files]
+    return PartitionPlan(partition, sum(rows), files_needed(sum(rows)), max(rows))
+
+
+def new_compaction_id(now: datetime | None = None) -> str:
+    """A sortable, unique compaction id: UTC time plus a random suffix."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def staging_folder(lake: str, compaction_id: str) -> str:
+    """The staging folder of one compaction run."""
+    return lake_path(lake, STAGING, COMPACT_PREFIX + compaction_id)
+
+
+def mark_compacting(lake: str, compaction_id: str) -> str:
+    """Create the compaction's staging folder with its owner file; returns the folder."""
+    staging = staging_folder(lake, compaction_id)
+    if not _is_remote(staging):
+        _mkdirs(staging)
+    with FileSystems.create(lake_path(staging, OWNER)) as handle:
+        handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
+    return staging
+
+
+@dataclass
+class Staged:
+    """A partition whose new files are staged and recorded in `_COMMITTING`, not yet visible."""
+
+    staging: str
+    table: str
+    partition: str
+    new: list[tuple[str, str]]  # (staged path, final path)
+    old: list[str]
+    rows: int
+
+    def marker(self) -> dict:
+        return {
+            "table": self.table,
+            "partition": self.partition,
+            "new": [list(p) for p in self.new],
+            "old": self.old,
+            "rows": self.rows,
+        }
+
+
+def stage_partition(lake: str, compaction_id: str, plan: PartitionPlan) -> Staged:
+    """Steps 2-3: read, merge and sort the partition, write its new files to staging, record
+    them and the old files in `_COMMITTING`. Nothing is visible to readers yet."""
+    part = plan.partition
+    schema = table_schema(part.table)
+    tables = []
+    for path, _ in part.files:
+        table = _read_parquet(path)
+        missing = set(schema.names) - set(table.column_names)
+        if missing:
+            raise CompactionError(f"{path}: columns missing from the file: {sorted(missing)}")
+        tables.append(table.select(schema.names).cast(schema))
+    merged = pa.concat_tables(tables).sort_by(SORT_COLUMN[part.table])
+    del tables
+    if merged.num_rows != plan.rows:
+        raise CompactionError(
+            f"{part.path}: read {merged.num_rows} rows, the file footers say {plan.rows}"
+        )
+    staging = staging_folder(lake, compaction_id)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    count = files_needed(merged.num_rows)
+    size = math.ceil(merged.num_rows / count)
+    new = []
+    for k in range(count):
+        name = f"part-compact-{stamp}-{secrets.token_hex(4)}.parquet"
+        staged = lake_path(staging, part.table, part.name, name)
+        _write_parquet(merged.slice(k * size, size), staged, bloom=part.table == EVENTS)
+        new.append((staged, lake_path(part.path, name)))
+    result = Staged(
+        staging, part.table, part.name, new, [p for p, _ in part.files], merged.num_rows
+    )
+    with FileSystems.create(lake_path(staging, COMMITTING)) as handle:
+        handle.write(json.dumps(result.marker()).encode())
+    return result
+
+
+def finish_partition(staging: str, new: list[tuple[str, str]], old: list[str]) -> None:
+    """Step 4 (also the roll-forward of an interrupted compaction): rename the staged files
+    that are still there into place, delete the old files, remove the marker."""
+    pending = [(s, d) for s, d in new if FileSystems.exists(s)]
+    for _, dest in pending:
+        if not _is_remote(dest):
+            _mkdirs(os.path.dirname(dest))
+    if pending:
+        FileSystems.rename([s for s, _ in pending], [d for _, d in pending])
+    absent = [d for _, d in new if not FileSystems.exists(d)]
+    if absent:  # never delete the old files unless every new one is in place
+        raise CompactionError(f"compacted files missing, old files kept: {absent}")
+    gone = [p for p in old if FileSystems.exists(p)]
+    if gone:
+        FileSystems.delete(gone)
+    leftovers = [lake_path(staging, COMMITTING)]
+    leftovers += sorted({FileSystems.split(s)[0] for s, _ in new})  # <table>/date=D
+    leftovers = [p for p in leftovers if FileSystems.exists(p)]
+    if leftovers:
+        FileSystems.delete(leftovers)
+
+
+def commit_partition(staged: Staged) -> None:
+    """Make a staged partition visible (step 4)."""
+    finish_partition(staged.staging, staged.new, staged.old)
+
+
+def _read_json(path: str) -> dict:
+    with FileSystems.open(path, mime_type="application/json") as handle:
+        return json.loads(handle.read())
+
+
+def recover_abandoned_compactions(lake: str, dry_run: bool = False) -> list[str]:
+    """Finish or remove the staging folders of compactions that died; returns what was done
+    (with `dry_run`, what would be done).
+
+    Raises CompactionError when another compaction may be running: its owner is a live
+    process on this host, or it runs on another host.
+    """
+    root = lake_path(lake, STAGING)
+    if not FileSystems.exists(root) and not _is_remote(root):
+        return []
+    owners = FileSystems.match([lake_path(root, COMPACT_PREFIX + "*", OWNER)])[0].metadata_list
+    done = []
+    for meta in sorted(owners, key=lambda m: m.path):
+        staging, _ = FileSystems.split(meta.path)
+        name = FileSystems.split(staging)[1]
+        owner = _read_json(meta.path)
+        if owner.get("host") != socket.gethostname() or _pid_alive(int(owner.get("pid", 0))):
+            raise CompactionError(
+                f"another compaction is running ({name}: host {owner.get('host')}, "
+                f"pid {owner.get('pid')}); if it is not, delete {staging}"
+            )
+        marker = lake_path(staging, COMMITTING)
+        if FileSystems.exists(marker):
+            record = _read_json(marker)
+            what = (
+                f"completed the interrupted compaction {name} of "
+                f"{record['table']}/{record['partition']}"
+            )
+            if not dry_run:
+                new = [(s, d) for s, d in record["new"]]
+                finish_partition(staging, new, record["old"])
+        else:
+            what = f"removed the staged files of abandoned compaction {name}"
+        if not dry_run:
+            FileSystems.delete([staging])
+        done.append(what if not dry_run else "would have " + what)
+    return done
+
+
+@dataclass
+class TableReport:
+    """What compacting one table did (or, in a dry run, would do)."""
+
+    table: str
+    partitions: int = 0  # partitions in range
+    compacted: int = 0
+    files_before: int = 0  # files of the compacted partitions
+    files_after: int = 0
+    rows: int = 0  # rows of the compacted partitions
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def line(self, dry_run: bool = False) -> str:
+        verb = "would compact" if dry_run else "compacted"
+        text = (
+            f"{self.table}: {verb} {self.compacted} of {self.partitions} partitions, "
+            f"{self.files_before} -> {self.files_after} files, {self.rows} rows"
+        )
+        if not dry_run:
+            text += f", {self.seconds:.1f} s"
+        if self.errors:
+            text += f", {len(self.errors)} failed"
+        return text
+
+
+def compact_table(
+    lake: str,
+    compaction_id: str,
+    table: str,
+    first: date | None = None,
+    last: date | None = None,
+    dry_run: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> TableReport:
+    """Compact every partition of `table` in [first, last] that has more files than needed.
+
+    `progress`, when given, is called with one line per partition. A partition that
+    fails is reported in `errors` and left as it was; the others go on.
+    """
+    started = time.monotonic()
+    report = TableReport(table)
+    for part in list_partitions(lake, table, first, last):
+        report.partitions += 1
+        plan = plan_partition(part)
+        if not plan.needed:
+            continue
+        line = f"{table}/{part.name}: {len(part.files)} files, {plan.rows} rows -> {plan.new_files}"
+        if not dry_run:
+            try:
+                staged = stage_partition(lake, compaction_id, plan)
+            except (CompactionError, OSError, pa.ArrowException) as exc:
+                # Nothing of it is visible: drop what was staged, leave the partition as it was.
+                folder = lake_path(staging_folder(lake, compaction_id), table, part.name)
+                if FileSystems.exists(folder):
+                    FileSystems.delete([folder])
+                report.errors.append(f"{table}/{part.name}: {exc}")
+                if progress:
+                    progress(f"{line}: FAILED, partition left as it was: {exc}")
+                continue
+            # A failure from here on leaves `_COMMITTING` for the next run to roll forward.
+            commit_partition(staged)
+        report.compacted += 1
+        report.files_before += len(part.files)
+        report.files_after += plan.new_files
+        report.rows += plan.rows
+        if progress:
+            progress(("would compact " if dry_run else "compacted ") + line)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def compact_lake(
+    lake: str,
+    tables: Iterable[str] = TABLES,
+    first: date | None = None,
+    last: date | None = None,
+    dry_run: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[str], list[TableReport]]:
+    """Recover abandoned compactions, then compact `tables`. Returns (recovery notes, reports).
+
+    Raises CompactionError when the lake is missing or another compaction is running.
+    """
+    if not lake_exists(lake):
+        raise CompactionError(f"no lake at {lake}")
+    recovered = recover_abandoned_compactions(lake, dry_run=dry_run)
+    if dry_run:
+        return recovered, [compact_table(lake, "", t, first, last, True, progress) for t in tables]
+    compaction_id = new_compaction_id()
+    staging = mark_compacting(lake, compaction_id)
+    try:
+        reports = [
+            compact_table(lake, compaction_id, t, first, last, False, progress) for t in tables
+        ]
+    except BaseException:
+        # Keep the folder when a partition is half committed: the next run rolls it forward.
+        if not FileSystems.exists(lake_path(staging, COMMITTING)):
+            FileSystems.delete([staging])
+        raise
+    FileSystems.delete([staging])
+    return recovered, reports

@@ -1,0 +1,84 @@
+"""`eventpipe compact`: rewrite each date partition's many small files as one (or a few)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import date
+
+from eventpipe.io.compaction import MAX_FILE_ROWS, TABLES, CompactionError, compact_lake
+
+log = logging.getLogger("eventpipe.compact")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `compact` subcommand."""
+    parser = subparsers.add_parser(
+        "compact",
+        help="merge the small files of each date partition of the lake",
+        description=(
+            "Rewrite every LAKE/<table>/date=D partition that has more than one Parquet file as "
+            f"one file (several of at most {MAX_FILE_ROWS:,} rows for bigger partitions), sorted "
+            "by timestamp (events) or receivedAt (failed), with the import's writer settings. "
+            "Safe to interrupt: the next run finishes or discards what an interrupted one left. "
+            "Readers may see a partition's rows twice for the instant between the new file's "
+            "rename and the old files' deletion. Runs on the machine that starts it, one "
+            "partition in memory at a time."
+        ),
+    )
+    parser.add_argument("--lake", required=True, help="lake folder or URL")
+    parser.add_argument(
+        "--table",
+        choices=[*TABLES, "both"],
+        default="both",
+        help="table to compact (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--from", dest="first", type=_day, metavar="YYYY-MM-DD", help="first date (inclusive)"
+    )
+    parser.add_argument(
+        "--to", dest="last", type=_day, metavar="YYYY-MM-DD", help="last date (inclusive)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be done, change nothing"
+    )
+    parser.set_defaults(func=run, _parser=parser)
+
+
+def run(args: argparse.Namespace, _extra: list[str]) -> int:
+    """Compact the lake; 0 when every partition in range ends compacted, 1 when some failed."""
+    if args.first and args.last and args.first > args.last:
+        args._parser.error("--from is after --to")
+    tables = TABLES if args.table == "both" else (args.table,)
+    started = time.monotonic()
+    try:
+        recovered, reports = compact_lake(
+            args.lake, tables, args.first, args.last, args.dry_run, progress=log.info
+        )
+    except CompactionError as exc:
+        print(f"eventpipe compact: {exc}", file=sys.stderr)
+        return 2
+    for note in recovered:
+        print(note)
+    for report in reports:
+        print(report.line(args.dry_run))
+        for error in report.errors:
+            print(f"  failed: {error}")
+    if not args.dry_run:
+        print(f"  {time.monotonic() - started:.1f} s in all")
+    return 1 if any(r.errors for r in reports) else 0
+
+
+if __name__ == "__main__":
+    from eventpipe.jobs.cli import main
+
+    sys.exit(main(["compact", *sys.argv[1:]]))
