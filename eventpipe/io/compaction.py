@@ -300,8 +300,9 @@ def recover_abandoned_compactions(lake: str, dry_run: bool = False) -> list[str]
         owner = _read_json(meta.path)
         if owner.get("host") != socket.gethostname() or _pid_alive(int(owner.get("pid", 0))):
             raise CompactionError(
-                f"another compaction is running ({name}: host {owner.get('host')}, "
-                f"pid {owner.get('pid')}); if it is not, delete {staging}"
+                f"another compaction may be running ({name}: host {owner.get('host')}, "
+                f"pid {owner.get('pid')}); if it died, run compact again on that host to "
+                f"finish it (or, only if it has no {COMMITTING} file, delete {staging})"
             )
         marker = lake_path(staging, COMMITTING)
         if FileSystems.exists(marker):
