@@ -62,17 +62,18 @@ def _merge(
 
 def merge_context(
     event_context: pa.Array,
-    batch_context: pa.Array,
+    batch_context: pa.Array | None,
     context_type: pa.StructType,
     overrides: dict[tuple[str, ...], pa.Array] | None = None,
 ) -> pa.StructArray:
     """The merged context column, of exactly `context_type`.
 
-    `event_context` / `batch_context` are struct columns holding (some of) the
-    context's fields plus the aliases; `overrides` replaces whole leaves
+    `event_context` / `batch_context` (None: no event has one) are struct columns
+    holding (some of) the context's fields plus the aliases; `overrides` replaces whole leaves
     (e.g. `{("ip",): final_ips}`).
     """
-    event, batch = _array(event_context), _array(batch_context)
+    event = _array(event_context)
+    batch = None if batch_context is None else _array(batch_context)
     fixed = {path: _array(values) for path, values in (overrides or {}).items()}
     return _merge(event, batch, context_type, (), (event, batch), fixed, len(event))
 

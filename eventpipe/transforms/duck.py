@@ -119,10 +119,18 @@ class ChunkQuery:
         con.unregister("empty_input")
         con.execute(f"PREPARE {self.name}_query AS {self.sql}")
 
-    def run(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> pa.Table:
-        """Load `chunk` into the input table and return the query's result."""
+    def load(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> None:
+        """Replace the input table's rows with `chunk`."""
         con.execute(f"DELETE FROM {self.name}")
         con.register("chunk_input", chunk)
         con.execute(f"INSERT INTO {self.name} SELECT * FROM chunk_input")
         con.unregister("chunk_input")
+
+    def execute(self, con: duckdb.DuckDBPyConnection) -> pa.Table:
+        """The query's result over the rows loaded last."""
         return con.sql(f"EXECUTE {self.name}_query").to_arrow_table()
+
+    def run(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> pa.Table:
+        """Load `chunk` into the input table and return the query's result."""
+        self.load(con, chunk)
+        return self.execute(con)

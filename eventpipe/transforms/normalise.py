@@ -73,11 +73,24 @@ def _uuid_from_md5(expr: str) -> str:
     return f"regexp_replace(md5({expr}), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5')"
 
 
+def batches_sql() -> str:
+    """SQL: the distinct batch contexts of `normalise_input`, typed, numbered from 0 (`rn`).
+
+    Filled into the session table `normalise_batches` before `normalise_sql` runs, so
+    each batch context is converted once and the rows carry only its number.
+    """
+    ctx_spec = J.transform_spec(J.context_leaves(), strip_prefix="context.", lake_types=True)
+    return f"""
+        SELECT (row_number() OVER () - 1)::INTEGER AS rn, batch_context,
+               json_transform(batch_context, {ctx_spec}) AS bc
+        FROM (SELECT DISTINCT batch_context FROM normalise_input WHERE batch_context IS NOT NULL)
+    """
+
+
 def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
     """SQL: rows of `normalise_input` (PARSED_SCHEMA) -> event-table rows plus bookkeeping columns."""
     leaves = J.event_leaves()
     spec = J.transform_spec(leaves, lake_types=True)
-    ctx_spec = J.transform_spec(J.context_leaves(), strip_prefix="context.", lake_types=True)
     computed = {
         "kpid": "NULL::VARCHAR",
         "connectionId": "conn",
@@ -101,17 +114,14 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
     start = f"TIMESTAMPTZ {qs(run_start.isoformat())}"
     return f"""
         WITH e AS (SELECT *, json_transform(payload, {spec}) AS v FROM normalise_input),
-        b AS (
-          SELECT batch_context, json_transform(batch_context, {ctx_spec}) AS bc
-          FROM (SELECT DISTINCT batch_context FROM normalise_input WHERE batch_context IS NOT NULL)),
         m AS (
-          SELECT e.*, b.bc, coalesce(v.context.ip, bc.ip) AS merged_ip,
+          SELECT e.*, b.rn AS batch_row, coalesce(v.context.ip, b.bc.ip) AS merged_ip,
                  coalesce(v."connectionId", connection_id, {connection}) AS conn,
                  coalesce(v."sentAt", batch_sent_at) AS sent,
                  v."timestamp" AS event_ts,
                  v."originalTimestamp" AS original,
                  v."receivedAt" AS event_received
-          FROM e LEFT JOIN b ON e.batch_context = b.batch_context),
+          FROM e LEFT JOIN normalise_batches b ON e.batch_context = b.batch_context),
         t AS (
           SELECT *, coalesce(received_at, event_received, sent, event_ts, {start}) AS received
           FROM m),
@@ -134,7 +144,7 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
                          THEN make_timestamp(corrected_us)::TIMESTAMPTZ ELSE received END AS ts_final
           FROM c)
         SELECT {columns},
-          bc AS batch_context_typed, ip_final,
+          batch_row, ip_final,
           conn IS NULL AS no_connection, source, line, "index", payload,
           received AS received_at, NULL::INTEGER AS connection_id
         FROM f
@@ -160,20 +170,35 @@ class EventNormaliser:
         self.run_start = run_start
         sql = normalise_sql(run_start, default_connection)
         self.query = ChunkQuery("normalise_input", PARSED_SCHEMA, sql)
+        self.batches = batches_sql()
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def bind(self, con: duckdb.DuckDBPyConnection) -> EventNormaliser:
-        """Prepare the query in `con` (once per session)."""
+        """Prepare the queries in `con` (once per session)."""
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE normalise_batches AS {self.batches.replace('normalise_input', '(SELECT NULL::VARCHAR AS batch_context WHERE false)')}"
+        )
         self.query.prepare(con)
+        con.execute(
+            f"PREPARE normalise_batches_fill AS INSERT INTO normalise_batches {self.batches}"
+        )
         self.con = con
         return self
 
     def normalise(self, valid: pa.Table) -> NormaliseResult:
         """Normalise one chunk of validated events (PARSED_SCHEMA)."""
         assert self.con is not None, "bind() the normaliser to a DuckDB session first"
-        rows = self.query.run(self.con, valid)
+        con = self.con
+        self.query.load(con, valid)
+        con.execute("DELETE FROM normalise_batches")
+        con.execute("EXECUTE normalise_batches_fill")
+        rows = self.query.execute(con)
+        batches = con.sql("SELECT bc FROM normalise_batches ORDER BY rn").to_arrow_table()
+        batch_context = None
+        if batches.num_rows:
+            batch_context = pc.take(batches["bc"], rows["batch_row"])
         context = merge_context(
-            rows["context"], rows["batch_context_typed"], CONTEXT_TYPE, {("ip",): rows["ip_final"]}
+            rows["context"], batch_context, CONTEXT_TYPE, {("ip",): rows["ip_final"]}
         )
         rows = rows.set_column(rows.schema.get_field_index("context"), "context", context)
         missing = rows["no_connection"]
