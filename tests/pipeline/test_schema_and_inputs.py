@@ -46,7 +46,7 @@ def test_arrow_types(path, arrow_type):
     assert field.type == arrow_type
 
 
-@pytest.mark.parametrize("command", ["import", "generate", "schema", "serve"])
+@pytest.mark.parametrize("command", ["import", "generate", "schema", "serve", "compact"])
 def test_every_command_explains_itself(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -122,3 +122,29 @@ def test_split_document_gives_the_rows_of_the_whole(tmp_path):
         results.append((rows.sort_by("messageId"), validated.failed["index"].to_pylist()))
     assert results[0][0].equals(results[1][0])
     assert results[0][1] == results[1][1] == [123]
+
+
+def test_stage_functions_pickle_before_setup():
+    """Beam ships DoFns to workers pickled: they must pickle before setup() runs."""
+    from datetime import UTC, datetime
+
+    from apache_beam.internal import pickler
+
+    from eventpipe.transforms.enrich import EnrichOptions
+    from eventpipe.transforms.stages import (
+        EnrichEvents,
+        NormaliseEvents,
+        ParseRecords,
+        ValidateEvents,
+    )
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for stage in (
+        ParseRecords("run", start),
+        ValidateEvents("run", start),
+        NormaliseEvents("run", start, 1),
+        EnrichEvents(EnrichOptions(), "run"),
+    ):
+        restored = pickler.loads(pickler.dumps(stage.fn))
+        restored.setup()  # and they work after the trip
+        restored.teardown()
