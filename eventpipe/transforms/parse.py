@@ -114,7 +114,7 @@ def _checked_sql() -> str:
         _indexed(_BATCH, "bt"),
         (lambda leaf: J.struct_access("bv", leaf.path)),
     )
-    batch_cases += J.problem_cases(
+    batch_parts = J.grouped_problems(
         _BATCH, batch_type, batch_value, "batch property", F.INVALID_BATCH
     )
     empty = [("len(events) = 0", F.EMPTY_BATCH, None, "the batch or array holds no event")]
@@ -122,7 +122,7 @@ def _checked_sql() -> str:
     problem = (
         f"coalesce({J.first_problem(cases)}, "
         f"CASE WHEN is_env THEN {J.first_problem(env_cases)} END, "
-        f"CASE WHEN is_batch THEN {J.first_problem(batch_cases)} END, "
+        f"CASE WHEN is_batch THEN coalesce({J.first_problem(batch_cases)}, {', '.join(batch_parts)}) END, "
         f"{J.first_problem(empty)})"
     )
     return f"""

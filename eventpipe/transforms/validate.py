@@ -89,13 +89,6 @@ def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
     return cases
 
 
-def _group_of(leaf: J.Leaf) -> str:
-    """The section whose presence guards a leaf's checks ('' for top-level values)."""
-    if leaf.is_section:
-        return leaf.path
-    return leaf.path.rsplit(".", 1)[0] if "." in leaf.path else ""
-
-
 def problem_sql() -> str:
     """SQL: every event of `validate_input` (PARSED_SCHEMA) with its first problem (NULL when valid).
 
@@ -117,18 +110,12 @@ def problem_sql() -> str:
         return J.is_present(jtype(by_path[path]))
 
     type_leaf = by_path["type"]
-    groups: dict[str, list[J.Leaf]] = {}
-    for leaf in leaves:
-        if leaf is not type_leaf:
-            groups.setdefault(_group_of(leaf), []).append(leaf)
     type_cases = [
         (f"NOT {present('type')}", F.MISSING_PROPERTY, "type", "property 'type' is required"),
         *J.problem_cases([type_leaf], jtype, value),
     ]
     parts = [J.first_problem(type_cases)]
-    for group, members in groups.items():
-        checks = J.first_problem(J.problem_cases(members, jtype, value))
-        parts.append(checks if not group else f"CASE WHEN {present(group)} THEN {checks} END")
+    parts += J.grouped_problems([leaf for leaf in leaves if leaf is not type_leaf], jtype, value)
     parts.append(J.first_problem(_rule_cases(present, lambda path: value(by_path[path]))))
     problem = "coalesce(\n      " + ",\n      ".join(parts) + ")"
     not_object = f"{{'reason': {qs(F.INVALID_EVENT)}, 'field': NULL::VARCHAR, 'message': 'the event must be a JSON object'}}"
