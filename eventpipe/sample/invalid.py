@@ -17,18 +17,20 @@ import orjson
 
 from eventpipe.sample.events import Event, EventFactory, Visitor, uuid4
 
-# record-level
-INVALID_JSON = "invalid_json"
-INVALID_RECORD = "invalid_record"
-INVALID_ENVELOPE = "invalid_envelope"
-INVALID_BATCH = "invalid_batch"
-EMPTY_BATCH = "empty_batch"
-# event-level
-INVALID_EVENT = "invalid_event"
-MISSING_PROPERTY = "missing_property"
-PROPERTY_NOT_PERMITTED = "property_not_permitted"
-INVALID_TYPE = "invalid_type"
-INVALID_VALUE = "invalid_value"
+# The reason codes are the importer's (one list); which input breaks which rule, and
+# how many times, is this module's own independent account.
+from eventpipe.transforms.failures import (
+    EMPTY_BATCH,
+    INVALID_BATCH,
+    INVALID_ENVELOPE,
+    INVALID_EVENT,
+    INVALID_JSON,
+    INVALID_RECORD,
+    INVALID_TYPE,
+    INVALID_VALUE,
+    MISSING_PROPERTY,
+    PROPERTY_NOT_PERMITTED,
+)
 
 RECORD_REASONS = (INVALID_JSON, INVALID_RECORD, INVALID_ENVELOPE, INVALID_BATCH, EMPTY_BATCH)
 EVENT_REASONS = (INVALID_EVENT, MISSING_PROPERTY, PROPERTY_NOT_PERMITTED, INVALID_TYPE,
