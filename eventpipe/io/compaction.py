@@ -61,8 +61,8 @@ from eventpipe.io.lake import (
     STAGING,
     _mkdirs,
     _pid_alive,
-    _write_parquet,
     lake_path,
+    write_parquet,
 )
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.transforms.failures import FAILED_SCHEMA
@@ -240,7 +240,7 @@ def stage_partition(lake: str, compaction_id: str, plan: PartitionPlan) -> Stage
     for k in range(count):
         name = f"part-compact-{stamp}-{secrets.token_hex(4)}.parquet"
         staged = lake_path(staging, part.table, part.name, name)
-        _write_parquet(merged.slice(k * size, size), staged, bloom=part.table == EVENTS)
+        write_parquet(merged.slice(k * size, size), staged, event_table=part.table == EVENTS)
         new.append((staged, lake_path(part.path, name)))
     result = Staged(
         staging, part.table, part.name, new, [p for p, _ in part.files], merged.num_rows
