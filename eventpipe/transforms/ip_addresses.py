@@ -1,11 +1,12 @@
-"""IP addresses, checked and masked once per distinct value (not once per event)."""
+"""IP addresses: validity, canonical form and the masks of seed 000's special values.
+
+The stages call `analyse_ip` through DuckDB functions (`duck.register_ip_functions`)
+that run once per distinct address.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
-
-import pyarrow as pa
 
 # Seed 000's special values of context.ip.
 USE_REQUEST_IP = "255.255.255.255"
@@ -13,16 +14,6 @@ MASK_LAST_OCTET = "255.255.255.0"
 MASK_LAST_TWO_OCTETS = "255.255.0.0"
 NO_IP = "0.0.0.0"
 SPECIAL_VALUES = frozenset({USE_REQUEST_IP, MASK_LAST_OCTET, MASK_LAST_TWO_OCTETS, NO_IP})
-
-IP_TABLE_SCHEMA = pa.schema(
-    [
-        ("ip", pa.string()),
-        ("ok", pa.bool_()),
-        ("canonical", pa.string()),
-        ("masked_24", pa.string()),
-        ("masked_16", pa.string()),
-    ]
-)
 
 
 def _masked(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, v4_bits: int, v6_bits: int) -> str:
@@ -44,19 +35,3 @@ def analyse_ip(value: str) -> tuple[bool, str | None, str | None, str | None]:
     if addr.is_multicast:
         return False, None, None, None
     return True, str(addr), _masked(addr, 24, 48), _masked(addr, 16, 32)
-
-
-def ip_table(values: Iterable[str | None]) -> pa.Table:
-    """One row per distinct non-null value, with what `analyse_ip` says of it."""
-    distinct = sorted({v for v in values if v is not None})
-    rows = [analyse_ip(v) for v in distinct]
-    return pa.table(
-        [
-            pa.array(distinct, pa.string()),
-            pa.array([r[0] for r in rows], pa.bool_()),
-            pa.array([r[1] for r in rows], pa.string()),
-            pa.array([r[2] for r in rows], pa.string()),
-            pa.array([r[3] for r in rows], pa.string()),
-        ],
-        schema=IP_TABLE_SCHEMA,
-    )

@@ -7,9 +7,10 @@ flattens every failed output into one failed sink.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -36,8 +37,8 @@ def count_failed(failed: pa.Table) -> None:
 class _StageFn(beam.DoFn):
     """Runs one vectorised stage; its DuckDB session and planned SQL are made in setup."""
 
-    def __init__(self, make_logic) -> None:
-        self.make_logic = make_logic  # picklable factory of the stage logic
+    def __init__(self, make_logic: Callable[[], Any]) -> None:
+        self.make_logic = make_logic  # picklable factory of the stage logic (has bind(con))
 
     def setup(self) -> None:
         self.con = connect()
