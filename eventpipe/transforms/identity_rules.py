@@ -36,6 +36,11 @@ Resolution (`resolve`, all links at once; the result does not depend on their or
    anonymous visitors never do. Once it is linked, all its events (earlier ones
    included) get the profile's kpid when the identity step re-runs.
 
+Per event (`Resolution.kpid_of_event`): the kpid of its userId's profile, else of its
+anonymousId's, else none. `profile_of(id)` looks an id up as a user id first, then as
+an anonymous id. (Normalised events without an anonymousId carry one derived from the
+userId; it links only to that user, so it is harmless here.)
+
 kpid
 - uuid5(`KPID_NAMESPACE`, anchor), where the anchor is the profile's EARLIEST-SEEN
   user id: the smallest (first timestamp of any link naming it, id). Reprocessing the
@@ -94,7 +99,7 @@ def is_placeholder(identifier: str | None) -> bool:
     return not text or text.casefold() in PLACEHOLDERS
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Link:
     """One piece of identity evidence from one event.
 
@@ -197,11 +202,11 @@ class Resolution:
 
     def kpid_of_event(self, anonymous_id: str | None, user_id: str | None) -> str | None:
         """An event's kpid: its userId's profile, else its anonymousId's."""
-        if not is_placeholder(user_id) and user_id in self.user_kpids:
+        if user_id is not None and not is_placeholder(user_id) and user_id in self.user_kpids:
             return self.user_kpids[user_id]
-        if is_placeholder(anonymous_id):
+        if anonymous_id is None or is_placeholder(anonymous_id):
             return None
-        return self.anonymous_kpids.get(anonymous_id)  # type: ignore[arg-type]
+        return self.anonymous_kpids.get(anonymous_id)
 
     def members(self, kpid: str) -> Members:
         """The user and anonymous ids of a profile (both empty for an unknown kpid)."""
@@ -259,7 +264,10 @@ def _attach_anonymous(
     return anonymous_kpids, tuple(sorted(conflicts.values()))
 
 
-def _members_by_kpid(user_kpids: dict[str, str], anonymous_kpids: dict[str, str]) -> dict:
+def _members_by_kpid(
+    user_kpids: dict[str, str], anonymous_kpids: dict[str, str]
+) -> dict[str, Members]:
+    """Each kpid's user and anonymous ids."""
     users: dict[str, set[str]] = {}
     anons: dict[str, set[str]] = {}
     for user_id, kpid in user_kpids.items():
