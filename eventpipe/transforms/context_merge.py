@@ -15,28 +15,26 @@ import pyarrow.compute as pc
 ALIASES = {("session", "id"): "sessionId", ("session", "start"): "sessionStart"}
 
 
-def _child(parent: pa.Array | None, name: str, arrow_type: pa.DataType, n: int) -> pa.Array:
+def _child(parent: pa.Array | None, name: str) -> pa.Array | None:
+    """A struct column's field, or None when there is no such column or field."""
     if parent is None or parent.type.get_field_index(name) < 0:
-        return pa.nulls(n, arrow_type)
+        return None
     return pc.struct_field(parent, [name])
 
 
-def _leaf(
-    event: pa.Array | None,
-    batch: pa.Array | None,
-    path: tuple[str, ...],
-    roots,
-    f: pa.Field,
-    n: int,
-) -> pa.Array:
-    candidates = [_child(event, f.name, f.type, n)]
+def _leaf(event, batch, path: tuple[str, ...], roots, f: pa.Field, n: int) -> pa.Array:
+    """The leaf's value: the event's, its alias in the event, the batch's, its alias there."""
     alias = ALIASES.get(path)
-    if alias:
-        candidates.append(_child(roots[0], alias, f.type, n))
-    candidates.append(_child(batch, f.name, f.type, n))
-    if alias:
-        candidates.append(_child(roots[1], alias, f.type, n))
-    return pc.coalesce(*(c.cast(f.type) for c in candidates))
+    candidates = [
+        _child(event, f.name),
+        _child(roots[0], alias) if alias else None,
+        _child(batch, f.name),
+        _child(roots[1], alias) if alias else None,
+    ]
+    present = [c.cast(f.type) for c in candidates if c is not None]
+    if not present:
+        return pa.nulls(n, f.type)
+    return present[0] if len(present) == 1 else pc.coalesce(*present)
 
 
 def _merge(
@@ -48,11 +46,9 @@ def _merge(
         if here in overrides:
             child = overrides[here]
         elif pa.types.is_struct(f.type):
-            sub_event, sub_batch = (
-                _child(event, f.name, f.type, n),
-                _child(batch, f.name, f.type, n),
+            child = _merge(
+                _child(event, f.name), _child(batch, f.name), f.type, here, roots, overrides, n
             )
-            child = _merge(sub_event, sub_batch, f.type, here, roots, overrides, n)
         else:
             child = _leaf(event, batch, here, roots, f, n)
         children.append(child)

@@ -33,13 +33,17 @@ def quote_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def lenient_json_hint(text: str) -> str:
-    """SQL: whether `text` may use what DuckDB's lenient JSON reader accepts but strict JSON
-    (RFC 8259) does not: trailing commas, NaN, Infinity. Such records are re-checked by orjson."""
-    return (
-        f"(regexp_matches({text}, ',\\s*[\\]}}]') OR contains({text}, 'NaN') "
-        f"OR contains({text}, 'Infinity'))"
+def strict_json_valid(text: str) -> str:
+    """SQL: whether `text` is strict JSON (RFC 8259).
+
+    DuckDB's reader also accepts trailing commas, NaN and Infinity; text that may hold
+    one of those (a cheap scan) is re-checked by orjson (`json_strict`).
+    """
+    lenient = (
+        f"regexp_matches({text}, ',\\s*[\\]}}]') OR contains({text}, 'NaN') "
+        f"OR contains({text}, 'Infinity')"
     )
+    return f"(json_valid({text}) AND CASE WHEN {lenient} THEN json_strict({text}) ELSE true END)"
 
 
 def register_strict_json(con: duckdb.DuckDBPyConnection) -> None:
@@ -107,16 +111,21 @@ class ChunkQuery:
     statement over a session-local input table pays that once per worker.
     """
 
-    def __init__(self, name: str, input_schema: pa.Schema, sql: str) -> None:
+    def __init__(
+        self, name: str, input_schema: pa.Schema, sql: str, setup: tuple[str, ...] = ()
+    ) -> None:
         self.name = name
         self.input_schema = input_schema
         self.sql = sql  # reads from the table called `name`
+        self.setup = setup  # statements run once the (empty) input table exists
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Create the input table and plan the query in `con`."""
+        """Create the input table, run the setup statements and plan the query in `con`."""
         con.register("empty_input", self.input_schema.empty_table())
         con.execute(f"CREATE OR REPLACE TEMP TABLE {self.name} AS SELECT * FROM empty_input")
         con.unregister("empty_input")
+        for statement in self.setup:
+            con.execute(statement)
         con.execute(f"PREPARE {self.name}_query AS {self.sql}")
 
     def load(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> None:

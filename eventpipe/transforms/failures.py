@@ -6,7 +6,9 @@ a reason code from `REASONS`, the field it concerns and a message naming it.
 
 from __future__ import annotations
 
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # Record-level reasons: the whole raw record is rejected (one failed row).
 INVALID_JSON = "invalid_json"
@@ -83,8 +85,6 @@ def failed_rows(
     line, index (unless `record_level`), connection_id and `raw_column`.
     Rows with no received_at take `run_start`.
     """
-    import pyarrow.compute as pc
-
     rows = checked.filter(pc.is_valid(checked["problem"]))
     n = rows.num_rows
     problem = rows["problem"]
@@ -109,23 +109,33 @@ def failed_rows(
 
 def dropped_bots(events: pa.Table, run_id: str) -> pa.Table:
     """Failed rows (reason `bot`) for events dropped as bots; `raw` is the row as JSON."""
-    import orjson
-    import pyarrow.compute as pc
-
     n = events.num_rows
-    rows = events.to_pylist() if n else []
-    agents = pc.struct_field(events["context"], ["userAgent"]).to_pylist() if n else []
-    messages = [f"dropped by --drop-bots: the user agent {ua!r} is a bot's" for ua in agents]
-    columns = [
-        events["receivedAt"] if n else pa.array([], FAILED_SCHEMA.field("receivedAt").type),
-        pa.array([BOT] * n, pa.string()),
-        pa.array(["context.userAgent"] * n, pa.string()),
-        pa.array(messages, pa.string()),
-        pa.array(["(enrichment)"] * n, pa.string()),
-        pa.array([0] * n, pa.int64()),
-        pa.nulls(n, pa.int32()),
-        events["connectionId"] if n else pa.array([], pa.int32()),
-        pa.array([orjson.dumps(r, default=str).decode() for r in rows], pa.string()),
-        pa.array([run_id] * n, pa.string()),
+    agents = pc.struct_field(events["context"], ["userAgent"]).to_pylist()
+    problems = [
+        {
+            "reason": BOT,
+            "field": "context.userAgent",
+            "message": f"dropped by --drop-bots: the user agent {ua!r} is a bot's",
+        }
+        for ua in agents
     ]
-    return pa.Table.from_arrays(columns, schema=FAILED_SCHEMA)
+    rows = pa.table(
+        {
+            "problem": pa.array(problems, PROBLEM_TYPE),
+            "received_at": events["receivedAt"],
+            "source": pa.array(["(enrichment)"] * n, pa.string()),
+            "line": pa.array([0] * n, pa.int64()),
+            "connection_id": events["connectionId"],
+            "raw": pa.array(
+                [orjson.dumps(r, default=str).decode() for r in events.to_pylist()], pa.string()
+            ),
+        }
+    )
+    return failed_rows(rows, "raw", run_id, None, record_level=True)
+
+
+def count_by_reason(failed: pa.Table) -> dict[str, int]:
+    """{reason: number of failed rows} of a failed table."""
+    if failed.num_rows == 0:
+        return {}
+    return {c["values"]: c["counts"] for c in pc.value_counts(failed["reason"]).to_pylist()}

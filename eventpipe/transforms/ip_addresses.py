@@ -13,7 +13,6 @@ USE_REQUEST_IP = "255.255.255.255"
 MASK_LAST_OCTET = "255.255.255.0"
 MASK_LAST_TWO_OCTETS = "255.255.0.0"
 NO_IP = "0.0.0.0"
-SPECIAL_VALUES = frozenset({USE_REQUEST_IP, MASK_LAST_OCTET, MASK_LAST_TWO_OCTETS, NO_IP})
 
 
 def _masked(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, v4_bits: int, v6_bits: int) -> str:

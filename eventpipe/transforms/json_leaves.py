@@ -151,21 +151,18 @@ def valid_timestamp(text: str) -> str:
 
 
 def leaf_problems(
-    leaf: Leaf, jtype: str, value: str, label: str = "property", type_check: bool = True
+    leaf: Leaf, jtype: str, value: str, label: str = "property"
 ) -> list[tuple[str, str, str]]:
     """(condition, reason, message) for each way a present leaf can be wrong.
 
     `jtype` is SQL for the leaf's JSON type name, `value` SQL for its value
     converted to its check type (VARCHAR, HUGEINT, DOUBLE, BOOLEAN, JSON).
     Conditions hold when the leaf is wrong and are meant to be guarded by the
-    leaf being present. `label` starts each message ("property", "batch property");
-    without `type_check`, only the checks of values (given a right JSON type) are made.
+    leaf being present. `label` starts each message ("property", "batch property").
     """
     p, kind = leaf.path, leaf.field.kind
     allowed = ", ".join(qs(t) for t in JSON_TYPES[kind])
     out = [(f"{jtype} NOT IN ({allowed})", F.INVALID_TYPE, f"'{p}' must be {_TYPE_WORDS[kind]}")]
-    if not type_check:
-        out = []
     if p == "type" and leaf.field.values:
         values = ", ".join(qs(v) for v in leaf.field.values)
         out.append(
@@ -224,7 +221,6 @@ def problem_cases(
     value_of,
     label: str = "property",
     reason: str | None = None,
-    type_check: bool = True,
 ) -> list[tuple[str, str, str | None, str]]:
     """(condition, reason, field, message) for every leaf, each guarded by its presence.
 
@@ -233,8 +229,7 @@ def problem_cases(
     """
     cases: list[tuple[str, str, str | None, str]] = []
     for leaf in leaves:
-        checks = leaf_problems(leaf, jtype_of(leaf), value_of(leaf), label, type_check)
-        for cond, why, msg in checks:
+        for cond, why, msg in leaf_problems(leaf, jtype_of(leaf), value_of(leaf), label):
             cases.append(
                 (f"{is_present(jtype_of(leaf))} AND ({cond})", reason or why, leaf.path, msg)
             )

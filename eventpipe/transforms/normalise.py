@@ -168,20 +168,21 @@ class EventNormaliser:
     def __init__(self, run_id: str, run_start: datetime, default_connection: int | None) -> None:
         self.run_id = run_id
         self.run_start = run_start
-        sql = normalise_sql(run_start, default_connection)
-        self.query = ChunkQuery("normalise_input", PARSED_SCHEMA, sql)
-        self.batches = batches_sql()
+        batches = batches_sql()
+        self.query = ChunkQuery(
+            "normalise_input",
+            PARSED_SCHEMA,
+            normalise_sql(run_start, default_connection),
+            setup=(
+                f"CREATE OR REPLACE TEMP TABLE normalise_batches AS {batches}",
+                f"PREPARE normalise_batches_fill AS INSERT INTO normalise_batches {batches}",
+            ),
+        )
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def bind(self, con: duckdb.DuckDBPyConnection) -> EventNormaliser:
         """Prepare the queries in `con` (once per session)."""
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE normalise_batches AS {self.batches.replace('normalise_input', '(SELECT NULL::VARCHAR AS batch_context WHERE false)')}"
-        )
         self.query.prepare(con)
-        con.execute(
-            f"PREPARE normalise_batches_fill AS INSERT INTO normalise_batches {self.batches}"
-        )
         self.con = con
         return self
 

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from eventpipe.schemas import Field
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
-from eventpipe.transforms.duck import ChunkQuery, lenient_json_hint
+from eventpipe.transforms.duck import ChunkQuery, strict_json_valid
 
 RECORDS_SCHEMA = pa.schema(
     [
@@ -126,20 +126,13 @@ def _checked_sql() -> str:
         f"{J.first_problem(empty)})"
     )
     return f"""
-    WITH r AS (
-      SELECT source, line, first_index, raw,
-             json_valid(raw) AND CASE WHEN {lenient_json_hint("raw")} THEN json_strict(raw) ELSE true END AS ok
-      FROM parse_input
-    ), k AS (
-      SELECT *, CASE WHEN ok THEN json_type(raw, ['$', '$.body', '$.batch', '$.body.batch']) END AS k
-      FROM r
-    ), c AS (
+    WITH c AS (
       SELECT source, line, first_index, raw, ok, rt, is_env, body_type, batch_type,
              body_type = 'OBJECT' AND batch_type IS NOT NULL AS is_batch
       FROM (SELECT *, k[1] AS rt, coalesce(k[1] = 'OBJECT' AND k[2] IS NOT NULL, false) AS is_env,
                    CASE WHEN k[1] = 'OBJECT' AND k[2] IS NOT NULL THEN k[2] ELSE k[1] END AS body_type,
                    CASE WHEN k[1] = 'OBJECT' AND k[2] IS NOT NULL THEN k[4] ELSE k[3] END AS batch_type
-            FROM k)
+            FROM parse_input)
     ), f AS (
       SELECT *,
         CASE WHEN is_env THEN {env_types} END AS et,
@@ -148,8 +141,7 @@ def _checked_sql() -> str:
              WHEN is_batch THEN {J.types_list("raw", batch_paths)} END AS bt,
         CASE WHEN is_batch AND is_env THEN json_transform(raw, {body_spec}).body
              WHEN is_batch THEN json_transform(raw, {batch_spec}) END AS bv,
-        CASE WHEN NOT is_env AND NOT is_batch AND body_type = 'OBJECT' THEN [raw]
-             WHEN is_batch AND batch_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body.batch[*]')::VARCHAR[]
+        CASE WHEN is_batch AND batch_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body.batch[*]')::VARCHAR[]
              WHEN is_batch AND batch_type = 'ARRAY' THEN json_extract(raw, '$.batch[*]')::VARCHAR[]
              WHEN NOT is_batch AND body_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body[*]')::VARCHAR[]
              WHEN NOT is_batch AND body_type = 'ARRAY' THEN json_extract(raw, '$[*]')::VARCHAR[]
@@ -184,15 +176,19 @@ def _explode(ok: pa.Table) -> pa.Table:
     return events.select(PARSED_SCHEMA.names).cast(PARSED_SCHEMA)
 
 
-# Which records are plain events: strict JSON objects with neither `body` nor `batch`
-# (one event per line, as exports and NDJSON files hold). They need no record-level
-# work: their text is the event's payload.
-_PLAIN_SQL = f"""
-    SELECT coalesce(t[1] = 'OBJECT' AND t[2] IS NULL AND t[3] IS NULL, false) AS plain
-    FROM (SELECT CASE WHEN json_valid(raw)
-                       AND CASE WHEN {lenient_json_hint("raw")} THEN json_strict(raw) ELSE true END
-                      THEN json_type(raw, ['$', '$.body', '$.batch']) END AS t
-          FROM plain_input)
+CLASSIFIED_SCHEMA = RECORDS_SCHEMA.append(pa.field("ok", pa.bool_(), nullable=False)).append(
+    pa.field("k", pa.list_(pa.string()))
+)
+"""Records with what `_CLASSIFY_SQL` found: strict JSON or not, and the JSON types of
+the record itself, its `body`, `batch` and `body.batch` (NULL where absent)."""
+
+# Each record is parsed for its shape once. Plain events, strict JSON objects with
+# neither `body` nor `batch` (one event per line, as exports and NDJSON files hold),
+# need no record-level work: their text is the event's payload.
+_CLASSIFY_SQL = f"""
+    SELECT *, coalesce(k[1] = 'OBJECT' AND k[2] IS NULL AND k[3] IS NULL, false) AS plain
+    FROM (SELECT *, CASE WHEN ok THEN json_type(raw, ['$', '$.body', '$.batch', '$.body.batch']) END AS k
+          FROM (SELECT *, {strict_json_valid("raw")} AS ok FROM classify_input))
 """
 
 
@@ -220,13 +216,13 @@ class RecordParser:
     def __init__(self, run_id: str, run_start: datetime) -> None:
         self.run_id = run_id
         self.run_start = run_start
-        self.plain = ChunkQuery("plain_input", RECORDS_SCHEMA, _PLAIN_SQL)
-        self.query = ChunkQuery("parse_input", RECORDS_SCHEMA, _checked_sql())
+        self.classify = ChunkQuery("classify_input", RECORDS_SCHEMA, _CLASSIFY_SQL)
+        self.query = ChunkQuery("parse_input", CLASSIFIED_SCHEMA, _checked_sql())
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def bind(self, con: duckdb.DuckDBPyConnection) -> RecordParser:
         """Prepare the queries in `con` (once per session)."""
-        self.plain.prepare(con)
+        self.classify.prepare(con)
         self.query.prepare(con)
         self.con = con
         return self
@@ -234,9 +230,10 @@ class RecordParser:
     def parse(self, records: pa.Table) -> ParseResult:
         """Parse one chunk of records (RECORDS_SCHEMA)."""
         assert self.con is not None, "bind() the parser to a DuckDB session first"
-        plain = self.plain.run(self.con, records)["plain"]
+        classified = self.classify.run(self.con, records)
+        plain = classified["plain"]
         events = [_plain_events(records.filter(plain))]
-        others = records.filter(pc.invert(plain))
+        others = classified.filter(pc.invert(plain)).select(CLASSIFIED_SCHEMA.names)
         failed = F.empty_failed()
         if others.num_rows:
             checked = self.query.run(self.con, others)
@@ -244,11 +241,3 @@ class RecordParser:
             events.append(_explode(checked.filter(pc.is_null(checked["problem"]))))
         table = pa.concat_tables(events)
         return ParseResult(table, failed, table.num_rows + failed.num_rows)
-
-
-def count_by_reason(failed: pa.Table) -> dict[str, int]:
-    """{reason: number of failed rows} of a failed table."""
-    if failed.num_rows == 0:
-        return {}
-    counts = pc.value_counts(failed["reason"]).to_pylist()
-    return {c["values"]: c["counts"] for c in counts}

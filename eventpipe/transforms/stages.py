@@ -18,9 +18,9 @@ from apache_beam.metrics import Metrics
 
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.enrich import Enricher, EnrichOptions
-from eventpipe.transforms.failures import dropped_bots
+from eventpipe.transforms.failures import count_by_reason, dropped_bots
 from eventpipe.transforms.normalise import EventNormaliser
-from eventpipe.transforms.parse import RecordParser, count_by_reason
+from eventpipe.transforms.parse import RecordParser
 from eventpipe.transforms.validate import EventValidator
 
 MAIN = "main"
@@ -32,6 +32,15 @@ def count_failed(failed: pa.Table) -> None:
     """Add the failed rows to the `failed` counter and to one counter per reason."""
     for reason, n in count_by_reason(failed).items():
         Metrics.counter(NAMESPACE, f"failed.{reason}").inc(n)
+
+
+def emit(main: pa.Table, failed: pa.Table) -> Iterator:
+    """A stage's outputs: the main table, and the failed rows (counted) tagged FAILED."""
+    if main.num_rows:
+        yield main
+    if failed.num_rows:
+        count_failed(failed)
+        yield beam.pvalue.TaggedOutput(FAILED, failed)
 
 
 class _StageFn(beam.DoFn):
@@ -47,13 +56,6 @@ class _StageFn(beam.DoFn):
     def teardown(self) -> None:
         self.con.close()
 
-    def _emit(self, main: pa.Table, failed: pa.Table) -> Iterator:
-        if main.num_rows:
-            yield main
-        if failed.num_rows:
-            count_failed(failed)
-            yield beam.pvalue.TaggedOutput(FAILED, failed)
-
 
 class _ParseFn(_StageFn):
     def setup(self) -> None:
@@ -63,19 +65,19 @@ class _ParseFn(_StageFn):
     def process(self, records: pa.Table) -> Iterator:
         result = self.logic.parse(records)
         self.read.inc(result.units_read)
-        yield from self._emit(result.events, result.failed)
+        yield from emit(result.events, result.failed)
 
 
 class _ValidateFn(_StageFn):
     def process(self, events: pa.Table) -> Iterator:
         result = self.logic.validate(events)
-        yield from self._emit(result.valid, result.failed)
+        yield from emit(result.valid, result.failed)
 
 
 class _NormaliseFn(_StageFn):
     def process(self, valid: pa.Table) -> Iterator:
         result = self.logic.normalise(valid)
-        yield from self._emit(result.events, result.failed)
+        yield from emit(result.events, result.failed)
 
 
 class _EnrichFn(beam.DoFn):
@@ -95,12 +97,7 @@ class _EnrichFn(beam.DoFn):
     def process(self, events: pa.Table) -> Iterator:
         result = self.enricher.enrich(events)
         self.bots.inc(result.stats.bots)
-        failed = dropped_bots(result.bots, self.run_id)
-        if result.events.num_rows:
-            yield result.events
-        if failed.num_rows:
-            count_failed(failed)
-            yield beam.pvalue.TaggedOutput(FAILED, failed)
+        yield from emit(result.events, dropped_bots(result.bots, self.run_id))
 
 
 class _Stage(beam.PTransform):

@@ -1,6 +1,6 @@
 """Helpers of the read-API tests: event factory, canonical events, lakes, a real server.
 
-Imported by the tests as `api_support` (conftest.py puts this folder on sys.path).
+Imported by the tests as `api_support` (pyproject.toml puts this folder on pythonpath).
 """
 
 from __future__ import annotations
@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -275,6 +278,34 @@ def running_server(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def serve_process(lake: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `eventpipe serve --lake LAKE ARGS` as its own process on a free port; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "eventpipe.jobs.cli", "serve", "--lake", str(lake)]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                httpx.get(url + "/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "eventpipe serve did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def list_ids(client: httpx.Client, **params: Any) -> list[str]:

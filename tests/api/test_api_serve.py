@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from api_support import CANONICAL_EVENTS, free_port, write_lake
+from api_support import CANONICAL_EVENTS, serve_process, write_lake
 
 from eventpipe.jobs.cli import build_parser, main
 
@@ -35,39 +31,12 @@ def test_refuses_to_start_without_a_key(tmp_path: Path, monkeypatch: pytest.Monk
     assert main(["serve", "--lake", str(tmp_path)]) == 2
 
 
-def _wait_until_up(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        try:
-            httpx.get(url + "/openapi.json", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("server did not start")
-
-
 @pytest.mark.slow
 def test_serves_in_its_own_process_with_keys_from_flag_and_env(tmp_path: Path) -> None:
     lake = write_lake(tmp_path / "lake", CANONICAL_EVENTS)
-    port = free_port()
-    env = {**os.environ, "EVENTPIPE_API_KEYS": "env-1,env-2"}
-    command = [
-        sys.executable,
-        "-m",
-        "eventpipe.jobs.cli",
-        "serve",
-        "--lake",
-        str(lake),
-        "--port",
-        str(port),
-        "--api-key",
-        "flag-key",
-    ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, process)
+    with serve_process(
+        lake, "--api-key", "flag-key", env={"EVENTPIPE_API_KEYS": "env-1,env-2"}
+    ) as url:
         for key, status in [("flag-key", 200), ("env-2", 200), ("nope", 401)]:
             response = httpx.get(
                 f"{url}/v1/events", params={"limit": 2}, headers={"Authorization": f"Bearer {key}"}
@@ -77,6 +46,3 @@ def test_serves_in_its_own_process_with_keys_from_flag_and_env(tmp_path: Path) -
             f"{url}/v1/events", params={"limit": 2}, headers={"Authorization": "Bearer env-1"}
         )
         assert [e["messageId"] for e in response.json()["events"]] == ["e10", "e09"]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

@@ -45,16 +45,7 @@ def test_the_table_covers_every_family() -> None:
 @pytest.mark.parametrize(("ua", "expected"), CASES, ids=[f"ua{i}" for i in range(len(CASES))])
 def test_parse_user_agent(ua: str, expected: tuple[str | None, ...]) -> None:
     info = parse_user_agent(ua)
-    got = (
-        info.browser_name,
-        info.browser_other,
-        info.browser_version,
-        info.os_name,
-        info.os_other,
-        info.os_version,
-        info.device_type,
-    )
-    assert got == expected
+    assert info.fields() == expected
     assert info.is_bot == (expected[6] == "bot")
 
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
+from api_support import serve_process
 
 from eventpipe.jobs.cli import main
 
@@ -96,12 +92,6 @@ EVENTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("roundtrip")
@@ -121,38 +111,8 @@ def served(tmp_path_factory):
         )
         == 0
     )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eventpipe.jobs.cli",
-            "serve",
-            "--lake",
-            str(lake),
-            "--port",
-            str(port),
-        ],
-        env={**os.environ, "EVENTPIPE_API_KEYS": KEY},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(
-                base + "/v1/events/schema", headers={"Authorization": f"Bearer {KEY}"}, timeout=1
-            )
-            break
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                "eventpipe serve did not start"
-            )
-            time.sleep(0.2)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_process(lake, env={"EVENTPIPE_API_KEYS": KEY}) as url:
+        yield url
 
 
 def _get(base: str) -> dict[str, dict]:

@@ -79,7 +79,7 @@ def public_lookup_key(ip: str) -> str | None:
     """The string to look up for `ip`, or None when it is invalid or not public (fast path)."""
     try:
         return ip if _is_public_v4(int.from_bytes(socket.inet_pton(socket.AF_INET, ip))) else None
-    except OSError:
+    except (OSError, ValueError):  # not IPv4 text (ValueError: an embedded NUL)
         pass
     try:
         address = ipaddress.IPv6Address(ip)

@@ -277,16 +277,7 @@ def map_distinct(
 
 
 def _ua_values(ua: str) -> tuple[str | None, ...]:
-    info = parse_user_agent(ua)
-    return (
-        info.browser_name,
-        info.browser_other,
-        info.browser_version,
-        info.os_name,
-        info.os_other,
-        info.os_version,
-        info.device_type,
-    )
+    return parse_user_agent(ua).fields()
 
 
 def _named_object(

@@ -142,6 +142,18 @@ class UserAgentInfo:
     device_type: str | None = None
     is_bot: bool = False
 
+    def fields(self) -> tuple[str | None, ...]:
+        """The string fields, in the order of the memo columns (is_bot follows device_type)."""
+        return (
+            self.browser_name,
+            self.browser_other,
+            self.browser_version,
+            self.os_name,
+            self.os_other,
+            self.os_version,
+            self.device_type,
+        )
+
 
 _resolver: Resolver | None = None
 _resolver_lock = threading.Lock()
