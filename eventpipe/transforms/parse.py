@@ -186,9 +186,9 @@ the record itself, its `body`, `batch` and `body.batch` (NULL where absent)."""
 # neither `body` nor `batch` (one event per line, as exports and NDJSON files hold),
 # need no record-level work: their text is the event's payload.
 _CLASSIFY_SQL = f"""
-    SELECT *, coalesce(k[1] = 'OBJECT' AND k[2] IS NULL AND k[3] IS NULL, false) AS plain
-    FROM (SELECT *, CASE WHEN ok THEN json_type(raw, ['$', '$.body', '$.batch', '$.body.batch']) END AS k
-          FROM (SELECT *, {strict_json_valid("raw")} AS ok FROM classify_input))
+    SELECT ok, k, coalesce(k[1] = 'OBJECT' AND k[2] IS NULL AND k[3] IS NULL, false) AS plain
+    FROM (SELECT ok, raw, CASE WHEN ok THEN json_type(raw, ['$', '$.body', '$.batch', '$.body.batch']) END AS k
+          FROM (SELECT raw, {strict_json_valid("raw")} AS ok FROM classify_input))
 """
 
 
@@ -230,10 +230,11 @@ class RecordParser:
     def parse(self, records: pa.Table) -> ParseResult:
         """Parse one chunk of records (RECORDS_SCHEMA)."""
         assert self.con is not None, "bind() the parser to a DuckDB session first"
-        classified = self.classify.run(self.con, records)
-        plain = classified["plain"]
+        shape = self.classify.run(self.con, records)  # ok, k, plain: no copy of the text
+        plain = shape["plain"]
         events = [_plain_events(records.filter(plain))]
-        others = classified.filter(pc.invert(plain)).select(CLASSIFIED_SCHEMA.names)
+        classified = records.append_column("ok", shape["ok"]).append_column("k", shape["k"])
+        others = classified.filter(pc.invert(plain)).cast(CLASSIFIED_SCHEMA)
         failed = F.empty_failed()
         if others.num_rows:
             checked = self.query.run(self.con, others)
