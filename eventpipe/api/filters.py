@@ -177,14 +177,27 @@ class Target:
         return ops
 
 
+@dataclass(frozen=True)
+class JsonCondition:
+    """A condition on a path inside a json column that every match of its filter meets
+    (the serving index can look its rows up; see eventpipe.api.index_lookup)."""
+
+    column: str
+    pointer: str
+    operator: str
+    values: tuple[str, ...]
+
+
 @dataclass
 class Predicate:
-    """A compiled filter: SQL over table alias `t`, its named parameters, the date bounds."""
+    """A compiled filter: SQL over table alias `t`, its named parameters, the date bounds,
+    and the json conditions that every match meets."""
 
     sql: str
     params: dict[str, object] = field(default_factory=dict)
     min_date: dt.date | None = None  # every match has timestamp's UTC date >= min_date
     max_date: dt.date | None = None  # ... and <= max_date
+    json_conditions: tuple[JsonCondition, ...] = ()
 
 
 def quote_identifier(name: str) -> str:
@@ -535,8 +548,9 @@ def _date_bounds(target: Target, operator: str, values: list[str]) -> tuple[dt.d
 
 def compile_condition(
     condition: object, params: _Params, where: str
-) -> tuple[str, tuple[dt.date | None, ...]]:
-    """SQL of one condition, and the timestamp date bounds it implies."""
+) -> tuple[str, tuple[dt.date | None, ...], JsonCondition | None]:
+    """SQL of one condition, the timestamp date bounds it implies, and the condition itself
+    when it is on a path inside a json column."""
     if not isinstance(condition, dict):
         raise FilterError(where, "must be an object with property, operator and values")
     unknown = set(condition) - {"property", "operator", "values"}
@@ -554,9 +568,14 @@ def compile_condition(
         )
     values = _values(condition.get("values"), operator, f"{where}.values")
     if target.kind == "json":
-        return _json_sql(target, operator, values, params, where), (None, None)
+        sql = _json_sql(target, operator, values, params, where)
+        json_condition = None
+        if target.json_path:
+            pointer = json_pointer(target.json_path)
+            json_condition = JsonCondition(target.field.name, pointer, operator, tuple(values))
+        return sql, (None, None), json_condition
     sql = _typed_sql(target, operator, values, params, where)
-    return sql, _date_bounds(target, operator, values)
+    return sql, _date_bounds(target, operator, values), None
 
 
 def compile_filter(document: object, parameter: str = "filter") -> Predicate:
@@ -581,12 +600,18 @@ def compile_filter(document: object, parameter: str = "filter") -> Predicate:
     params = _Params()
     parts: list[str] = []
     bounds: list[tuple[dt.date | None, ...]] = []
+    json_conditions: list[JsonCondition] = []
     for i, condition in enumerate(conditions):
-        sql, bound = compile_condition(condition, params, f"{parameter}.conditions[{i}]")
+        sql, bound, json_condition = compile_condition(
+            condition, params, f"{parameter}.conditions[{i}]"
+        )
         parts.append(f"({sql})")
         bounds.append(bound)
+        if json_condition is not None:
+            json_conditions.append(json_condition)
     predicate = Predicate(f" {logical.upper()} ".join(parts), params.values)
     if logical == "and" or len(bounds) == 1:
+        predicate.json_conditions = tuple(json_conditions)
         lows = [low for low, _ in bounds if low is not None]
         highs = [high for _, high in bounds if high is not None]
         predicate.min_date = max(lows) if lows else None

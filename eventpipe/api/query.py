@@ -45,6 +45,7 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.api.filters import Predicate, quote_identifier
+from eventpipe.api.index_lookup import CANDIDATE_CAP, IndexCatalog, lookup
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, arrow_schema
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ ORDER_COLUMNS: tuple[str, ...] = (
 )
 _SCAN_OPTIONS = "hive_partitioning = false, filename = true, file_row_number = true"
 DENSE_SPAN = 65_536  # a wider row range of one file is read with the filter applied again
+RECENT_ROWS = 32_768  # a filtered page is first looked for among the newest rows of its batch
 _PARTITION_RE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
@@ -77,6 +79,14 @@ class Partition:
 
     date: dt.date
     files: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"date={self.date.isoformat()}"
+
+
+FileScan = tuple[str, tuple[int, ...] | None]
+"""A file to read: all its rows (None), or only the listed candidate row numbers."""
 
 
 @dataclass(frozen=True)
@@ -142,10 +152,20 @@ def _order_sql(order: str, ascending: bool) -> str:
 class LakeReader:
     """Answers list-events queries over one lake folder; safe to share between threads."""
 
-    def __init__(self, lake: str | os.PathLike[str], dense_span: int = DENSE_SPAN) -> None:
+    def __init__(
+        self,
+        lake: str | os.PathLike[str],
+        dense_span: int = DENSE_SPAN,
+        use_index: bool = True,
+        recent_rows: int = RECENT_ROWS,
+        candidate_cap: int = CANDIDATE_CAP,
+    ) -> None:
         self.lake = Path(lake).resolve()
         self.events_dir = self.lake / "events"
         self.dense_span = dense_span
+        self.recent_rows = recent_rows
+        self.candidate_cap = candidate_cap
+        self.indexes = IndexCatalog(self.lake) if use_index else None
         self._lock = threading.Lock()
         self._db = self._connect()
 
@@ -196,9 +216,10 @@ class LakeReader:
         partitions = prune(self.partitions(), query.predicate)
         if not partitions:
             return self._empty(query.columns)
+        scans, over_cap = self._plan_scans(cursor, partitions, query.predicate)
         if query.order != "timestamp":
-            files = [f for p in partitions for f in p.files]
-            return self._page(cursor, files, query, query.first, query.limit)
+            every = [s for p in partitions for s in scans[p.date]]
+            return self._page(cursor, every, query, query.first, query.limit)
         if not query.ascending:
             partitions = partitions[::-1]
         skip, need = query.first, query.limit
@@ -207,13 +228,17 @@ class LakeReader:
         while start < len(partitions) and need > 0:
             batch = partitions[start : start + size]
             start, size = start + len(batch), size * 2
-            files = [f for p in batch for f in p.files]
+            if over_cap:  # too many candidates in the whole range: maybe not in this batch
+                scans.update(self._plan_scans(cursor, batch, query.predicate)[0])
+            batch_scans = [s for p in batch for s in scans[p.date]]
+            if not batch_scans:
+                continue  # indexed partitions without a candidate row
             if skip > 0:
-                matches = self._count(cursor, files, query.predicate)
+                matches = self._count(cursor, batch_scans, query.predicate)
                 if matches <= skip:
                     skip -= matches
                     continue
-            page = self._page(cursor, files, query, skip, need)
+            page = self._page(cursor, batch_scans, query, skip, need, recent=not pages)
             skip = 0
             need -= page.num_rows
             if page.num_rows:
@@ -222,46 +247,130 @@ class LakeReader:
             return self._empty(query.columns)
         return pa.concat_tables(pages) if len(pages) > 1 else pages[0]
 
+    def _plan_scans(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        partitions: list[Partition],
+        predicate: Predicate | None,
+    ) -> tuple[dict[dt.date, list[FileScan]], bool]:
+        """What to read of each partition: its whole files, or, in partitions with a current
+        serving index, the candidate rows of the filter's json conditions. Also says whether
+        the index lookup found too many candidates to be used."""
+        scans: dict[dt.date, list[FileScan]] = {
+            p.date: [(f, None) for f in p.files] for p in partitions
+        }
+        if self.indexes is None or predicate is None or not predicate.json_conditions:
+            return scans, False
+        indexed = [(p, self.indexes.current(p.name, p.files)) for p in partitions]
+        usable = [(p, ix) for p, ix in indexed if ix is not None]
+        if not usable:
+            return scans, False
+        candidates = lookup(
+            cursor, [ix for _, ix in usable], predicate.json_conditions, self.candidate_cap
+        )
+        if candidates is None:
+            return scans, True
+        for p, _ in usable:
+            scans[p.date] = [(f, tuple(candidates[f])) for f in p.files if f in candidates]
+        return scans, False
+
     def _where(self, predicate: Predicate | None) -> tuple[str, dict[str, object]]:
+        """The predicate as one parenthesised condition ("" for none), and its parameters."""
         if predicate is None:
             return "", {}
-        return f" WHERE {predicate.sql}", dict(predicate.params)
+        return f"({predicate.sql})", dict(predicate.params)
+
+    def _source(
+        self, scans: Sequence[FileScan], columns: str, condition: str, params: dict[str, object]
+    ) -> str:
+        """SQL (a UNION ALL) of `columns` of the rows of `scans` meeting `condition` (SQL, or
+        "" for all rows); the file names are added to `params`."""
+        whole = [f for f, rows in scans if rows is None]
+        selects = []
+        if whole:
+            params["files"] = whole
+            where = f" WHERE {condition}" if condition else ""
+            selects.append(
+                f"SELECT {columns} FROM read_parquet($files, {_SCAN_OPTIONS}) AS t{where}"
+            )
+        for i, (filename, rows) in enumerate(s for s in scans if s[1] is not None):
+            params[f"f{i}"] = filename
+            listed = ", ".join(map(str, rows))  # row numbers from the index: no user text
+            where = f" WHERE t.file_row_number IN ({listed})"
+            where += f" AND {condition}" if condition else ""
+            selects.append(
+                f"SELECT {columns} FROM read_parquet($f{i}, {_SCAN_OPTIONS}) AS t{where}"
+            )
+        return " UNION ALL ".join(selects)
 
     def _count(
-        self, cursor: duckdb.DuckDBPyConnection, files: Sequence[str], predicate: Predicate | None
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        scans: Sequence[FileScan],
+        predicate: Predicate | None,
     ) -> int:
         where, params = self._where(predicate)
-        params["files"] = list(files)
-        sql = f"SELECT count(*) FROM read_parquet($files, {_SCAN_OPTIONS}) AS t{where}"
+        sql = f"SELECT count(*) FROM ({self._source(scans, 'NULL', where, params)})"
         return int(cursor.execute(sql, params).fetchall()[0][0])
 
     def _page(
         self,
         cursor: duckdb.DuckDBPyConnection,
-        files: Sequence[str],
+        scans: Sequence[FileScan],
         query: EventQuery,
         offset: int,
         limit: int,
+        recent: bool = False,
     ) -> pa.Table:
-        """One page in two steps: locate the rows (file, row number), then read their columns."""
-        where, params = self._where(query.predicate)
-        params.update(files=list(files), limit=limit, offset=offset)
-        if query.order == "timestamp" and query.predicate is None and offset == 0:
-            where = self._timestamp_cut(cursor, files, query.ascending, limit)
-        locate = (
-            f"SELECT filename, file_row_number FROM read_parquet($files, {_SCAN_OPTIONS}) AS t"
-            f"{where} ORDER BY {_order_sql(query.order, query.ascending)}"
-            " LIMIT $limit OFFSET $offset"
-        )
-        keys = [(str(f), int(r)) for f, r in cursor.execute(locate, params).fetchall()]
+        """One page in two steps: locate the rows (file, row number), then read their columns.
+
+        With `recent` (a filtered first page by timestamp), the page is first looked for
+        among the batch's newest `recent_rows` rows: when they hold a full page, that is
+        the page (every row they leave out sorts after them), and the rest is not read.
+        """
+        files = [f for f, _ in scans]
+        cut = ""
+        if query.order == "timestamp" and offset == 0 and all(r is None for _, r in scans):
+            if query.predicate is None:
+                cut = self._timestamp_cut(cursor, files, query.ascending, limit)
+            elif recent:
+                recent_cut = self._timestamp_cut(cursor, files, query.ascending, self.recent_rows)
+                if recent_cut:
+                    keys = self._locate(cursor, scans, query, (offset, limit), recent_cut)
+                    if len(keys) == limit:
+                        return self._fetch(cursor, keys, query)
+        keys = self._locate(cursor, scans, query, (offset, limit), cut)
         if not keys:
             return self._empty(query.columns)
         return self._fetch(cursor, keys, query)
 
+    def _locate(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        scans: Sequence[FileScan],
+        query: EventQuery,
+        page: tuple[int, int],
+        cut: str,
+    ) -> list[tuple[str, int]]:
+        """The (file, row number) of the rows of `page` (offset, limit), in order; `cut` is ""
+        or a condition on timestamp that the query adds to its filter."""
+        offset, limit = page
+        where, params = self._where(query.predicate)
+        where = " AND ".join(c for c in (where, cut) if c)
+        params.update(limit=limit, offset=offset)
+        needed = ["filename", "file_row_number", query.order, "messageId"]
+        columns = ", ".join(f"t.{quote_identifier(c)}" for c in dict.fromkeys(needed))
+        locate = (
+            f"SELECT filename, file_row_number FROM ({self._source(scans, columns, where, params)})"
+            f" AS t ORDER BY {_order_sql(query.order, query.ascending)}"
+            " LIMIT $limit OFFSET $offset"
+        )
+        return [(str(f), int(r)) for f, r in cursor.execute(locate, params).fetchall()]
+
     def _timestamp_cut(
         self, cursor: duckdb.DuckDBPyConnection, files: Sequence[str], ascending: bool, limit: int
     ) -> str:
-        """A WHERE clause keeping the first `limit` timestamps (ties included), or "".
+        """A condition keeping the first `limit` timestamps of `files` (ties included), or "".
 
         Sorting one int64 column is much cheaper than sorting it with messageId (every
         string read), and on timestamp-sorted files the clause skips row groups.
@@ -275,16 +384,16 @@ class LakeReader:
         if not found:
             return ""
         cut = found[0][0].isoformat()  # microsecond-exact; a literal: nothing from the user
-        return f" WHERE t.timestamp {op} TIMESTAMPTZ '{cut}'"
+        return f"t.timestamp {op} TIMESTAMPTZ '{cut}'"
 
     def _fetch(
         self, cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, int]], query: EventQuery
     ) -> pa.Table:
         """The columns of the rows at `keys` (file, row number), in the order of `keys`.
 
-        Each file is read only over the row range that holds its rows (Parquet row groups
-        outside it are skipped); when that range is wide, the filter is applied again so
-        that DuckDB skips the non-matching rows inside it too.
+        Each file is read only in the row groups that hold its rows (DuckDB prunes row
+        groups by a literal list of row numbers); when its rows are far apart, the filter is
+        applied again so that DuckDB skips the non-matching rows inside them too.
         """
         rows_by_file: dict[str, list[int]] = {}
         for filename, row in keys:
@@ -294,11 +403,9 @@ class LakeReader:
         selects = []
         for i, (filename, rows) in enumerate(rows_by_file.items()):
             low, high = min(rows), max(rows)
-            params.update({f"f{i}": filename, f"lo{i}": low, f"hi{i}": high, f"rows{i}": rows})
-            condition = (
-                f"file_row_number BETWEEN $lo{i} AND $hi{i}"
-                f" AND list_contains($rows{i}, file_row_number)"
-            )
+            params[f"f{i}"] = filename
+            # Row numbers found by the locate query: integers, no user text.
+            condition = f"file_row_number IN ({', '.join(map(str, rows))})"
             if query.predicate is not None and high - low > self.dense_span:
                 condition += f" AND ({query.predicate.sql})"
                 params.update(query.predicate.params)

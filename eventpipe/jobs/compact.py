@@ -9,6 +9,8 @@ import time
 from datetime import date
 
 from eventpipe.io.compaction import MAX_FILE_ROWS, TABLES, CompactionError, compact_lake
+from eventpipe.io.lake import EVENTS
+from eventpipe.io.serving_index import INDEX, index_lake
 
 log = logging.getLogger("eventpipe.compact")
 
@@ -32,7 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Safe to interrupt: the next run finishes or discards what an interrupted one left. "
             "Readers may see a partition's rows twice for the instant between the new file's "
             "rename and the old files' deletion. Runs on the machine that starts it, one "
-            "partition in memory at a time."
+            "partition in memory at a time. Then (local lakes) builds the read API's serving "
+            f"index (LAKE/{INDEX}/events/date=D/) of every event partition whose index is "
+            "missing or older than its files: json property lookups read only the row groups "
+            "holding candidate rows; an unindexed or changed partition is simply scanned."
         ),
     )
     parser.add_argument("--lake", required=True, help="lake folder or URL")
@@ -50,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be done, change nothing"
+    )
+    parser.add_argument(
+        "--no-index", action="store_true", help="do not build the read API's serving index"
     )
     parser.set_defaults(func=run, _parser=parser)
 
@@ -73,9 +81,16 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
         print(report.line(args.dry_run))
         for error in report.errors:
             print(f"  failed: {error}")
+    failed = any(r.errors for r in reports)
+    if EVENTS in tables and not args.no_index and "://" not in args.lake:
+        index = index_lake(args.lake, args.first, args.last, args.dry_run, progress=log.info)
+        print(index.line(args.dry_run))
+        for error in index.errors:
+            print(f"  failed: {error}")
+        failed = failed or bool(index.errors)
     if not args.dry_run:
         print(f"  {time.monotonic() - started:.1f} s in all")
-    return 1 if any(r.errors for r in reports) else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import pytest
 
 from eventpipe.io import compaction as C
 from eventpipe.io import lake as L
+from eventpipe.io.serving_index import INDEX, index_is_current
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 from eventpipe.schemas import arrow_schema
@@ -270,3 +271,25 @@ def test_rows_are_kept_exactly_even_with_nulls(lake):
         .sort_by([("timestamp", "ascending"), ("messageId", "ascending")])
     )
     assert after.equals(before)
+
+
+def test_compaction_builds_the_serving_index_of_every_event_partition(lake, capsys):
+    assert compact(lake, "--no-index") == 0
+    assert not (lake / INDEX).exists()
+    assert compact(lake, "--dry-run") == 0
+    assert not (lake / INDEX).exists()
+    assert "serving index: would index" in capsys.readouterr().out
+    assert compact(lake) == 0
+    assert "serving index: indexed" in capsys.readouterr().out
+    folders = sorted((lake / "events").glob("date=*"))
+    assert folders and all(index_is_current(str(lake), str(f)) for f in folders)
+    assert not (lake / INDEX / "failed").exists()
+    # A job replaces a partition's file: its index is stale until the next run rebuilds it.
+    [path] = folders[0].glob("*.parquet")
+    table = pq.read_table(path)
+    path.unlink()
+    pq.write_table(table.slice(1), folders[0] / "part-reprocessed.parquet")
+    assert not index_is_current(str(lake), str(folders[0]))
+    assert compact(lake) == 0
+    assert "serving index: indexed 1 of" in capsys.readouterr().out
+    assert index_is_current(str(lake), str(folders[0]))

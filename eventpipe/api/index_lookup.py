@@ -1,0 +1,185 @@
+"""Serving-index lookups of the read API: the candidate rows of a filter's json conditions.
+
+The index (`eventpipe.io.serving_index`) maps each scalar json value of a partition to
+its rows. For a filter whose json conditions must all hold (`and`, or one condition),
+each condition the index can answer (`is`, `is one of`, comparisons, `is between`,
+string matches, date comparisons, `is true`/`is false`) is looked up in the indexes of
+the partitions at hand, and the rows found by every such condition are the candidates:
+a superset of the matching rows, which the query then reads with the full filter
+applied. A lookup that finds more than `cap` rows is dropped (scanning is then cheaper
+than listing the rows), and a partition whose index is missing or was built from other
+files than the partition holds now is scanned as if there were no index: results never
+depend on the index.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from eventpipe.api.filters import (
+    COMPARISONS,
+    DATE_COMPARISONS,
+    JsonCondition,
+    parse_datetime,
+    parse_float,
+)
+from eventpipe.io.serving_index import (
+    JSON_COLUMNS,
+    FileSignature,
+    index_dir,
+    index_files,
+    read_manifest,
+)
+
+CANDIDATE_CAP = 20_000
+"""Most candidate rows a lookup may return; a lookup finding more is not used."""
+
+_INDEXED_OPERATORS = frozenset(
+    (
+        "is",
+        "is one of",
+        *COMPARISONS,
+        *DATE_COMPARISONS,
+        "is between",
+        "contains",
+        "starts with",
+        "ends with",
+        "is true",
+        "is false",
+    )
+)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return parse_float(text)
+    except ValueError:
+        return None
+
+
+def condition_branches(condition: JsonCondition, params: dict[str, object]) -> list[str] | None:
+    """WHERE clauses over the index (each a conjunction, so that row groups are pruned by
+    their statistics) whose union holds every row the condition matches; their values are
+    added to `params`. None when the index cannot answer the operator."""
+    op, values = condition.operator, condition.values
+    if op not in _INDEXED_OPERATORS or condition.column not in JSON_COLUMNS:
+        return None
+
+    def bind(value: object) -> str:
+        name = f"p{len(params)}"
+        params[name] = value
+        return "$" + name
+
+    base = f"col = {bind(condition.column)} AND ptr = {bind(condition.pointer)}"
+    branches: list[str] = []
+    if op in ("is", "is one of"):
+        branches.append(f"kind = 's' AND str IN {bind(list(values))}")
+        numbers = [n for n in map(_number, values) if n is not None]
+        if numbers:
+            branches.append(f"kind = 'n' AND num IN {bind(numbers)}")
+        booleans = [v for v in values if v in ("true", "false")]
+        if booleans:
+            branches.append(f"kind = 'b' AND str IN {bind(booleans)}")
+    elif op in ("is true", "is false"):
+        branches.append(f"kind = 'b' AND str = '{op.removeprefix('is ')}'")
+    elif op in COMPARISONS:
+        branches.append(f"kind = 's' AND str {COMPARISONS[op]} {bind(values[0])}")
+        number = _number(values[0])
+        if number is not None:
+            branches.append(f"kind = 'n' AND num {COMPARISONS[op]} {bind(number)}")
+    elif op == "is between":
+        branches.append(f"kind = 's' AND str BETWEEN {bind(values[0])} AND {bind(values[1])}")
+        low, high = _number(values[0]), _number(values[1])
+        if low is not None and high is not None:
+            branches.append(f"kind = 'n' AND num BETWEEN {bind(low)} AND {bind(high)}")
+    elif op in DATE_COMPARISONS:
+        moment = bind(parse_datetime(values[0]))
+        branches.append(
+            f"kind = 's' AND TRY_CAST(str AS TIMESTAMPTZ) {DATE_COMPARISONS[op]} {moment}"
+        )
+    elif op == "starts with":
+        prefix = bind(values[0])
+        branches.append(f"kind = 's' AND str >= {prefix} AND starts_with(str, {prefix})")
+    elif op == "contains":
+        branches.append(f"kind = 's' AND contains(str, {bind(values[0])})")
+    else:  # ends with
+        branches.append(f"kind = 's' AND suffix(str, {bind(values[0])})")
+    return [f"{base} AND {branch}" for branch in branches]
+
+
+@dataclass(frozen=True)
+class IndexedPartition:
+    """A partition whose index matches its files: the index file and the files, in the
+    index's order."""
+
+    index_file: str
+    files: tuple[str, ...]
+
+
+class IndexCatalog:
+    """Finds the current index of each partition (manifests cached by index file)."""
+
+    def __init__(self, lake: Path) -> None:
+        self.lake = lake
+        self._manifests: dict[str, tuple[FileSignature, ...] | None] = {}
+        self._lock = threading.Lock()
+
+    def current(self, partition_name: str, files: tuple[str, ...]) -> IndexedPartition | None:
+        """The partition's index when it was built from exactly `files` as they are now."""
+        found = index_files(index_dir(self.lake, partition_name))
+        if not found:
+            return None
+        index_file = found[0]  # index file names are unique: a cached manifest stays true
+        with self._lock:
+            if index_file not in self._manifests:
+                if len(self._manifests) > 10_000:
+                    self._manifests.clear()
+                self._manifests[index_file] = read_manifest(index_file)
+            manifest = self._manifests[index_file]
+        try:
+            current = tuple(FileSignature.of(f) for f in files)
+        except FileNotFoundError:
+            return None
+        if manifest is None or manifest != current:
+            return None
+        return IndexedPartition(index_file, files)
+
+
+def lookup(
+    cursor: duckdb.DuckDBPyConnection,
+    partitions: list[IndexedPartition],
+    conditions: tuple[JsonCondition, ...],
+    cap: int = CANDIDATE_CAP,
+) -> dict[str, list[int]] | None:
+    """Candidate rows {event file: sorted row numbers} of `partitions` for `conditions`
+    (a file without candidates is absent), or None when no condition can use the index
+    within `cap` rows."""
+    if not partitions or not conditions:
+        return None
+    owner = {p.index_file: p for p in partitions}
+    found: set[tuple[str, int]] | None = None
+    for condition in conditions:
+        params: dict[str, object] = {"indexes": list(owner), "cap": cap + 1}
+        branches = condition_branches(condition, params)
+        if branches is None:
+            continue
+        selects = [
+            f"SELECT filename, file, row FROM read_parquet($indexes, filename = true) WHERE {b}"
+            for b in branches
+        ]
+        sql = f"SELECT * FROM ({' UNION '.join(selects)}) LIMIT $cap"
+        rows = cursor.execute(sql, params).fetchall()
+        if len(rows) > cap:
+            continue
+        keys = {(owner[f].files[file], row) for f, file, row in rows}
+        found = keys if found is None else found & keys
+    if found is None:
+        return None
+    candidates: dict[str, list[int]] = {}
+    for path, row in sorted(found):
+        candidates.setdefault(path, []).append(row)
+    return candidates
