@@ -7,6 +7,11 @@ resident memory of the API process.
 
     .venv/bin/python benchmarks/bench_api.py --events 2000000 --layout timestamp
     .venv/bin/python benchmarks/bench_api.py --lake /tmp/lake --reuse   # measure again
+    .venv/bin/python benchmarks/bench_api.py --lake /tmp/lake --reuse --index  # index first
+
+--index builds (or brings up to date) the serving index and row stores that `eventpipe
+compact` builds (LAKE/_index/), and reports their build time and size; a lake measured
+without it is read by scanning only.
 
 Layouts (inside each partition; row groups of --row-group rows, zstd):
   timestamp  sorted by timestamp (what the import job writes)
@@ -36,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from eventpipe.io.serving_index import INDEX, index_lake
 from eventpipe.schemas import arrow_schema
 
 API_KEY = "bench-key"
@@ -331,6 +337,10 @@ def measure(url: str, params: dict[str, str], repeat: int) -> tuple[list[float],
     return times, rows
 
 
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -354,6 +364,9 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="measure an existing --lake")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--build-only", action="store_true", help="build --lake, measure nothing")
+    parser.add_argument(
+        "--index", action="store_true", help="build the serving index (as compact does) first"
+    )
     args = parser.parse_args()
 
     lake = args.lake or Path(tempfile.mkdtemp(prefix="bench-api-lake-"))
@@ -377,8 +390,13 @@ def main() -> int:
             args.bloom,
         )
         print(f"built in {time.perf_counter() - t0:.0f} s")
+    if args.index:
+        report = index_lake(str(lake), progress=lambda line: print("  " + line, flush=True))
+        print(report.line())
     if args.build_only:
         return 0
+    sizes = {name: _folder_bytes(lake / name) / 2**20 for name in ("events", INDEX)}
+    print(f"lake: events {sizes['events']:.0f} MiB, {INDEX} {sizes[INDEX]:.0f} MiB")
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -14,11 +14,13 @@ depend on the index.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from eventpipe.api.filters import (
     COMPARISONS,
@@ -29,7 +31,9 @@ from eventpipe.api.filters import (
 )
 from eventpipe.io.serving_index import (
     JSON_COLUMNS,
+    ROW_BATCH,
     FileSignature,
+    Manifest,
     index_dir,
     index_files,
     read_manifest,
@@ -113,11 +117,13 @@ def condition_branches(condition: JsonCondition, params: dict[str, object]) -> l
 
 @dataclass(frozen=True)
 class IndexedPartition:
-    """A partition whose index matches its files: the index file and the files, in the
-    index's order."""
+    """A partition whose index matches its files: the index file, the files (in the
+    index's order) with their row counts, and the row store."""
 
     index_file: str
     files: tuple[str, ...]
+    file_rows: tuple[int, ...]
+    row_store: str
 
 
 class IndexCatalog:
@@ -125,7 +131,8 @@ class IndexCatalog:
 
     def __init__(self, lake: Path) -> None:
         self.lake = lake
-        self._manifests: dict[str, tuple[FileSignature, ...] | None] = {}
+        self._manifests: dict[str, Manifest | None] = {}
+        self._row_stores: dict[str, tuple[str, pa.RecordBatchFileReader]] = {}  # by folder
         self._lock = threading.Lock()
 
     def current(self, partition_name: str, files: tuple[str, ...]) -> IndexedPartition | None:
@@ -144,9 +151,56 @@ class IndexCatalog:
             current = tuple(FileSignature.of(f) for f in files)
         except FileNotFoundError:
             return None
-        if manifest is None or manifest != current:
+        if manifest is None or manifest.files != current:
             return None
-        return IndexedPartition(index_file, files)
+        return IndexedPartition(index_file, files, manifest.file_rows, manifest.row_store)
+
+    def read_rows(self, partition: IndexedPartition, rows: dict[str, list[int]]) -> pa.Table | None:
+        """The rows {file: row numbers} of an indexed partition, read from its row store,
+        with `filename` and `file_row_number` columns added (in file order, then row); None
+        when it has none of them."""
+        store = self._row_store(partition.row_store)
+        pieces: list[pa.Table] = []
+        first_batch = 0
+        for path, count in zip(partition.files, partition.file_rows, strict=True):
+            wanted = rows.get(path)
+            if wanted:
+                by_batch: dict[int, list[int]] = {}
+                for row in wanted:
+                    by_batch.setdefault(row // ROW_BATCH, []).append(row)
+                for batch, batch_rows in sorted(by_batch.items()):
+                    with self._lock:  # one reader per file, shared between requests
+                        record_batch = store.get_batch(first_batch + batch)
+                    local = pa.array([r - batch * ROW_BATCH for r in batch_rows], pa.int64())
+                    piece = pa.Table.from_batches([record_batch]).take(local)
+                    piece = piece.append_column("filename", pa.array([path] * len(batch_rows)))
+                    piece = piece.append_column("file_row_number", pa.array(batch_rows, pa.int64()))
+                    pieces.append(piece)
+            first_batch += -(-count // ROW_BATCH)
+        return pa.concat_tables(pieces) if pieces else None
+
+    def _row_store(self, path: str) -> pa.RecordBatchFileReader:
+        """The open (memory-mapped) row store at `path`; one per partition folder is kept,
+        so a replaced row store is released."""
+        folder = os.path.dirname(path)
+        with self._lock:
+            cached = self._row_stores.get(folder)
+            if cached is None or cached[0] != path:
+                cached = (path, pa.ipc.open_file(pa.memory_map(path)))
+                self._row_stores[folder] = cached
+            return cached[1]
+
+
+Candidate = tuple[str, int, int]
+"""A candidate row: (event file, row number, timestamp in microseconds)."""
+
+
+def by_file(candidates: list[Candidate]) -> dict[str, list[int]]:
+    """{event file: its candidate row numbers, ascending}."""
+    rows: dict[str, list[int]] = {}
+    for path, row, _ in sorted(candidates):
+        rows.setdefault(path, []).append(row)
+    return rows
 
 
 def lookup(
@@ -154,32 +208,26 @@ def lookup(
     partitions: list[IndexedPartition],
     conditions: tuple[JsonCondition, ...],
     cap: int = CANDIDATE_CAP,
-) -> dict[str, list[int]] | None:
-    """Candidate rows {event file: sorted row numbers} of `partitions` for `conditions`
-    (a file without candidates is absent), or None when no condition can use the index
-    within `cap` rows."""
+) -> list[Candidate] | None:
+    """The candidate rows of `partitions` for `conditions`, or None when no condition can
+    use the index within `cap` rows."""
     if not partitions or not conditions:
         return None
     owner = {p.index_file: p for p in partitions}
-    found: set[tuple[str, int]] | None = None
+    found: set[Candidate] | None = None
     for condition in conditions:
         params: dict[str, object] = {"indexes": list(owner), "cap": cap + 1}
         branches = condition_branches(condition, params)
         if branches is None:
             continue
         selects = [
-            f"SELECT filename, file, row FROM read_parquet($indexes, filename = true) WHERE {b}"
+            f"SELECT filename, file, row, ts FROM read_parquet($indexes, filename = true) WHERE {b}"
             for b in branches
         ]
         sql = f"SELECT * FROM ({' UNION '.join(selects)}) LIMIT $cap"
         rows = cursor.execute(sql, params).fetchall()
         if len(rows) > cap:
             continue
-        keys = {(owner[f].files[file], row) for f, file, row in rows}
+        keys = {(owner[f].files[file], row, ts) for f, file, row, ts in rows}
         found = keys if found is None else found & keys
-    if found is None:
-        return None
-    candidates: dict[str, list[int]] = {}
-    for path, row in sorted(found):
-        candidates.setdefault(path, []).append(row)
-    return candidates
+    return None if found is None else sorted(found)

@@ -45,7 +45,14 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.api.filters import Predicate, quote_identifier
-from eventpipe.api.index_lookup import CANDIDATE_CAP, IndexCatalog, lookup
+from eventpipe.api.index_lookup import (
+    CANDIDATE_CAP,
+    Candidate,
+    IndexCatalog,
+    IndexedPartition,
+    by_file,
+    lookup,
+)
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, arrow_schema
 
 log = logging.getLogger(__name__)
@@ -70,6 +77,7 @@ ORDER_COLUMNS: tuple[str, ...] = (
 _SCAN_OPTIONS = "hive_partitioning = false, filename = true, file_row_number = true"
 DENSE_SPAN = 65_536  # a wider row range of one file is read with the filter applied again
 RECENT_ROWS = 32_768  # a filtered page is first looked for among the newest rows of its batch
+ROW_STORE_ROWS = 2_000  # at most this many candidate rows are read from the row stores
 _PARTITION_RE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
@@ -87,6 +95,17 @@ class Partition:
 
 FileScan = tuple[str, tuple[int, ...] | None]
 """A file to read: all its rows (None), or only the listed candidate row numbers."""
+
+
+@dataclass
+class ScanPlan:
+    """What a query reads: per partition, whole files or candidate rows; whether the index
+    lookup found too many candidates; when every partition is indexed, the candidates
+    (with their partition) that the row stores can serve."""
+
+    scans: dict[dt.date, list[FileScan]]
+    over_cap: bool = False
+    served: list[tuple[IndexedPartition, Candidate]] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,12 +178,14 @@ class LakeReader:
         use_index: bool = True,
         recent_rows: int = RECENT_ROWS,
         candidate_cap: int = CANDIDATE_CAP,
+        row_store_rows: int = ROW_STORE_ROWS,
     ) -> None:
         self.lake = Path(lake).resolve()
         self.events_dir = self.lake / "events"
         self.dense_span = dense_span
         self.recent_rows = recent_rows
         self.candidate_cap = candidate_cap
+        self.row_store_rows = row_store_rows
         self.indexes = IndexCatalog(self.lake) if use_index else None
         self._lock = threading.Lock()
         self._db = self._connect()
@@ -216,7 +237,12 @@ class LakeReader:
         partitions = prune(self.partitions(), query.predicate)
         if not partitions:
             return self._empty(query.columns)
-        scans, over_cap = self._plan_scans(cursor, partitions, query.predicate)
+        plan = self._plan_scans(cursor, partitions, query.predicate)
+        if plan.served is not None:
+            served = self._page_from_row_stores(cursor, plan.served, query)
+            if served is not None:
+                return served
+        scans = plan.scans
         if query.order != "timestamp":
             every = [s for p in partitions for s in scans[p.date]]
             return self._page(cursor, every, query, query.first, query.limit)
@@ -228,8 +254,8 @@ class LakeReader:
         while start < len(partitions) and need > 0:
             batch = partitions[start : start + size]
             start, size = start + len(batch), size * 2
-            if over_cap:  # too many candidates in the whole range: maybe not in this batch
-                scans.update(self._plan_scans(cursor, batch, query.predicate)[0])
+            if plan.over_cap:  # too many candidates in the whole range: maybe not in this batch
+                scans.update(self._plan_scans(cursor, batch, query.predicate).scans)
             batch_scans = [s for p in batch for s in scans[p.date]]
             if not batch_scans:
                 continue  # indexed partitions without a candidate row
@@ -252,27 +278,101 @@ class LakeReader:
         cursor: duckdb.DuckDBPyConnection,
         partitions: list[Partition],
         predicate: Predicate | None,
-    ) -> tuple[dict[dt.date, list[FileScan]], bool]:
+    ) -> ScanPlan:
         """What to read of each partition: its whole files, or, in partitions with a current
-        serving index, the candidate rows of the filter's json conditions. Also says whether
-        the index lookup found too many candidates to be used."""
-        scans: dict[dt.date, list[FileScan]] = {
-            p.date: [(f, None) for f in p.files] for p in partitions
-        }
+        serving index, the candidate rows of the filter's json conditions."""
+        plan = ScanPlan({p.date: [(f, None) for f in p.files] for p in partitions})
         if self.indexes is None or predicate is None or not predicate.json_conditions:
-            return scans, False
+            return plan
         indexed = [(p, self.indexes.current(p.name, p.files)) for p in partitions]
         usable = [(p, ix) for p, ix in indexed if ix is not None]
         if not usable:
-            return scans, False
+            return plan
         candidates = lookup(
             cursor, [ix for _, ix in usable], predicate.json_conditions, self.candidate_cap
         )
         if candidates is None:
-            return scans, True
+            plan.over_cap = True
+            return plan
+        rows = by_file(candidates)
         for p, _ in usable:
-            scans[p.date] = [(f, tuple(candidates[f])) for f in p.files if f in candidates]
-        return scans, False
+            plan.scans[p.date] = [(f, tuple(rows[f])) for f in p.files if f in rows]
+        if len(usable) == len(partitions):
+            owner = {f: ix for _, ix in usable for f in ix.files}
+            plan.served = [(owner[c[0]], c) for c in candidates]
+        return plan
+
+    def _page_from_row_stores(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        candidates: list[tuple[IndexedPartition, Candidate]],
+        query: EventQuery,
+    ) -> pa.Table | None:
+        """The page read from the row stores, when every partition is indexed; None when
+        that would read more than `row_store_rows` rows.
+
+        Ordered by timestamp, the candidates are visited newest (oldest) first: the first
+        `2 * (first + limit)` of them, with every candidate tied with the last, then 4
+        times as many..., until they hold `first + limit` matches (the filter is applied
+        to them with the same SQL as the Parquet path) or are all read. Ordered otherwise,
+        every candidate is read.
+        """
+        wanted = query.first + query.limit
+        if query.order == "timestamp":
+            candidates = sorted(candidates, key=lambda c: c[1][2], reverse=not query.ascending)
+            take = max(2 * wanted, 256)
+        else:
+            take = len(candidates)
+        while True:
+            chunk = candidates
+            if take < len(candidates):
+                boundary = candidates[take - 1][1][2]
+                if query.ascending:
+                    chunk = [c for c in candidates if c[1][2] <= boundary]
+                else:
+                    chunk = [c for c in candidates if c[1][2] >= boundary]
+            if len(chunk) > self.row_store_rows:
+                return None
+            table, matches = self._filter_row_stores(cursor, chunk, query)
+            if matches >= wanted or len(chunk) == len(candidates):
+                return table
+            take *= 4
+
+    def _filter_row_stores(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        candidates: list[tuple[IndexedPartition, Candidate]],
+        query: EventQuery,
+    ) -> tuple[pa.Table, int]:
+        """(the page among `candidates`, how many of them match the filter)."""
+        indexes = self.indexes
+        if indexes is None:  # pragma: no cover - served only when there are indexes
+            raise RuntimeError("no serving index")
+        by_partition: dict[IndexedPartition, list[Candidate]] = {}
+        for ix, candidate in candidates:
+            by_partition.setdefault(ix, []).append(candidate)
+        found = [indexes.read_rows(ix, by_file(c)) for ix, c in by_partition.items()]
+        tables = [t for t in found if t is not None]
+        if not tables:
+            return self._empty(query.columns), 0
+        where, params = self._where(query.predicate)
+        where = f" WHERE {where}" if where else ""
+        name = f"candidates_{threading.get_ident()}"
+        cursor.register(name, pa.concat_tables(tables))
+        try:
+            matches = cursor.execute(f"SELECT count(*) FROM {name} AS t{where}", params)
+            count = int(matches.fetchall()[0][0])
+            params.update(limit=query.limit, offset=query.first)
+            columns = ", ".join("t." + quote_identifier(c) for c in query.columns)
+            table = cursor.sql(
+                f"SELECT {columns} FROM {name} AS t{where}"
+                f" ORDER BY {_order_sql(query.order, query.ascending)}"
+                " LIMIT $limit OFFSET $offset",
+                params=params,
+            ).to_arrow_table()
+        finally:
+            cursor.unregister(name)
+        return table, count
 
     def _where(self, predicate: Predicate | None) -> tuple[str, dict[str, object]]:
         """The predicate as one parenthesised condition ("" for none), and its parameters."""

@@ -11,6 +11,8 @@ included) of the json columns (`properties`, `traits`):
 
     file  int16    position of the event file in the manifest (below)
     row   int32    the row number in that file
+    ts    int64    the row's `timestamp` (microseconds since the epoch), to visit candidates
+                   newest first
     col   string   the json column
     ptr   string   the RFC 6901 JSON pointer of the value (`/plan`, `/address/city`, `/tags/0`)
     kind  string   's' string, 'n' number, 'b' boolean
@@ -22,12 +24,19 @@ that a lookup reads the footer and the few row groups whose statistics hold its 
 Values are extracted with DuckDB's own JSON functions (`json_tree`), the functions the
 filter SQL uses, so an index lookup finds every row the filter can match.
 
+Next to it, `rows-<id>.arrow` is a row store: the partition's rows (every column, the
+event files one after the other in manifest order) as an Arrow IPC file of ROW_BATCH-row
+record batches compressed with lz4. A Parquet file decodes a whole row group (16k rows
+of every column, 5-25 ms) to return one row; the row store decodes ROW_BATCH rows
+(~0.3 ms). The API reads the rows of a few scattered candidates from it.
+
 The manifest (footer key-value metadata `eventpipe.index`) lists the event files the index
-was built from, with their sizes and modification times: a reader trusts an index only
-while its partition holds exactly those files, so a partition rewritten by any job
-(compaction, reprocessing, identity re-stitching) is scanned until it is indexed again.
-Files appear atomically (written as a hidden temporary, then renamed); an older index of
-the partition is deleted after the new one is in place. Local lakes only (the read API
+was built from, with their sizes, modification times and row counts, and names the row
+store: a reader trusts an index only while its partition holds exactly those files, so a
+partition rewritten by any job (compaction, reprocessing, identity re-stitching) is
+scanned until it is indexed again. Files appear atomically (written as hidden
+temporaries, then renamed: the row store first, the index last); the older files of the
+partition are deleted after the new ones are in place. Local lakes only (the read API
 reads local lakes).
 
 Built by `eventpipe compact` for every partition it compacts or finds without a valid
@@ -46,14 +55,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eventpipe.schemas import EVENT_FIELDS
+from eventpipe.schemas import EVENT_FIELDS, arrow_schema
 
 INDEX = "_index"
 INDEX_ROW_GROUP = 8192
+ROW_BATCH = 256
 MANIFEST_KEY = "eventpipe.index"
-VERSION = 1
+VERSION = 3
 JSON_COLUMNS: tuple[str, ...] = tuple(f.name for f in EVENT_FIELDS if f.kind == "json")
 NUMBER_TYPES = ("BIGINT", "UBIGINT", "DOUBLE")
 _SCALAR_TYPES = ("VARCHAR", "BOOLEAN", *NUMBER_TYPES)
@@ -104,16 +115,30 @@ def index_files(folder: str | os.PathLike[str]) -> list[str]:
     return sorted(names, reverse=True)
 
 
-def read_manifest(index_file: str) -> tuple[FileSignature, ...] | None:
-    """The event files an index file was built from (None when it is not a usable index)."""
+@dataclass(frozen=True)
+class Manifest:
+    """What an index was built from: the event files (in index order), their row counts,
+    and the row store file (a path)."""
+
+    files: tuple[FileSignature, ...]
+    file_rows: tuple[int, ...]
+    row_store: str
+
+
+def read_manifest(index_file: str) -> Manifest | None:
+    """The manifest of an index file (None when it is not a usable index)."""
     try:
         metadata = pq.read_metadata(index_file).metadata or {}
         manifest = json.loads(metadata[MANIFEST_KEY.encode()])
-    except (OSError, KeyError, ValueError):
+        if manifest.get("version") != VERSION:
+            return None
+        return Manifest(
+            tuple(FileSignature(f["name"], f["size"], f["mtime_ns"]) for f in manifest["files"]),
+            tuple(int(n) for n in manifest["file_rows"]),
+            os.path.join(os.path.dirname(index_file), manifest["row_store"]),
+        )
+    except (OSError, KeyError, TypeError, ValueError):
         return None
-    if manifest.get("version") != VERSION:
-        return None
-    return tuple(FileSignature(f["name"], f["size"], f["mtime_ns"]) for f in manifest["files"])
 
 
 def _escape(key: str) -> str:
@@ -149,22 +174,24 @@ def build_partition_index(lake: str | os.PathLike[str], partition_dir: str) -> t
     signatures = [FileSignature.of(f) for f in files]
     folder = index_dir(lake, os.path.basename(os.path.normpath(partition_dir)))
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    final = folder / f"index-{stamp}-{secrets.token_hex(3)}.parquet"
+    build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+    final = folder / f"index-{build_id}.parquet"
     temporary = folder / f".{final.name}.tmp"
+    row_store = folder / f"rows-{build_id}.arrow"
+    file_rows = write_row_store(files, row_store)
     db = duckdb.connect(":memory:")
     try:
         db.execute("SET TimeZone = 'UTC'")
         db.execute("SET enable_progress_bar = false")
         db.execute(
-            "CREATE TABLE nodes (file SMALLINT, row INTEGER, col VARCHAR, fullkey VARCHAR,"
+            "CREATE TABLE nodes (file SMALLINT, row INTEGER, ts BIGINT, col VARCHAR, fullkey VARCHAR,"
             " path VARCHAR, key VARCHAR, type VARCHAR, value VARCHAR)"
         )
         for position, path in enumerate(files):
             for column in JSON_COLUMNS:
                 db.execute(
                     f"""INSERT INTO nodes
-                    SELECT {position}, t.file_row_number, '{column}', j.fullkey, j.path, j.key,
+                    SELECT {position}, t.file_row_number, epoch_us(t.timestamp), '{column}', j.fullkey, j.path, j.key,
                            j.type, CASE WHEN j.type IN {_SCALAR_TYPES} THEN j.value END
                     FROM read_parquet($file, file_row_number = true) AS t,
                          json_tree(t."{column}") AS j""",
@@ -175,11 +202,17 @@ def build_partition_index(lake: str | os.PathLike[str], partition_dir: str) -> t
         pointers = _pointers(keys)
         db.executemany("INSERT INTO pointers VALUES (?, ?)", list(pointers.items()))
         manifest = json.dumps(
-            {"version": VERSION, "files": [s.__dict__ for s in signatures]}, sort_keys=True
+            {
+                "version": VERSION,
+                "files": [s.__dict__ for s in signatures],
+                "file_rows": file_rows,
+                "row_store": row_store.name,
+            },
+            sort_keys=True,
         )
         db.execute(
             f"""COPY (
-                SELECT n.file, n.row, n.col, p.ptr,
+                SELECT n.file, n.row, n.ts, n.col, p.ptr,
                        CASE n.type WHEN 'VARCHAR' THEN 's' WHEN 'BOOLEAN' THEN 'b' ELSE 'n' END
                            AS kind,
                        CASE WHEN n.type = 'VARCHAR' THEN CAST(n.value AS JSON) ->> '$'
@@ -198,10 +231,30 @@ def build_partition_index(lake: str | os.PathLike[str], partition_dir: str) -> t
     finally:
         db.close()
     os.replace(temporary, final)
-    for old in index_files(folder):
-        if old != str(final):
-            os.remove(old)
+    for old in os.scandir(folder):
+        if old.name.startswith(("index-", "rows-")) and build_id not in old.name:
+            os.remove(old.path)
     return str(final), entries
+
+
+def write_row_store(files: list[str], path: Path) -> list[int]:
+    """Write the rows of `files` (one after the other) as the row store at `path`;
+    returns each file's row count."""
+    schema = arrow_schema()
+    temporary = path.with_name(f".{path.name}.tmp")
+    counts = []
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with (
+        pa.OSFile(str(temporary), "wb") as sink,
+        pa.ipc.new_file(sink, schema, options=options) as out,
+    ):
+        for f in files:
+            # One chunk: every record batch but a file's last holds exactly ROW_BATCH rows.
+            table = pq.read_table(f).select(schema.names).cast(schema).combine_chunks()
+            counts.append(table.num_rows)
+            out.write_table(table, max_chunksize=ROW_BATCH)
+    os.replace(temporary, path)
+    return counts
 
 
 def _sql_text(text: str) -> str:
@@ -218,7 +271,7 @@ def index_is_current(lake: str | os.PathLike[str], partition_dir: str) -> bool:
         current = tuple(FileSignature.of(f) for f in event_files(partition_dir))
     except FileNotFoundError:
         return False
-    return manifest is not None and manifest == current
+    return manifest is not None and manifest.files == current and os.path.isfile(manifest.row_store)
 
 
 def remove_stale_indexes(lake: str | os.PathLike[str]) -> list[str]:

@@ -13,18 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import make_event, write_lake
+from api_support import CANONICAL_EVENTS, make_event, write_lake
 from test_api_query_plan import _reference
 
 from eventpipe.api.filters import parse_filter
 from eventpipe.api.index_lookup import lookup
 from eventpipe.api.query import EventQuery, LakeReader
+from eventpipe.api.rows import events_from_table
 from eventpipe.io.serving_index import (
     INDEX,
     build_partition_index,
     index_is_current,
     index_lake,
 )
+from eventpipe.schemas import TOP_LEVEL_COLUMNS
 
 COLUMNS = ("messageId", "userId", "timestamp", "properties")
 BASE = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
@@ -73,9 +75,10 @@ def _rows(count: int, seed: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(indexed lake, the same lake without an index): 3 days, 2 files a day, small row
-    groups; the second file of 2025-10-03 was added after indexing (a stale index)."""
+def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(indexed lake, the same lake without an index, the same lake fully indexed): 3 days,
+    2 files a day, small row groups; in the first, the third file of 2025-10-03 was added
+    after indexing (a stale index)."""
     indexed = tmp_path_factory.mktemp("indexed-lake")
     write_lake(indexed, _rows(1500, 1), row_group_size=64)
     write_lake(indexed, _rows(1500, 2), file_name="part-1.parquet", row_group_size=64)
@@ -85,7 +88,10 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     write_lake(indexed, late, file_name="part-2.parquet", row_group_size=64)
     plain = tmp_path_factory.mktemp("plain-lake")
     shutil.copytree(indexed / "events", plain / "events")
-    return indexed, plain
+    full = tmp_path_factory.mktemp("full-lake")
+    shutil.copytree(indexed, full, dirs_exist_ok=True)
+    assert index_lake(str(full)).indexed == 1
+    return indexed, plain, full
 
 
 def _filter(logical: str, *conditions: tuple) -> str:
@@ -149,11 +155,13 @@ SHAPES = [
 
 
 @pytest.mark.parametrize("text", FILTERS)
-def test_indexed_unindexed_and_plain_query_agree(lakes: tuple[Path, Path], text: str) -> None:
-    indexed, plain = lakes
+def test_indexed_unindexed_and_plain_query_agree(lakes: tuple[Path, Path, Path], text: str) -> None:
+    indexed, plain, full = lakes
     readers = [
         LakeReader(indexed, recent_rows=64),
         LakeReader(indexed, recent_rows=64, candidate_cap=40),  # lookups often over the cap
+        LakeReader(full),  # few candidates: served from the row stores
+        LakeReader(full, row_store_rows=0),  # candidate rows read from the Parquet files
         LakeReader(plain),
     ]
     for order, ascending, first, limit in SHAPES:
@@ -161,12 +169,12 @@ def test_indexed_unindexed_and_plain_query_agree(lakes: tuple[Path, Path], text:
         expected = _reference(plain, query)
         for reader in readers:
             got = reader.list_events(query)
-            assert got["messageId"].to_pylist() == expected, (reader.candidate_cap, order, first)
+            assert got["messageId"].to_pylist() == expected, (reader.lake, order, first)
         assert got.column_names == list(COLUMNS)
 
 
-def test_the_index_is_used_and_finds_only_candidates(lakes: tuple[Path, Path]) -> None:
-    indexed, _ = lakes
+def test_the_index_is_used_and_finds_only_candidates(lakes: tuple[Path, Path, Path]) -> None:
+    indexed, _, _ = lakes
     reader = LakeReader(indexed)
     predicate = parse_filter(_filter("and", ("properties.nested.city", "is", "Rome")))
     assert predicate is not None
@@ -175,7 +183,7 @@ def test_the_index_is_used_and_finds_only_candidates(lakes: tuple[Path, Path]) -
     cursor = reader._db.cursor()
     candidates = lookup(cursor, [c for c in current if c], predicate.json_conditions)
     assert candidates is not None
-    found = sum(len(rows) for rows in candidates.values())
+    found = len(candidates)
     matches = cursor.execute(
         "SELECT count(*) FROM read_parquet($files) AS t WHERE " + predicate.sql,
         {**predicate.params, "files": [f for c in current if c for f in c.files]},
@@ -206,7 +214,7 @@ def test_a_rewritten_file_makes_the_index_stale(tmp_path: Path) -> None:
 
 
 def test_index_lake_reindexes_only_what_changed_and_drops_gone_partitions(
-    lakes: tuple[Path, Path], tmp_path: Path
+    lakes: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     lake = tmp_path / "lake"
     shutil.copytree(lakes[0], lake)
@@ -221,4 +229,21 @@ def test_index_lake_reindexes_only_what_changed_and_drops_gone_partitions(
         "date=2025-10-02",
         "date=2025-10-03",
     ]
-    assert all(len(list(p.iterdir())) == 1 for p in (lake / INDEX / "events").iterdir())
+    for folder in (lake / INDEX / "events").iterdir():  # one index and its row store
+        names = sorted(p.name for p in folder.iterdir())
+        assert [n.split("-", 1)[0] for n in names] == ["index", "rows"]
+        assert names[0].removeprefix("index-").removesuffix(".parquet") == names[1].removeprefix(
+            "rows-"
+        ).removesuffix(".arrow")
+
+
+def test_rows_served_from_the_row_store_equal_the_parquet_rows(tmp_path: Path) -> None:
+    lake = write_lake(tmp_path / "lake", CANONICAL_EVENTS)
+    assert index_lake(str(lake)).indexed > 0
+    text = _filter("or", ("properties.price", "is greater than", "-100"))
+    query = EventQuery(TOP_LEVEL_COLUMNS, parse_filter(text), "timestamp", False, 0, 100)
+    served, parquet = LakeReader(lake), LakeReader(lake, use_index=False)
+    got, expected = served.list_events(query), parquet.list_events(query)
+    assert got.num_rows == 5
+    assert got.equals(expected)
+    assert events_from_table(got) == events_from_table(expected)
