@@ -8,16 +8,24 @@ named `*.parquet` (temporary files, `_staging/`...) is ignored.
 Query plan:
 
 - the partitions are pruned to the date bounds implied by `timestamp` conditions;
+- json conditions that every match must meet are looked up in the serving index of the
+  partitions that have a current one (`eventpipe.api.index_lookup`): its candidate rows
+  replace whole-file scans there, and a partition without candidates is not read; when
+  every pruned partition is indexed, the page is read from the row stores instead,
+  visiting the candidates newest first (by the timestamps the index holds) until the
+  page is full; the filter is always applied again to the rows read;
 - ordered by `timestamp` (the default), partitions are scanned newest first (oldest
   first when ascending) in growing batches of 1, 2, 4... partitions, stopping as soon
   as the page is full; with `first` > 0 a batch is first counted (from Parquet
   metadata when there is no filter) and skipped whole when the offset lies beyond it;
+  a filtered first page is first looked for among the batch's newest RECENT_ROWS rows,
+  an unfiltered page among the rows at or above the `first + limit`-th timestamp;
 - any other order scans the pruned partitions in one query;
 - ties are broken by `messageId` in the same direction, and nulls sort last, so
   paging with `first`/`limit` never repeats or skips a row;
 - a page is read in two steps: the sort locates its rows as (file, row number), reading
-  only the filter and sort columns; then each file is read over the row range holding
-  its rows, so only the row groups that hold them are decoded in full.
+  only the filter and sort columns; then each file is read for the listed row numbers,
+  so only the row groups that hold them are decoded in full.
 
 What this needs from the lake's writer (measured in benchmarks/bench_api.py): few
 files per partition (every file touched by a page costs a row-group decode, ~5-9 ms
@@ -312,15 +320,15 @@ class LakeReader:
         that would read more than `row_store_rows` rows.
 
         Ordered by timestamp, the candidates are visited newest (oldest) first: the first
-        `2 * (first + limit)` of them, with every candidate tied with the last, then 4
-        times as many..., until they hold `first + limit` matches (the filter is applied
-        to them with the same SQL as the Parquet path) or are all read. Ordered otherwise,
-        every candidate is read.
+        `1.25 * (first + limit) + 16` of them, with every candidate tied with the last,
+        then 4 times as many..., until they hold `first + limit` matches (the filter is
+        applied to them with the same SQL as the Parquet path) or are all read. Ordered
+        otherwise, every candidate is read. Each row costs one record-batch decode.
         """
         wanted = query.first + query.limit
         if query.order == "timestamp":
             candidates = sorted(candidates, key=lambda c: c[1][2], reverse=not query.ascending)
-            take = max(2 * wanted, 256)
+            take = wanted + wanted // 4 + 16
         else:
             take = len(candidates)
         while True:
@@ -358,7 +366,8 @@ class LakeReader:
         where, params = self._where(query.predicate)
         where = f" WHERE {where}" if where else ""
         name = f"candidates_{threading.get_ident()}"
-        cursor.register(name, pa.concat_tables(tables))
+        # One chunk: DuckDB refuses struct columns of sliced batches (they have offsets).
+        cursor.register(name, pa.concat_tables(tables).combine_chunks())
         try:
             matches = cursor.execute(f"SELECT count(*) FROM {name} AS t{where}", params)
             count = int(matches.fetchall()[0][0])
@@ -430,10 +439,10 @@ class LakeReader:
         """
         files = [f for f, _ in scans]
         cut = ""
-        if query.order == "timestamp" and offset == 0 and all(r is None for _, r in scans):
+        if query.order == "timestamp" and all(r is None for _, r in scans):
             if query.predicate is None:
-                cut = self._timestamp_cut(cursor, files, query.ascending, limit)
-            elif recent:
+                cut = self._timestamp_cut(cursor, files, query.ascending, offset + limit)
+            elif recent and offset == 0:
                 recent_cut = self._timestamp_cut(cursor, files, query.ascending, self.recent_rows)
                 if recent_cut:
                     keys = self._locate(cursor, scans, query, (offset, limit), recent_cut)

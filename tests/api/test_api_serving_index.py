@@ -80,11 +80,11 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     2 files a day, small row groups; in the first, the third file of 2025-10-03 was added
     after indexing (a stale index)."""
     indexed = tmp_path_factory.mktemp("indexed-lake")
-    write_lake(indexed, _rows(1500, 1), row_group_size=64)
-    write_lake(indexed, _rows(1500, 2), file_name="part-1.parquet", row_group_size=64)
+    write_lake(indexed, _rows(800, 1), row_group_size=64)
+    write_lake(indexed, _rows(800, 2), file_name="part-1.parquet", row_group_size=64)
     report = index_lake(str(indexed))
     assert (report.partitions, report.indexed, report.errors) == (3, 3, [])
-    late = [r for r in _rows(300, 3) if r["timestamp"].date() == dt.date(2025, 10, 3)]
+    late = [r for r in _rows(200, 3) if r["timestamp"].date() == dt.date(2025, 10, 3)]
     write_lake(indexed, late, file_name="part-2.parquet", row_group_size=64)
     plain = tmp_path_factory.mktemp("plain-lake")
     shutil.copytree(indexed / "events", plain / "events")
@@ -149,7 +149,7 @@ SHAPES = [
     ("timestamp", False, 0, 7),
     ("timestamp", True, 0, 50),
     ("timestamp", False, 120, 30),
-    ("timestamp", True, 1900, 100),
+    ("timestamp", True, 1000, 100),
     ("userId", False, 0, 40),
 ]
 
@@ -193,7 +193,7 @@ def test_the_index_is_used_and_finds_only_candidates(lakes: tuple[Path, Path, Pa
 
 
 def test_a_rewritten_file_makes_the_index_stale(tmp_path: Path) -> None:
-    lake = write_lake(tmp_path, _rows(200, 4)[:1] * 1, row_group_size=64)
+    lake = write_lake(tmp_path, _rows(1, 4), row_group_size=64)
     folder = next((lake / "events").iterdir())
     build_partition_index(lake, str(folder))
     assert index_is_current(lake, str(folder))
