@@ -44,6 +44,7 @@ from eventpipe.io.lake import (
     lake_path,
     write_parquet,
 )
+from eventpipe.io.partition_swap import mark_staged_partition
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.transforms import dedupe
 from eventpipe.transforms.duck import connect
@@ -218,11 +219,16 @@ class _DropDuplicates(beam.DoFn):
 
 
 class _CommitFn(beam.DoFn):
-    """After every staged file is final: count the events written, make the files visible."""
+    """After every staged file is final: count the events written, make the files visible.
 
-    def __init__(self, lake: str, run_id: str) -> None:
+    Partitions in `replace` (events and raw) are swapped whole for what the run staged
+    there, even nothing; the run's other files are added.
+    """
+
+    def __init__(self, lake: str, run_id: str, replace: tuple[str, ...]) -> None:
         self.lake = lake
         self.run_id = run_id
+        self.replace = replace
 
     def setup(self) -> None:
         self.written = Metrics.counter(NAMESPACE, "written")
@@ -234,8 +240,18 @@ class _CommitFn(beam.DoFn):
             if s.table == EVENTS:
                 with FileSystems.open(s.staged) as handle:
                     self.written.inc(pq.ParquetFile(handle).metadata.num_rows)
-        commit_files(self.lake, self.run_id, sorted((s.staged, s.final) for s in present))
+        swapped = []
+        for table in (EVENTS, RAW):
+            for partition in self.replace:
+                folder = lake_path(self.lake, STAGING, self.run_id, table, partition)
+                mark_staged_partition(folder, self.run_id)
+                swapped.append((folder, lake_path(self.lake, table, partition)))
+        added = [s for s in present if not self._replaced(s)]
+        commit_files(self.lake, self.run_id, sorted((s.staged, s.final) for s in added), swapped)
         yield len(present)
+
+    def _replaced(self, staged: Staged) -> bool:
+        return staged.table != FAILED and staged.file.split("/")[0] in self.replace
 
 
 def dedupe_buckets(input_bytes: int) -> int:
@@ -246,12 +262,16 @@ def dedupe_buckets(input_bytes: int) -> int:
 class WriteToLake(beam.PTransform):
     """(events with the archive column, failed rows) -> the lake, deduplicated, committed at once."""
 
-    def __init__(self, lake: str, run_id: str, buckets: int = 4, against_lake: bool = True) -> None:
+    def __init__(
+        self, lake: str, run_id: str, buckets: int = 4, replace: tuple[str, ...] = ()
+    ) -> None:
         super().__init__()
         self.lake = lake
         self.run_id = run_id
         self.buckets = buckets
-        self.against_lake = against_lake  # also drop events the lake's partitions hold
+        # Partitions (`date=D`) the run replaces: their new events are compared with each
+        # other only; without any, new events are also compared with what the lake holds.
+        self.replace = tuple(replace)
 
     def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         events, failed = pcolls
@@ -263,7 +283,7 @@ class WriteToLake(beam.PTransform):
             _StageFiles(lake, run, FAILED, "receivedAt")
         )
         keys = [staged[KEYS] | "KeyTables" >> beam.Values()]
-        if self.against_lake:
+        if not self.replace:
             keys.append(
                 staged[KEYS]
                 | "Partitions" >> beam.Map(lambda pair: pair[0].split("/")[0])
@@ -283,5 +303,6 @@ class WriteToLake(beam.PTransform):
             (staged["files"], rejected)
             | "AllFiles" >> beam.Flatten()
             | "ListFiles" >> beam.combiners.ToList()
-            | "Commit" >> beam.ParDo(_CommitFn(lake, run), beam.pvalue.AsList(rewritten))
+            | "Commit"
+            >> beam.ParDo(_CommitFn(lake, run, self.replace), beam.pvalue.AsList(rewritten))
         )

@@ -14,6 +14,7 @@ import sys
 
 JOB_MODULES = (
     "eventpipe.jobs.import_events",
+    "eventpipe.jobs.reprocess",
     "eventpipe.jobs.generate",
     "eventpipe.jobs.schema",
     "eventpipe.jobs.serve",

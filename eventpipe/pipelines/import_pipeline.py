@@ -1,4 +1,8 @@
-"""The batch import graph: files -> parse -> validate -> normalise -> enrich -> dedupe -> lake."""
+"""The batch import graph: files -> parse -> validate -> normalise -> enrich -> stitch -> dedupe -> lake.
+
+Stitching gives new events of known profiles their kpid from the lake's identity
+map; `eventpipe identity` resolves new identities and re-stitches stored events.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,13 @@ import apache_beam as beam
 from eventpipe.io.lake_sink import WriteToLake
 from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
 from eventpipe.transforms.enrich import EnrichOptions
-from eventpipe.transforms.stages import EnrichEvents, NormaliseEvents, ParseRecords, ValidateEvents
+from eventpipe.transforms.stages import (
+    EnrichEvents,
+    NormaliseEvents,
+    ParseRecords,
+    StitchKpids,
+    ValidateEvents,
+)
 
 
 @dataclass(frozen=True)
@@ -41,5 +51,6 @@ def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None
     if config.enrich is not None:
         events, bots = normalised | "EnrichEvents" >> EnrichEvents(config.enrich, run)
         failures.append(bots)
+    events = events | "StitchKpids" >> StitchKpids(config.lake)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()
     _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run, config.dedupe_buckets)
