@@ -40,6 +40,7 @@ import functools
 import logging
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
 import duckdb
@@ -97,9 +98,12 @@ def placeholder_macros() -> list[str]:
 
     strip() is `trim` over Python's whitespace set; casefold() is `lower` on ASCII text;
     a non-ASCII id is a placeholder only if the few characters that casefold to ASCII
-    (listed from Python) make it ASCII and then a placeholder.
+    (listed from Python) make it ASCII and then a placeholder. Fast path (nearly every
+    real id): nothing to strip (printable ASCII at both ends) and longer than every
+    placeholder (casefold never shortens text) means no placeholder.
     """
     placeholders = ", ".join(quote_str(p) for p in sorted(PLACEHOLDERS))
+    longest = max(len(p) for p in PLACEHOLDERS)
     folded = "s"
     for char, ascii_text in sorted(_casefold_to_ascii().items()):
         folded = f"replace({folded}, {quote_str(char)}, {quote_str(ascii_text)})"
@@ -110,7 +114,9 @@ def placeholder_macros() -> list[str]:
         f"(s = '' OR (strlen(s) = length(s) AND lower(s) IN ({placeholders})))",
         "CREATE OR REPLACE TEMP MACRO ep_is_placeholder(x) AS CASE "
         "WHEN x IS NULL THEN true "
-        "WHEN strlen(x) = length(x) THEN ep_placeholder_text(ep_strip(x)) "
+        "WHEN x[1] BETWEEN '!' AND '~' AND x[-1] BETWEEN '!' AND '~' THEN "
+        f"  length(x) <= {longest} AND CASE WHEN strlen(x) = length(x) "
+        f"  THEN lower(x) IN ({placeholders}) ELSE ep_placeholder_text(ep_fold(x)) END "
         "ELSE ep_placeholder_text(ep_fold(ep_strip(x))) END",
     ]
 
@@ -274,6 +280,7 @@ class IdentityResult:
     con: duckdb.DuckDBPyConnection
     counts: dict[str, int]
     rounds: int  # label-propagation rounds the alias components took
+    seconds: dict[str, float]  # wall time of each build step
 
     def sql(self, name: str) -> str:
         return _OUTPUT_SQL[name]
@@ -285,20 +292,38 @@ class IdentityResult:
 
 def build_identity(con: duckdb.DuckDBPyConnection, events: str | pa.Table) -> IdentityResult:
     """Build the identity graph from event files (path/glob) or an Arrow table of events."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def step(name: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        seconds[name] = round(now - started, 3)
+        started = now
+
     for macro in placeholder_macros():
         con.execute(macro)
     con.execute(_links_sql(_source_sql(con, events)))
+    step("links")
     for statement in _USERS_AND_ALIASES:
         con.execute(statement)
+    step("users_and_aliases")
     rounds = _components(con)
+    step("alias_components")
     for statement in _PROFILES:
         con.execute(statement)
-    counts = {
-        name: con.execute(f"SELECT count(*) FROM ep_{name}").fetchall()[0][0] for name in TABLES
-    }
-    counts["alias_nodes"] = con.execute("SELECT count(*) FROM ep_nodes").fetchall()[0][0]
-    log.info("identity graph: %s; alias components in %d rounds", counts, rounds)
-    return IdentityResult(con, counts, rounds)
+    step("profiles")
+    counts = {name: _count(con, f"ep_{name}") for name in TABLES}
+    counts["alias_nodes"] = _count(con, "ep_nodes")
+    counts["links"] = _count(con, "ep_links")
+    log.info(
+        "identity graph: %s; alias components in %d rounds; seconds %s", counts, rounds, seconds
+    )
+    return IdentityResult(con, counts, rounds, seconds)
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
 def assign_kpids(
