@@ -159,3 +159,11 @@ def read_identity(lake: str, names: tuple[str, ...] = TABLES) -> dict[str, pa.Ta
 def read_kpid_map(lake: str) -> pa.Table:
     """The current kpid map: (kind 'user'|'anonymous', id, kpid), one row per id."""
     return read_identity(lake, ("kpid_map",))["kpid_map"].cast(KPID_MAP_SCHEMA)
+
+
+def current_kpid_map(lake: str) -> pa.Table:
+    """The current kpid map, or an empty one when `eventpipe identity` has not run yet."""
+    try:
+        return read_kpid_map(lake)
+    except FileNotFoundError:
+        return KPID_MAP_SCHEMA.empty_table()

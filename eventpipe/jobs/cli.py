@@ -15,6 +15,7 @@ import sys
 JOB_MODULES = (
     "eventpipe.jobs.import_events",
     "eventpipe.jobs.reprocess",
+    "eventpipe.jobs.identity",
     "eventpipe.jobs.generate",
     "eventpipe.jobs.schema",
     "eventpipe.jobs.serve",

@@ -44,11 +44,11 @@ import time
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
 from eventpipe.transforms.duck import connect, quote_str
 from eventpipe.transforms.identity_rules import KPID_NAMESPACE, PLACEHOLDERS
+from eventpipe.transforms.stitch import KpidStitcher
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 def assign_kpids(
     con: duckdb.DuckDBPyConnection,
     events: pa.Table | duckdb.DuckDBPyRelation,
-    kpid_map: pa.Table | duckdb.DuckDBPyRelation,
+    kpid_map: pa.Table,
 ) -> pa.Table:
     """`events` with `kpid` filled from `kpid_map`; every other column and the row order kept.
 
@@ -339,25 +339,4 @@ def assign_kpids(
     """
     if isinstance(events, duckdb.DuckDBPyRelation):
         events = events.to_arrow_table()
-    keys = pa.table(
-        {
-            "row": pa.array(np.arange(events.num_rows, dtype=np.int64)),
-            "user_id": events["userId"],
-            "anonymous_id": events["anonymousId"],
-        }
-    )
-    con.register("ep_assign_keys", keys)
-    con.register("ep_assign_map", kpid_map)
-    kpids = con.sql(
-        """SELECT coalesce(u.kpid, a.kpid) AS kpid FROM ep_assign_keys k
-           LEFT JOIN ep_assign_map u ON u.kind = 'user' AND u.id = k.user_id
-           LEFT JOIN ep_assign_map a ON a.kind = 'anonymous' AND a.id = k.anonymous_id
-           ORDER BY k.row"""
-    ).to_arrow_table()["kpid"]
-    con.unregister("ep_assign_keys")
-    con.unregister("ep_assign_map")
-    kpids = kpids.cast(pa.string())
-    if "kpid" in events.column_names:
-        index = events.column_names.index("kpid")
-        return events.set_column(index, events.schema.field("kpid").with_nullable(True), kpids)
-    return events.append_column(pa.field("kpid", pa.string()), kpids)
+    return KpidStitcher(kpid_map).bind(con).stitch(events)

@@ -16,12 +16,13 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
+from eventpipe.identity.store import current_kpid_map
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.enrich import Enricher, EnrichOptions
 from eventpipe.transforms.failures import count_by_reason, dropped_bots
 from eventpipe.transforms.normalise import EventNormaliser
 from eventpipe.transforms.parse import RecordParser
-from eventpipe.transforms.stitch import KpidStitcher, load_kpid_map
+from eventpipe.transforms.stitch import KpidStitcher
 from eventpipe.transforms.validate import EventValidator
 
 MAIN = "main"
@@ -108,7 +109,7 @@ class _StitchFn(beam.DoFn):
         self.lake = lake
 
     def setup(self) -> None:
-        kpid_map = load_kpid_map(self.lake)
+        kpid_map = current_kpid_map(self.lake)
         self.con = connect()
         self.stitcher = KpidStitcher(kpid_map).bind(self.con) if kpid_map.num_rows else None
 

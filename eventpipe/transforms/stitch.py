@@ -10,22 +10,6 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
-
-IDENTITY = "identity"
-KPID_MAP = "kpid_map.parquet"
-KPID_MAP_SCHEMA = pa.schema([("kind", pa.string()), ("id", pa.string()), ("kpid", pa.string())])
-
-
-def load_kpid_map(lake: str) -> pa.Table:
-    """The lake's kpid map (`LAKE/identity/kpid_map.parquet`); empty when there is none yet."""
-    path = FileSystems.join(lake, IDENTITY, KPID_MAP)
-    if not FileSystems.exists(path):
-        return KPID_MAP_SCHEMA.empty_table()
-    with FileSystems.open(path) as handle:
-        return pq.read_table(handle).select(KPID_MAP_SCHEMA.names).cast(KPID_MAP_SCHEMA)
-
 
 _STITCH = """
     SELECT coalesce(u.kpid, a.kpid) AS kpid
@@ -67,6 +51,8 @@ class KpidStitcher:
             kpids = self.con.sql(_STITCH).to_arrow_table()["kpid"]
         finally:
             self.con.unregister("stitch_input")
+        if "kpid" not in events.column_names:
+            return events.append_column(pa.field("kpid", pa.string()), kpids.cast(pa.string()))
         index = events.schema.get_field_index("kpid")
         field = events.schema.field(index)
         return events.set_column(index, field, kpids.cast(field.type))
