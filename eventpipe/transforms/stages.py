@@ -110,11 +110,12 @@ class _StitchFn(beam.DoFn):
 
     def setup(self) -> None:
         kpid_map = current_kpid_map(self.lake)
-        self.con = connect()
-        self.stitcher = KpidStitcher(kpid_map).bind(self.con) if kpid_map.num_rows else None
+        self.con = connect() if kpid_map.num_rows else None
+        self.stitcher = KpidStitcher(kpid_map).bind(self.con) if self.con else None
 
     def teardown(self) -> None:
-        self.con.close()
+        if self.con is not None:
+            self.con.close()
 
     def process(self, events: pa.Table) -> Iterator[pa.Table]:
         yield events if self.stitcher is None else self.stitcher.stitch(events)
