@@ -83,6 +83,7 @@ def drop_seen(events: pa.Table, seen: pa.Table, now_us: int, expiry_us: int) -> 
     `now_us` is the stream time of this batch (its newest receivedAt): keys seen
     more than `expiry_us` before it are forgotten, so the state stays bounded.
     """
+    seen = prune_seen(seen, now_us - expiry_us)
     keys = dedupe_keys(events)
     fresh = pc.invert(pc.is_in(keys, value_set=seen["key"].combine_chunks()))
     fresh_idx = pa.array(np.flatnonzero(fresh.to_numpy(zero_copy_only=False)), pa.int64())
@@ -99,8 +100,7 @@ def drop_seen(events: pa.Table, seen: pa.Table, now_us: int, expiry_us: int) -> 
         {"key": keys.take(keep), "at": pa.array(np.full(len(keep), now_us), pa.int64())},
         schema=SEEN_SCHEMA,
     )
-    state = prune_seen(pa.concat_tables([seen, added]), now_us - expiry_us)
-    return DedupeResult(unique, events.num_rows - unique.num_rows, state)
+    return DedupeResult(unique, events.num_rows - unique.num_rows, pa.concat_tables([seen, added]))
 
 
 def prune_seen(seen: pa.Table, before_us: int) -> pa.Table:
