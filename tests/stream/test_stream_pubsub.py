@@ -19,6 +19,7 @@ from google.cloud import pubsub_v1
 
 from eventpipe.io.pubsub_emulator import PubSubEmulator
 from eventpipe.transforms.streaming import KPID_MAP_SCHEMA
+
 from stream_support import make_event, read_table
 
 pytestmark = pytest.mark.slow
