@@ -244,23 +244,26 @@ def _local_evaluator_class() -> type:
     class _LocalPubSubReadEvaluator(_PubSubReadEvaluator):
         """Pulls many messages with a short timeout; ends on a stop request or when idle."""
 
-        _last_message: dict[str, float] = {}
+        # Per stop key: when the current run of empty pulls began (None: the last pull had messages).
+        _idle_since: dict[str, float | None] = {}
 
         def settings(self) -> LocalReadSettings:
             settings = getattr(self.source, "local_settings", None)
             return settings or LocalReadSettings(stop_key=self._sub_name)
 
-        def _stopping(self) -> bool:
+        def _note_pull(self, got_messages: bool) -> None:
+            """Track idleness; request the stop once pulls found nothing for `idle_stop_seconds`."""
             settings = self.settings()
-            if stop_event(settings.stop_key).is_set():
-                return True
-            last = self._last_message.setdefault(settings.stop_key, time.monotonic())
+            if got_messages:
+                self._idle_since[settings.stop_key] = None
+                return
+            now = time.monotonic()
+            since = self._idle_since.get(settings.stop_key) or now
+            self._idle_since[settings.stop_key] = since
             idle = settings.idle_stop_seconds
-            if idle is not None and time.monotonic() - last >= idle:
+            if idle is not None and now - since >= idle:
                 log.info("no message for %.0fs: stopping the Pub/Sub reader", idle)
                 request_stop(settings.stop_key)
-                return True
-            return False
 
         def _read_from_pubsub(self, timestamp_attribute):
             settings = self.settings()
@@ -273,11 +276,12 @@ def _local_evaluator_class() -> type:
                     retry=None,
                 )
             except gexc.DeadlineExceeded:
-                return []
-            received = response.received_messages
+                received = []
+            else:
+                received = response.received_messages
+            self._note_pull(bool(received))
             if not received:
                 return []
-            self._last_message[settings.stop_key] = time.monotonic()
             results = []
             for rm in received:
                 message = PubsubMessage._from_message(rm.message)
@@ -286,7 +290,7 @@ def _local_evaluator_class() -> type:
             return results
 
         def finish_bundle(self):
-            if self._stopping():
+            if stop_event(self.settings().stop_key).is_set():
                 return TransformResult(self, [], [], None, {None: MAX_TIMESTAMP})
             return super().finish_bundle()
 
