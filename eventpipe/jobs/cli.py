@@ -14,6 +14,8 @@ import sys
 
 JOB_MODULES = (
     "eventpipe.jobs.import_events",
+    "eventpipe.jobs.reprocess",
+    "eventpipe.jobs.identity",
     "eventpipe.jobs.generate",
     "eventpipe.jobs.schema",
     "eventpipe.jobs.serve",

@@ -6,27 +6,28 @@ import argparse
 import logging
 import signal
 import sys
-import time
 from datetime import UTC, datetime
 from types import FrameType
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from eventpipe.io.lake import STAGING, lake_path, write_run_summary
+from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.pubsub import LocalReadSettings, ReadPubSubMessages, request_stop
-from eventpipe.jobs.import_events import new_run_id
-from eventpipe.jobs.summary import RunSummary, summary_from_metrics
+from eventpipe.jobs.common import (
+    add_enrich_arguments,
+    enrich_options,
+    new_run_id,
+    prepare_lake,
+    run_to_summary,
+)
 from eventpipe.pipelines.stream_pipeline import (
     LOCAL_RUNNER,
     StreamConfig,
     build_stream_pipeline,
     prepare_local_runner,
 )
-from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
-from eventpipe.transforms.stages import NAMESPACE
 
 log = logging.getLogger("eventpipe.stream")
 
@@ -122,23 +123,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1000,
         help="messages per Pub/Sub pull (default %(default)s)",
     )
-    enrich = parser.add_argument_group("enrichment (as import)")
-    enrich.add_argument("--geoip-db", default=None, help="MaxMind City database (.mmdb)")
-    enrich.add_argument("--ip-policy", choices=IP_POLICIES, default="keep", help="keep|mask|drop")
-    enrich.add_argument("--no-enrich", action="store_true", help="skip enrichment")
+    add_enrich_arguments(parser)
     parser.set_defaults(func=run, accepts_pipeline_options=True)
 
 
-def _options(beam_args: list[str]) -> tuple[PipelineOptions, bool]:
-    """Beam options for a streaming run, and whether it runs locally."""
-    options = PipelineOptions(beam_args, save_main_session=False)
-    standard = options.view_as(StandardOptions)
-    standard.streaming = True
-    local = standard.runner in LOCAL_RUNNERS
+def _streaming_args(beam_args: list[str]) -> tuple[list[str], bool]:
+    """Beam arguments for a streaming run, and whether it runs locally (then prepared for it)."""
+    runner = PipelineOptions(beam_args).view_as(StandardOptions).runner
+    local = runner in LOCAL_RUNNERS
     if local:
-        standard.runner = LOCAL_RUNNER
         prepare_local_runner()
-    return options, local
+        beam_args = [*beam_args, f"--runner={LOCAL_RUNNER}"]
+    return [*beam_args, "--streaming"], local
 
 
 def _install_stop_handlers(stop_key: str) -> None:
@@ -154,11 +150,10 @@ def _install_stop_handlers(stop_key: str) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    """Run the streaming job until it is stopped; the exit code is 0 when every record is accounted for."""
+    """Run the streaming job until it is stopped; exit code 0 when every record is accounted for."""
     if 86_400 % args.window_seconds:
         log.error("--window-seconds %d does not divide a day", args.window_seconds)
         return 2
-    started = time.monotonic()
     run_start = datetime.now(UTC)
     run_id = args.run_id or new_run_id(run_start)
     config = StreamConfig(
@@ -167,9 +162,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         run_id=run_id,
         run_start=run_start,
         default_connection=args.connection_id,
-        enrich=None
-        if args.no_enrich
-        else EnrichOptions(geoip_db=args.geoip_db, ip_policy=args.ip_policy).check(),
+        enrich=enrich_options(args),
         window_s=args.window_seconds,
         allowed_lateness_s=args.allowed_lateness,
         dedupe_expiry_s=args.dedupe_seconds,
@@ -177,42 +170,24 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         kpid_refresh_s=args.kpid_refresh_seconds,
         dead_letter_topic=args.dead_letter_topic,
     )
-    options, local = _options(beam_args)
+    beam_args, local = _streaming_args(beam_args)
     settings = LocalReadSettings(
         stop_key=run_id, max_messages=args.max_messages, idle_stop_seconds=args.stop_after_idle
     )
-    pipeline = beam.Pipeline(options=options)
-    messages = pipeline | "ReadPubSub" >> ReadPubSubMessages(
-        args.subscription, settings if local else None
-    )
-    build_stream_pipeline(messages, config)
+
+    def build(pipeline: beam.Pipeline) -> None:
+        messages = pipeline | "ReadPubSub" >> ReadPubSubMessages(
+            args.subscription, settings if local else None
+        )
+        build_stream_pipeline(messages, config)
+
+    prepare_lake(args.lake, run_id)
     log.info("run %s: streaming %s into %s", run_id, args.subscription, args.lake)
     _install_stop_handlers(run_id)
-    result = pipeline.run()
-    result.wait_until_finish()
-    summary = summary_from_metrics(result, run_id)
-    summary.files = _counter(result, "files.events") + _counter(result, "files.failed")
-    summary.seconds = time.monotonic() - started
-    print(f"run {run_id}: {_counter(result, 'messages'):,} Pub/Sub messages")
-    return _report(args, summary)
-
-
-def _counter(result: beam.runners.runner.PipelineResult, name: str) -> int:
-    found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE).with_name(name))
-    return sum(c.committed or c.attempted or 0 for c in found["counters"])
-
-
-def _report(args: argparse.Namespace, summary: RunSummary) -> int:
-    staging = lake_path(args.lake, STAGING, f"stream-{summary.run_id}")
-    if FileSystems.exists(staging):
-        FileSystems.delete([staging])
-    record = write_run_summary(
-        args.lake, summary.run_id, {**summary.to_dict(), "subscription": args.subscription}
+    summary = run_to_summary(
+        args.lake, run_id, beam_args, build, {"subscription": args.subscription}
     )
-    for line in summary.lines():
-        print(line)
-    print(f"  events: {lake_path(args.lake, 'events')}   failed: {lake_path(args.lake, 'failed')}")
-    print(f"  summary recorded in {record}")
+    FileSystems.delete([lake_path(args.lake, STAGING, run_id)])  # empty folders, _RUNNING.json
     return 0 if summary.reconciles else 1
 
 

@@ -3,6 +3,7 @@
 ```
 messages --MessagesToRecords--> record chunks --apply_stages (as import)--> events
 events --AttachKpid--> --DeduplicateEvents--> (shard, events) --WriteWindowedEvents--> lake/events
+                                                                                    (+ lake/raw)
 every failed output + late events --WriteWindowedFailed--> lake/failed [+ dead-letter topic]
 ```
 
@@ -23,7 +24,6 @@ from datetime import datetime
 import apache_beam as beam
 from apache_beam.runners.worker.statesampler import StateSampler
 
-from eventpipe.io.lake import lake_path
 from eventpipe.io.pubsub import MessagesToRecords, failed_to_messages, use_local_reader
 from eventpipe.pipelines.import_pipeline import apply_stages
 from eventpipe.transforms.enrich import EnrichOptions
@@ -34,7 +34,6 @@ from eventpipe.transforms.streaming_stages import (
     WriteWindowedFailed,
 )
 
-KPID_MAP = ("identity", "kpid_map.parquet")
 LOCAL_RUNNER = "BundleBasedDirectRunner"
 """The local runner for streaming: the DirectRunner's streaming engine. (The DirectRunner
 itself first tries Prism, which needs a download, then the FnApiRunner, which has no streaming.)"""
@@ -85,10 +84,6 @@ class StreamConfig:
     dead_letter_topic: str | None = None
     max_records: int = 5000  # records per chunk handed to the stages
 
-    @property
-    def kpid_map(self) -> str:
-        return lake_path(self.lake, *KPID_MAP)
-
 
 def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> None:
     """Add the streaming graph, fed by `messages` (PubsubMessage elements)."""
@@ -101,7 +96,7 @@ def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> N
     )
     unique = (
         events
-        | "AttachKpid" >> AttachKpid(config.kpid_map, config.kpid_refresh_s)
+        | "AttachKpid" >> AttachKpid(config.lake, config.kpid_refresh_s)
         | "DeduplicateEvents" >> DeduplicateEvents(config.shards, config.dedupe_expiry_s)
     )
     late = unique | "WriteEvents" >> WriteWindowedEvents(

@@ -1,4 +1,4 @@
-"""Streaming logic on Arrow tables: windows, lateness, deduplication, kpid lookup.
+"""Streaming logic on Arrow tables: windows, lateness, deduplication.
 
 Pure functions, no Beam: the stateful streaming DoFns (`streaming_stages`) keep
 their state as Arrow tables and call these.
@@ -21,11 +21,6 @@ from eventpipe.transforms.failures import LATE, PROBLEM_TYPE, failed_rows
 
 SEEN_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("at", pa.int64())])
 """Deduplication state: one row per key seen, with the time (us) it was seen at."""
-
-KPID_MAP_SCHEMA = pa.schema(
-    [pa.field("kind", pa.string()), pa.field("id", pa.string()), pa.field("kpid", pa.string())]
-)
-"""The identity job's map, `LAKE/identity/kpid_map.parquet`: kind is 'user' or 'anonymous'."""
 
 
 def micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -170,15 +165,3 @@ def failed_rows_late(events: pa.Table, messages: list[str], run_id: str) -> pa.T
         }
     )
     return failed_rows(rows, "raw", run_id, None, record_level=True)
-
-
-def attach_kpid(events: pa.Table, kpid_map: pa.Table) -> pa.Table:
-    """Set `kpid` per event: map[('user', userId)], else map[('anonymous', anonymousId)], else null."""
-    kpid = events["kpid"]
-    if kpid_map.num_rows:
-        users = kpid_map.filter(pc.equal(kpid_map["kind"], "user"))
-        anons = kpid_map.filter(pc.equal(kpid_map["kind"], "anonymous"))
-        by_user = pc.take(users["kpid"], pc.index_in(events["userId"], value_set=users["id"]))
-        by_anon = pc.take(anons["kpid"], pc.index_in(events["anonymousId"], value_set=anons["id"]))
-        kpid = pc.coalesce(by_user, by_anon).cast(events.schema.field("kpid").type)
-    return events.set_column(events.schema.get_field_index("kpid"), "kpid", kpid)

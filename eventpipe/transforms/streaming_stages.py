@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from apache_beam.coders import PickleCoder
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -36,14 +34,20 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
-from eventpipe.io.lake import EVENTS, FAILED, STAGING, lake_path, write_parquet
+from eventpipe.identity.store import IDENTITY, current_kpid_map
+from eventpipe.io.lake import EVENTS, FAILED, RAW, lake_path, write_parquet
+from eventpipe.io.lake_sink import archive_table, day_slices, staged_file
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.transforms import streaming as S
+from eventpipe.transforms.duck import connect
 from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.transforms.normalise import ARCHIVE_COLUMN
 from eventpipe.transforms.stages import FAILED as FAILED_TAG
 from eventpipe.transforms.stages import MAIN, NAMESPACE, count_failed
+from eventpipe.transforms.stitch import KpidStitcher
 
 US = 1_000_000
+KPID_MAP_FILE = "kpid_map.parquet"
 
 
 def _ts_us(timestamp: Timestamp) -> int:
@@ -54,57 +58,60 @@ def _ts_us(timestamp: Timestamp) -> int:
 
 
 class _AttachKpidFn(beam.DoFn):
-    """Sets kpid from the identity map, reloaded when stream time has moved `refresh_s` on."""
+    """Sets kpid from the lake's identity map, re-read (when it changed) each `refresh_s` of
+    stream time."""
 
-    def __init__(self, map_path: str, refresh_s: float) -> None:
-        self.map_path = map_path
+    def __init__(self, lake: str, refresh_s: float) -> None:
+        self.lake = lake
         self.refresh_us = int(refresh_s * US)
 
     def setup(self) -> None:
-        self.kpid_map = S.KPID_MAP_SCHEMA.empty_table()
-        self.loaded_at: int | None = None  # stream time (us) of the last load
+        self.con = connect()
+        self.stitcher: KpidStitcher | None = None
+        self.loaded_at: int | None = None  # stream time (us) of the last look at the map
         self.version: tuple | None = None
-        self.reloads = Metrics.counter(NAMESPACE, "kpid_map.loads")
+        self.loads = Metrics.counter(NAMESPACE, "kpid_map.loads")
+
+    def teardown(self) -> None:
+        self.con.close()
 
     def _refresh(self, now_us: int) -> None:
         if self.loaded_at is not None and now_us < self.loaded_at + self.refresh_us:
             return
         self.loaded_at = now_us
-        found = FileSystems.match([self.map_path])[0].metadata_list
-        version = (found[0].size_in_bytes, found[0].last_updated_in_seconds) if found else None
+        found = FileSystems.match([lake_path(self.lake, IDENTITY, KPID_MAP_FILE)])[0]
+        version = tuple((m.size_in_bytes, m.last_updated_in_seconds) for m in found.metadata_list)
         if version == self.version:
             return
         self.version = version
-        if version is None:
-            self.kpid_map = S.KPID_MAP_SCHEMA.empty_table()
-        else:
-            with FileSystems.open(self.map_path) as handle:
-                table = pq.read_table(handle, columns=S.KPID_MAP_SCHEMA.names)
-            self.kpid_map = table.cast(S.KPID_MAP_SCHEMA)
-        self.reloads.inc()
+        kpid_map = current_kpid_map(self.lake)
+        self.stitcher = KpidStitcher(kpid_map).bind(self.con) if kpid_map.num_rows else None
+        self.loads.inc()
 
     def process(
         self, events: pa.Table, timestamp: Timestamp = beam.DoFn.TimestampParam
     ) -> Iterator[pa.Table]:
         self._refresh(_ts_us(timestamp))
-        yield S.attach_kpid(events, self.kpid_map)
+        yield events if self.stitcher is None else self.stitcher.stitch(events)
 
 
 class AttachKpid(beam.PTransform):
-    """Events -> events with kpid from `map_path` (absent file: empty map), refreshed periodically.
+    """Events -> events with the kpid of their profile from `LAKE/identity/kpid_map.parquet`
+    (userId's, else anonymousId's, else null; no map yet: null), refreshed periodically.
 
-    The map is re-read (when the file changed) once the stream time has moved
-    `refresh_s` past the last read; new identities are stitched by the batch
-    identity job later, so an event of a not-yet-mapped person keeps kpid null.
+    The map is looked at again once the stream time has moved `refresh_s` past the
+    last look, and re-read when the file changed. New identities are resolved by the
+    batch identity job (`eventpipe identity`), which also re-stitches stored events:
+    an event of a person the map does not know yet keeps kpid null until then.
     """
 
-    def __init__(self, map_path: str, refresh_s: float) -> None:
+    def __init__(self, lake: str, refresh_s: float) -> None:
         super().__init__()
-        self.map_path = map_path
+        self.lake = lake
         self.refresh_s = refresh_s
 
     def expand(self, events: beam.PCollection) -> beam.PCollection:
-        return events | beam.ParDo(_AttachKpidFn(self.map_path, self.refresh_s))
+        return events | beam.ParDo(_AttachKpidFn(self.lake, self.refresh_s))
 
 
 # --- shards -------------------------------------------------------------------------------
@@ -210,17 +217,17 @@ def window_file_name(run_id: str, window_start_us: int, shard: int, seq: int) ->
 
 
 def write_atomically(table: pa.Table, lake: str, run_id: str, kind: str, rel: str) -> None:
-    """Write `LAKE/<kind>/<rel>` by writing a staged file and renaming it into place.
+    """Write `LAKE/<kind>/<rel>` by writing it under `LAKE/_staging/<run>/` and renaming it.
 
     The same `rel` written twice (a retried bundle) replaces the file; readers see
-    the old or the new file, never a partial one.
+    the old or the new file, never a partial one. A killed run's staging folder is
+    removed by the next batch run (`jobs.common.prepare_lake`).
     """
-    staged = lake_path(lake, STAGING, f"stream-{run_id}", kind, rel)
-    dest = lake_path(lake, kind, rel)
-    write_parquet(table, staged, event_table=kind == EVENTS)
-    if "://" not in dest:
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-    FileSystems.rename([staged], [dest])
+    staged = staged_file(lake, run_id, kind, rel)
+    write_parquet(table, staged.staged, event_table=kind == EVENTS)
+    if "://" not in staged.final:
+        os.makedirs(os.path.dirname(staged.final), exist_ok=True)
+    FileSystems.rename([staged.staged], [staged.final])
 
 
 BUFFER = BagStateSpec("buffer", PickleCoder())  # (window start us, table)
@@ -324,16 +331,19 @@ class _WindowedWriteFn(beam.DoFn):
             next_state.clear()
 
     def _write_window(self, shard: int, start: int, rows: pa.Table, seq: int) -> int:
-        """Write one window's rows: one file per date partition. Returns the new sequence."""
+        """Write one window's rows: one file per date partition. Returns the new sequence.
+
+        Event files get their `raw/` archive file (same name, same row order; written
+        first, so a crash in between leaves an archived event a reprocess restores,
+        never a stored event without its archive).
+        """
         date_column = "timestamp" if self.kind == EVENTS else "receivedAt"
-        rows = rows.select(self.schema.names).cast(self.schema).sort_by(date_column)
-        dates = pc.strftime(rows[date_column], format="%Y-%m-%d")
-        for date in pc.unique(dates).to_pylist():
-            part = rows.filter(pc.equal(dates, date))
-            name = window_file_name(self.run_id, start, shard, seq)
-            write_atomically(
-                part, self.lake, self.run_id, self.kind, f"{PARTITION_COLUMN}={date}/{name}"
-            )
+        for date, part in day_slices(rows.sort_by(date_column), date_column):
+            rel = f"{PARTITION_COLUMN}={date}/{window_file_name(self.run_id, start, shard, seq)}"
+            if self.kind == EVENTS and ARCHIVE_COLUMN in part.column_names:
+                write_atomically(archive_table(part), self.lake, self.run_id, RAW, rel)
+            stored = part.select(self.schema.names).cast(self.schema)
+            write_atomically(stored, self.lake, self.run_id, self.kind, rel)
             seq += 1
             self.rows.inc(part.num_rows)
             self.files.inc()

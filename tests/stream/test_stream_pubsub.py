@@ -18,7 +18,7 @@ import pytest
 from google.cloud import pubsub_v1
 
 from eventpipe.io.pubsub_emulator import PubSubEmulator
-from eventpipe.transforms.streaming import KPID_MAP_SCHEMA
+from eventpipe.transforms.identity_graph import KPID_MAP_SCHEMA
 
 from stream_support import make_event, read_table
 
@@ -130,6 +130,15 @@ def test_stream_job_lands_every_message_and_stops_when_idle(
     assert by_id["msg-0"]["context"]["ip"] == "81.2.69.160"
     assert by_id["msg-0"]["context"]["location"]["country"] == "GB"  # enriched
     assert by_id["msg-1200"]["connectionId"] == 6
+    # Each events file has its raw/ archive (same name, same row order), for `eventpipe reprocess`.
+    event_files = sorted((lake / "events").rglob("*.parquet"))
+    assert [p.relative_to(lake / "events") for p in event_files] == sorted(
+        p.relative_to(lake / "raw") for p in (lake / "raw").rglob("*.parquet")
+    )
+    for path in event_files:
+        stored = pq.read_table(path, columns=["messageId"])["messageId"].to_pylist()
+        archived = pq.read_table(lake / "raw" / path.relative_to(lake / "events"))
+        assert [orjson.loads(p)["messageId"] for p in archived["payload"].to_pylist()] == stored
     failed = read_table(lake, "failed")
     assert len(failed) == 35
     dead = pull_all(dead_subscription)

@@ -1,4 +1,4 @@
-"""The pure streaming logic: windows, lateness, dedupe, kpid, messages -> records, file writes."""
+"""The pure streaming logic: windows, lateness, dedupe, messages -> records, file writes."""
 
 from __future__ import annotations
 
@@ -101,24 +101,6 @@ def test_shards_are_stable_and_in_range() -> None:
     assert set(shards.tolist()) == {0, 1, 2, 3}
     assert S.shard_of(table, 4).tolist() == shards.tolist()  # no per-process hash seed
     assert S.shard_of(table.slice(7, 1), 4)[0] == shards[7]
-
-
-def test_kpid_comes_from_the_user_id_else_the_anonymous_id_else_null() -> None:
-    kpid_map = pa.table(
-        {
-            "kind": ["user", "anonymous", "anonymous"],
-            "id": ["u1", "a2", "a3"],
-            "kpid": ["k-user1", "k-anon2", "k-anon3"],
-        },
-        schema=S.KPID_MAP_SCHEMA,
-    )
-    events = events_table(
-        row(1, 0, userId="u1", anonymousId="a3"),  # the user wins
-        row(2, 0, userId="unknown"),  # anonymous a2 then
-        row(3, 0, anonymousId="nobody"),
-    )
-    assert S.attach_kpid(events, kpid_map)["kpid"].to_pylist() == ["k-user1", "k-anon2", None]
-    assert S.attach_kpid(events, S.KPID_MAP_SCHEMA.empty_table())["kpid"].null_count == 3
 
 
 def message(data: bytes, **attributes: str) -> Message:
