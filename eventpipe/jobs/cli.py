@@ -20,6 +20,7 @@ JOB_MODULES = (
     "eventpipe.jobs.schema",
     "eventpipe.jobs.serve",
     "eventpipe.jobs.compact",
+    "eventpipe.jobs.stream",
 )
 
 

@@ -37,20 +37,35 @@ class ImportConfig:
     dedupe_buckets: int = 4  # see io.lake_sink.dedupe_buckets
 
 
+def apply_stages(
+    records: beam.PCollection,
+    run_id: str,
+    run_start: datetime,
+    default_connection: int | None,
+    enrich: EnrichOptions | None,
+) -> tuple[beam.PCollection, list[beam.PCollection]]:
+    """Record chunks -> parse -> validate -> normalise -> enrich: (events, every failed output).
+
+    The stage chain every ingest graph shares (import, stream).
+    """
+    parsed, parse_failed = records | "ParseRecords" >> ParseRecords(run_id, run_start)
+    valid, invalid = parsed | "ValidateEvents" >> ValidateEvents(run_id, run_start)
+    normalised, unnormalised = valid | "NormaliseEvents" >> NormaliseEvents(
+        run_id, run_start, default_connection
+    )
+    failures = [parse_failed, invalid, unnormalised]
+    events = normalised
+    if enrich is not None:
+        events, bots = normalised | "EnrichEvents" >> EnrichEvents(enrich, run_id)
+        failures.append(bots)
+    return events, failures
+
+
 def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None:
     """Add the import graph to `pipeline`: every stage's failed output goes to one failed sink."""
     run, start = config.run_id, config.run_start
     records = pipeline | "ReadRecords" >> ReadRawRecords(config.files, config.chunk_bytes)
-    parsed, parse_failed = records | "ParseRecords" >> ParseRecords(run, start)
-    valid, invalid = parsed | "ValidateEvents" >> ValidateEvents(run, start)
-    normalised, unnormalised = valid | "NormaliseEvents" >> NormaliseEvents(
-        run, start, config.default_connection
-    )
-    failures = [parse_failed, invalid, unnormalised]
-    events = normalised
-    if config.enrich is not None:
-        events, bots = normalised | "EnrichEvents" >> EnrichEvents(config.enrich, run)
-        failures.append(bots)
+    events, failures = apply_stages(records, run, start, config.default_connection, config.enrich)
     events = events | "StitchKpids" >> StitchKpids(config.lake)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()
     _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run, config.dedupe_buckets)
