@@ -35,6 +35,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _log_index_coverage(lake: Path) -> None:
+    """Say how many event partitions have a current serving index (json filters use it)."""
+    from eventpipe.io.serving_index import event_files, index_is_current
+
+    folders = [f for f in sorted((lake / "events").glob("date=*")) if event_files(f)]
+    current = sum(index_is_current(lake, str(f)) for f in folders)
+    log.info(
+        "%d of %d event partitions have a current serving index%s",
+        current,
+        len(folders),
+        "" if current == len(folders) else " (run eventpipe compact to index the others)",
+    )
+
+
 def run(args: argparse.Namespace, _extra: list[str]) -> int:
     """Start the server; returns when it stops (2 when it cannot start)."""
     import uvicorn
@@ -55,6 +69,8 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
         log.warning(
             "%s has no events/ folder yet: lists will be empty until a job writes one", args.lake
         )
+    else:
+        _log_index_coverage(Path(args.lake))
     app = create_app(args.lake, keys, insecure_no_auth=args.insecure_no_auth)
     log.info("serving %s on http://%s:%d (docs at /docs)", args.lake, args.host, args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", **UVICORN_OPTIONS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import random
 import shutil
@@ -26,6 +27,7 @@ from eventpipe.io.serving_index import (
     index_is_current,
     index_lake,
 )
+from eventpipe.jobs.serve import _log_index_coverage
 from eventpipe.schemas import TOP_LEVEL_COLUMNS
 
 COLUMNS = ("messageId", "userId", "timestamp", "properties")
@@ -247,3 +249,16 @@ def test_rows_served_from_the_row_store_equal_the_parquet_rows(tmp_path: Path) -
     assert got.num_rows == 5
     assert got.equals(expected)
     assert events_from_table(got) == events_from_table(expected)
+
+
+def test_serve_says_how_many_partitions_are_indexed(
+    lakes: tuple[Path, Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="eventpipe.jobs.serve")
+    indexed, _, full = lakes
+    _log_index_coverage(indexed)
+    _log_index_coverage(full)
+    assert "2 of 3 event partitions have a current serving index (run eventpipe compact" in (
+        caplog.text
+    )
+    assert "3 of 3 event partitions have a current serving index\n" in caplog.text
