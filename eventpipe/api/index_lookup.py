@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from eventpipe.api.filters import (
     COMPARISONS,
@@ -41,6 +42,9 @@ from eventpipe.io.serving_index import (
 
 CANDIDATE_CAP = 20_000
 """Most candidate rows a lookup may return; a lookup finding more is not used."""
+READ_FACTOR = 64
+"""A condition whose index row groups hold more than READ_FACTOR * cap rows is not used."""
+_LOOKUP_COLUMNS = ("file", "row", "ts", "col", "ptr", "kind", "str", "num")
 
 _INDEXED_OPERATORS = frozenset(
     (
@@ -65,10 +69,23 @@ def _number(text: str) -> float | None:
         return None
 
 
-def condition_branches(condition: JsonCondition, params: dict[str, object]) -> list[str] | None:
-    """WHERE clauses over the index (each a conjunction, so that row groups are pruned by
-    their statistics) whose union holds every row the condition matches; their values are
-    added to `params`. None when the index cannot answer the operator."""
+@dataclass(frozen=True)
+class Branch:
+    """One conjunction over the index (`sql`), and what it needs of the values, for skipping
+    row groups by their statistics: the key, the kind, and a range of `str` or `num`."""
+
+    sql: str
+    column: str
+    pointer: str
+    kind: str
+    value_column: str | None = None  # "str" or "num"
+    low: object = None  # None: unbounded
+    high: object = None
+
+
+def condition_branches(condition: JsonCondition, params: dict[str, object]) -> list[Branch] | None:
+    """Conjunctions over the index whose union holds every row the condition matches; their
+    values are added to `params`. None when the index cannot answer the operator."""
     op, values = condition.operator, condition.values
     if op not in _INDEXED_OPERATORS or condition.column not in JSON_COLUMNS:
         return None
@@ -79,40 +96,99 @@ def condition_branches(condition: JsonCondition, params: dict[str, object]) -> l
         return "$" + name
 
     base = f"col = {bind(condition.column)} AND ptr = {bind(condition.pointer)}"
-    branches: list[str] = []
+    branches: list[Branch] = []
+
+    def add(kind: str, sql: str, value_column: str | None = None, low=None, high=None) -> None:
+        branches.append(
+            Branch(
+                f"{base} AND kind = '{kind}' AND {sql}",
+                condition.column,
+                condition.pointer,
+                kind,
+                value_column,
+                low,
+                high,
+            )
+        )
+
+    def one_of(kind: str, column: str, options: list) -> None:
+        if options:
+            add(kind, f"{column} IN {bind(options)}", column, min(options), max(options))
+
+    lower = op in ("is greater than", "is greater than or equal to")
     if op in ("is", "is one of"):
-        branches.append(f"kind = 's' AND str IN {bind(list(values))}")
-        numbers = [n for n in map(_number, values) if n is not None]
-        if numbers:
-            branches.append(f"kind = 'n' AND num IN {bind(numbers)}")
-        booleans = [v for v in values if v in ("true", "false")]
-        if booleans:
-            branches.append(f"kind = 'b' AND str IN {bind(booleans)}")
+        one_of("s", "str", list(values))
+        one_of("n", "num", [n for n in map(_number, values) if n is not None])
+        one_of("b", "str", [v for v in values if v in ("true", "false")])
     elif op in ("is true", "is false"):
-        branches.append(f"kind = 'b' AND str = '{op.removeprefix('is ')}'")
+        one_of("b", "str", [op.removeprefix("is ")])
     elif op in COMPARISONS:
-        branches.append(f"kind = 's' AND str {COMPARISONS[op]} {bind(values[0])}")
-        number = _number(values[0])
-        if number is not None:
-            branches.append(f"kind = 'n' AND num {COMPARISONS[op]} {bind(number)}")
+        for kind, column, value in (("s", "str", values[0]), ("n", "num", _number(values[0]))):
+            if value is not None:
+                bounds = (value, None) if lower else (None, value)
+                add(kind, f"{column} {COMPARISONS[op]} {bind(value)}", column, *bounds)
     elif op == "is between":
-        branches.append(f"kind = 's' AND str BETWEEN {bind(values[0])} AND {bind(values[1])}")
-        low, high = _number(values[0]), _number(values[1])
-        if low is not None and high is not None:
-            branches.append(f"kind = 'n' AND num BETWEEN {bind(low)} AND {bind(high)}")
+        low_n, high_n = _number(values[0]), _number(values[1])
+        for kind, column, low, high in (
+            ("s", "str", values[0], values[1]),
+            ("n", "num", low_n, high_n),
+        ):
+            if low is not None and high is not None:
+                add(kind, f"{column} BETWEEN {bind(low)} AND {bind(high)}", column, low, high)
     elif op in DATE_COMPARISONS:
         moment = bind(parse_datetime(values[0]))
-        branches.append(
-            f"kind = 's' AND TRY_CAST(str AS TIMESTAMPTZ) {DATE_COMPARISONS[op]} {moment}"
-        )
+        add("s", f"TRY_CAST(str AS TIMESTAMPTZ) {DATE_COMPARISONS[op]} {moment}")
     elif op == "starts with":
         prefix = bind(values[0])
-        branches.append(f"kind = 's' AND str >= {prefix} AND starts_with(str, {prefix})")
+        add("s", f"starts_with(str, {prefix})", "str", values[0], None)
     elif op == "contains":
-        branches.append(f"kind = 's' AND contains(str, {bind(values[0])})")
+        add("s", f"contains(str, {bind(values[0])})")
     else:  # ends with
-        branches.append(f"kind = 's' AND suffix(str, {bind(values[0])})")
-    return [f"{base} AND {branch}" for branch in branches]
+        add("s", f"suffix(str, {bind(values[0])})")
+    return branches
+
+
+def _group_stats(metadata: pq.FileMetaData) -> list[dict[str, tuple[object, object] | None]]:
+    """Per row group of an index file: {column: (min, max)}, None where not known."""
+    names = metadata.schema.names
+    groups = []
+    for i in range(metadata.num_row_groups):
+        group = metadata.row_group(i)
+        stats: dict[str, tuple[object, object] | None] = {}
+        for j, name in enumerate(names):
+            found = group.column(j).statistics
+            stats[name] = (
+                (found.min, found.max) if found is not None and found.has_min_max else None
+            )
+        groups.append(stats)
+    return groups
+
+
+def _may_hold(stats: dict[str, tuple[object, object] | None], branch: Branch) -> bool:
+    """Whether a row group with these statistics may hold rows of `branch`."""
+    checks = [
+        ("col", branch.column, branch.column),
+        ("ptr", branch.pointer, branch.pointer),
+        ("kind", branch.kind, branch.kind),
+    ]
+    if branch.value_column is not None:
+        checks.append((branch.value_column, branch.low, branch.high))
+    for column, low, high in checks:
+        bounds = stats.get(column)
+        if bounds is None or bounds[0] is None or bounds[1] is None:
+            continue
+        if (low is not None and bounds[1] < low) or (high is not None and bounds[0] > high):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class _IndexFile:
+    """An index file's footer: manifest, Parquet metadata, row-group statistics."""
+
+    manifest: Manifest
+    metadata: pq.FileMetaData
+    groups: list[dict[str, tuple[object, object] | None]]
 
 
 @dataclass(frozen=True)
@@ -131,7 +207,7 @@ class IndexCatalog:
 
     def __init__(self, lake: Path) -> None:
         self.lake = lake
-        self._manifests: dict[str, Manifest | None] = {}
+        self._indexes: dict[str, _IndexFile | None] = {}  # by index file (names are unique)
         self._row_stores: dict[str, tuple[str, pa.RecordBatchFileReader]] = {}  # by folder
         self._lock = threading.Lock()
 
@@ -140,20 +216,31 @@ class IndexCatalog:
         found = index_files(index_dir(self.lake, partition_name))
         if not found:
             return None
-        index_file = found[0]  # index file names are unique: a cached manifest stays true
-        with self._lock:
-            if index_file not in self._manifests:
-                if len(self._manifests) > 10_000:
-                    self._manifests.clear()
-                self._manifests[index_file] = read_manifest(index_file)
-            manifest = self._manifests[index_file]
+        index = self._index_file(found[0])
         try:
             current = tuple(FileSignature.of(f) for f in files)
         except FileNotFoundError:
             return None
-        if manifest is None or manifest.files != current:
+        if index is None or index.manifest.files != current:
             return None
-        return IndexedPartition(index_file, files, manifest.file_rows, manifest.row_store)
+        return IndexedPartition(found[0], files, index.manifest.file_rows, index.manifest.row_store)
+
+    def _index_file(self, path: str) -> _IndexFile | None:
+        """The footer of an index file: its manifest and row-group statistics (cached)."""
+        with self._lock:
+            if path in self._indexes:
+                return self._indexes[path]
+        try:
+            metadata = pq.read_metadata(path)
+        except OSError:
+            return None
+        manifest = read_manifest(path, metadata)
+        index = _IndexFile(manifest, metadata, _group_stats(metadata)) if manifest else None
+        with self._lock:
+            if len(self._indexes) > 10_000:
+                self._indexes.clear()
+            self._indexes[path] = index
+        return index
 
     def read_rows(self, partition: IndexedPartition, rows: dict[str, list[int]]) -> pa.Table | None:
         """The rows {file: row numbers} of an indexed partition, read from its row store,
@@ -191,6 +278,76 @@ class IndexCatalog:
                 self._row_stores[folder] = cached
             return cached[1]
 
+    def lookup(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        partitions: list[IndexedPartition],
+        conditions: tuple[JsonCondition, ...],
+        cap: int = CANDIDATE_CAP,
+    ) -> list[Candidate] | None:
+        """The candidate rows of `partitions` for `conditions`, or None when no condition
+        can use the index within `cap` rows.
+
+        Row groups are chosen by their statistics (kept in memory) and read with pyarrow;
+        the branches' SQL is then applied to their rows. A condition whose row groups hold
+        more than READ_FACTOR * cap rows is not used (it would match too many).
+        """
+        found: set[Candidate] | None = None
+        for condition in conditions:
+            params: dict[str, object] = {}
+            branches = condition_branches(condition, params)
+            if branches is None:
+                continue
+            rows = self._lookup_branches(cursor, partitions, branches, params, cap)
+            if rows is None:
+                continue
+            found = rows if found is None else found & rows
+        return None if found is None else sorted(found)
+
+    def _lookup_branches(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        partitions: list[IndexedPartition],
+        branches: list[Branch],
+        params: dict[str, object],
+        cap: int,
+    ) -> set[Candidate] | None:
+        """The rows of the union of `branches`, or None when there are more than `cap`."""
+        pieces: list[pa.Table] = []
+        budget = READ_FACTOR * cap
+        for position, partition in enumerate(partitions):
+            index = self._index_file(partition.index_file)
+            if index is None:  # pragma: no cover - current() read it
+                return None
+            groups = [
+                i
+                for i, stats in enumerate(index.groups)
+                if any(_may_hold(stats, b) for b in branches)
+            ]
+            if not groups:
+                continue
+            budget -= sum(index.metadata.row_group(i).num_rows for i in groups)
+            if budget < 0:
+                return None
+            parquet = pq.ParquetFile(partition.index_file, metadata=index.metadata)
+            table = parquet.read_row_groups(groups, columns=list(_LOOKUP_COLUMNS))
+            part = pa.array([position] * table.num_rows, pa.int32())
+            pieces.append(table.append_column("part", part))
+        if not pieces:
+            return set()
+        name = f"index_rows_{threading.get_ident()}"
+        cursor.register(name, pa.concat_tables(pieces))
+        try:
+            selects = [f"SELECT part, file, row, ts FROM {name} WHERE {b.sql}" for b in branches]
+            # UNION ALL streams (a row found twice is one candidate): LIMIT stops early.
+            sql = f"SELECT * FROM ({' UNION ALL '.join(selects)}) LIMIT {cap + 1}"
+            rows = cursor.execute(sql, params).fetchall()
+        finally:
+            cursor.unregister(name)
+        if len(rows) > cap:
+            return None
+        return {(partitions[part].files[file], row, ts) for part, file, row, ts in rows}
+
 
 Candidate = tuple[str, int, int]
 """A candidate row: (event file, row number, timestamp in microseconds)."""
@@ -202,34 +359,3 @@ def by_file(candidates: list[Candidate]) -> dict[str, list[int]]:
     for path, row, _ in sorted(candidates):
         rows.setdefault(path, []).append(row)
     return rows
-
-
-def lookup(
-    cursor: duckdb.DuckDBPyConnection,
-    partitions: list[IndexedPartition],
-    conditions: tuple[JsonCondition, ...],
-    cap: int = CANDIDATE_CAP,
-) -> list[Candidate] | None:
-    """The candidate rows of `partitions` for `conditions`, or None when no condition can
-    use the index within `cap` rows."""
-    if not partitions or not conditions:
-        return None
-    owner = {p.index_file: p for p in partitions}
-    found: set[Candidate] | None = None
-    for condition in conditions:
-        params: dict[str, object] = {"indexes": list(owner), "cap": cap + 1}
-        branches = condition_branches(condition, params)
-        if branches is None:
-            continue
-        selects = [
-            f"SELECT filename, file, row, ts FROM read_parquet($indexes, filename = true) WHERE {b}"
-            for b in branches
-        ]
-        # UNION ALL streams (a row found twice is one candidate): LIMIT stops the scan early.
-        sql = f"SELECT * FROM ({' UNION ALL '.join(selects)}) LIMIT $cap"
-        rows = cursor.execute(sql, params).fetchall()
-        if len(rows) > cap:
-            continue
-        keys = {(owner[f].files[file], row, ts) for f, file, row, ts in rows}
-        found = keys if found is None else found & keys
-    return None if found is None else sorted(found)

@@ -59,7 +59,6 @@ from eventpipe.api.index_lookup import (
     IndexCatalog,
     IndexedPartition,
     by_file,
-    lookup,
 )
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, arrow_schema
 
@@ -296,7 +295,7 @@ class LakeReader:
         usable = [(p, ix) for p, ix in indexed if ix is not None]
         if not usable:
             return plan
-        candidates = lookup(
+        candidates = self.indexes.lookup(
             cursor, [ix for _, ix in usable], predicate.json_conditions, self.candidate_cap
         )
         if candidates is None:

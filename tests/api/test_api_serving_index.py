@@ -18,9 +18,9 @@ from api_support import CANONICAL_EVENTS, make_event, write_lake
 from test_api_query_plan import _reference
 
 from eventpipe.api.filters import parse_filter
-from eventpipe.api.index_lookup import lookup
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
+from eventpipe.io import serving_index
 from eventpipe.io.serving_index import (
     INDEX,
     build_partition_index,
@@ -84,7 +84,9 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     indexed = tmp_path_factory.mktemp("indexed-lake")
     write_lake(indexed, _rows(800, 1), row_group_size=64)
     write_lake(indexed, _rows(800, 2), file_name="part-1.parquet", row_group_size=64)
-    report = index_lake(str(indexed))
+    with pytest.MonkeyPatch.context() as patch:  # many index row groups: lookups prune them
+        patch.setattr(serving_index, "INDEX_ROW_GROUP", 64)
+        report = index_lake(str(indexed))
     assert (report.partitions, report.indexed, report.errors) == (3, 3, [])
     late = [r for r in _rows(200, 3) if r["timestamp"].date() == dt.date(2025, 10, 3)]
     write_lake(indexed, late, file_name="part-2.parquet", row_group_size=64)
@@ -92,7 +94,9 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     shutil.copytree(indexed / "events", plain / "events")
     full = tmp_path_factory.mktemp("full-lake")
     shutil.copytree(indexed, full, dirs_exist_ok=True)
-    assert index_lake(str(full)).indexed == 1
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(serving_index, "INDEX_ROW_GROUP", 64)
+        assert index_lake(str(full)).indexed == 1
     return indexed, plain, full
 
 
@@ -183,7 +187,7 @@ def test_the_index_is_used_and_finds_only_candidates(lakes: tuple[Path, Path, Pa
     current = [reader.indexes.current(p.name, p.files) for p in reader.partitions()]
     assert [c is not None for c in current] == [True, True, False]  # 10-03 gained a file
     cursor = reader._db.cursor()
-    candidates = lookup(cursor, [c for c in current if c], predicate.json_conditions)
+    candidates = reader.indexes.lookup(cursor, [c for c in current if c], predicate.json_conditions)
     assert candidates is not None
     found = len(candidates)
     matches = cursor.execute(
@@ -191,7 +195,10 @@ def test_the_index_is_used_and_finds_only_candidates(lakes: tuple[Path, Path, Pa
         {**predicate.params, "files": [f for c in current if c for f in c.files]},
     ).fetchone()[0]
     assert 0 < matches == found < 2000  # the condition is exact here: candidates = matches
-    assert lookup(cursor, [c for c in current if c], predicate.json_conditions, cap=10) is None
+    assert (
+        reader.indexes.lookup(cursor, [c for c in current if c], predicate.json_conditions, 10)
+        is None
+    )
 
 
 def test_a_rewritten_file_makes_the_index_stale(tmp_path: Path) -> None:
