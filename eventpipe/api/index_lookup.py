@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -42,7 +43,7 @@ from eventpipe.io.serving_index import (
 
 CANDIDATE_CAP = 20_000
 """Most candidate rows a lookup may return; a lookup finding more is not used."""
-READ_FACTOR = 64
+READ_FACTOR = 32
 """A condition whose index row groups hold more than READ_FACTOR * cap rows is not used."""
 _LOOKUP_COLUMNS = ("file", "row", "ts", "col", "ptr", "kind", "str", "num")
 
@@ -184,11 +185,37 @@ def _may_hold(stats: dict[str, tuple[object, object] | None], branch: Branch) ->
 
 @dataclass(frozen=True)
 class _IndexFile:
-    """An index file's footer: manifest, Parquet metadata, row-group statistics."""
+    """An index file's footer: manifest, Parquet metadata, row-group statistics, and the
+    row groups of each (col, ptr, kind) key; `spanning` row groups hold several keys."""
 
     manifest: Manifest
     metadata: pq.FileMetaData
     groups: list[dict[str, tuple[object, object] | None]]
+    by_key: dict[tuple[object, object, object], list[int]]
+    spanning: list[int]
+
+    @classmethod
+    def of(cls, manifest: Manifest, metadata: pq.FileMetaData) -> _IndexFile:
+        groups = _group_stats(metadata)
+        by_key: dict[tuple[object, object, object], list[int]] = {}
+        spanning: list[int] = []
+        for i, stats in enumerate(groups):
+            bounds = [stats.get(c) for c in ("col", "ptr", "kind")]
+            if all(b is not None and b[0] == b[1] for b in bounds):
+                by_key.setdefault(tuple(b[0] for b in bounds), []).append(i)  # type: ignore[index]
+            else:
+                spanning.append(i)
+        return cls(manifest, metadata, groups, by_key, spanning)
+
+    def row_groups(self, branches: list[Branch]) -> list[int]:
+        """The row groups that may hold rows of any of `branches`."""
+        found: set[int] = set()
+        for branch in branches:
+            key = (branch.column, branch.pointer, branch.kind)
+            for i in (*self.by_key.get(key, ()), *self.spanning):
+                if i not in found and _may_hold(self.groups[i], branch):
+                    found.add(i)
+        return sorted(found)
 
 
 @dataclass(frozen=True)
@@ -235,7 +262,7 @@ class IndexCatalog:
         except OSError:
             return None
         manifest = read_manifest(path, metadata)
-        index = _IndexFile(manifest, metadata, _group_stats(metadata)) if manifest else None
+        index = _IndexFile.of(manifest, metadata) if manifest else None
         with self._lock:
             if len(self._indexes) > 10_000:
                 self._indexes.clear()
@@ -313,25 +340,22 @@ class IndexCatalog:
         cap: int,
     ) -> set[Candidate] | None:
         """The rows of the union of `branches`, or None when there are more than `cap`."""
-        pieces: list[pa.Table] = []
-        budget = READ_FACTOR * cap
+        chosen: list[tuple[int, IndexedPartition, _IndexFile, list[int]]] = []
         for position, partition in enumerate(partitions):
             index = self._index_file(partition.index_file)
             if index is None:  # pragma: no cover - current() read it
                 return None
-            groups = [
-                i
-                for i, stats in enumerate(index.groups)
-                if any(_may_hold(stats, b) for b in branches)
-            ]
-            if not groups:
-                continue
-            budget -= sum(index.metadata.row_group(i).num_rows for i in groups)
-            if budget < 0:
-                return None
+            groups = index.row_groups(branches)
+            if groups:
+                chosen.append((position, partition, index, groups))
+        held = sum(ix.metadata.row_group(i).num_rows for _, _, ix, groups in chosen for i in groups)
+        if held > READ_FACTOR * cap:
+            return None
+        pieces: list[pa.Table] = []
+        for position, partition, index, groups in chosen:
             parquet = pq.ParquetFile(partition.index_file, metadata=index.metadata)
             table = parquet.read_row_groups(groups, columns=list(_LOOKUP_COLUMNS))
-            part = pa.array([position] * table.num_rows, pa.int32())
+            part = pa.array(np.full(table.num_rows, position, np.int32))
             pieces.append(table.append_column("part", part))
         if not pieces:
             return set()
