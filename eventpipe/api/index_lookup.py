@@ -82,6 +82,7 @@ class Branch:
     value_column: str | None = None  # "str" or "num"
     low: object = None  # None: unbounded
     high: object = None
+    options: frozenset[object] = frozenset()  # the values of an IN list
 
 
 def condition_branches(condition: JsonCondition, params: dict[str, object]) -> list[Branch] | None:
@@ -99,22 +100,22 @@ def condition_branches(condition: JsonCondition, params: dict[str, object]) -> l
     base = f"col = {bind(condition.column)} AND ptr = {bind(condition.pointer)}"
     branches: list[Branch] = []
 
-    def add(kind: str, sql: str, value_column: str | None = None, low=None, high=None) -> None:
-        branches.append(
-            Branch(
-                f"{base} AND kind = '{kind}' AND {sql}",
-                condition.column,
-                condition.pointer,
-                kind,
-                value_column,
-                low,
-                high,
-            )
-        )
+    def add(
+        kind: str,
+        sql: str,
+        value_column: str | None = None,
+        low: object = None,
+        high: object = None,
+        options: frozenset[object] = frozenset(),
+    ) -> None:
+        where = f"{base} AND kind = '{kind}' AND {sql}"
+        key = (condition.column, condition.pointer, kind)
+        branches.append(Branch(where, *key, value_column, low, high, options))
 
     def one_of(kind: str, column: str, options: list) -> None:
         if options:
-            add(kind, f"{column} IN {bind(options)}", column, min(options), max(options))
+            sql = f"{column} IN {bind(options)}"
+            add(kind, sql, column, min(options), max(options), frozenset(options))
 
     lower = op in ("is greater than", "is greater than or equal to")
     if op in ("is", "is one of"):
@@ -149,23 +150,23 @@ def condition_branches(condition: JsonCondition, params: dict[str, object]) -> l
     return branches
 
 
-def _group_stats(metadata: pq.FileMetaData) -> list[dict[str, tuple[object, object] | None]]:
-    """Per row group of an index file: {column: (min, max)}, None where not known."""
+def _group_stats(metadata: pq.FileMetaData) -> list[dict[str, tuple[object, ...] | None]]:
+    """Per row group of an index file: {column: (min, max, null count)}, None where not
+    known."""
     names = metadata.schema.names
     groups = []
     for i in range(metadata.num_row_groups):
         group = metadata.row_group(i)
-        stats: dict[str, tuple[object, object] | None] = {}
+        stats: dict[str, tuple[object, ...] | None] = {}
         for j, name in enumerate(names):
             found = group.column(j).statistics
-            stats[name] = (
-                (found.min, found.max) if found is not None and found.has_min_max else None
-            )
+            known = found is not None and found.has_min_max and found.has_null_count
+            stats[name] = (found.min, found.max, found.null_count) if known else None
         groups.append(stats)
     return groups
 
 
-def _may_hold(stats: dict[str, tuple[object, object] | None], branch: Branch) -> bool:
+def _may_hold(stats: dict[str, tuple[object, ...] | None], branch: Branch) -> bool:
     """Whether a row group with these statistics may hold rows of `branch`."""
     checks = [
         ("col", branch.column, branch.column),
@@ -190,7 +191,7 @@ class _IndexFile:
 
     manifest: Manifest
     metadata: pq.FileMetaData
-    groups: list[dict[str, tuple[object, object] | None]]
+    groups: list[dict[str, tuple[object, ...] | None]]
     by_key: dict[tuple[object, object, object], list[int]]
     spanning: list[int]
 
@@ -207,15 +208,26 @@ class _IndexFile:
                 spanning.append(i)
         return cls(manifest, metadata, groups, by_key, spanning)
 
-    def row_groups(self, branches: list[Branch]) -> list[int]:
-        """The row groups that may hold rows of any of `branches`."""
+    def row_groups(self, branches: list[Branch]) -> tuple[list[int], int]:
+        """The row groups that may hold rows of any of `branches`, and how many rows they
+        surely hold (row groups of one key whose values are all one of an IN list)."""
         found: set[int] = set()
+        sure = 0
         for branch in branches:
             key = (branch.column, branch.pointer, branch.kind)
+            for i in self.by_key.get(key, ()):
+                bounds = self.groups[i].get(branch.value_column or "")
+                if (
+                    bounds
+                    and bounds[0] == bounds[1]
+                    and bounds[2] == 0
+                    and (bounds[0] in branch.options)
+                ):
+                    sure += self.metadata.row_group(i).num_rows
             for i in (*self.by_key.get(key, ()), *self.spanning):
                 if i not in found and _may_hold(self.groups[i], branch):
                     found.add(i)
-        return sorted(found)
+        return sorted(found), sure
 
 
 @dataclass(frozen=True)
@@ -341,15 +353,17 @@ class IndexCatalog:
     ) -> set[Candidate] | None:
         """The rows of the union of `branches`, or None when there are more than `cap`."""
         chosen: list[tuple[int, IndexedPartition, _IndexFile, list[int]]] = []
+        surely_found = 0
         for position, partition in enumerate(partitions):
             index = self._index_file(partition.index_file)
             if index is None:  # pragma: no cover - current() read it
                 return None
-            groups = index.row_groups(branches)
+            groups, sure = index.row_groups(branches)
+            surely_found += sure
             if groups:
                 chosen.append((position, partition, index, groups))
         held = sum(ix.metadata.row_group(i).num_rows for _, _, ix, groups in chosen for i in groups)
-        if held > READ_FACTOR * cap:
+        if surely_found > cap or held > READ_FACTOR * cap:
             return None
         pieces: list[pa.Table] = []
         for position, partition, index, groups in chosen:
