@@ -46,7 +46,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -244,6 +244,10 @@ class LakeReader:
         partitions = prune(self.partitions(), query.predicate)
         if not partitions:
             return self._empty(query.columns)
+        if query.order == "timestamp" and query.first == 0:
+            newest = self._newest_from_row_stores(cursor, partitions, query)
+            if newest is not None:
+                return newest
         plan = self._plan_scans(cursor, partitions, query.predicate)
         if plan.served is not None:
             served = self._page_from_row_stores(cursor, plan.served, query)
@@ -274,11 +278,8 @@ class LakeReader:
             page = self._page(cursor, batch_scans, query, skip, need, recent=not pages)
             skip = 0
             need -= page.num_rows
-            if page.num_rows:
-                pages.append(page)
-        if not pages:
-            return self._empty(query.columns)
-        return pa.concat_tables(pages) if len(pages) > 1 else pages[0]
+            pages.append(page)
+        return self._joined(pages, query.columns)
 
     def _plan_scans(
         self,
@@ -308,6 +309,42 @@ class LakeReader:
             owner = {f: ix for _, ix in usable for f in ix.files}
             plan.served = [(owner[c[0]], c) for c in candidates]
         return plan
+
+    def _newest_from_row_stores(
+        self, cursor: duckdb.DuckDBPyConnection, partitions: list[Partition], query: EventQuery
+    ) -> pa.Table | None:
+        """A first page by timestamp read from the row stores: the newest (oldest)
+        partition's candidates, then, when they do not fill the page, the others'; None
+        when some partition is not indexed or a lookup finds too many candidates."""
+        predicate = query.predicate
+        if self.indexes is None or predicate is None or not predicate.json_conditions:
+            return None
+        indexed = [self.indexes.current(p.name, p.files) for p in partitions]
+        usable = [ix for ix in indexed if ix is not None]
+        if len(usable) < len(indexed):
+            return None
+        if not query.ascending:
+            usable = usable[::-1]
+        pages: list[pa.Table] = []
+        need, start = query.limit, 0
+        while start < len(usable) and need > 0:
+            # The newest partition, then (the page not full) all the others at once: a
+            # lookup costs a few ms whatever the partitions, the cap bounds what it finds.
+            batch = usable[start : start + 1] if start == 0 else usable[start:]
+            start += len(batch)
+            candidates = self.indexes.lookup(
+                cursor, batch, predicate.json_conditions, self.candidate_cap
+            )
+            if candidates is None:
+                return None
+            owner = {f: ix for ix in batch for f in ix.files}
+            served = [(owner[c[0]], c) for c in candidates]
+            page = self._page_from_row_stores(cursor, served, replace(query, limit=need))
+            if page is None:
+                return None
+            need -= page.num_rows
+            pages.append(page)
+        return self._joined(pages, query.columns)
 
     def _page_from_row_stores(
         self,
@@ -365,8 +402,10 @@ class LakeReader:
         where, params = self._where(query.predicate)
         where = f" WHERE {where}" if where else ""
         name = f"candidates_{threading.get_ident()}"
-        # One chunk: DuckDB refuses struct columns of sliced batches (they have offsets).
-        cursor.register(name, pa.concat_tables(tables).combine_chunks())
+        # Copied into fresh arrays: DuckDB refuses struct columns of sliced batches (they
+        # have offsets), and combine_chunks does not copy a single chunk.
+        rows = pa.concat_tables(tables)
+        cursor.register(name, rows.take(pa.array(range(rows.num_rows), pa.int64())))
         try:
             matches = cursor.execute(f"SELECT count(*) FROM {name} AS t{where}", params)
             count = int(matches.fetchall()[0][0])
@@ -526,6 +565,13 @@ class LakeReader:
         found = zip(table["_file"].to_pylist(), table["_row"].to_pylist(), strict=True)
         order = sorted(range(table.num_rows), key=[position[k] for k in found].__getitem__)
         return table.take(order).select(list(query.columns))
+
+    def _joined(self, pages: list[pa.Table], columns: Sequence[str]) -> pa.Table:
+        """The pages of successive batches, one after the other."""
+        pages = [p for p in pages if p.num_rows]
+        if not pages:
+            return self._empty(columns)
+        return pa.concat_tables(pages) if len(pages) > 1 else pages[0]
 
     def _empty(self, columns: Sequence[str]) -> pa.Table:
         schema = arrow_schema()
