@@ -36,8 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rename and the old files' deletion. Runs on the machine that starts it, one "
             "partition in memory at a time. Then (local lakes) builds the read API's serving "
             f"index (LAKE/{INDEX}/events/date=D/) of every event partition whose index is "
-            "missing or older than its files: json property lookups read only the row groups "
-            "holding candidate rows; an unindexed or changed partition is simply scanned."
+            "missing or older than its files (json values -> rows, and an uncompressed Arrow "
+            "row store, ~12x the partition's Parquet size, from which scattered rows are read "
+            "without decoding): json property filters then read only candidate rows; an "
+            "unindexed or changed partition is simply scanned."
         ),
     )
     parser.add_argument("--lake", required=True, help="lake folder or URL")
@@ -57,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dry-run", action="store_true", help="print what would be done, change nothing"
     )
     parser.add_argument(
-        "--no-index", action="store_true", help="do not build the read API's serving index"
+        "--no-index",
+        action="store_true",
+        help="do not build the read API's serving index (json filters then scan)",
     )
     parser.set_defaults(func=run, _parser=parser)
 
