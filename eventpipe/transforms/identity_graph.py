@@ -36,8 +36,10 @@ up: identity is built from a local lake (or a local copy of its events).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -68,9 +70,15 @@ KPID_MAP_SCHEMA = pa.schema(
 def identity_connection(
     memory_limit: str = "1GB", temp_directory: str | None = None, threads: int = 2
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB session for the build: bounded by `memory_limit`, spilling to disk beyond."""
+    """A DuckDB session for the build: bounded by `memory_limit`, spilling to disk beyond.
+
+    Without `temp_directory`, spills go to a fresh temporary folder removed at exit.
+    """
     con = connect(threads=threads, memory_limit=memory_limit)
-    spill = temp_directory or tempfile.mkdtemp(prefix="eventpipe-identity-")
+    spill = temp_directory
+    if spill is None:
+        spill = tempfile.mkdtemp(prefix="eventpipe-identity-")
+        atexit.register(shutil.rmtree, spill, True)
     con.execute(f"SET temp_directory = {quote_str(spill)}")
     con.execute("SET preserve_insertion_order = false")  # lets big sorts and joins spill
     return con
@@ -136,11 +144,18 @@ def kpid_digest_sql(name: str) -> str:
     return f"sha1(unhex('{KPID_NAMESPACE.hex}') || encode({name}))"
 
 
-def _source_sql(con: duckdb.DuckDBPyConnection, events: str | pa.Table) -> str:
+Events = str | pa.Table | duckdb.DuckDBPyRelation
+
+
+def _source_sql(con: duckdb.DuckDBPyConnection, events: Events) -> str:
+    """SQL reading the five identity columns of `events`."""
     columns = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+    if isinstance(events, duckdb.DuckDBPyRelation):
+        events.create_view("ep_source_view", replace=True)  # a relation of `con`
+        return f"SELECT {columns} FROM ep_source_view"
     if isinstance(events, pa.Table):
-        con.register("identity_source", events.select(list(EVENT_COLUMNS)))
-        return f"SELECT {columns} FROM identity_source"
+        con.register("ep_source_table", events.select(list(EVENT_COLUMNS)))
+        return f"SELECT {columns} FROM ep_source_table"
     return (
         f"SELECT {columns} FROM read_parquet({quote_str(events)}, "
         "hive_partitioning = true, union_by_name = true)"
@@ -148,20 +163,27 @@ def _source_sql(con: duckdb.DuckDBPyConnection, events: str | pa.Table) -> str:
 
 
 def _links_sql(source: str) -> str:
-    """One row per distinct (user, anonymous id, previous id) evidence, earliest first."""
+    """One row per distinct (user, anonymous id, previous id) evidence, earliest first.
+
+    Grouped on the raw values first and tested for placeholders after: the test then
+    runs once per distinct combination, not per event (3.5x less CPU, measured).
+    """
     return f"""
         CREATE OR REPLACE TEMP TABLE ep_links AS
-        SELECT user_id, anonymous_id, previous_id, min(ts) AS ts
-        FROM (
-            SELECT "userId" AS user_id,
-                   CASE WHEN NOT ep_is_placeholder("anonymousId") THEN "anonymousId" END
-                       AS anonymous_id,
-                   CASE WHEN "type" = 'alias' AND NOT ep_is_placeholder("previousId")
-                        THEN "previousId" END AS previous_id,
-                   "timestamp" AS ts
-            FROM ({source})
-            WHERE NOT ep_is_placeholder("userId")
+        WITH raw AS (
+            SELECT "userId" AS user_id, "anonymousId" AS anonymous_id,
+                   CASE WHEN "type" = 'alias' THEN "previousId" END AS previous_id,
+                   min("timestamp") AS ts
+            FROM ({source}) WHERE "userId" IS NOT NULL
+            GROUP BY ALL
         )
+        SELECT user_id,
+               CASE WHEN NOT ep_is_placeholder(anonymous_id) THEN anonymous_id END
+                   AS anonymous_id,
+               CASE WHEN NOT ep_is_placeholder(previous_id) THEN previous_id END
+                   AS previous_id,
+               min(ts) AS ts
+        FROM raw WHERE NOT ep_is_placeholder(user_id)
         GROUP BY ALL
     """
 
@@ -241,30 +263,33 @@ _PROFILES = [
             FROM ep_user_seen s LEFT JOIN ep_anchors a USING (id)
         )""",
     """CREATE OR REPLACE TEMP TABLE ep_first_user AS
-       SELECT anonymous_id, arg_min(user_id, (ts, user_id)) AS user_id, min(ts) AS first_seen
+       SELECT anonymous_id, arg_min(user_id, (ts, user_id)) AS user_id, min(ts) AS first_seen,
+              count(*) AS users
        FROM ep_identified GROUP BY anonymous_id""",
-    """CREATE OR REPLACE TEMP TABLE ep_anonymous AS
-       SELECT f.anonymous_id AS "anonymousId", f.user_id AS "userId", u.kpid, u.anchor,
-              f.first_seen
+    """CREATE OR REPLACE TEMP VIEW ep_anonymous AS
+       SELECT f.anonymous_id AS "anonymousId", f.user_id AS "userId", u.kpid, f.first_seen
        FROM ep_first_user f JOIN ep_users u ON u."userId" = f.user_id""",
+    # Only anonymous ids linked to more than one user can conflict.
     """CREATE OR REPLACE TEMP TABLE ep_conflicts AS
        SELECT i.anonymous_id AS "anonymousId", i.user_id AS "userId", i.ts AS first_seen,
-              a.kpid AS kpid_kept
+              kept.kpid AS kpid_kept
        FROM ep_identified i
-       JOIN ep_anonymous a ON a."anonymousId" = i.anonymous_id
-       JOIN ep_users u ON u."userId" = i.user_id
-       WHERE u.anchor <> a.anchor""",
-    """CREATE OR REPLACE TEMP TABLE ep_kpid_map AS
+       JOIN (SELECT * FROM ep_first_user WHERE users > 1) f USING (anonymous_id)
+       JOIN ep_users kept ON kept."userId" = f.user_id
+       JOIN ep_users other ON other."userId" = i.user_id
+       WHERE other.anchor <> kept.anchor""",
+    """CREATE OR REPLACE TEMP VIEW ep_kpid_map AS
        SELECT 'user' AS kind, "userId" AS id, kpid FROM ep_users
        UNION ALL SELECT 'anonymous', "anonymousId", kpid FROM ep_anonymous""",
 ]
 
+# Only the kpid map is sorted (by kind, id: row-group statistics then serve point
+# lookups); the other tables are read whole, and sorting 10M rows costs ~1/3 of the write.
 _OUTPUT_SQL = {
-    "users": 'SELECT "userId", kpid, first_seen FROM ep_users ORDER BY "userId"',
-    "anonymous": """SELECT "anonymousId", "userId", kpid, first_seen FROM ep_anonymous
-                    ORDER BY "anonymousId\"""",
-    "aliases": 'SELECT "previousId", "userId", first_seen FROM ep_aliases ORDER BY ALL',
-    "conflicts": 'SELECT * FROM ep_conflicts ORDER BY "anonymousId", "userId"',
+    "users": 'SELECT "userId", kpid, first_seen FROM ep_users',
+    "anonymous": 'SELECT "anonymousId", "userId", kpid, first_seen FROM ep_anonymous',
+    "aliases": 'SELECT "previousId", "userId", first_seen FROM ep_aliases',
+    "conflicts": "SELECT * FROM ep_conflicts",
     "kpid_map": "SELECT kind, id, kpid FROM ep_kpid_map ORDER BY kind, id",
 }
 
@@ -290,8 +315,12 @@ class IdentityResult:
         return table.cast(KPID_MAP_SCHEMA) if name == "kpid_map" else table
 
 
-def build_identity(con: duckdb.DuckDBPyConnection, events: str | pa.Table) -> IdentityResult:
-    """Build the identity graph from event files (path/glob) or an Arrow table of events."""
+def build_identity(con: duckdb.DuckDBPyConnection, events: Events) -> IdentityResult:
+    """Build the identity graph of `events`, in `con`'s temp tables.
+
+    `events`: a local path or glob of event Parquet files, an Arrow table, or a DuckDB
+    relation of `con`, with (at least) the columns `EVENT_COLUMNS`.
+    """
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -304,6 +333,8 @@ def build_identity(con: duckdb.DuckDBPyConnection, events: str | pa.Table) -> Id
     for macro in placeholder_macros():
         con.execute(macro)
     con.execute(_links_sql(_source_sql(con, events)))
+    if isinstance(events, pa.Table):
+        con.unregister("ep_source_table")
     step("links")
     for statement in _USERS_AND_ALIASES:
         con.execute(statement)
@@ -313,7 +344,9 @@ def build_identity(con: duckdb.DuckDBPyConnection, events: str | pa.Table) -> Id
     for statement in _PROFILES:
         con.execute(statement)
     step("profiles")
-    counts = {name: _count(con, f"ep_{name}") for name in TABLES}
+    counts = {name: _count(con, f"ep_{name}") for name in ("users", "aliases", "conflicts")}
+    counts["anonymous"] = _count(con, "ep_first_user")  # every first user is in ep_users
+    counts["kpid_map"] = counts["users"] + counts["anonymous"]
     counts["alias_nodes"] = _count(con, "ep_nodes")
     counts["links"] = _count(con, "ep_links")
     log.info(
