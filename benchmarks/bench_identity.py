@@ -14,7 +14,10 @@ The build runs in a child process; its wall time, CPU time (user + system) and p
 RSS (from `os.wait4`) are printed with the DuckDB memory limit. A script, not a test:
 
     .venv/bin/python benchmarks/bench_identity.py [--anonymous 8000000] [--users 3000000]
-        [--memory-limit 1GB] [--threads 2] [--lake DIR --keep]
+        [--memory-limit 1GB] [--threads 2] [--lake DIR --keep] [--no-stitch]
+
+Two more children then re-stitch one day's events (`assign_kpids`), with DuckDB
+scanning kpid_map.parquet, and with the map loaded as Arrow (`read_kpid_map`) first.
 """
 
 from __future__ import annotations
@@ -172,6 +175,29 @@ def run_build(lake: str, memory_limit: str, threads: int) -> None:
     print(json.dumps(report))
 
 
+def run_stitch(lake: str, memory_limit: str, threads: int, map_source: str) -> None:
+    """A measured child: re-stitch one day's events from the kpid map.
+
+    `map_source` "path": DuckDB scans kpid_map.parquet; "arrow": `read_kpid_map` first.
+    """
+    import glob
+
+    from eventpipe.identity import assign_kpids, identity_connection, kpid_map_path, read_kpid_map
+
+    con = identity_connection(memory_limit, os.path.join(lake, "_spill"), threads)
+    day = pq.read_table(sorted(glob.glob(os.path.join(lake, "events", "date=*")))[0])
+    started = time.perf_counter()
+    kpid_map = kpid_map_path(lake) if map_source == "path" else read_kpid_map(lake)
+    stitched = assign_kpids(con, day, kpid_map)
+    report = {
+        "kpid_map": map_source,
+        "partition_rows": day.num_rows,
+        "seconds": round(time.perf_counter() - started, 2),
+        "events_with_kpid": stitched.num_rows - stitched["kpid"].null_count,
+    }
+    print(json.dumps(report))
+
+
 def measured(args: list[str]) -> tuple[dict, dict]:
     """Run this script as a child with `args`: its JSON report and its resource use."""
     started = time.perf_counter()
@@ -200,10 +226,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     parser.add_argument("--lake", help="lake folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the lake afterwards")
+    parser.add_argument("--no-stitch", action="store_true", help="skip the stitch benchmark")
     parser.add_argument("--build-only", metavar="LAKE", help=argparse.SUPPRESS)
+    parser.add_argument("--stitch-only", metavar="LAKE", help=argparse.SUPPRESS)
+    parser.add_argument("--map-source", default="path", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_only:
         run_build(args.build_only, args.memory_limit, args.threads)
+        return
+    if args.stitch_only:
+        run_stitch(args.stitch_only, args.memory_limit, args.threads, args.map_source)
         return
     lake = args.lake or tempfile.mkdtemp(prefix="bench-identity-")
     try:
@@ -211,8 +243,8 @@ def main() -> None:
         shape = generate(lake, args.anonymous, args.users, args.chains, args.chain_length)
         shape["generate_seconds"] = round(time.perf_counter() - started, 1)
         print("lake:", json.dumps(shape), flush=True)
-        child_args = ["--build-only", lake, "--memory-limit", args.memory_limit]
-        report, resources = measured([*child_args, "--threads", str(args.threads)])
+        settings = ["--memory-limit", args.memory_limit, "--threads", str(args.threads)]
+        report, resources = measured(["--build-only", lake, *settings])
         print("build:", json.dumps(report))
         ids = report["counts"]["users"] + report["counts"]["anonymous"]
         print(
@@ -222,6 +254,10 @@ def main() -> None:
             f"peak RSS {resources['peak_rss_mb']} MB, DuckDB memory_limit {args.memory_limit}, "
             f"{args.threads} threads"
         )
+        for source in () if args.no_stitch else ("path", "arrow"):
+            stitch_args = ["--stitch-only", lake, "--map-source", source, *settings]
+            stitch, stitch_resources = measured(stitch_args)
+            print("stitch one day:", json.dumps(stitch), json.dumps(stitch_resources))
     finally:
         if not args.keep:
             shutil.rmtree(lake, ignore_errors=True)

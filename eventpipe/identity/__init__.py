@@ -4,7 +4,13 @@ The rules are `eventpipe.transforms.identity_rules`; the SQL build is
 `eventpipe.transforms.identity_graph`; `store` keeps `LAKE/identity/` consistent.
 """
 
-from eventpipe.identity.store import read_identity, read_kpid_map, recover_identity, write_identity
+from eventpipe.identity.store import (
+    kpid_map_path,
+    read_identity,
+    read_kpid_map,
+    recover_identity,
+    write_identity,
+)
 from eventpipe.transforms.identity_graph import (
     IdentityResult,
     assign_kpids,
@@ -17,6 +23,7 @@ __all__ = [
     "assign_kpids",
     "build_identity",
     "identity_connection",
+    "kpid_map_path",
     "read_identity",
     "read_kpid_map",
     "recover_identity",

@@ -359,16 +359,35 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
+_ASSIGN_SQL = """
+    WITH users AS (
+        SELECT id, kpid FROM {kpid_map}
+        WHERE kind = 'user' AND id IN (SELECT user_id FROM ep_assign_keys)
+    ), anonymous AS (
+        SELECT id, kpid FROM {kpid_map}
+        WHERE kind = 'anonymous' AND id IN (SELECT anonymous_id FROM ep_assign_keys)
+    )
+    SELECT coalesce(u.kpid, a.kpid) AS kpid FROM ep_assign_keys k
+    LEFT JOIN users u ON u.id = k.user_id
+    LEFT JOIN anonymous a ON a.id = k.anonymous_id
+    ORDER BY k.row
+"""
+
+
 def assign_kpids(
     con: duckdb.DuckDBPyConnection,
     events: pa.Table | duckdb.DuckDBPyRelation,
-    kpid_map: pa.Table | duckdb.DuckDBPyRelation,
+    kpid_map: pa.Table | str,
 ) -> pa.Table:
     """`events` with `kpid` filled from `kpid_map`; every other column and the row order kept.
 
     kpid of the userId as a 'user' id, else of the anonymousId as an 'anonymous' id,
     else null (`Resolution.kpid_of_event`; placeholders are never in the map). An
     existing `kpid` column is replaced in place, otherwise one is appended.
+    `kpid_map`: the Arrow map (`read_kpid_map`), or the path of a kpid_map Parquet file
+    (`eventpipe.identity.store.kpid_map_path`), which DuckDB scans without loading it:
+    the hash tables are built over the events' ids only, so memory follows the events,
+    not the map.
     """
     if isinstance(events, duckdb.DuckDBPyRelation):
         events = events.to_arrow_table()
@@ -380,16 +399,18 @@ def assign_kpids(
         }
     )
     con.register("ep_assign_keys", keys)
-    con.register("ep_assign_map", kpid_map)
-    kpids = con.sql(
-        """SELECT coalesce(u.kpid, a.kpid) AS kpid FROM ep_assign_keys k
-           LEFT JOIN ep_assign_map u ON u.kind = 'user' AND u.id = k.user_id
-           LEFT JOIN ep_assign_map a ON a.kind = 'anonymous' AND a.id = k.anonymous_id
-           ORDER BY k.row"""
-    ).to_arrow_table()["kpid"]
-    con.unregister("ep_assign_keys")
-    con.unregister("ep_assign_map")
-    kpids = kpids.cast(pa.string())
+    if isinstance(kpid_map, str):
+        source = f"read_parquet({quote_str(kpid_map)})"
+    else:
+        con.register("ep_assign_map", kpid_map)
+        source = "ep_assign_map"
+    try:
+        found = con.sql(_ASSIGN_SQL.format(kpid_map=source)).to_arrow_table()["kpid"]
+    finally:
+        con.unregister("ep_assign_keys")
+        if not isinstance(kpid_map, str):
+            con.unregister("ep_assign_map")
+    kpids = found.cast(pa.string())
     if "kpid" in events.column_names:
         index = events.column_names.index("kpid")
         return events.set_column(index, events.schema.field("kpid").with_nullable(True), kpids)

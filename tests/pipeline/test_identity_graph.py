@@ -282,3 +282,5 @@ def test_build_from_lake_files_and_stitch_a_partition(con, tmp_path):
     assert stitched.drop_columns(["kpid"]).equals(partition.drop_columns(["kpid"]))
     alice = str(uuid.uuid5(KPID_NAMESPACE, "alice"))
     assert stitched["kpid"].to_pylist() == [alice, alice]  # the page view before login too
+    scanned = assign_kpids(con, partition, store.kpid_map_path(str(tmp_path)))
+    assert scanned.equals(stitched)
