@@ -23,6 +23,7 @@ scanning kpid_map.parquet, and with the map loaded as Arrow (`read_kpid_map`) fi
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -151,8 +152,21 @@ def generate(lake: str, anonymous: int, users: int, chains: int, chain_length: i
                            numbered_ids("chain-", chain_of * 1000 + step + 1, 12),
                            numbered_ids("chain-", chain_of * 1000 + step, 12),
                            START_US + step * 60_000_000), 2)  # fmt: skip
-    distinct_ids = anonymous + users + len(aliased) + chains * (chain_length + 1)
-    return {"event_rows": out.rows, "files": out.files, "distinct_ids_generated": distinct_ids}
+    ids = distinct_ids(anonymous, users, chains, chain_length)
+    return {"event_rows": out.rows, "files": out.files, "distinct_ids_generated": ids}
+
+
+def distinct_ids(anonymous: int, users: int, chains: int, chain_length: int) -> int:
+    """Distinct ids `generate` writes: anonymous, users, legacy (aliased) and chain ids."""
+    return anonymous + users + int(users * 0.03) + chains * (chain_length + 1)
+
+
+def existing_lake(lake: str, args: argparse.Namespace) -> dict:
+    """The shape of a lake `generate` wrote earlier with the same arguments."""
+    files = glob.glob(os.path.join(lake, "events", "date=*", "*.parquet"))
+    rows = sum(pq.read_metadata(f).num_rows for f in files)
+    ids = distinct_ids(args.anonymous, args.users, args.chains, args.chain_length)
+    return {"event_rows": rows, "files": len(files), "distinct_ids_generated": ids}
 
 
 def run_build(lake: str, memory_limit: str, threads: int) -> None:
@@ -180,8 +194,6 @@ def run_stitch(lake: str, memory_limit: str, threads: int, map_source: str) -> N
 
     `map_source` "path": DuckDB scans kpid_map.parquet; "arrow": `read_kpid_map` first.
     """
-    import glob
-
     from eventpipe.identity import assign_kpids, identity_connection, kpid_map_path, read_kpid_map
 
     con = identity_connection(memory_limit, os.path.join(lake, "_spill"), threads)
@@ -206,13 +218,13 @@ def measured(args: list[str]) -> tuple[dict, dict]:
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise SystemExit(f"child failed ({child.returncode})")
     resources = {
         "wall_seconds": round(time.perf_counter() - started, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),  # Linux: KiB
     }
+    if child.returncode:
+        return {"failed": f"exit code {child.returncode} (its error is above)"}, resources
     return json.loads(output.strip().splitlines()[-1]), resources
 
 
@@ -225,7 +237,12 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     parser.add_argument("--lake", help="lake folder (default: a temporary one)")
-    parser.add_argument("--keep", action="store_true", help="keep the lake afterwards")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary lake (a --lake is always kept)"
+    )
+    parser.add_argument(
+        "--reuse-lake", action="store_true", help="use --lake's events if it has some"
+    )
     parser.add_argument("--no-stitch", action="store_true", help="skip the stitch benchmark")
     parser.add_argument("--build-only", metavar="LAKE", help=argparse.SUPPRESS)
     parser.add_argument("--stitch-only", metavar="LAKE", help=argparse.SUPPRESS)
@@ -240,12 +257,17 @@ def main() -> None:
     lake = args.lake or tempfile.mkdtemp(prefix="bench-identity-")
     try:
         started = time.perf_counter()
-        shape = generate(lake, args.anonymous, args.users, args.chains, args.chain_length)
-        shape["generate_seconds"] = round(time.perf_counter() - started, 1)
+        if args.reuse_lake and os.path.isdir(os.path.join(lake, "events")):
+            shape = existing_lake(lake, args)
+        else:
+            shape = generate(lake, args.anonymous, args.users, args.chains, args.chain_length)
+            shape["generate_seconds"] = round(time.perf_counter() - started, 1)
         print("lake:", json.dumps(shape), flush=True)
         settings = ["--memory-limit", args.memory_limit, "--threads", str(args.threads)]
         report, resources = measured(["--build-only", lake, *settings])
         print("build:", json.dumps(report))
+        if "failed" in report:
+            raise SystemExit(f"build {report['failed']}")
         ids = report["counts"]["users"] + report["counts"]["anonymous"]
         print(
             f"identity build + write of {shape['event_rows']:,} events, "
@@ -259,7 +281,7 @@ def main() -> None:
             stitch, stitch_resources = measured(stitch_args)
             print("stitch one day:", json.dumps(stitch), json.dumps(stitch_resources))
     finally:
-        if not args.keep:
+        if args.lake is None and not args.keep:
             shutil.rmtree(lake, ignore_errors=True)
 
 

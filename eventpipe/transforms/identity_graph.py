@@ -359,6 +359,7 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
+ASSIGN_CHUNK_ROWS = 500_000
 _ASSIGN_SQL = """
     WITH users AS (
         SELECT id, kpid FROM {kpid_map}
@@ -378,6 +379,7 @@ def assign_kpids(
     con: duckdb.DuckDBPyConnection,
     events: pa.Table | duckdb.DuckDBPyRelation,
     kpid_map: pa.Table | str,
+    chunk_rows: int = ASSIGN_CHUNK_ROWS,
 ) -> pa.Table:
     """`events` with `kpid` filled from `kpid_map`; every other column and the row order kept.
 
@@ -385,32 +387,36 @@ def assign_kpids(
     else null (`Resolution.kpid_of_event`; placeholders are never in the map). An
     existing `kpid` column is replaced in place, otherwise one is appended.
     `kpid_map`: the Arrow map (`read_kpid_map`), or the path of a kpid_map Parquet file
-    (`eventpipe.identity.store.kpid_map_path`), which DuckDB scans without loading it:
-    the hash tables are built over the events' ids only, so memory follows the events,
-    not the map.
+    (`eventpipe.identity.store.kpid_map_path`), which DuckDB scans without loading it.
+    Events go through in slices of `chunk_rows`, and each slice's hash tables hold
+    only its own ids: DuckDB's memory follows the slice, not the partition or the map.
     """
     if isinstance(events, duckdb.DuckDBPyRelation):
         events = events.to_arrow_table()
-    keys = pa.table(
-        {
-            "row": pa.array(np.arange(events.num_rows, dtype=np.int64)),
-            "user_id": events["userId"],
-            "anonymous_id": events["anonymousId"],
-        }
-    )
-    con.register("ep_assign_keys", keys)
     if isinstance(kpid_map, str):
         source = f"read_parquet({quote_str(kpid_map)})"
     else:
         con.register("ep_assign_map", kpid_map)
         source = "ep_assign_map"
+    query = _ASSIGN_SQL.format(kpid_map=source)
+    chunks = []
     try:
-        found = con.sql(_ASSIGN_SQL.format(kpid_map=source)).to_arrow_table()["kpid"]
+        for start in range(0, events.num_rows, chunk_rows):
+            part = events.slice(start, chunk_rows)
+            keys = pa.table(
+                {
+                    "row": pa.array(np.arange(part.num_rows, dtype=np.int64)),
+                    "user_id": part["userId"],
+                    "anonymous_id": part["anonymousId"],
+                }
+            )
+            con.register("ep_assign_keys", keys)
+            chunks.extend(con.sql(query).to_arrow_table()["kpid"].cast(pa.string()).chunks)
+            con.unregister("ep_assign_keys")
     finally:
-        con.unregister("ep_assign_keys")
         if not isinstance(kpid_map, str):
             con.unregister("ep_assign_map")
-    kpids = found.cast(pa.string())
+    kpids = pa.chunked_array(chunks, pa.string())
     if "kpid" in events.column_names:
         index = events.column_names.index("kpid")
         return events.set_column(index, events.schema.field("kpid").with_nullable(True), kpids)

@@ -96,7 +96,7 @@ def assert_same_as_rules(con, rows: list[Row]) -> None:
     got = {tuple(r.values()) for r in result.table("conflicts").to_pylist()}
     assert got == conflicts
     assert result.counts["conflicts"] == len(expected.conflicts)
-    stitched = assign_kpids(con, table_of(rows), kpid_map)
+    stitched = assign_kpids(con, table_of(rows), kpid_map, chunk_rows=7)  # several slices
     assert stitched.column_names == [*EVENT_SCHEMA.names, "kpid"]
     assert stitched["kpid"].to_pylist() == [expected.kpid_of_event(r[1], r[2]) for r in rows]
 
@@ -284,3 +284,5 @@ def test_build_from_lake_files_and_stitch_a_partition(con, tmp_path):
     assert stitched["kpid"].to_pylist() == [alice, alice]  # the page view before login too
     scanned = assign_kpids(con, partition, store.kpid_map_path(str(tmp_path)))
     assert scanned.equals(stitched)
+    one_row_slices = assign_kpids(con, partition, read_kpid_map(str(tmp_path)), chunk_rows=1)
+    assert one_row_slices.equals(stitched)
