@@ -35,9 +35,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from eventpipe.identity.graph import KPID_MAP_SCHEMA, TABLES, IdentityResult
 from eventpipe.io.lake import lake_path
 from eventpipe.transforms.duck import quote_str
-from eventpipe.transforms.identity_graph import KPID_MAP_SCHEMA, TABLES, IdentityResult
 
 log = logging.getLogger(__name__)
 

@@ -12,21 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventpipe.identity import store
+from eventpipe.identity import assign_kpids, build_identity, identity_connection, store
+from eventpipe.identity.graph import TABLES
+from eventpipe.identity.rules_sql import kpid_digest_sql, placeholder_macros, uuid5_sql
 from eventpipe.identity.store import (
     read_identity,
     read_kpid_map,
     recover_identity,
     write_identity,
-)
-from eventpipe.transforms.identity_graph import (
-    TABLES,
-    assign_kpids,
-    build_identity,
-    identity_connection,
-    kpid_digest_sql,
-    placeholder_macros,
-    uuid5_sql,
 )
 from eventpipe.transforms.identity_rules import (
     KPID_NAMESPACE,

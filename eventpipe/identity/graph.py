@@ -5,16 +5,16 @@ profiles, kpids and conflicts, set-at-a-time in SQL, so the memory it needs is b
 by DuckDB's `memory_limit` (larger inputs spill to `temp_directory`), not by the number
 of ids. Steps, each one SQL statement over the previous tables:
 
-1. links: per event, `links_of` (placeholders by `is_placeholder`, as a SQL macro built
-   from the same PLACEHOLDERS), grouped to one row per (userId, anonymousId,
-   previousId) with its earliest timestamp. One scan of the five columns.
+1. links: per event, `links_of` (placeholders by `is_placeholder`, as the SQL macro of
+   `rules_sql`), grouped to one row per (userId, anonymousId, previousId) with its
+   earliest timestamp. One scan of the five columns.
 2. users: every user id (userId, and an alias's previousId) with its first_seen.
 3. alias components: only ids named by an alias take part (every other user id is a
    profile of its own). Integer labels; each round a node takes the smallest label of
    itself and its neighbours, a label's owner takes the smallest label proposed by the
    nodes pointing at it, and every node jumps to its label's label (pointer jumping).
-   Python loops until no label changes: O(log n) rounds on chains, measured in
-   benchmarks/bench_identity.py.
+   Python loops until no label changes (at most MAX_ROUNDS). Rounds grow like log2 of
+   the longest alias chain: 15 rounds for a 20,000-id chain in random node order.
 4. anchor = the component's smallest (first_seen, userId); kpid = uuid5(KPID_NAMESPACE,
    anchor), vectorised: sha1 over the namespace bytes and the UTF-8 id, with the
    version and variant bits set as RFC 4122 says (equal to Python's `uuid.uuid5`).
@@ -29,28 +29,33 @@ userId: the other user, first_seen, kpid_kept) and kpid_map (kind 'user'|'anonym
 id, kpid): one row per id with a profile, the lookup every other job uses.
 
 Inputs: a local path or glob of event Parquet files (hive partitions allowed; only the
-five columns are read), or an Arrow table with those columns. DuckDB reads local
-files; a gs:// lake needs DuckDB's httpfs extension, which this project does not set
-up: identity is built from a local lake (or a local copy of its events).
+five columns are read), an Arrow table or a DuckDB relation with those columns. DuckDB
+reads local files; a gs:// lake needs DuckDB's httpfs extension, which this project
+does not set up: identity is built from a local lake (or a local copy of its events).
+
+Scale: bounded, not distributed. Every step is a DuckDB aggregate, join or sort, and
+all of them spill to `temp_directory`: the process needs DuckDB's `memory_limit` plus
+~350 MB, whatever the number of ids, and disk for the spill. CPU time grows with the
+events (one scan, then n log n at worst); the alias rounds with the log of the
+longest alias chain. Measured (benchmarks/bench_identity.py, 2 shared cores): 25.9M events,
+11.1M distinct ids, 10.3M with a profile: ~84 s of CPU, peak RSS 845 MB with
+memory_limit 512MB (1.33 GB with 1GB).
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
 import logging
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
+from eventpipe.identity.rules_sql import kpid_digest_sql, placeholder_macros, uuid5_sql
 from eventpipe.transforms.duck import connect, quote_str
-from eventpipe.transforms.identity_rules import KPID_NAMESPACE, PLACEHOLDERS
 
 log = logging.getLogger(__name__)
 
@@ -82,66 +87,6 @@ def identity_connection(
     con.execute(f"SET temp_directory = {quote_str(spill)}")
     con.execute("SET preserve_insertion_order = false")  # lets big sorts and joins spill
     return con
-
-
-@functools.cache
-def _python_whitespace() -> str:
-    """Every character `str.strip()` removes (Unicode whitespace)."""
-    return "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
-
-
-@functools.cache
-def _casefold_to_ascii() -> dict[str, str]:
-    """Non-ASCII characters that `str.casefold()` turns into ASCII text (e.g. '\u017f' -> 's')."""
-    found = {}
-    for code in range(128, sys.maxunicode + 1):
-        folded = chr(code).casefold()
-        if folded.isascii():
-            found[chr(code)] = folded
-    return found
-
-
-def placeholder_macros() -> list[str]:
-    """SQL macros: ep_is_placeholder(x) is `identity_rules.is_placeholder(x)`.
-
-    strip() is `trim` over Python's whitespace set; casefold() is `lower` on ASCII text;
-    a non-ASCII id is a placeholder only if the few characters that casefold to ASCII
-    (listed from Python) make it ASCII and then a placeholder. Fast path (nearly every
-    real id): nothing to strip (printable ASCII at both ends) and longer than every
-    placeholder (casefold never shortens text) means no placeholder.
-    """
-    placeholders = ", ".join(quote_str(p) for p in sorted(PLACEHOLDERS))
-    longest = max(len(p) for p in PLACEHOLDERS)
-    folded = "s"
-    for char, ascii_text in sorted(_casefold_to_ascii().items()):
-        folded = f"replace({folded}, {quote_str(char)}, {quote_str(ascii_text)})"
-    return [
-        f"CREATE OR REPLACE TEMP MACRO ep_strip(x) AS trim(x, {quote_str(_python_whitespace())})",
-        f"CREATE OR REPLACE TEMP MACRO ep_fold(s) AS {folded}",
-        f"CREATE OR REPLACE TEMP MACRO ep_placeholder_text(s) AS "
-        f"(s = '' OR (strlen(s) = length(s) AND lower(s) IN ({placeholders})))",
-        "CREATE OR REPLACE TEMP MACRO ep_is_placeholder(x) AS CASE "
-        "WHEN x IS NULL THEN true "
-        "WHEN x[1] BETWEEN '!' AND '~' AND x[-1] BETWEEN '!' AND '~' THEN "
-        f"  length(x) <= {longest} AND CASE WHEN strlen(x) = length(x) "
-        f"  THEN lower(x) IN ({placeholders}) ELSE ep_placeholder_text(ep_fold(x)) END "
-        "ELSE ep_placeholder_text(ep_fold(ep_strip(x))) END",
-    ]
-
-
-def uuid5_sql(hex_digest: str) -> str:
-    """SQL: the uuid5 text of a 40-hex-digit sha1 digest (version 5, RFC 4122 variant)."""
-    h = hex_digest
-    variant = f"substr('89ab', (position(substr({h}, 17, 1) IN '0123456789abcdef') - 1) % 4 + 1, 1)"
-    return (
-        f"substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-5' || substr({h}, 14, 3) || '-' "
-        f"|| {variant} || substr({h}, 18, 3) || '-' || substr({h}, 21, 12)"
-    )
-
-
-def kpid_digest_sql(name: str) -> str:
-    """SQL: sha1 hex digest of the kpid namespace bytes followed by the UTF-8 `name`."""
-    return f"sha1(unhex('{KPID_NAMESPACE.hex}') || encode({name}))"
 
 
 Events = str | pa.Table | duckdb.DuckDBPyRelation
@@ -357,67 +302,3 @@ def build_identity(con: duckdb.DuckDBPyConnection, events: Events) -> IdentityRe
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-
-
-ASSIGN_CHUNK_ROWS = 500_000
-_ASSIGN_SQL = """
-    WITH users AS (
-        SELECT id, kpid FROM {kpid_map}
-        WHERE kind = 'user' AND id IN (SELECT user_id FROM ep_assign_keys)
-    ), anonymous AS (
-        SELECT id, kpid FROM {kpid_map}
-        WHERE kind = 'anonymous' AND id IN (SELECT anonymous_id FROM ep_assign_keys)
-    )
-    SELECT coalesce(u.kpid, a.kpid) AS kpid FROM ep_assign_keys k
-    LEFT JOIN users u ON u.id = k.user_id
-    LEFT JOIN anonymous a ON a.id = k.anonymous_id
-    ORDER BY k.row
-"""
-
-
-def assign_kpids(
-    con: duckdb.DuckDBPyConnection,
-    events: pa.Table | duckdb.DuckDBPyRelation,
-    kpid_map: pa.Table | str,
-    chunk_rows: int = ASSIGN_CHUNK_ROWS,
-) -> pa.Table:
-    """`events` with `kpid` filled from `kpid_map`; every other column and the row order kept.
-
-    kpid of the userId as a 'user' id, else of the anonymousId as an 'anonymous' id,
-    else null (`Resolution.kpid_of_event`; placeholders are never in the map). An
-    existing `kpid` column is replaced in place, otherwise one is appended.
-    `kpid_map`: the Arrow map (`read_kpid_map`), or the path of a kpid_map Parquet file
-    (`eventpipe.identity.store.kpid_map_path`), which DuckDB scans without loading it.
-    Events go through in slices of `chunk_rows`, and each slice's hash tables hold
-    only its own ids: DuckDB's memory follows the slice, not the partition or the map.
-    """
-    if isinstance(events, duckdb.DuckDBPyRelation):
-        events = events.to_arrow_table()
-    if isinstance(kpid_map, str):
-        source = f"read_parquet({quote_str(kpid_map)})"
-    else:
-        con.register("ep_assign_map", kpid_map)
-        source = "ep_assign_map"
-    query = _ASSIGN_SQL.format(kpid_map=source)
-    chunks = []
-    try:
-        for start in range(0, events.num_rows, chunk_rows):
-            part = events.slice(start, chunk_rows)
-            keys = pa.table(
-                {
-                    "row": pa.array(np.arange(part.num_rows, dtype=np.int64)),
-                    "user_id": part["userId"],
-                    "anonymous_id": part["anonymousId"],
-                }
-            )
-            con.register("ep_assign_keys", keys)
-            chunks.extend(con.sql(query).to_arrow_table()["kpid"].cast(pa.string()).chunks)
-            con.unregister("ep_assign_keys")
-    finally:
-        if not isinstance(kpid_map, str):
-            con.unregister("ep_assign_map")
-    kpids = pa.chunked_array(chunks, pa.string())
-    if "kpid" in events.column_names:
-        index = events.column_names.index("kpid")
-        return events.set_column(index, events.schema.field("kpid").with_nullable(True), kpids)
-    return events.append_column(pa.field("kpid", pa.string()), kpids)
