@@ -16,8 +16,8 @@ RSS (from `os.wait4`) are printed with the DuckDB memory limit. A script, not a 
     .venv/bin/python benchmarks/bench_identity.py [--anonymous 8000000] [--users 3000000]
         [--memory-limit 1GB] [--threads 2] [--lake DIR --keep] [--no-stitch]
 
-Two more children then re-stitch one day's events (`assign_kpids`), with DuckDB
-scanning kpid_map.parquet, and with the map loaded as Arrow (`read_kpid_map`) first.
+A second child then loads the kpid map (`read_kpid_map`) and re-stitches one day's
+events (`assign_kpids`, i.e. `KpidStitcher`): what re-stitching a partition costs.
 """
 
 from __future__ import annotations
@@ -189,22 +189,22 @@ def run_build(lake: str, memory_limit: str, threads: int) -> None:
     print(json.dumps(report))
 
 
-def run_stitch(lake: str, memory_limit: str, threads: int, map_source: str) -> None:
-    """A measured child: re-stitch one day's events from the kpid map.
-
-    `map_source` "path": DuckDB scans kpid_map.parquet; "arrow": `read_kpid_map` first.
-    """
-    from eventpipe.identity import assign_kpids, identity_connection, kpid_map_path, read_kpid_map
+def run_stitch(lake: str, memory_limit: str, threads: int) -> None:
+    """A measured child: load the kpid map, re-stitch one day's events (`assign_kpids`)."""
+    from eventpipe.identity import assign_kpids, identity_connection, read_kpid_map
 
     con = identity_connection(memory_limit, os.path.join(lake, "_spill"), threads)
     day = pq.read_table(sorted(glob.glob(os.path.join(lake, "events", "date=*")))[0])
     started = time.perf_counter()
-    kpid_map = kpid_map_path(lake) if map_source == "path" else read_kpid_map(lake)
+    kpid_map = read_kpid_map(lake)
+    loaded = time.perf_counter()
     stitched = assign_kpids(con, day, kpid_map)
     report = {
-        "kpid_map": map_source,
+        "kpid_map_rows": kpid_map.num_rows,
+        "kpid_map_arrow_mb": round(kpid_map.nbytes / 2**20),
+        "load_seconds": round(loaded - started, 2),
         "partition_rows": day.num_rows,
-        "seconds": round(time.perf_counter() - started, 2),
+        "stitch_seconds": round(time.perf_counter() - loaded, 2),
         "events_with_kpid": stitched.num_rows - stitched["kpid"].null_count,
     }
     print(json.dumps(report))
@@ -246,13 +246,12 @@ def main() -> None:
     parser.add_argument("--no-stitch", action="store_true", help="skip the stitch benchmark")
     parser.add_argument("--build-only", metavar="LAKE", help=argparse.SUPPRESS)
     parser.add_argument("--stitch-only", metavar="LAKE", help=argparse.SUPPRESS)
-    parser.add_argument("--map-source", default="path", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_only:
         run_build(args.build_only, args.memory_limit, args.threads)
         return
     if args.stitch_only:
-        run_stitch(args.stitch_only, args.memory_limit, args.threads, args.map_source)
+        run_stitch(args.stitch_only, args.memory_limit, args.threads)
         return
     lake = args.lake or tempfile.mkdtemp(prefix="bench-identity-")
     try:
@@ -276,9 +275,8 @@ def main() -> None:
             f"peak RSS {resources['peak_rss_mb']} MB, DuckDB memory_limit {args.memory_limit}, "
             f"{args.threads} threads"
         )
-        for source in () if args.no_stitch else ("path", "arrow"):
-            stitch_args = ["--stitch-only", lake, "--map-source", source, *settings]
-            stitch, stitch_resources = measured(stitch_args)
+        if not args.no_stitch:
+            stitch, stitch_resources = measured(["--stitch-only", lake, *settings])
             print("stitch one day:", json.dumps(stitch), json.dumps(stitch_resources))
     finally:
         if args.lake is None and not args.keep:

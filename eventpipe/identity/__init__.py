@@ -8,7 +8,6 @@ the same profiles over a whole lake in DuckDB SQL (`rules_sql`: the rules as SQL
 from eventpipe.identity.graph import IdentityResult, build_identity, identity_connection
 from eventpipe.identity.stitch import assign_kpids
 from eventpipe.identity.store import (
-    kpid_map_path,
     read_identity,
     read_kpid_map,
     recover_identity,
@@ -20,7 +19,6 @@ __all__ = [
     "assign_kpids",
     "build_identity",
     "identity_connection",
-    "kpid_map_path",
     "read_identity",
     "read_kpid_map",
     "recover_identity",

@@ -156,14 +156,14 @@ def read_identity(lake: str, names: tuple[str, ...] = TABLES) -> dict[str, pa.Ta
     raise RuntimeError(f"identity tables kept changing while read: {generations}")
 
 
-def kpid_map_path(lake: str) -> str:
-    """The current kpid_map.parquet of a local lake (for `assign_kpids` to scan)."""
-    for path in _current_path(lake, "kpid_map"):
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError(f"no identity table kpid_map in {lake_path(lake, IDENTITY)}")
-
-
 def read_kpid_map(lake: str) -> pa.Table:
     """The current kpid map: (kind 'user'|'anonymous', id, kpid), one row per id."""
     return read_identity(lake, ("kpid_map",))["kpid_map"].cast(KPID_MAP_SCHEMA)
+
+
+def current_kpid_map(lake: str) -> pa.Table:
+    """The current kpid map, or an empty one when `eventpipe identity` has not run yet."""
+    try:
+        return read_kpid_map(lake)
+    except FileNotFoundError:
+        return KPID_MAP_SCHEMA.empty_table()

@@ -70,7 +70,7 @@ def table_of(rows: list[Row]) -> pa.Table:
                                 schema=EVENT_SCHEMA)  # fmt: skip
 
 
-def assert_same_as_rules(con, rows: list[Row], chunk_rows: int = 100_000) -> None:
+def assert_same_as_rules(con, rows: list[Row]) -> None:
     """Build from `rows` in SQL; compare every id, event and conflict with `resolve`."""
     expected = resolve(link for row in rows for link in links_of(*row))
     result = build_identity(con, table_of(rows))
@@ -89,7 +89,7 @@ def assert_same_as_rules(con, rows: list[Row], chunk_rows: int = 100_000) -> Non
     got = {tuple(r.values()) for r in result.table("conflicts").to_pylist()}
     assert got == conflicts
     assert result.counts["conflicts"] == len(expected.conflicts)
-    stitched = assign_kpids(con, table_of(rows), kpid_map, chunk_rows=chunk_rows)
+    stitched = assign_kpids(con, table_of(rows), kpid_map)
     assert stitched.column_names == [*EVENT_SCHEMA.names, "kpid"]
     assert stitched["kpid"].to_pylist() == [expected.kpid_of_event(r[1], r[2]) for r in rows]
 
@@ -174,7 +174,7 @@ _rows = st.tuples(
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_rows, max_size=30))
 def test_random_events_match_the_rules(con, raw_rows):
-    assert_same_as_rules(con, raw_rows, chunk_rows=7)  # events stitched in several slices
+    assert_same_as_rules(con, raw_rows)
 
 
 # -- persistence ---------------------------------------------------------------------------
@@ -275,7 +275,3 @@ def test_build_from_lake_files_and_stitch_a_partition(con, tmp_path):
     assert stitched.drop_columns(["kpid"]).equals(partition.drop_columns(["kpid"]))
     alice = str(uuid.uuid5(KPID_NAMESPACE, "alice"))
     assert stitched["kpid"].to_pylist() == [alice, alice]  # the page view before login too
-    scanned = assign_kpids(con, partition, store.kpid_map_path(str(tmp_path)))
-    assert scanned.equals(stitched)
-    one_row_slices = assign_kpids(con, partition, read_kpid_map(str(tmp_path)), chunk_rows=1)
-    assert one_row_slices.equals(stitched)
