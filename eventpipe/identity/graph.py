@@ -281,23 +281,33 @@ def build_identity(con: duckdb.DuckDBPyConnection, events: Events) -> IdentityRe
     if isinstance(events, pa.Table):
         con.unregister("ep_source_table")
     step("links")
+    counts = {"links": _count(con, "ep_links")}
     for statement in _USERS_AND_ALIASES:
         con.execute(statement)
+    _drop(con, "ep_links")
     step("users_and_aliases")
     rounds = _components(con)
+    _drop(con, "ep_edges", "ep_proposal", "ep_hooked")
     step("alias_components")
     for statement in _PROFILES:
         con.execute(statement)
+    counts["alias_nodes"] = _count(con, "ep_nodes")
+    _drop(con, "ep_identified", "ep_user_seen", "ep_anchors", "ep_labels", "ep_nodes")
     step("profiles")
-    counts = {name: _count(con, f"ep_{name}") for name in ("users", "aliases", "conflicts")}
+    for name in ("users", "aliases", "conflicts"):
+        counts[name] = _count(con, f"ep_{name}")
     counts["anonymous"] = _count(con, "ep_first_user")  # every first user is in ep_users
     counts["kpid_map"] = counts["users"] + counts["anonymous"]
-    counts["alias_nodes"] = _count(con, "ep_nodes")
-    counts["links"] = _count(con, "ep_links")
     log.info(
         "identity graph: %s; alias components in %d rounds; seconds %s", counts, rounds, seconds
     )
     return IdentityResult(con, counts, rounds, seconds)
+
+
+def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    """Free intermediate tables once used: their memory (or spill) goes to the next steps."""
+    for table in tables:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
