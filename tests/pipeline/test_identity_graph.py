@@ -233,11 +233,11 @@ def test_a_build_that_crashed_before_its_journal_is_discarded(con, tmp_path):
     lake = str(tmp_path)
     old = write_identity(lake, _result(con, identify("a1", "alice", 1)))
     store.stage_identity(lake, _result(con, identify("a1", "bob", 1)))  # no commit
-    assert read_kpid_map(lake)["id"].to_pylist() == ["a1", "alice"]
+    assert sorted(read_kpid_map(lake)["id"].to_pylist()) == ["a1", "alice"]
     assert _generations(lake) == {old.encode()}
     newer = write_identity(lake, _result(con, identify("a9", "zoe", 1)))
     assert _generations(lake) == {newer.encode()}
-    assert read_kpid_map(lake)["id"].to_pylist() == ["a9", "zoe"]
+    assert sorted(read_kpid_map(lake)["id"].to_pylist()) == ["a9", "zoe"]
 
 
 def test_build_from_a_relation(con):
