@@ -14,12 +14,16 @@ The build runs in a child process; its wall time, CPU time (user + system) and p
 RSS (from `os.wait4`) are printed with the DuckDB memory limit. A script, not a test:
 
     .venv/bin/python benchmarks/bench_identity.py [--anonymous 8000000] [--users 3000000]
-        [--memory-limit 1GB] [--threads 2] [--lake DIR --keep]
+        [--memory-limit 1GB] [--threads 2] [--lake DIR --keep] [--no-stitch]
+
+A second child then loads the kpid map (`read_kpid_map`) and re-stitches one day's
+events (`assign_kpids`, i.e. `KpidStitcher`): what re-stitching a partition costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -148,8 +152,21 @@ def generate(lake: str, anonymous: int, users: int, chains: int, chain_length: i
                            numbered_ids("chain-", chain_of * 1000 + step + 1, 12),
                            numbered_ids("chain-", chain_of * 1000 + step, 12),
                            START_US + step * 60_000_000), 2)  # fmt: skip
-    distinct_ids = anonymous + users + len(aliased) + chains * (chain_length + 1)
-    return {"event_rows": out.rows, "files": out.files, "distinct_ids_generated": distinct_ids}
+    ids = distinct_ids(anonymous, users, chains, chain_length)
+    return {"event_rows": out.rows, "files": out.files, "distinct_ids_generated": ids}
+
+
+def distinct_ids(anonymous: int, users: int, chains: int, chain_length: int) -> int:
+    """Distinct ids `generate` writes: anonymous, users, legacy (aliased) and chain ids."""
+    return anonymous + users + int(users * 0.03) + chains * (chain_length + 1)
+
+
+def existing_lake(lake: str, args: argparse.Namespace) -> dict:
+    """The shape of a lake `generate` wrote earlier with the same arguments."""
+    files = glob.glob(os.path.join(lake, "events", "date=*", "*.parquet"))
+    rows = sum(pq.read_metadata(f).num_rows for f in files)
+    ids = distinct_ids(args.anonymous, args.users, args.chains, args.chain_length)
+    return {"event_rows": rows, "files": len(files), "distinct_ids_generated": ids}
 
 
 def run_build(lake: str, memory_limit: str, threads: int) -> None:
@@ -172,6 +189,27 @@ def run_build(lake: str, memory_limit: str, threads: int) -> None:
     print(json.dumps(report))
 
 
+def run_stitch(lake: str, memory_limit: str, threads: int) -> None:
+    """A measured child: load the kpid map, re-stitch one day's events (`assign_kpids`)."""
+    from eventpipe.identity import assign_kpids, identity_connection, read_kpid_map
+
+    con = identity_connection(memory_limit, os.path.join(lake, "_spill"), threads)
+    day = pq.read_table(sorted(glob.glob(os.path.join(lake, "events", "date=*")))[0])
+    started = time.perf_counter()
+    kpid_map = read_kpid_map(lake)
+    loaded = time.perf_counter()
+    stitched = assign_kpids(con, day, kpid_map)
+    report = {
+        "kpid_map_rows": kpid_map.num_rows,
+        "kpid_map_arrow_mb": round(kpid_map.nbytes / 2**20),
+        "load_seconds": round(loaded - started, 2),
+        "partition_rows": day.num_rows,
+        "stitch_seconds": round(time.perf_counter() - loaded, 2),
+        "events_with_kpid": stitched.num_rows - stitched["kpid"].null_count,
+    }
+    print(json.dumps(report))
+
+
 def measured(args: list[str]) -> tuple[dict, dict]:
     """Run this script as a child with `args`: its JSON report and its resource use."""
     started = time.perf_counter()
@@ -180,13 +218,13 @@ def measured(args: list[str]) -> tuple[dict, dict]:
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise SystemExit(f"child failed ({child.returncode})")
     resources = {
         "wall_seconds": round(time.perf_counter() - started, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),  # Linux: KiB
     }
+    if child.returncode:
+        return {"failed": f"exit code {child.returncode} (its error is above)"}, resources
     return json.loads(output.strip().splitlines()[-1]), resources
 
 
@@ -199,21 +237,36 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     parser.add_argument("--lake", help="lake folder (default: a temporary one)")
-    parser.add_argument("--keep", action="store_true", help="keep the lake afterwards")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary lake (a --lake is always kept)"
+    )
+    parser.add_argument(
+        "--reuse-lake", action="store_true", help="use --lake's events if it has some"
+    )
+    parser.add_argument("--no-stitch", action="store_true", help="skip the stitch benchmark")
     parser.add_argument("--build-only", metavar="LAKE", help=argparse.SUPPRESS)
+    parser.add_argument("--stitch-only", metavar="LAKE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_only:
         run_build(args.build_only, args.memory_limit, args.threads)
         return
+    if args.stitch_only:
+        run_stitch(args.stitch_only, args.memory_limit, args.threads)
+        return
     lake = args.lake or tempfile.mkdtemp(prefix="bench-identity-")
     try:
         started = time.perf_counter()
-        shape = generate(lake, args.anonymous, args.users, args.chains, args.chain_length)
-        shape["generate_seconds"] = round(time.perf_counter() - started, 1)
+        if args.reuse_lake and os.path.isdir(os.path.join(lake, "events")):
+            shape = existing_lake(lake, args)
+        else:
+            shape = generate(lake, args.anonymous, args.users, args.chains, args.chain_length)
+            shape["generate_seconds"] = round(time.perf_counter() - started, 1)
         print("lake:", json.dumps(shape), flush=True)
-        child_args = ["--build-only", lake, "--memory-limit", args.memory_limit]
-        report, resources = measured([*child_args, "--threads", str(args.threads)])
+        settings = ["--memory-limit", args.memory_limit, "--threads", str(args.threads)]
+        report, resources = measured(["--build-only", lake, *settings])
         print("build:", json.dumps(report))
+        if "failed" in report:
+            raise SystemExit(f"build {report['failed']}")
         ids = report["counts"]["users"] + report["counts"]["anonymous"]
         print(
             f"identity build + write of {shape['event_rows']:,} events, "
@@ -222,8 +275,11 @@ def main() -> None:
             f"peak RSS {resources['peak_rss_mb']} MB, DuckDB memory_limit {args.memory_limit}, "
             f"{args.threads} threads"
         )
+        if not args.no_stitch:
+            stitch, stitch_resources = measured(["--stitch-only", lake, *settings])
+            print("stitch one day:", json.dumps(stitch), json.dumps(stitch_resources))
     finally:
-        if not args.keep:
+        if args.lake is None and not args.keep:
             shutil.rmtree(lake, ignore_errors=True)
 
 

@@ -1,15 +1,17 @@
 """Identity resolution over a whole lake: build the graph, persist it, stitch kpids.
 
-The rules are `eventpipe.transforms.identity_rules`; the SQL build is
-`eventpipe.transforms.identity_graph`; `store` keeps `LAKE/identity/` consistent.
+The rules are `eventpipe.transforms.identity_rules` (the specification); `graph` builds
+the same profiles over a whole lake in DuckDB SQL (`rules_sql`: the rules as SQL),
+`store` keeps `LAKE/identity/` consistent, `stitch` fills `kpid` into events.
 """
 
-from eventpipe.identity.store import read_identity, read_kpid_map, recover_identity, write_identity
-from eventpipe.transforms.identity_graph import (
-    IdentityResult,
-    assign_kpids,
-    build_identity,
-    identity_connection,
+from eventpipe.identity.graph import IdentityResult, build_identity, identity_connection
+from eventpipe.identity.stitch import assign_kpids
+from eventpipe.identity.store import (
+    read_identity,
+    read_kpid_map,
+    recover_identity,
+    write_identity,
 )
 
 __all__ = [

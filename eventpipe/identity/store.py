@@ -31,13 +31,14 @@ import os
 import shutil
 import uuid
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from eventpipe.identity.graph import KPID_MAP_SCHEMA, TABLES, IdentityResult
 from eventpipe.io.lake import lake_path
 from eventpipe.transforms.duck import quote_str
-from eventpipe.transforms.identity_graph import KPID_MAP_SCHEMA, TABLES, IdentityResult
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,13 @@ def stage_identity(lake: str, result: IdentityResult) -> str:
     generation = uuid.uuid4().hex
     for name in TABLES:
         path = os.path.join(staging, f"{name}.parquet")
-        result.con.execute(
-            f"COPY ({result.sql(name)}) TO {quote_str(path)} (FORMAT parquet, "
-            f"COMPRESSION zstd, KV_METADATA {{generation: {quote_str(generation)}}})"
-        )
+        try:
+            result.con.execute(
+                f"COPY ({result.sql(name)}) TO {quote_str(path)} (FORMAT parquet, "
+                f"COMPRESSION zstd, KV_METADATA {{generation: {quote_str(generation)}}})"
+            )
+        except duckdb.Error as error:
+            raise RuntimeError(f"writing identity table {name} to {path}: {error}") from error
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
     _fsync_dir(staging)

@@ -93,8 +93,12 @@ def commit_files(
     staging = lake_path(lake, STAGING, run_id)
     marker = lake_path(staging, COMMITTING)
     journal = {"run": run_id, "add": list(pairs), "replace": list(replace)}
-    with FileSystems.create(marker) as handle:
+    # Written aside, then renamed: a run killed while writing it has no journal (and
+    # nothing visible), never an empty or partial one.
+    pending = marker + ".pending"
+    with FileSystems.create(pending) as handle:
         handle.write(json.dumps(journal).encode())
+    FileSystems.rename([pending], [marker])
     _finish_commit(staging, journal)
 
 

@@ -64,20 +64,34 @@ _MIN_US, _MAX_US = (
 
 ARCHIVE_COLUMN = "_archive"
 """Extra column of normalised events: the event as parsed (PARSED_SCHEMA), for `LAKE/raw`."""
-ARCHIVE_TYPE = pa.struct(list(PARSED_SCHEMA))
+BATCH_CONTEXT = pa.dictionary(pa.int32(), pa.string())
+ARCHIVE_FIELDS = [
+    f.with_type(BATCH_CONTEXT) if f.name == "batch_context" else f for f in PARSED_SCHEMA
+]
+"""PARSED_SCHEMA, but each batch's context text is held once (dictionary-encoded)."""
 
 
-def archive_rows(rows: pa.Table) -> pa.StructArray:
+def archive_rows(rows: pa.Table, batch_texts: pa.Array) -> pa.StructArray:
     """The archived form of normalised rows: the parsed event with its EFFECTIVE
     receivedAt and connectionId, so normalising it again gives the same row even
-    where the first run fell back to its own start time or its `--connection-id`."""
+    where the first run fell back to its own start time or its `--connection-id`.
+
+    `batch_texts` are the chunk's batch contexts, indexed by the rows' `batch_row`.
+    """
     columns = {
         **{name: rows[name] for name in PARSED_SCHEMA.names},
         "received_at": rows["received_at"],
         "connection_id": rows["effective_connection"],
+        "batch_context": pa.DictionaryArray.from_arrays(
+            pc.cast(rows["batch_row"], pa.int32()).combine_chunks(), batch_texts
+        ),
     }
-    arrays = [pc.cast(columns[f.name], f.type).combine_chunks() for f in PARSED_SCHEMA]
-    return pa.StructArray.from_arrays(arrays, fields=list(PARSED_SCHEMA))
+    arrays = [_one_chunk(pc.cast(columns[f.name], f.type)) for f in ARCHIVE_FIELDS]
+    return pa.StructArray.from_arrays(arrays, fields=ARCHIVE_FIELDS)
+
+
+def _one_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 @dataclass(frozen=True)
@@ -213,7 +227,9 @@ class EventNormaliser:
         con.execute("DELETE FROM normalise_batches")
         con.execute("EXECUTE normalise_batches_fill")
         rows = self.query.execute(con)
-        batches = con.sql("SELECT bc FROM normalise_batches ORDER BY rn").to_arrow_table()
+        batches = con.sql(
+            "SELECT bc, batch_context FROM normalise_batches ORDER BY rn"
+        ).to_arrow_table()
         batch_context = None
         if batches.num_rows:
             batch_context = pc.take(batches["bc"], rows["batch_row"])
@@ -224,7 +240,8 @@ class EventNormaliser:
         missing = rows["no_connection"]
         kept = rows.filter(pc.invert(missing))
         events = kept.select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
-        events = events.append_column(ARCHIVE_COLUMN, archive_rows(kept))
+        texts = batches["batch_context"].combine_chunks()
+        events = events.append_column(ARCHIVE_COLUMN, archive_rows(kept, texts))
         lost = rows.filter(missing)
         problem = pa.array([_NO_CONNECTION] * lost.num_rows, F.PROBLEM_TYPE)
         lost = lost.append_column("problem", problem)

@@ -261,8 +261,8 @@ def test_the_archive_normalises_to_the_same_rows_in_a_later_run():
     from datetime import timedelta
 
     import orjson
-    import pyarrow as pa
 
+    from eventpipe.io.lake_sink import archive_table
     from eventpipe.transforms.duck import connect
     from eventpipe.transforms.normalise import ARCHIVE_COLUMN, EventNormaliser
 
@@ -282,7 +282,7 @@ def test_the_archive_normalises_to_the_same_rows_in_a_later_run():
     events, failed, _ = first.run_tables([orjson.dumps(r).decode() for r in records])
     assert failed.num_rows == 0 and events.num_rows == 6
     later = EventNormaliser("later-run", RUN_START + timedelta(days=3), None).bind(connect())
-    archive = pa.Table.from_struct_array(events[ARCHIVE_COLUMN].combine_chunks())
+    archive = archive_table(events)
     again = later.normalise(archive)
     assert again.failed.num_rows == 0
     assert again.events.drop_columns([ARCHIVE_COLUMN]).equals(events.drop_columns([ARCHIVE_COLUMN]))

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from google.cloud import pubsub_v1
 
+from eventpipe.identity.graph import KPID_MAP_SCHEMA
 from eventpipe.io.pubsub_emulator import PubSubEmulator
-from eventpipe.transforms.identity_graph import KPID_MAP_SCHEMA
 
 from stream_support import make_event, read_table
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from apache_beam.testing.test_stream import TestStream as EventScript
 from apache_beam.utils.timestamp import Timestamp
 
-from eventpipe.transforms.identity_graph import KPID_MAP_SCHEMA
+from eventpipe.identity.graph import KPID_MAP_SCHEMA
 from eventpipe.transforms.streaming_stages import _AttachKpidFn
 
 from stream_support import T0, make_event, make_message, run_test_stream, timestamped
