@@ -1,7 +1,9 @@
 """Sink: the Parquet lake, written atomically.
 
-Layout: `LAKE/events/date=YYYY-MM-DD/part-*.parquet` (date of `timestamp`) and
-`LAKE/failed/date=YYYY-MM-DD/part-*.parquet` (date of `receivedAt`), plus
+Layout: `LAKE/events/date=YYYY-MM-DD/part-*.parquet` (date of `timestamp`),
+`LAKE/raw/date=YYYY-MM-DD/part-*.parquet` (the same events as parsed, for
+reprocessing), `LAKE/failed/date=YYYY-MM-DD/part-*.parquet` (date of
+`receivedAt`), `LAKE/identity/` (the identity graph), plus
 `LAKE/_runs/<run_id>.json`, one summary per finished run.
 
 Atomicity: writers put files under `LAKE/_staging/<run_id>/`; one final step
@@ -18,33 +20,22 @@ import json
 import logging
 import os
 import socket
-import uuid
-from collections.abc import Iterator
 
-import apache_beam as beam
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
-from apache_beam.utils.windowed_value import WindowedValue
 
-from eventpipe.schemas import PARTITION_COLUMN, arrow_schema, iter_leaves
-from eventpipe.transforms.failures import FAILED_SCHEMA
-from eventpipe.transforms.stages import NAMESPACE
+from eventpipe.schemas import iter_leaves
 
 log = logging.getLogger(__name__)
 
 EVENTS = "events"
 FAILED = "failed"
+RAW = "raw"  # the events as parsed, for reprocessing (see io.lake_sink)
 STAGING = "_staging"
 RUNS = "_runs"
 COMMITTING = "_COMMITTING"
 RUNNING = "_RUNNING.json"
-FLUSH_ROWS = 100_000
 ROW_GROUP_ROWS = 16_384
 # Point lookups of the read API (a user, a session, a message) skip row groups by these.
 BLOOM_COLUMNS = ("userId", "anonymousId", "messageId", "context.session.id")
@@ -84,59 +75,6 @@ def write_parquet(table: pa.Table, path: str, event_table: bool) -> None:
         pq.write_table(table, handle, **options)
 
 
-class _WritePartitions(beam.DoFn):
-    """Buffers tables of one bundle, writes one staged Parquet file per date partition."""
-
-    def __init__(self, lake: str, run_id: str, table: str, schema: pa.Schema, date_of: str) -> None:
-        self.lake = lake
-        self.run_id = run_id
-        self.table = table
-        self.schema = schema
-        self.date_of = date_of  # the timestamp column whose UTC date is the partition
-
-    def setup(self) -> None:
-        self.writer_id = uuid.uuid4().hex[:10]
-        self.files = 0
-        self.rows_counter = Metrics.counter(
-            NAMESPACE, "written" if self.table == EVENTS else "failed"
-        )
-
-    def start_bundle(self) -> None:
-        self.buffer: list[pa.Table] = []
-        self.buffered = 0
-
-    def process(self, table: pa.Table) -> Iterator[tuple[str, str]]:
-        self.buffer.append(table)
-        self.buffered += table.num_rows
-        if self.buffered >= FLUSH_ROWS:
-            yield from self._flush()
-
-    def finish_bundle(self) -> Iterator[WindowedValue]:
-        for pair in self._flush():
-            yield WindowedValue(pair, MIN_TIMESTAMP, [GlobalWindow()])
-
-    def _flush(self) -> Iterator[tuple[str, str]]:
-        if not self.buffer:
-            return
-        table = pa.concat_tables(self.buffer)
-        self.buffer, self.buffered = [], 0
-        table = table.select(self.schema.names).cast(self.schema).sort_by(self.date_of)
-        # Sorted by the timestamp, each UTC day is one contiguous slice.
-        micros = pc.cast(table[self.date_of], pa.int64()).to_numpy(zero_copy_only=False)
-        days = np.floor_divide(micros, 86_400_000_000)
-        starts = [0, *(np.flatnonzero(np.diff(days)) + 1).tolist()]
-        for start, end in zip(starts, [*starts[1:], len(days)], strict=True):
-            part = table.slice(start, end - start)
-            date = pc.strftime(part[self.date_of][0], format="%Y-%m-%d").as_py()
-            self.files += 1
-            name = f"part-{self.run_id}-{self.writer_id}-{self.files:05d}.parquet"
-            partition = f"{PARTITION_COLUMN}={date}"
-            staged = lake_path(self.lake, STAGING, self.run_id, self.table, partition, name)
-            write_parquet(part, staged, event_table=self.table == EVENTS)
-            self.rows_counter.inc(part.num_rows)
-            yield staged, lake_path(self.lake, self.table, partition, name)
-
-
 def commit_files(lake: str, run_id: str, pairs: list[tuple[str, str]]) -> None:
     """Make a run's staged files visible: record them, rename them, drop the staging folder."""
     staging = lake_path(lake, STAGING, run_id)
@@ -154,40 +92,6 @@ def _finish_commit(staging: str, pairs: list[tuple[str, str]]) -> None:
     if pending:
         FileSystems.rename([s for s, _ in pending], [d for _, d in pending])
     FileSystems.delete([staging])
-
-
-class _CommitFn(beam.DoFn):
-    def __init__(self, lake: str, run_id: str) -> None:
-        self.lake = lake
-        self.run_id = run_id
-
-    def process(self, pairs: list[tuple[str, str]]) -> Iterator[int]:
-        commit_files(self.lake, self.run_id, sorted(pairs))
-        yield len(pairs)
-
-
-class WriteToLake(beam.PTransform):
-    """Event rows and failed rows -> the lake's two tables, committed together at the end."""
-
-    def __init__(self, lake: str, run_id: str) -> None:
-        super().__init__()
-        self.lake = lake
-        self.run_id = run_id
-
-    def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
-        events, failed = pcolls
-        written = events | "WriteEvents" >> beam.ParDo(
-            _WritePartitions(self.lake, self.run_id, EVENTS, arrow_schema(), "timestamp")
-        )
-        rejected = failed | "WriteFailed" >> beam.ParDo(
-            _WritePartitions(self.lake, self.run_id, FAILED, FAILED_SCHEMA, "receivedAt")
-        )
-        return (
-            (written, rejected)
-            | "AllFiles" >> beam.Flatten()
-            | "ListFiles" >> beam.combiners.ToList()
-            | "Commit" >> beam.ParDo(_CommitFn(self.lake, self.run_id))
-        )
 
 
 def _pid_alive(pid: int) -> bool:

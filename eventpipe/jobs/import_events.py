@@ -18,6 +18,7 @@ from eventpipe.io.lake import (
     recover_abandoned_runs,
     write_run_summary,
 )
+from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
 from eventpipe.jobs.summary import summary_from_metrics
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         run_start=run_start,
         default_connection=args.connection_id,
         chunk_bytes=int(args.chunk_mb * 2**20),
+        dedupe_buckets=dedupe_buckets(total),
         enrich=None
         if args.no_enrich
         else EnrichOptions(

@@ -1,4 +1,4 @@
-"""The batch import graph: files -> parse -> validate -> normalise -> enrich -> lake."""
+"""The batch import graph: files -> parse -> validate -> normalise -> enrich -> dedupe -> lake."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 
 import apache_beam as beam
 
-from eventpipe.io.lake import WriteToLake
+from eventpipe.io.lake_sink import WriteToLake
 from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
 from eventpipe.transforms.enrich import EnrichOptions
 from eventpipe.transforms.stages import EnrichEvents, NormaliseEvents, ParseRecords, ValidateEvents
@@ -24,6 +24,7 @@ class ImportConfig:
     default_connection: int | None = None
     enrich: EnrichOptions | None = field(default_factory=EnrichOptions)  # None: no enrichment
     chunk_bytes: int = CHUNK_BYTES
+    dedupe_buckets: int = 4  # see io.lake_sink.dedupe_buckets
 
 
 def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None:
@@ -41,4 +42,4 @@ def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None
         events, bots = normalised | "EnrichEvents" >> EnrichEvents(config.enrich, run)
         failures.append(bots)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()
-    _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run)
+    _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run, config.dedupe_buckets)

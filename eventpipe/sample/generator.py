@@ -413,5 +413,7 @@ def build_manifest(all_stats: list[FileStats], seed: int, base_date: datetime, d
         "expected_failed_by_reason": dict(failed),
         "expected_failed_by_variant": by_variant,
         "duplicates": sum(s.duplicates for s in all_stats),
+        # what an import into an empty lake writes: the valid events, each messageId once
+        "expected_written": sum(s.expected_valid - s.duplicates for s in all_stats),
         "files": [s.to_json() for s in all_stats],
     }

@@ -62,9 +62,27 @@ _MIN_US, _MAX_US = (
 )  # 0001-01-01 .. 9999-12-31T23:59:59.999999
 
 
+ARCHIVE_COLUMN = "_archive"
+"""Extra column of normalised events: the event as parsed (PARSED_SCHEMA), for `LAKE/raw`."""
+ARCHIVE_TYPE = pa.struct(list(PARSED_SCHEMA))
+
+
+def archive_rows(rows: pa.Table) -> pa.StructArray:
+    """The archived form of normalised rows: the parsed event with its EFFECTIVE
+    receivedAt and connectionId, so normalising it again gives the same row even
+    where the first run fell back to its own start time or its `--connection-id`."""
+    columns = {
+        **{name: rows[name] for name in PARSED_SCHEMA.names},
+        "received_at": rows["received_at"],
+        "connection_id": rows["effective_connection"],
+    }
+    arrays = [pc.cast(columns[f.name], f.type).combine_chunks() for f in PARSED_SCHEMA]
+    return pa.StructArray.from_arrays(arrays, fields=list(PARSED_SCHEMA))
+
+
 @dataclass(frozen=True)
 class NormaliseResult:
-    events: pa.Table  # LAKE_SCHEMA
+    events: pa.Table  # LAKE_SCHEMA plus ARCHIVE_COLUMN
     failed: pa.Table  # failures.FAILED_SCHEMA
 
 
@@ -146,7 +164,8 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
         SELECT {columns},
           batch_row, ip_final,
           conn IS NULL AS no_connection, source, line, "index", payload,
-          received AS received_at, NULL::INTEGER AS connection_id
+          received AS received_at, NULL::INTEGER AS connection_id,
+          batch_context, batch_sent_at, request_ip, conn AS effective_connection
         FROM f
     """
 
@@ -203,7 +222,9 @@ class EventNormaliser:
         )
         rows = rows.set_column(rows.schema.get_field_index("context"), "context", context)
         missing = rows["no_connection"]
-        events = rows.filter(pc.invert(missing)).select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
+        kept = rows.filter(pc.invert(missing))
+        events = kept.select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
+        events = events.append_column(ARCHIVE_COLUMN, archive_rows(kept))
         lost = rows.filter(missing)
         problem = pa.array([_NO_CONNECTION] * lost.num_rows, F.PROBLEM_TYPE)
         lost = lost.append_column("problem", problem)

@@ -11,7 +11,7 @@ import orjson
 import pyarrow as pa
 
 from eventpipe.transforms.duck import connect
-from eventpipe.transforms.normalise import EventNormaliser
+from eventpipe.transforms.normalise import ARCHIVE_COLUMN, EventNormaliser
 from eventpipe.transforms.parse import RECORDS_SCHEMA, RecordParser
 from eventpipe.transforms.validate import EventValidator
 
@@ -74,4 +74,6 @@ class Stages:
         """Run raw records (str as is, anything else JSON-encoded) through the stages."""
         texts = [r if isinstance(r, str) else orjson.dumps(r).decode() for r in records]
         events, failed, read = self.run_tables(texts)
-        return StageOutput(events.to_pylist(), failed.to_pylist(), read)
+        return StageOutput(
+            events.drop_columns([ARCHIVE_COLUMN]).to_pylist(), failed.to_pylist(), read
+        )

@@ -34,7 +34,8 @@ def run_import(corpus_dir: Path, lake: Path, *extra: str) -> dict:
 def check_lake(lake: Path, manifest: dict, summary: dict) -> None:
     assert summary["reconciles"]
     assert summary["read"] == manifest["read_units"]
-    assert summary["written"] == manifest["expected_valid"]
+    assert summary["written"] == manifest["expected_written"]
+    assert summary["duplicates"] == manifest["duplicates"]
     assert summary["failed"] == manifest["expected_failed"]
     assert summary["failed_by_reason"] == manifest["expected_failed_by_reason"]
     assert not (lake / "_staging").exists() or not any((lake / "_staging").iterdir())
@@ -105,7 +106,7 @@ def test_drop_bots_moves_them_to_failed(corpus, tmp_path):
     assert summary["reconciles"]
     bots = summary["failed_by_reason"]["bot"]
     assert bots > 0
-    assert summary["written"] + bots == manifest["expected_valid"]
+    assert summary["written"] + bots + summary["duplicates"] == manifest["expected_valid"]
 
 
 def test_no_matching_input_is_a_clear_error(tmp_path, caplog):
@@ -129,7 +130,7 @@ def test_no_enrich_stores_events_as_normalised(corpus, tmp_path):
     corpus_dir, manifest = corpus
     lake = tmp_path / "lake"
     summary = run_import(corpus_dir, lake, "--no-enrich")
-    assert summary["written"] == manifest["expected_valid"]
+    assert summary["written"] == manifest["expected_written"]
     con = duckdb.connect()
     [(derived,)] = con.execute(
         f"SELECT count(*) FROM read_parquet('{lake}/events/*/*.parquet') "

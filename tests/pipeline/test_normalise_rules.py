@@ -253,3 +253,36 @@ def test_typed_values_are_stored_with_their_schema_types(stages):
     assert row["context"]["screen"] == {"width": 3024, "height": 1964, "density": Decimal("2.00")}
     assert row["context"]["session"]["id"] == 1766272512048
     assert set(row) == set(arrow_schema().names)
+
+
+def test_the_archive_normalises_to_the_same_rows_in_a_later_run():
+    """LAKE/raw keeps the normaliser's archive column: a reprocess (another run start,
+    no --connection-id) must give back exactly the rows of the first run."""
+    from datetime import timedelta
+
+    import orjson
+    import pyarrow as pa
+
+    from eventpipe.transforms.duck import connect
+    from eventpipe.transforms.normalise import ARCHIVE_COLUMN, EventNormaliser
+
+    from pipeline_support import Stages
+
+    first = Stages(default_connection=9)
+    records = [
+        {
+            "batch": [make_event(messageId=...), make_event(sentAt=...)],
+            "context": {"locale": "it-IT"},
+        },
+        {"body": make_event(context={"ip": "255.255.255.0"}), "ip": "203.0.113.9"},
+        {"receivedAt": "2026-11-20T10:00:00Z", "body": make_event(timestamp=..., sentAt=...)},
+        make_event(timestamp=..., sentAt=..., originalTimestamp=..., receivedAt=...),
+        make_event(anonymousId=..., userId="u-1", connectionId=3),
+    ]
+    events, failed, _ = first.run_tables([orjson.dumps(r).decode() for r in records])
+    assert failed.num_rows == 0 and events.num_rows == 6
+    later = EventNormaliser("later-run", RUN_START + timedelta(days=3), None).bind(connect())
+    archive = pa.Table.from_struct_array(events[ARCHIVE_COLUMN].combine_chunks())
+    again = later.normalise(archive)
+    assert again.failed.num_rows == 0
+    assert again.events.drop_columns([ARCHIVE_COLUMN]).equals(events.drop_columns([ARCHIVE_COLUMN]))

@@ -127,8 +127,12 @@ class Enricher:
         }
 
     def enrich(self, events: pa.Table) -> EnrichResult:
-        """Enrich a table of events (schema `arrow_schema()`); see the module doc."""
+        """Enrich a table of events (schema `arrow_schema()`); see the module doc.
+
+        Columns beyond the schema (e.g. the normaliser's archive column) pass through.
+        """
         schema = arrow_schema()
+        extras = [name for name in events.column_names if name not in schema.names]
         table = conform(events, schema)
         stats = EnrichStats(rows=table.num_rows)
         if table.num_rows == 0:
@@ -150,6 +154,8 @@ class Enricher:
         )
         index = schema.get_field_index("context")
         table = table.set_column(index, schema.field("context"), new_context)
+        for name in extras:
+            table = table.append_column(events.schema.field(name), events[name])
 
         is_bot = pc.fill_null(
             pc.equal(pc.struct_field(new_context, ["device", "type"]), BOT), False

@@ -1,0 +1,287 @@
+"""The lake sink of a batch run: stage files, drop duplicates, commit.
+
+Graph (every element is a file or an Arrow table, never one event):
+
+    events --StageEvents--> staged events/ + raw/ file pairs ----------------+
+              \\--keys (per staged file)--> bucket --+                        |
+    dates the run writes --ReadLakeKeys--> bucket --+--GroupByKey(bucket)     |
+                                                        --FindDuplicates      |
+                                                        --GroupByKey(file)    |
+                                                        --DropDuplicates ---> Commit
+    failed --StageFailed--> staged failed/ files ------------------------------+
+
+`LAKE/raw/date=D/` keeps, for every event of `events/date=D/`, the event as parsed
+(the normaliser's archive column): what `eventpipe reprocess` re-runs the stages
+from. Each staged raw file has the name and the row order of its events file, so
+dropping a duplicate removes the same row from both.
+
+The `written` counter is counted at commit, from the files that become visible.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from eventpipe.io.lake import (
+    EVENTS,
+    FAILED,
+    RAW,
+    STAGING,
+    commit_files,
+    lake_path,
+    write_parquet,
+)
+from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
+from eventpipe.transforms import dedupe
+from eventpipe.transforms.duck import connect
+from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.transforms.normalise import ARCHIVE_COLUMN
+from eventpipe.transforms.parse import PARSED_SCHEMA
+from eventpipe.transforms.stages import NAMESPACE
+
+FLUSH_ROWS = 100_000
+KEYS = "keys"
+EVENT_SCHEMA = arrow_schema()
+
+
+@dataclass(frozen=True)
+class Staged:
+    """One staged file of a run and where it goes at commit."""
+
+    table: str  # EVENTS, RAW or FAILED
+    file: str  # `date=D/name`: the same for an events file and its raw file
+    staged: str
+    final: str
+
+
+def staged_file(lake: str, run_id: str, table: str, file: str) -> Staged:
+    return Staged(
+        table, file, lake_path(lake, STAGING, run_id, table, file), lake_path(lake, table, file)
+    )
+
+
+def day_slices(table: pa.Table, column: str) -> Iterator[tuple[str, pa.Table]]:
+    """(YYYY-MM-DD, rows of that UTC day) of a table sorted by the timestamp `column`."""
+    micros = pc.cast(table[column], pa.int64()).to_numpy(zero_copy_only=False)
+    days = np.floor_divide(micros, 86_400_000_000)
+    starts = [0, *(np.flatnonzero(np.diff(days)) + 1).tolist()]
+    for start, end in zip(starts, [*starts[1:], len(days)], strict=True):
+        part = table.slice(start, end - start)
+        yield pc.strftime(part[column][0], format="%Y-%m-%d").as_py(), part
+
+
+def archive_table(events: pa.Table) -> pa.Table:
+    """The raw/ rows of events carrying the archive column (PARSED_SCHEMA)."""
+    return pa.Table.from_struct_array(events[ARCHIVE_COLUMN].combine_chunks()).cast(PARSED_SCHEMA)
+
+
+class _StageFiles(beam.DoFn):
+    """Buffers one bundle's tables; writes a staged file per UTC day of `date_of`.
+
+    Event tables give an events file and its raw file, and the file's keys (tagged KEYS).
+    """
+
+    def __init__(self, lake: str, run_id: str, table: str, date_of: str) -> None:
+        self.lake = lake
+        self.run_id = run_id
+        self.table = table
+        self.date_of = date_of
+
+    def setup(self) -> None:
+        self.writer_id = uuid.uuid4().hex[:10]
+        self.files = 0
+        self.failed = Metrics.counter(NAMESPACE, "failed")
+
+    def start_bundle(self) -> None:
+        self.buffer: list[pa.Table] = []
+        self.buffered = 0
+
+    def process(self, table: pa.Table) -> Iterator:
+        self.buffer.append(table)
+        self.buffered += table.num_rows
+        if self.buffered >= FLUSH_ROWS:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for out in self._flush():
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(out.tag, _in_global_window(out.value))
+            else:
+                yield _in_global_window(out)
+
+    def _flush(self) -> Iterator:
+        if not self.buffer:
+            return
+        table = pa.concat_tables(self.buffer).sort_by(self.date_of)
+        self.buffer, self.buffered = [], 0
+        for date, part in day_slices(table, self.date_of):
+            self.files += 1
+            file = f"{PARTITION_COLUMN}={date}/part-{self.run_id}-{self.writer_id}-{self.files:05d}.parquet"
+            if self.table == FAILED:
+                yield self._write(FAILED, file, part.cast(FAILED_SCHEMA))
+                self.failed.inc(part.num_rows)
+                continue
+            yield self._write(EVENTS, file, part.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA))
+            yield self._write(RAW, file, archive_table(part))
+            yield beam.pvalue.TaggedOutput(KEYS, (file, dedupe.staged_keys(part, file)))
+
+    def _write(self, table: str, file: str, rows: pa.Table) -> Staged:
+        staged = staged_file(self.lake, self.run_id, table, file)
+        write_parquet(rows, staged.staged, event_table=table == EVENTS)
+        return staged
+
+
+def _in_global_window(value: object) -> WindowedValue:
+    return WindowedValue(value, MIN_TIMESTAMP, [GlobalWindow()])
+
+
+class _BucketKeys(beam.DoFn):
+    """Key tables -> (bucket, keys of the bucket)."""
+
+    def __init__(self, buckets: int) -> None:
+        self.buckets = buckets
+
+    def setup(self) -> None:
+        self.con = connect()
+
+    def teardown(self) -> None:
+        self.con.close()
+
+    def process(self, keys: pa.Table) -> Iterator[tuple[int, pa.Table]]:
+        yield from dedupe.split_by_bucket(self.con, keys, self.buckets)
+
+
+class _ReadLakeKeys(beam.DoFn):
+    """A date partition -> the keys of the events the lake holds there (one table a file)."""
+
+    def __init__(self, lake: str) -> None:
+        self.lake = lake
+
+    def process(self, partition: str) -> Iterator[pa.Table]:
+        pattern = lake_path(self.lake, EVENTS, partition, "*.parquet")
+        for meta in FileSystems.match([pattern])[0].metadata_list:
+            with FileSystems.open(meta.path) as handle:
+                stored = pq.read_table(handle, columns=["connectionId", "messageId"])
+            yield dedupe.existing_keys(stored)
+
+
+class _FindDuplicates(beam.DoFn):
+    """(bucket, key tables) -> (staged file, rows to drop), counted as `duplicates`."""
+
+    def setup(self) -> None:
+        self.con = connect()
+        self.duplicates = Metrics.counter(NAMESPACE, "duplicates")
+
+    def teardown(self) -> None:
+        self.con.close()
+
+    def process(self, element: tuple[int, Iterable[pa.Table]]) -> Iterator[tuple[str, list[int]]]:
+        _, tables = element
+        for file, rows in dedupe.duplicate_rows(self.con, pa.concat_tables(list(tables))):
+            self.duplicates.inc(len(rows))
+            yield file, rows
+
+
+class _DropDuplicates(beam.DoFn):
+    """(staged file, row lists) -> the staged events and raw files without those rows."""
+
+    def __init__(self, lake: str, run_id: str) -> None:
+        self.lake = lake
+        self.run_id = run_id
+
+    def process(self, element: tuple[str, Iterable[list[int]]]) -> Iterator[str]:
+        file, row_lists = element
+        drop = np.unique(np.concatenate([np.asarray(rows, dtype=np.int64) for rows in row_lists]))
+        for table in (EVENTS, RAW):
+            path = staged_file(self.lake, self.run_id, table, file).staged
+            with FileSystems.open(path) as handle:
+                rows = pq.read_table(handle)
+            keep = np.ones(rows.num_rows, dtype=bool)
+            keep[drop] = False
+            FileSystems.delete([path])
+            if keep.any():
+                write_parquet(rows.filter(pa.array(keep)), path, event_table=table == EVENTS)
+        yield file
+
+
+class _CommitFn(beam.DoFn):
+    """After every staged file is final: count the events written, make the files visible."""
+
+    def __init__(self, lake: str, run_id: str) -> None:
+        self.lake = lake
+        self.run_id = run_id
+
+    def setup(self) -> None:
+        self.written = Metrics.counter(NAMESPACE, "written")
+
+    def process(self, staged: list[Staged], rewritten: list[str]) -> Iterator[int]:
+        del rewritten  # a side input only so that the commit waits for the rewrites
+        present = [s for s in staged if FileSystems.exists(s.staged)]
+        for s in present:
+            if s.table == EVENTS:
+                with FileSystems.open(s.staged) as handle:
+                    self.written.inc(pq.ParquetFile(handle).metadata.num_rows)
+        commit_files(self.lake, self.run_id, sorted((s.staged, s.final) for s in present))
+        yield len(present)
+
+
+def dedupe_buckets(input_bytes: int) -> int:
+    """How many key buckets a run of `input_bytes` of raw input uses (~128 MB of input each)."""
+    return int(min(1024, max(4, input_bytes // (128 * 2**20))))
+
+
+class WriteToLake(beam.PTransform):
+    """(events with the archive column, failed rows) -> the lake, deduplicated, committed at once."""
+
+    def __init__(self, lake: str, run_id: str, buckets: int = 4, against_lake: bool = True) -> None:
+        super().__init__()
+        self.lake = lake
+        self.run_id = run_id
+        self.buckets = buckets
+        self.against_lake = against_lake  # also drop events the lake's partitions hold
+
+    def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
+        events, failed = pcolls
+        lake, run = self.lake, self.run_id
+        staged = events | "StageEvents" >> beam.ParDo(
+            _StageFiles(lake, run, EVENTS, "timestamp")
+        ).with_outputs(KEYS, main="files")
+        rejected = failed | "StageFailed" >> beam.ParDo(
+            _StageFiles(lake, run, FAILED, "receivedAt")
+        )
+        keys = [staged[KEYS] | "KeyTables" >> beam.Values()]
+        if self.against_lake:
+            keys.append(
+                staged[KEYS]
+                | "Partitions" >> beam.Map(lambda pair: pair[0].split("/")[0])
+                | "Distinct" >> beam.Distinct()
+                | "ReadLakeKeys" >> beam.ParDo(_ReadLakeKeys(lake))
+            )
+        rewritten = (
+            tuple(keys)
+            | "AllKeys" >> beam.Flatten()
+            | "Bucket" >> beam.ParDo(_BucketKeys(self.buckets))
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "FindDuplicates" >> beam.ParDo(_FindDuplicates())
+            | "GroupFiles" >> beam.GroupByKey()
+            | "DropDuplicates" >> beam.ParDo(_DropDuplicates(lake, run))
+        )
+        return (
+            (staged["files"], rejected)
+            | "AllFiles" >> beam.Flatten()
+            | "ListFiles" >> beam.combiners.ToList()
+            | "Commit" >> beam.ParDo(_CommitFn(lake, run), beam.pvalue.AsList(rewritten))
+        )

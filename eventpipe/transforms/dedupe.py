@@ -1,0 +1,120 @@
+"""Deduplication: events are unique by (connectionId, messageId).
+
+Which copy survives (deterministic, whatever the order the runner delivers in):
+1. a copy the lake already holds (an earlier run's) wins over every new one;
+2. among new copies, the one received first (`receivedAt`), then the one that
+   comes first in the input (source file name, line, position in the record).
+
+Scope: the whole run, and the lake's partitions the run writes to (`date` of the
+event's timestamp). A re-sent event normally lands in the partition of its first
+copy (the timestamp is the client's corrected time); a copy whose timestamp moved
+to another day than a stored copy's is not compared with it.
+
+Memory stays bounded because only keys travel: each staged file contributes a
+small table of keys (KEY_SCHEMA, ~80 bytes an event), split into `buckets` by a
+hash of the key; one bucket's keys are compared at a time, and the verdict is a
+list of (staged file, row) to drop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventpipe.transforms.normalise import ARCHIVE_COLUMN
+
+KEY_SCHEMA = pa.schema(
+    [
+        pa.field("connectionId", pa.int32()),
+        pa.field("messageId", pa.string()),
+        pa.field("existing", pa.bool_()),  # held by the lake before this run
+        pa.field("receivedAt", pa.timestamp("us", tz="UTC")),
+        pa.field("source", pa.string()),
+        pa.field("line", pa.int64()),
+        pa.field("index", pa.int32()),
+        pa.field("file", pa.string()),  # the staged file (`date=D/name`), null when existing
+        pa.field("row", pa.int32()),
+    ]
+)
+
+
+def staged_keys(events: pa.Table, file: str) -> pa.Table:
+    """The keys of one staged file's rows (events with the archive column), in row order."""
+    archive = events[ARCHIVE_COLUMN]
+    n = events.num_rows
+    return pa.Table.from_arrays(
+        [
+            events["connectionId"],
+            events["messageId"],
+            pa.array([False] * n),
+            events["receivedAt"],
+            pc.struct_field(archive, "source"),
+            pc.struct_field(archive, "line"),
+            pc.struct_field(archive, "index"),
+            pa.array([file] * n, pa.string()),
+            pa.array(range(n), pa.int32()),
+        ],
+        schema=KEY_SCHEMA,
+    )
+
+
+def existing_keys(stored: pa.Table) -> pa.Table:
+    """Keys of rows the lake holds (columns connectionId, messageId)."""
+    n = stored.num_rows
+    columns = {
+        "connectionId": stored["connectionId"],
+        "messageId": stored["messageId"],
+        "existing": pa.array([True] * n),
+    }
+    return pa.Table.from_arrays(
+        [columns.get(f.name, pa.nulls(n, f.type)) for f in KEY_SCHEMA], schema=KEY_SCHEMA
+    )
+
+
+def split_by_bucket(
+    con: duckdb.DuckDBPyConnection, keys: pa.Table, buckets: int
+) -> Iterator[tuple[int, pa.Table]]:
+    """(bucket, keys of that bucket) for each bucket the keys fall in.
+
+    The bucket is DuckDB's `hash` of the key: deterministic across processes.
+    """
+    sql = (
+        f"SELECT (hash(connectionId, messageId) % {int(buckets)})::INTEGER AS bucket, * "
+        "FROM dedupe_keys ORDER BY bucket"
+    )
+    numbered = _query(con, keys, sql)
+    bucket = numbered["bucket"].to_numpy()
+    numbered = numbered.drop_columns(["bucket"])
+    start = 0
+    while start < len(bucket):
+        end = int(bucket.searchsorted(bucket[start], side="right"))
+        yield int(bucket[start]), numbered.slice(start, end - start)
+        start = end
+
+
+_DUPLICATES = """
+    SELECT file, list("row" ORDER BY "row") AS rows FROM (
+      SELECT file, "row", row_number() OVER (
+          PARTITION BY connectionId, messageId
+          ORDER BY existing DESC, receivedAt, source, line, "index", file, "row") AS copy
+      FROM dedupe_keys)
+    WHERE copy > 1 AND file IS NOT NULL
+    GROUP BY file ORDER BY file
+"""
+
+
+def duplicate_rows(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> list[tuple[str, list[int]]]:
+    """For the keys of one bucket: (staged file, its rows that are duplicates), per file."""
+    found = _query(con, keys, _DUPLICATES)
+    return list(zip(found["file"].to_pylist(), found["rows"].to_pylist(), strict=True))
+
+
+def _query(con: duckdb.DuckDBPyConnection, keys: pa.Table, sql: str) -> pa.Table:
+    con.register("dedupe_keys", keys)
+    try:
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.unregister("dedupe_keys")

@@ -1,0 +1,184 @@
+"""Deduplication by (connectionId, messageId): the survivor rule, and across imports end to end."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pytest
+
+from eventpipe.jobs.cli import main
+from eventpipe.sample.generator import generate
+from eventpipe.transforms import dedupe
+from eventpipe.transforms.duck import connect
+
+from pipeline_support import make_event
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def keys(*rows: tuple) -> pa.Table:
+    """Key rows: (connectionId, messageId, existing, received minute, source, line, file, row)."""
+    columns = list(zip(*rows, strict=True))
+    n = len(rows)
+    return pa.Table.from_arrays(
+        [
+            pa.array(columns[0], pa.int32()),
+            pa.array(columns[1]),
+            pa.array(columns[2]),
+            pa.array(
+                [None if m is None else T0 + timedelta(minutes=m) for m in columns[3]],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            pa.array(columns[4]),
+            pa.array(columns[5], pa.int64()),
+            pa.array([0] * n, pa.int32()),
+            pa.array(columns[6]),
+            pa.array(columns[7], pa.int32()),
+        ],
+        schema=dedupe.KEY_SCHEMA,
+    )
+
+
+NEW, OLD = False, True
+CASES = [
+    # (case, keys, expected {file: rows dropped})
+    ("no duplicates", [(1, "a", NEW, 0, "f", 1, "x", 0), (1, "b", NEW, 0, "f", 2, "x", 1)], {}),
+    ("same id, other connection: two events",
+     [(1, "a", NEW, 0, "f", 1, "x", 0), (2, "a", NEW, 0, "f", 2, "x", 1)], {}),
+    ("the copy received first survives",
+     [(1, "a", NEW, 5, "f", 1, "x", 0), (1, "a", NEW, 2, "g", 9, "y", 0)], {"x": [0]}),
+    ("same receivedAt: the first in the input survives (source, then line)",
+     [(1, "a", NEW, 2, "g", 1, "x", 0), (1, "a", NEW, 2, "f", 7, "y", 3),
+      (1, "a", NEW, 2, "f", 3, "y", 4)], {"x": [0], "y": [3]}),
+    ("a copy the lake holds beats every new one, even one received earlier",
+     [(1, "a", OLD, None, None, None, None, None), (1, "a", NEW, 0, "f", 1, "x", 0),
+      (1, "a", NEW, 1, "f", 2, "x", 1)], {"x": [0, 1]}),
+    ("copies within one file", [(1, "a", NEW, 0, "f", 1, "x", 0), (1, "a", NEW, 0, "f", 2, "x", 1),
+                                (1, "a", NEW, 0, "f", 3, "x", 2)], {"x": [1, 2]}),
+    ("only existing keys: nothing to drop",
+     [(1, "a", OLD, None, None, None, None, None), (1, "a", OLD, None, None, None, None, None)], {}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "rows", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_which_copy_survives(case, rows, expected):
+    con = connect()
+    assert dict(dedupe.duplicate_rows(con, keys(*rows))) == expected
+    # The verdict does not depend on the order the runner delivers the keys in.
+    assert dict(dedupe.duplicate_rows(con, keys(*reversed(rows)))) == expected
+
+
+def test_buckets_keep_every_copy_of_a_key_together():
+    con = connect()
+    rows = [(c, f"m{i % 50}", NEW, i, "f", i, "x", i) for i in range(400) for c in (1, 2)]
+    table = keys(*rows)
+    parts = list(dedupe.split_by_bucket(con, table, 7))
+    assert sum(p.num_rows for _, p in parts) == table.num_rows
+    owner: dict[tuple, int] = {}
+    for bucket, part in parts:
+        assert 0 <= bucket < 7
+        for key in zip(
+            part["connectionId"].to_pylist(), part["messageId"].to_pylist(), strict=True
+        ):
+            assert owner.setdefault(key, bucket) == bucket
+    assert len(set(owner.values())) > 1
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("dedupe-corpus")
+    manifest = generate(out, events=3000, seed=5, units_per_file=1000)
+    return out, manifest
+
+
+def run_import(lake: Path, *inputs: str) -> dict:
+    before = set((lake / "_runs").glob("*.json")) if (lake / "_runs").exists() else set()
+    assert main(["import", *inputs, "--lake", str(lake), "--connection-id", "1"]) == 0
+    [new] = set((lake / "_runs").glob("*.json")) - before
+    return json.loads(new.read_text())
+
+
+def lake_rows(lake: Path, table: str = "events") -> list[tuple]:
+    con = duckdb.connect()
+    return con.execute(
+        f"SELECT connectionId, messageId, count(*) FROM read_parquet('{lake}/{table}/*/*.parquet') "
+        "GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+
+
+def test_importing_the_same_files_twice_adds_nothing(corpus, tmp_path):
+    corpus_dir, manifest = corpus
+    lake = tmp_path / "lake"
+    first = run_import(lake, str(corpus_dir / "*"))
+    assert first["written"] == manifest["expected_written"]
+    assert first["duplicates"] == manifest["duplicates"]
+    rows = lake_rows(lake)
+    assert len(rows) == first["written"] and {n for *_, n in rows} == {1}
+
+    second = run_import(lake, str(corpus_dir / "*"))
+    assert second["reconciles"]
+    assert second["written"] == 0
+    assert second["duplicates"] == manifest["expected_written"] + manifest["duplicates"]
+    assert second["failed"] == first["failed"]  # invalid records are rejected again, not deduped
+    assert lake_rows(lake) == rows
+    # The raw archive holds each stored event once, partition by partition.
+    con = duckdb.connect()
+    per_day = (
+        "SELECT date, count(*) FROM read_parquet('{}/{}/*/*.parquet', hive_partitioning=true) "
+        "GROUP BY 1 ORDER BY 1"
+    )
+    assert (
+        con.execute(per_day.format(lake, "raw")).fetchall()
+        == con.execute(per_day.format(lake, "events")).fetchall()
+    )
+
+
+def write_jsonl(path: Path, events: list[dict]) -> str:
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    return str(path)
+
+
+def test_overlapping_exports_keep_the_copy_received_first(tmp_path):
+    def event(i: int, received_minute: int, label: str) -> dict:
+        received = T0 + timedelta(hours=i, minutes=received_minute)
+        stamp = received.isoformat().replace("+00:00", "Z")
+        return make_event(messageId=f"m-{i}", timestamp=stamp, sentAt=stamp,
+                          receivedAt=stamp, properties={"copy": label})  # fmt: skip
+
+    lake = tmp_path / "lake"
+    monday = write_jsonl(tmp_path / "monday.jsonl", [event(i, 5, "monday") for i in range(10)])
+    # Tuesday's export repeats events 5..9: 5..7 received earlier than Monday's copy, 8..9 later.
+    tuesday_events = [event(i, 1 if i < 8 else 9, "tuesday") for i in range(5, 15)]
+    tuesday_events.append(event(14, 0, "tuesday-again"))  # and a copy within the same file
+    tuesday = write_jsonl(tmp_path / "tuesday.jsonl", tuesday_events)
+
+    together = run_import(tmp_path / "together", monday, tuesday)
+    assert (together["written"], together["duplicates"]) == (15, 6)
+    con = duckdb.connect()
+    survivors = dict(
+        con.execute(
+            f"SELECT messageId, properties->>'copy' FROM read_parquet('{tmp_path}/together/events/*/*.parquet')"
+        ).fetchall()
+    )
+    assert survivors == {
+        **{f"m-{i}": "monday" for i in (0, 1, 2, 3, 4, 8, 9)},
+        **{f"m-{i}": "tuesday" for i in (5, 6, 7, 10, 11, 12, 13)},
+        "m-14": "tuesday-again",
+    }
+
+    # One after the other: what the lake holds wins, whatever its receivedAt.
+    first = run_import(lake, monday)
+    second = run_import(lake, tuesday)
+    assert (first["written"], second["written"], second["duplicates"]) == (10, 5, 6)
+    stored = dict(
+        con.execute(
+            f"SELECT messageId, properties->>'copy' FROM read_parquet('{lake}/events/*/*.parquet')"
+        ).fetchall()
+    )
+    assert {m for m, c in stored.items() if c == "monday"} == {f"m-{i}" for i in range(10)}
+    assert lake_rows(lake) == [(1, f"m-{i}", 1) for i in sorted(range(15), key=lambda i: f"m-{i}")]
