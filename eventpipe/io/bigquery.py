@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from eventpipe.io.bigquery_rows import check_rows, failed_rows_of, json_rows
+from eventpipe.io.bigquery_rows import check_rows, failed_rows_of, json_rows, json_rows_of
 from eventpipe.schemas.bigquery_schema import (
     CLUSTERING_FIELDS,
     FAILED_PARTITION_FIELD,
@@ -45,6 +46,7 @@ from eventpipe.schemas.bigquery_schema import (
     event_table_schema,
     evolved_schema,
     failed_table_schema,
+    load_arrow_schema,
 )
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.failures import FAILED_SCHEMA, INVALID_VALUE
@@ -182,27 +184,44 @@ def load_parquet(
     data: bytes,
     job_id: str,
     write_disposition: str = "WRITE_APPEND",
+    attempts: int = 5,
 ) -> int:
     """Run one Parquet load job and return the rows it loaded.
 
-    When a job of this id exists already (a retried bundle), its outcome is taken
-    instead of loading the rows again.
+    When a job of this id succeeded already (a retried bundle), its outcome is taken
+    instead of loading the rows again; after a failed job of this id, the next try
+    uses the id with a suffix (`_1`, `_2`...).
     """
-    from google.api_core.exceptions import Conflict
+    from google.api_core.exceptions import Conflict, NotFound
     from google.cloud import bigquery
 
     config = bigquery.LoadJobConfig(
         source_format=bigquery.SourceFormat.PARQUET, write_disposition=write_disposition
     )
-    try:
-        job = client.load_table_from_file(
-            io.BytesIO(data), table_id, job_id=job_id, job_config=config, rewind=True
-        )
-    except Conflict:
-        log.info("load job %s ran already; taking its result", job_id)
-        job = client.get_job(job_id)
-    job.result()
-    return int(job.output_rows or 0)
+    error: Exception | None = None
+    for attempt in range(attempts):
+        this_id = job_id if attempt == 0 else f"{job_id}_{attempt}"
+        try:
+            job = client.get_job(this_id)
+        except NotFound:
+            try:
+                job = client.load_table_from_file(
+                    io.BytesIO(data), table_id, job_id=this_id, job_config=config
+                )
+            except Conflict:  # started meanwhile by another attempt of the same bundle
+                job = client.get_job(this_id)
+        else:
+            log.info("load job %s ran already; taking its result", this_id)
+        try:
+            job.result()
+        except Exception as exc:  # the job's own error: try again under a new id
+            if not job.done() or job.error_result is None:
+                raise
+            log.warning("load job %s failed: %s", this_id, job.error_result)
+            error = exc
+            continue
+        return int(job.output_rows or 0)
+    raise RuntimeError(f"{attempts} load jobs for {table_id} failed") from error
 
 
 class _LoadBundles(beam.DoFn):
@@ -292,14 +311,12 @@ class WriteToBigQuery(beam.PTransform):
         self.run_start = run_start
 
     def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
-        from eventpipe.schemas import arrow_schema
-
         events, failed = pcolls
         good, bad = events | "CheckRows" >> CheckRowsForBigQuery(self.run_id, self.run_start)
         all_failed = (failed, bad) | "AllFailed" >> beam.Flatten()
         target = self.target
         loaded = good | "LoadEvents" >> beam.ParDo(
-            _LoadBundles(target, target.table, arrow_schema(), "written").with_run(self.run_id)
+            _LoadBundles(target, target.table, load_arrow_schema(), "written").with_run(self.run_id)
         )
         rejected = all_failed | "LoadFailed" >> beam.ParDo(
             _LoadBundles(target, target.failed_table, FAILED_SCHEMA, "failed").with_run(self.run_id)
@@ -327,14 +344,12 @@ def replace_partition(
     one multi-statement transaction deletes the day and inserts them. Every row of
     `rows` must fall on `day` (UTC date of the partition column); returns rows written.
     """
-    from eventpipe.schemas import arrow_schema
-
     table = client.get_table(table_id)
     partition_field = table.time_partitioning.field if table.time_partitioning else None
     if partition_field is None:
         raise ValueError(f"{table_id} is not partitioned by a column")
     _check_one_day(rows, partition_field, day)
-    schema = arrow_schema() if partition_field == PARTITION_FIELD else FAILED_SCHEMA
+    schema = load_arrow_schema() if partition_field == PARTITION_FIELD else FAILED_SCHEMA
     data = parquet_bytes(rows.select(schema.names).cast(schema))
     suffix = day.strftime("%Y%m%d")
     job_id = f"{job_id_prefix}_{suffix}_{hashlib.sha256(data).hexdigest()[:32]}"
@@ -459,3 +474,29 @@ class InsertToBigQuery(beam.PTransform):
     def expand(self, events: beam.PCollection) -> beam.PCollection:
         outputs = events | beam.ParDo(self.fn).with_outputs(FAILED, main=MAIN)
         return outputs[FAILED]
+
+
+# --- run summaries -------------------------------------------------------------------------
+
+RUNS_TABLE = "eventpipe_runs"
+
+
+def record_run(target: BigQueryTarget, run_id: str, finished_at: dt.datetime, summary: dict) -> str:
+    """Add a run's summary to `DATASET.eventpipe_runs` (created when missing); returns its id."""
+    from google.cloud import bigquery
+
+    project, dataset, _ = target.table.split(".")
+    table_id = f"{project}.{dataset}.{RUNS_TABLE}"
+    schema = [
+        bigquery.SchemaField("runId", "STRING", mode="REQUIRED"),
+        bigquery.SchemaField("finishedAt", "TIMESTAMP", mode="REQUIRED"),
+        bigquery.SchemaField("summary", "JSON", mode="REQUIRED"),
+    ]
+    client = target.client()
+    client.create_table(bigquery.Table(table_id, schema=schema), exists_ok=True)
+    text = json.dumps(summary, default=str)  # JSON columns take JSON text on the insert API
+    row = {"runId": run_id, "finishedAt": finished_at.isoformat(), "summary": text}
+    errors = client.insert_rows_json(table_id, json_rows_of([row]), row_ids=[run_id])
+    if errors:
+        raise RuntimeError(f"could not record run {run_id} in {table_id}: {errors}")
+    return table_id

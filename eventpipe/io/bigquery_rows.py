@@ -113,17 +113,32 @@ def check_rows(
 def failed_rows_of(
     rejected: pa.Table, problems: list[dict], run_id: str, run_start: dt.datetime
 ) -> pa.Table:
-    """Failed rows (the failed table's schema) of rejected events and their problems."""
+    """Failed rows (the failed table's schema) of rejected events and their problems.
+
+    `raw` is the event as JSON, datetimes as text (Arrow's, which also prints values
+    outside Python's and BigQuery's range); a receivedAt outside the range is replaced
+    by `run_start`.
+    """
     n = rejected.num_rows
+    received = rejected["receivedAt"]
+    in_range = pc.and_(
+        pc.greater_equal(received, TIMESTAMP_MIN), pc.less_equal(received, TIMESTAMP_MAX)
+    )
+    printable = rejected
+    for name, column in zip(rejected.column_names, rejected.columns, strict=True):
+        if pa.types.is_timestamp(column.type):
+            index = printable.schema.get_field_index(name)
+            printable = printable.set_column(index, name, pc.cast(column, pa.string()))
     rows = pa.table(
         {
             "problem": pa.array(problems, PROBLEM_TYPE),
-            "received_at": rejected["receivedAt"],
+            "received_at": pc.if_else(in_range, received, pa.scalar(None, received.type)),
             "source": pa.array([SOURCE] * n, pa.string()),
             "line": pa.array([0] * n, pa.int64()),
             "connection_id": rejected["connectionId"],
             "raw": pa.array(
-                [orjson.dumps(r, default=str).decode() for r in rejected.to_pylist()], pa.string()
+                [orjson.dumps(r, default=str).decode() for r in printable.to_pylist()],
+                pa.string(),
             ),
         }
     )
@@ -132,4 +147,9 @@ def failed_rows_of(
 
 def json_rows(table: pa.Table) -> list[dict]:
     """Rows for the insert API: datetimes as RFC 3339 text, decimals as text, JSON as text."""
-    return orjson.loads(orjson.dumps(table.to_pylist(), default=str))
+    return json_rows_of(table.to_pylist())
+
+
+def json_rows_of(rows: list[dict]) -> list[dict]:
+    """Python rows made JSON-safe for the insert API (datetimes, decimals -> text)."""
+    return orjson.loads(orjson.dumps(rows, default=str))

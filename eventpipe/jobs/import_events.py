@@ -12,6 +12,11 @@ from datetime import UTC, datetime
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from eventpipe.io.bigquery import (
+    IncompatibleTableError,
+    prepare_tables,
+    record_run,
+)
 from eventpipe.io.lake import (
     lake_path,
     mark_running,
@@ -20,6 +25,7 @@ from eventpipe.io.lake import (
 )
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
+from eventpipe.jobs.bigquery_options import add_bigquery_arguments, bigquery_target
 from eventpipe.jobs.summary import summary_from_metrics
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
 from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
@@ -43,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="PATH_OR_GLOB", help="event files to import")
-    parser.add_argument("--lake", required=True, help="lake folder or URL (created when missing)")
+    parser.add_argument(
+        "--lake", help="lake folder or URL (created when missing); required with --sink lake"
+    )
     parser.add_argument(
         "--connection-id",
         type=int,
@@ -85,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="skip enrichment: store events as validated and normalised (browser, OS, "
         "location and campaign only when the events carry them)",
     )
+    add_bigquery_arguments(parser)
     parser.set_defaults(func=run, accepts_pipeline_options=True)
 
 
@@ -100,19 +109,31 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     run_id = new_run_id(run_start)
     try:
         files = expand_patterns(args.inputs)
-    except NoInputError as exc:
+        target = bigquery_target(args)
+        if target is None and not args.lake:
+            raise ValueError("--lake DIR is required (or --sink bigquery --bq-table ...)")
+    except (NoInputError, ValueError) as exc:
         log.error("%s", exc)
         return 2
     total = sum(size for _, size in files)
     log.info(
-        "run %s: importing %d files (%.1f MB) into %s", run_id, len(files), total / 1e6, args.lake
-    )
-    for message in recover_abandoned_runs(args.lake):
-        log.warning("%s", message)
-    mark_running(args.lake, run_id)
+        "run %s: importing %d files (%.1f MB) into %s",
+        run_id, len(files), total / 1e6, target.table if target else args.lake,
+    )  # fmt: skip
+    if target is not None:
+        try:
+            for message in prepare_tables(target):
+                log.info("%s", message)
+        except IncompatibleTableError as exc:
+            log.error("%s", exc)
+            return 2
+    else:
+        for message in recover_abandoned_runs(args.lake):
+            log.warning("%s", message)
+        mark_running(args.lake, run_id)
     config = ImportConfig(
         files=[path for path, _ in files],
-        lake=args.lake,
+        lake=args.lake or "",
         run_id=run_id,
         run_start=run_start,
         default_connection=args.connection_id,
@@ -123,6 +144,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         else EnrichOptions(
             geoip_db=args.geoip_db, ip_policy=args.ip_policy, drop_bots=args.drop_bots
         ).check(),
+        bigquery=target,
     )
     options = PipelineOptions(beam_args, save_main_session=False)
     pipeline = beam.Pipeline(options=options)
@@ -132,10 +154,19 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     summary = summary_from_metrics(result, run_id)
     summary.files = len(files)
     summary.seconds = time.monotonic() - started
-    record = write_run_summary(args.lake, run_id, {**summary.to_dict(), "inputs": args.inputs})
+    if target is not None:
+        record = record_run(
+            target, run_id, datetime.now(UTC), {**summary.to_dict(), "inputs": args.inputs}
+        )
+        where = f"  events: {target.table}   failed: {target.failed_table}"
+    else:
+        record = write_run_summary(args.lake, run_id, {**summary.to_dict(), "inputs": args.inputs})
+        where = (
+            f"  events: {lake_path(args.lake, 'events')}   failed: {lake_path(args.lake, 'failed')}"
+        )
     for line in summary.lines():
         print(line)
-    print(f"  events: {lake_path(args.lake, 'events')}   failed: {lake_path(args.lake, 'failed')}")
+    print(where)
     print(f"  summary recorded in {record}")
     return 0 if summary.reconciles else 1
 

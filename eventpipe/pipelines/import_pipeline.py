@@ -7,6 +7,7 @@ from datetime import datetime
 
 import apache_beam as beam
 
+from eventpipe.io.bigquery import BigQueryTarget, WriteToBigQuery
 from eventpipe.io.lake_sink import WriteToLake
 from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
 from eventpipe.transforms.enrich import EnrichOptions
@@ -25,6 +26,7 @@ class ImportConfig:
     enrich: EnrichOptions | None = field(default_factory=EnrichOptions)  # None: no enrichment
     chunk_bytes: int = CHUNK_BYTES
     dedupe_buckets: int = 4  # see io.lake_sink.dedupe_buckets
+    bigquery: BigQueryTarget | None = None  # set: write to BigQuery instead of the lake
 
 
 def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None:
@@ -42,4 +44,7 @@ def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None
         events, bots = normalised | "EnrichEvents" >> EnrichEvents(config.enrich, run)
         failures.append(bots)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()
+    if config.bigquery is not None:
+        _ = (events, failed) | "WriteBigQuery" >> WriteToBigQuery(config.bigquery, run, start)
+        return
     _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run, config.dedupe_buckets)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from eventpipe.schemas.event_schema import EVENT_FIELDS, Field
+from eventpipe.schemas.event_schema import EVENT_FIELDS, Field, arrow_type
 
 if TYPE_CHECKING:  # the client library is imported lazily (only the BigQuery paths need it)
     from google.cloud.bigquery import SchemaField
@@ -205,3 +205,22 @@ def _nullable(f: SchemaField) -> SchemaField:
     if "fields" in api:
         api["fields"] = [_nullable(c).to_api_repr() for c in f.fields]
     return SchemaField.from_api_repr(api)
+
+
+def _load_type(f: Field) -> pa.DataType:
+    if f.kind == "object":
+        return pa.struct([_load_field(c) for c in f.children])
+    if f.kind == "json":
+        return pa.json_(pa.string())
+    return arrow_type(f)
+
+
+def _load_field(f: Field) -> pa.Field:
+    return pa.field(f.name, _load_type(f), nullable=f.read_optional)
+
+
+def load_arrow_schema() -> pa.Schema:
+    """The Arrow schema of the Parquet files given to load jobs: the lake's, with json
+    columns as Arrow's JSON extension type (Parquet's JSON logical type, which BigQuery
+    loads into JSON columns)."""
+    return pa.schema([_load_field(f) for f in EVENT_FIELDS])

@@ -1,0 +1,58 @@
+"""The BigQuery sink's flags, shared by the jobs that write events (import, reprocess, stream)."""
+
+from __future__ import annotations
+
+import argparse
+
+from eventpipe.io.bigquery import BigQueryTarget
+
+SINKS = ("lake", "bigquery")
+
+
+def add_bigquery_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --sink and the --bq-* flags."""
+    parser.add_argument(
+        "--sink",
+        choices=SINKS,
+        default="lake",
+        help="where events and failed records go: the Parquet lake (--lake) or BigQuery "
+        "(--bq-table) (default: %(default)s)",
+    )
+    group = parser.add_argument_group("BigQuery sink (--sink bigquery)")
+    group.add_argument(
+        "--bq-table",
+        metavar="PROJECT.DATASET.TABLE",
+        help="the event table; created when missing (day partitions on timestamp, clustered "
+        "by userId, anonymousId, event, type); an older compatible table gets the new columns",
+    )
+    group.add_argument(
+        "--bq-failed-table",
+        metavar="PROJECT.DATASET.TABLE",
+        help="the failed table (default: the event table's name + '_failed')",
+    )
+    group.add_argument(
+        "--bq-endpoint",
+        metavar="URL",
+        help="BigQuery API endpoint, e.g. a local emulator (http://127.0.0.1:9050), used "
+        "with anonymous credentials; default: Google's API with Application Default "
+        "Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud auth, or the worker's account)",
+    )
+    group.add_argument(
+        "--bq-project",
+        metavar="PROJECT",
+        help="project that runs the load and query jobs (default: the table's project)",
+    )
+
+
+def bigquery_target(args: argparse.Namespace) -> BigQueryTarget | None:
+    """The target of --sink bigquery (None for the lake); ValueError naming a missing flag."""
+    if args.sink != "bigquery":
+        return None
+    if not args.bq_table:
+        raise ValueError("--sink bigquery needs --bq-table PROJECT.DATASET.TABLE")
+    return BigQueryTarget(
+        table=args.bq_table,
+        failed_table=args.bq_failed_table or "",
+        endpoint=args.bq_endpoint,
+        job_project=args.bq_project or "",
+    )
