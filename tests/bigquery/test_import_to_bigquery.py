@@ -53,6 +53,8 @@ def test_import_into_bigquery_reconciles_and_matches_the_lake(
     corpus_dir, manifest = corpus
     args = ["import", str(corpus_dir / "*"), "--sink", "bigquery", "--bq-table", bq_target.table]
     args += ["--bq-failed-table", bq_target.failed_table, "--bq-endpoint", bq_target.endpoint]
+    # Worker processes: every BigQuery DoFn is pickled and set up in another process.
+    args += ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "[OK]" in printed and bq_target.table in printed
