@@ -27,6 +27,7 @@ demo: $(STAMP)
 	rm -rf demo-data lake
 	$(BIN)/eventpipe generate --events $(DEMO_EVENTS) --out demo-data --seed 7
 	$(BIN)/eventpipe import 'demo-data/*' --lake lake
+	$(BIN)/eventpipe identity --lake lake
 	$(BIN)/eventpipe compact --lake lake
 	$(BIN)/python -m eventpipe.jobs.show --lake lake --api-hint
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from eventpipe.io.partition_swap import swap_partition
 from eventpipe.schemas import iter_leaves
 
 log = logging.getLogger(__name__)
@@ -75,17 +76,29 @@ def write_parquet(table: pa.Table, path: str, event_table: bool) -> None:
         pq.write_table(table, handle, **options)
 
 
-def commit_files(lake: str, run_id: str, pairs: list[tuple[str, str]]) -> None:
-    """Make a run's staged files visible: record them, rename them, drop the staging folder."""
+def commit_files(
+    lake: str,
+    run_id: str,
+    pairs: list[tuple[str, str]],
+    replace: list[tuple[str, str]] = (),
+) -> None:
+    """Make a run's staged work visible: record it, then do it, then drop the staging folder.
+
+    `pairs` are (staged file, final path) to add; `replace` are (staged partition
+    folder, partition folder) to swap whole (see io.partition_swap).
+    """
     staging = lake_path(lake, STAGING, run_id)
     marker = lake_path(staging, COMMITTING)
+    journal = {"run": run_id, "add": list(pairs), "replace": list(replace)}
     with FileSystems.create(marker) as handle:
-        handle.write(json.dumps(pairs).encode())
-    _finish_commit(staging, pairs)
+        handle.write(json.dumps(journal).encode())
+    _finish_commit(staging, journal)
 
 
-def _finish_commit(staging: str, pairs: list[tuple[str, str]]) -> None:
-    pending = [(s, d) for s, d in pairs if FileSystems.exists(s)]
+def _finish_commit(staging: str, journal: dict) -> None:
+    for staged_folder, partition in journal.get("replace", []):
+        swap_partition(staged_folder, partition, journal["run"])
+    pending = [(s, d) for s, d in journal["add"] if FileSystems.exists(s)]
     for _, dest in pending:
         if "://" not in dest:
             _mkdirs(os.path.dirname(dest))
@@ -136,8 +149,10 @@ def recover_abandoned_runs(lake: str) -> list[str]:
         marker = lake_path(staging, COMMITTING)
         if FileSystems.exists(marker):
             with FileSystems.open(marker) as handle:
-                pairs = [tuple(p) for p in json.loads(handle.read())]
-            _finish_commit(staging, pairs)
+                journal = json.loads(handle.read())
+            if isinstance(journal, list):  # written before partition swaps existed
+                journal = {"run": run_id, "add": journal}
+            _finish_commit(staging, journal)
             done.append(f"completed the commit of interrupted run {run_id}")
         else:
             FileSystems.delete([staging])

@@ -44,6 +44,7 @@ from eventpipe.io.lake import (
     lake_path,
     write_parquet,
 )
+from eventpipe.io.partition_swap import mark_staged_partition
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.transforms import dedupe
 from eventpipe.transforms.duck import connect
@@ -91,19 +92,27 @@ def archive_table(events: pa.Table) -> pa.Table:
 class _StageFiles(beam.DoFn):
     """Buffers one bundle's tables; writes a staged file per UTC day of `date_of`.
 
-    Event tables give an events file and its raw file, and the file's keys (tagged KEYS).
+    Event buffers give an events file and its raw file per day, and the keys of what
+    they staged, by bucket (tagged KEYS).
     """
 
-    def __init__(self, lake: str, run_id: str, table: str, date_of: str) -> None:
+    def __init__(self, lake: str, run_id: str, table: str, date_of: str, buckets: int = 1) -> None:
         self.lake = lake
         self.run_id = run_id
         self.table = table
         self.date_of = date_of
+        self.buckets = buckets
 
     def setup(self) -> None:
         self.writer_id = uuid.uuid4().hex[:10]
         self.files = 0
         self.failed = Metrics.counter(NAMESPACE, "failed")
+        self.duplicates = Metrics.counter(NAMESPACE, "duplicates")
+        self.con = connect() if self.table == EVENTS else None
+
+    def teardown(self) -> None:
+        if self.con is not None:
+            self.con.close()
 
     def start_bundle(self) -> None:
         self.buffer: list[pa.Table] = []
@@ -125,18 +134,35 @@ class _StageFiles(beam.DoFn):
     def _flush(self) -> Iterator:
         if not self.buffer:
             return
-        table = pa.concat_tables(self.buffer).sort_by(self.date_of)
+        table = pa.concat_tables(self.buffer)
         self.buffer, self.buffered = [], 0
-        for date, part in day_slices(table, self.date_of):
-            self.files += 1
-            file = f"{PARTITION_COLUMN}={date}/part-{self.run_id}-{self.writer_id}-{self.files:05d}.parquet"
-            if self.table == FAILED:
+        if self.table == FAILED:
+            for file, part in self._files(table.sort_by(self.date_of)):
                 yield self._write(FAILED, file, part.cast(FAILED_SCHEMA))
                 self.failed.inc(part.num_rows)
-                continue
+            return
+        # Drop the buffer's own duplicates and sort by date in one copy of the rows.
+        first, bucket = dedupe.first_copies(self.con, dedupe.event_keys(table), self.buckets)
+        self.duplicates.inc(int(len(first) - first.sum()))
+        order = pc.sort_indices(table[self.date_of]).to_numpy()
+        order = order[first[order]]
+        table = table.take(order)
+        files, rows = [], []
+        for file, part in self._files(table):
             yield self._write(EVENTS, file, part.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA))
             yield self._write(RAW, file, archive_table(part))
-            yield beam.pvalue.TaggedOutput(KEYS, (file, dedupe.staged_keys(part, file)))
+            files.append(pa.array([file] * part.num_rows, pa.string()))
+            rows.append(np.arange(part.num_rows, dtype=np.int32))
+        keys = dedupe.event_keys(table, pa.concat_arrays(files), pa.array(np.concatenate(rows)))
+        for pair in dedupe.by_bucket(keys, bucket[order]):
+            yield beam.pvalue.TaggedOutput(KEYS, pair)
+
+    def _files(self, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+        """(staged file name `date=D/part-...`, its rows) of a table sorted by `date_of`."""
+        for date, part in day_slices(table, self.date_of):
+            self.files += 1
+            name = f"part-{self.run_id}-{self.writer_id}-{self.files:05d}.parquet"
+            yield f"{PARTITION_COLUMN}={date}/{name}", part
 
     def _write(self, table: str, file: str, rows: pa.Table) -> Staged:
         staged = staged_file(self.lake, self.run_id, table, file)
@@ -208,6 +234,11 @@ class _DropDuplicates(beam.DoFn):
         for table in (EVENTS, RAW):
             path = staged_file(self.lake, self.run_id, table, file).staged
             with FileSystems.open(path) as handle:
+                every_row = pq.ParquetFile(handle).metadata.num_rows == len(drop)
+            if every_row:  # e.g. a file imported twice: nothing to read
+                FileSystems.delete([path])
+                continue
+            with FileSystems.open(path) as handle:
                 rows = pq.read_table(handle)
             keep = np.ones(rows.num_rows, dtype=bool)
             keep[drop] = False
@@ -218,11 +249,16 @@ class _DropDuplicates(beam.DoFn):
 
 
 class _CommitFn(beam.DoFn):
-    """After every staged file is final: count the events written, make the files visible."""
+    """After every staged file is final: count the events written, make the files visible.
 
-    def __init__(self, lake: str, run_id: str) -> None:
+    Partitions in `replace` (events and raw) are swapped whole for what the run staged
+    there, even nothing; the run's other files are added.
+    """
+
+    def __init__(self, lake: str, run_id: str, replace: tuple[str, ...]) -> None:
         self.lake = lake
         self.run_id = run_id
+        self.replace = replace
 
     def setup(self) -> None:
         self.written = Metrics.counter(NAMESPACE, "written")
@@ -234,8 +270,18 @@ class _CommitFn(beam.DoFn):
             if s.table == EVENTS:
                 with FileSystems.open(s.staged) as handle:
                     self.written.inc(pq.ParquetFile(handle).metadata.num_rows)
-        commit_files(self.lake, self.run_id, sorted((s.staged, s.final) for s in present))
+        swapped = []
+        for table in (EVENTS, RAW):
+            for partition in self.replace:
+                folder = lake_path(self.lake, STAGING, self.run_id, table, partition)
+                mark_staged_partition(folder, self.run_id)
+                swapped.append((folder, lake_path(self.lake, table, partition)))
+        added = [s for s in present if not self._replaced(s)]
+        commit_files(self.lake, self.run_id, sorted((s.staged, s.final) for s in added), swapped)
         yield len(present)
+
+    def _replaced(self, staged: Staged) -> bool:
+        return staged.table != FAILED and staged.file.split("/")[0] in self.replace
 
 
 def dedupe_buckets(input_bytes: int) -> int:
@@ -246,34 +292,38 @@ def dedupe_buckets(input_bytes: int) -> int:
 class WriteToLake(beam.PTransform):
     """(events with the archive column, failed rows) -> the lake, deduplicated, committed at once."""
 
-    def __init__(self, lake: str, run_id: str, buckets: int = 4, against_lake: bool = True) -> None:
+    def __init__(
+        self, lake: str, run_id: str, buckets: int = 4, replace: tuple[str, ...] = ()
+    ) -> None:
         super().__init__()
         self.lake = lake
         self.run_id = run_id
         self.buckets = buckets
-        self.against_lake = against_lake  # also drop events the lake's partitions hold
+        # Partitions (`date=D`) the run replaces: their new events are compared with each
+        # other only; without any, new events are also compared with what the lake holds.
+        self.replace = tuple(replace)
 
     def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         events, failed = pcolls
-        lake, run = self.lake, self.run_id
+        lake, run, buckets = self.lake, self.run_id, self.buckets
         staged = events | "StageEvents" >> beam.ParDo(
-            _StageFiles(lake, run, EVENTS, "timestamp")
+            _StageFiles(lake, run, EVENTS, "timestamp", buckets)
         ).with_outputs(KEYS, main="files")
         rejected = failed | "StageFailed" >> beam.ParDo(
             _StageFiles(lake, run, FAILED, "receivedAt")
         )
-        keys = [staged[KEYS] | "KeyTables" >> beam.Values()]
-        if self.against_lake:
+        keys = [staged[KEYS]]
+        if not self.replace and _holds_events(lake):
             keys.append(
-                staged[KEYS]
-                | "Partitions" >> beam.Map(lambda pair: pair[0].split("/")[0])
+                staged["files"]
+                | "Partitions" >> beam.FlatMap(_event_partition)
                 | "Distinct" >> beam.Distinct()
                 | "ReadLakeKeys" >> beam.ParDo(_ReadLakeKeys(lake))
+                | "Bucket" >> beam.ParDo(_BucketKeys(buckets))
             )
         rewritten = (
             tuple(keys)
             | "AllKeys" >> beam.Flatten()
-            | "Bucket" >> beam.ParDo(_BucketKeys(self.buckets))
             | "GroupBuckets" >> beam.GroupByKey()
             | "FindDuplicates" >> beam.ParDo(_FindDuplicates())
             | "GroupFiles" >> beam.GroupByKey()
@@ -283,5 +333,17 @@ class WriteToLake(beam.PTransform):
             (staged["files"], rejected)
             | "AllFiles" >> beam.Flatten()
             | "ListFiles" >> beam.combiners.ToList()
-            | "Commit" >> beam.ParDo(_CommitFn(lake, run), beam.pvalue.AsList(rewritten))
+            | "Commit"
+            >> beam.ParDo(_CommitFn(lake, run, self.replace), beam.pvalue.AsList(rewritten))
         )
+
+
+def _event_partition(staged: Staged) -> Iterator[str]:
+    if staged.table == EVENTS:
+        yield staged.file.split("/")[0]
+
+
+def _holds_events(lake: str) -> bool:
+    """Whether the lake has event files yet (else there is nothing to compare with)."""
+    pattern = lake_path(lake, EVENTS, f"{PARTITION_COLUMN}=*", "*.parquet")
+    return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from datetime import UTC, datetime
 
-from eventpipe.io.bigquery import BigQueryTarget
+import apache_beam as beam
+
+from eventpipe.io.bigquery import BigQueryTarget, record_run
+from eventpipe.jobs.common import run_pipeline
+from eventpipe.jobs.summary import RunSummary
 
 SINKS = ("lake", "bigquery")
 
@@ -56,3 +62,21 @@ def bigquery_target(args: argparse.Namespace) -> BigQueryTarget | None:
         endpoint=args.bq_endpoint,
         job_project=args.bq_project or "",
     )
+
+
+def run_to_bigquery_summary(
+    target: BigQueryTarget,
+    run_id: str,
+    beam_args: list[str],
+    build: Callable[[beam.Pipeline], None],
+    record: dict,
+    files: int = 0,
+) -> RunSummary:
+    """Run a pipeline that writes to `target`; print its summary and record it in BigQuery."""
+    summary = run_pipeline(run_id, beam_args, build, files)
+    table = record_run(target, run_id, datetime.now(UTC), {**summary.to_dict(), **record})
+    for line in summary.lines():
+        print(line)
+    print(f"  events: {target.table}   failed: {target.failed_table}")
+    print(f"  summary recorded in {table}")
+    return summary

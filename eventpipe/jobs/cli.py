@@ -14,10 +14,13 @@ import sys
 
 JOB_MODULES = (
     "eventpipe.jobs.import_events",
+    "eventpipe.jobs.reprocess",
+    "eventpipe.jobs.identity",
     "eventpipe.jobs.generate",
     "eventpipe.jobs.schema",
     "eventpipe.jobs.serve",
     "eventpipe.jobs.compact",
+    "eventpipe.jobs.stream",
 )
 
 

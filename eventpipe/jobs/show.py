@@ -22,8 +22,10 @@ def show(lake: Path) -> str:
     failed = f"read_parquet('{lake}/failed/*/*.parquet', hive_partitioning = true)"
     out = []
     runs = sorted((lake / "_runs").glob("*.json"))
-    if runs:
-        last = json.loads(runs[-1].read_text())
+    summaries = [json.loads(path.read_text()) for path in runs]
+    counted = [summary for summary in summaries if "read" in summary]  # import, reprocess
+    if counted:
+        last = counted[-1]
         out.append(
             f"Last run {last['run_id']}: read {last['read']:,} = written {last['written']:,}"
             f" + failed {last['failed']:,} + duplicates {last['duplicates']:,}"
@@ -44,6 +46,14 @@ def show(lake: Path) -> str:
             con,
             f"SELECT count(DISTINCT date) AS days, min(date) AS first, max(date) AS last, "
             f"count(*) AS events FROM {events}",
+        )
+    )
+    out.append("Identities (kpid: one per profile; see `eventpipe identity`):")
+    out.append(
+        _table(
+            con,
+            f"SELECT count(DISTINCT kpid) AS profiles, count(kpid) AS events_with_kpid, "
+            f"count(*) - count(kpid) AS anonymous_events FROM {events}",
         )
     )
     out.append("Browsers and devices (enriched from the user agent):")

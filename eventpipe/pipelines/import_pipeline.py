@@ -1,4 +1,8 @@
-"""The batch import graph: files -> parse -> validate -> normalise -> enrich -> dedupe -> lake."""
+"""The batch import graph: files -> parse -> validate -> normalise -> enrich -> stitch -> dedupe -> lake.
+
+Stitching gives new events of known profiles their kpid from the lake's identity
+map; `eventpipe identity` resolves new identities and re-stitches stored events.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,13 @@ from eventpipe.io.bigquery import BigQueryTarget, WriteToBigQuery
 from eventpipe.io.lake_sink import WriteToLake
 from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
 from eventpipe.transforms.enrich import EnrichOptions
-from eventpipe.transforms.stages import EnrichEvents, NormaliseEvents, ParseRecords, ValidateEvents
+from eventpipe.transforms.stages import (
+    EnrichEvents,
+    NormaliseEvents,
+    ParseRecords,
+    StitchKpids,
+    ValidateEvents,
+)
 
 
 @dataclass(frozen=True)
@@ -29,20 +39,37 @@ class ImportConfig:
     bigquery: BigQueryTarget | None = None  # set: write to BigQuery instead of the lake
 
 
+def apply_stages(
+    records: beam.PCollection,
+    run_id: str,
+    run_start: datetime,
+    default_connection: int | None,
+    enrich: EnrichOptions | None,
+) -> tuple[beam.PCollection, list[beam.PCollection]]:
+    """Record chunks -> parse -> validate -> normalise -> enrich: (events, every failed output).
+
+    The stage chain every ingest graph shares (import, stream).
+    """
+    parsed, parse_failed = records | "ParseRecords" >> ParseRecords(run_id, run_start)
+    valid, invalid = parsed | "ValidateEvents" >> ValidateEvents(run_id, run_start)
+    normalised, unnormalised = valid | "NormaliseEvents" >> NormaliseEvents(
+        run_id, run_start, default_connection
+    )
+    failures = [parse_failed, invalid, unnormalised]
+    events = normalised
+    if enrich is not None:
+        events, bots = normalised | "EnrichEvents" >> EnrichEvents(enrich, run_id)
+        failures.append(bots)
+    return events, failures
+
+
 def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None:
     """Add the import graph to `pipeline`: every stage's failed output goes to one failed sink."""
     run, start = config.run_id, config.run_start
     records = pipeline | "ReadRecords" >> ReadRawRecords(config.files, config.chunk_bytes)
-    parsed, parse_failed = records | "ParseRecords" >> ParseRecords(run, start)
-    valid, invalid = parsed | "ValidateEvents" >> ValidateEvents(run, start)
-    normalised, unnormalised = valid | "NormaliseEvents" >> NormaliseEvents(
-        run, start, config.default_connection
-    )
-    failures = [parse_failed, invalid, unnormalised]
-    events = normalised
-    if config.enrich is not None:
-        events, bots = normalised | "EnrichEvents" >> EnrichEvents(config.enrich, run)
-        failures.append(bots)
+    events, failures = apply_stages(records, run, start, config.default_connection, config.enrich)
+    if config.lake:  # (a BigQuery import without --lake has no identity map to stitch from)
+        events = events | "StitchKpids" >> StitchKpids(config.lake)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()
     if config.bigquery is not None:
         _ = (events, failed) | "WriteBigQuery" >> WriteToBigQuery(config.bigquery, run, start)

@@ -10,10 +10,11 @@ event's timestamp). A re-sent event normally lands in the partition of its first
 copy (the timestamp is the client's corrected time); a copy whose timestamp moved
 to another day than a stored copy's is not compared with it.
 
-Memory stays bounded because only keys travel: each staged file contributes a
-small table of keys (KEY_SCHEMA, ~80 bytes an event), split into `buckets` by a
-hash of the key; one bucket's keys are compared at a time, and the verdict is a
-list of (staged file, row) to drop.
+Memory stays bounded because only keys travel: each writer buffer drops its own
+duplicates (`first_copies`: most copies are near each other, like client retries),
+then sends the keys of what it staged (KEY_SCHEMA, ~150 bytes an event), split
+into `buckets` by a hash of the key; one bucket's keys are compared at a time, and
+the verdict is a list of (staged file, row) to drop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -41,24 +43,33 @@ KEY_SCHEMA = pa.schema(
 )
 
 
-def staged_keys(events: pa.Table, file: str) -> pa.Table:
-    """The keys of one staged file's rows (events with the archive column), in row order."""
+def event_keys(
+    events: pa.Table, files: pa.Array | None = None, rows: pa.Array | None = None
+) -> pa.Table:
+    """The keys of event rows (events with the archive column), in row order.
+
+    `files`/`rows` say where each row is staged (default: null file, row = position).
+    The columns are compact copies: `events` is often a slice of a bigger table, and a
+    pickled slice would carry the whole table's buffers to the shuffle.
+    """
     archive = events[ARCHIVE_COLUMN]
     n = events.num_rows
-    return pa.Table.from_arrays(
+    positions = pa.array(np.arange(n, dtype=np.int32))
+    keys = pa.Table.from_arrays(
         [
             events["connectionId"],
             events["messageId"],
-            pa.array([False] * n),
+            pa.array(np.zeros(n, dtype=bool)),
             events["receivedAt"],
             pc.struct_field(archive, "source"),
             pc.struct_field(archive, "line"),
             pc.struct_field(archive, "index"),
-            pa.array([file] * n, pa.string()),
-            pa.array(range(n), pa.int32()),
+            pa.nulls(n, pa.string()) if files is None else files,
+            positions if rows is None else rows,
         ],
         schema=KEY_SCHEMA,
     )
+    return keys.take(positions)
 
 
 def existing_keys(stored: pa.Table) -> pa.Table:
@@ -74,6 +85,34 @@ def existing_keys(stored: pa.Table) -> pa.Table:
     )
 
 
+_FIRST_COPIES = """
+    SELECT (hash(connectionId, messageId) % {buckets})::INTEGER AS bucket,
+           row_number() OVER (
+               PARTITION BY connectionId, messageId
+               ORDER BY receivedAt, source, line, "index", "row") = 1 AS first
+    FROM dedupe_keys ORDER BY "row"
+"""
+
+
+def first_copies(
+    con: duckdb.DuckDBPyConnection, keys: pa.Table, buckets: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For keys of new events (`row` = position): whether each row is the first copy of
+    its key among these rows (by the survivor rule), and its bucket."""
+    found = _query(con, keys, _FIRST_COPIES.format(buckets=int(buckets)))
+    return found["first"].to_numpy(), found["bucket"].to_numpy()
+
+
+def by_bucket(keys: pa.Table, bucket: np.ndarray) -> Iterator[tuple[int, pa.Table]]:
+    """(bucket, its keys, compacted) for each bucket present in `bucket` (one per key row)."""
+    order = np.argsort(bucket, kind="stable")
+    ordered = bucket[order]
+    bounds = np.flatnonzero(np.diff(ordered)) + 1
+    for chunk in np.split(order, bounds):
+        if len(chunk):
+            yield int(bucket[chunk[0]]), keys.take(pa.array(chunk))
+
+
 def split_by_bucket(
     con: duckdb.DuckDBPyConnection, keys: pa.Table, buckets: int
 ) -> Iterator[tuple[int, pa.Table]]:
@@ -81,18 +120,8 @@ def split_by_bucket(
 
     The bucket is DuckDB's `hash` of the key: deterministic across processes.
     """
-    sql = (
-        f"SELECT (hash(connectionId, messageId) % {int(buckets)})::INTEGER AS bucket, * "
-        "FROM dedupe_keys ORDER BY bucket"
-    )
-    numbered = _query(con, keys, sql)
-    bucket = numbered["bucket"].to_numpy()
-    numbered = numbered.drop_columns(["bucket"])
-    start = 0
-    while start < len(bucket):
-        end = int(bucket.searchsorted(bucket[start], side="right"))
-        yield int(bucket[start]), numbered.slice(start, end - start)
-        start = end
+    sql = f"SELECT (hash(connectionId, messageId) % {int(buckets)})::INTEGER AS bucket FROM dedupe_keys"
+    yield from by_bucket(keys, _query(con, keys, sql)["bucket"].to_numpy())
 
 
 _DUPLICATES = """

@@ -16,11 +16,13 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
+from eventpipe.identity.store import current_kpid_map
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.enrich import Enricher, EnrichOptions
 from eventpipe.transforms.failures import count_by_reason, dropped_bots
 from eventpipe.transforms.normalise import EventNormaliser
 from eventpipe.transforms.parse import RecordParser
+from eventpipe.transforms.stitch import KpidStitcher
 from eventpipe.transforms.validate import EventValidator
 
 MAIN = "main"
@@ -98,6 +100,36 @@ class _EnrichFn(beam.DoFn):
         result = self.enricher.enrich(events)
         self.bots.inc(result.stats.bots)
         yield from emit(result.events, dropped_bots(result.bots, self.run_id))
+
+
+class _StitchFn(beam.DoFn):
+    """Fills kpids from the lake's identity map, loaded once per worker in setup."""
+
+    def __init__(self, lake: str) -> None:
+        self.lake = lake
+
+    def setup(self) -> None:
+        kpid_map = current_kpid_map(self.lake)
+        self.con = connect() if kpid_map.num_rows else None
+        self.stitcher = KpidStitcher(kpid_map).bind(self.con) if self.con else None
+
+    def teardown(self) -> None:
+        if self.con is not None:
+            self.con.close()
+
+    def process(self, events: pa.Table) -> Iterator[pa.Table]:
+        yield events if self.stitcher is None else self.stitcher.stitch(events)
+
+
+class StitchKpids(beam.PTransform):
+    """Events -> events with the kpid of their profile (none when the lake has no identity map)."""
+
+    def __init__(self, lake: str) -> None:
+        super().__init__()
+        self.lake = lake
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        return pcoll | beam.ParDo(_StitchFn(self.lake))
 
 
 class _Stage(beam.PTransform):

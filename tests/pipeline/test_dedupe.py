@@ -73,6 +73,15 @@ def test_which_copy_survives(case, rows, expected):
     assert dict(dedupe.duplicate_rows(con, keys(*reversed(rows)))) == expected
 
 
+def test_first_copies_follow_the_same_rule():
+    con = connect()
+    rows = [(1, "a", NEW, 5, "f", 1, None, 0), (1, "a", NEW, 2, "g", 9, None, 1),
+            (1, "b", NEW, 0, "f", 3, None, 2), (2, "a", NEW, 9, "f", 4, None, 3)]  # fmt: skip
+    first, bucket = dedupe.first_copies(con, keys(*rows), 3)
+    assert first.tolist() == [False, True, True, True]
+    assert bucket[0] == bucket[1] and set(bucket.tolist()) <= {0, 1, 2}
+
+
 def test_buckets_keep_every_copy_of_a_key_together():
     con = connect()
     rows = [(c, f"m{i % 50}", NEW, i, "f", i, "x", i) for i in range(400) for c in (1, 2)]

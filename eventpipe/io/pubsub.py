@@ -1,0 +1,297 @@
+"""Source: Pub/Sub messages -> chunks of raw records (the input of ParseRecords).
+
+A message is a landing envelope (`{"receivedAt", "ip", "connectionId", "body"}`)
+or a raw batch / event / array of events. A raw one is wrapped in an envelope
+built from the message attributes `receivedAt`, `ip` and `connectionId`, with the
+publish time as `receivedAt` when the attribute is absent. An envelope's own
+fields win over attributes. Each record's `source` is
+`<subscription>/messages/<messageId>`, so a failed row names its message.
+
+The graph reads with Beam's `ReadFromPubSub` (on Dataflow: the native source,
+which acks after durable checkpoints and drains with `gcloud dataflow jobs drain`).
+Beam 2.77's local (DirectRunner) evaluator for it cannot run this job as is: it
+pulls at most 10 messages per request with a 30 s blocking pull, so the watermark
+(the wall clock at each pull) stops while the stream is quiet and the last windows
+never close; it never ends, so a stop discards every open window; and it cannot
+drain. `use_local_reader` replaces that evaluator, for local runs only, by one
+that pulls `max_messages` with a short timeout (the watermark keeps moving) and
+that ends the source on a stop request or after `idle_stop_seconds` without a
+message: the runner then advances the watermark to the end of time, every window
+and timer fires, and the pipeline finishes (a drain). Like Beam's, it acks
+messages once they are handed to the runner (in memory: a crash of a local run
+loses what was pulled and not yet written).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import apache_beam as beam
+import duckdb
+import orjson
+import pyarrow as pa
+from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
+
+from eventpipe.transforms.duck import connect
+from eventpipe.transforms.parse import RECORDS_SCHEMA
+from eventpipe.transforms.stages import NAMESPACE
+
+log = logging.getLogger(__name__)
+
+ENVELOPE_ATTRIBUTES = ("receivedAt", "ip", "connectionId")
+
+
+# --- messages -> records (pure) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    """What the job uses of one Pub/Sub message."""
+
+    data: bytes
+    attributes: dict[str, str]
+    message_id: str
+    publish_time: datetime  # UTC
+
+
+def _json_value(value: str, numeric: bool) -> str:
+    if numeric and value.lstrip("-").isdigit():
+        return value
+    return orjson.dumps(value).decode()
+
+
+def envelope_text(message: Message, body: str) -> str:
+    """`body` wrapped in a landing envelope built from the attributes (else the publish time)."""
+    attrs = message.attributes
+    received = attrs.get("receivedAt") or message.publish_time.astimezone(UTC).isoformat()
+    parts = [f'"receivedAt":{_json_value(received, False)}']
+    if attrs.get("ip"):
+        parts.append(f'"ip":{_json_value(attrs["ip"], False)}')
+    if attrs.get("connectionId"):
+        parts.append(f'"connectionId":{_json_value(attrs["connectionId"], True)}')
+    return "{" + ",".join(parts) + ',"body":' + body + "}"
+
+
+_SHAPE_SQL = """
+    SELECT ok AS json,
+           CASE WHEN ok THEN coalesce(json_type(raw) = 'OBJECT'
+                                      AND json_type(raw, '$.body') IS NOT NULL, false)
+                ELSE false END AS envelope
+    FROM (SELECT raw, coalesce(json_valid(raw), false) AS ok FROM messages)
+"""
+
+
+def records_from_messages(
+    messages: list[Message], subscription: str, con: duckdb.DuckDBPyConnection
+) -> pa.Table:
+    """A chunk of raw records (RECORDS_SCHEMA), one per message.
+
+    Envelopes pass as they are; other JSON is wrapped (`envelope_text`); text that
+    is not JSON passes as it is, so parse rejects it (`invalid_json`) with its text.
+    """
+    texts = [m.data.decode("utf-8", errors="replace") for m in messages]
+    con.register("messages", pa.table({"raw": pa.array(texts, pa.string())}))
+    try:
+        shape = con.sql(_SHAPE_SQL).to_arrow_table()
+    finally:
+        con.unregister("messages")
+    is_json = shape["json"].to_pylist()
+    is_envelope = shape["envelope"].to_pylist()
+    raws = [
+        text if envelope or not ok else envelope_text(m, text)
+        for m, text, ok, envelope in zip(messages, texts, is_json, is_envelope, strict=True)
+    ]
+    n = len(messages)
+    return pa.Table.from_arrays(
+        [
+            pa.array([f"{subscription}/messages/{m.message_id}" for m in messages], pa.string()),
+            pa.array([1] * n, pa.int64()),
+            pa.array([0] * n, pa.int32()),
+            pa.array(raws, pa.string()),
+        ],
+        schema=RECORDS_SCHEMA,
+    )
+
+
+# --- Beam: messages -> record chunks -----------------------------------------------------
+
+
+class _MessagesToRecordsFn(beam.DoFn):
+    """Buffers the messages of a bundle and emits them as one record chunk (Arrow table)."""
+
+    def __init__(self, subscription: str, max_records: int) -> None:
+        self.subscription = subscription
+        self.max_records = max_records
+
+    def setup(self) -> None:
+        self.con = connect()
+        self.messages_counter = Metrics.counter(NAMESPACE, "messages")
+
+    def teardown(self) -> None:
+        self.con.close()
+
+    def start_bundle(self) -> None:
+        self.buffer: list[Message] = []
+        self.oldest: Timestamp | None = None
+
+    def process(
+        self, message: PubsubMessage, timestamp: Timestamp = beam.DoFn.TimestampParam
+    ) -> Iterator[pa.Table]:
+        # The element timestamp is the publish time (Beam's source, without timestamp_attribute).
+        published = message.publish_time or timestamp.to_utc_datetime(has_tz=True)
+        self.buffer.append(
+            Message(
+                message.data, dict(message.attributes or {}), message.message_id or "", published
+            )
+        )
+        self.oldest = timestamp if self.oldest is None else min(self.oldest, timestamp)
+        if len(self.buffer) >= self.max_records:
+            yield from self._flush(windowed=False)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        yield from self._flush(windowed=True)
+
+    def _flush(self, windowed: bool) -> Iterator:
+        if not self.buffer:
+            return
+        self.messages_counter.inc(len(self.buffer))
+        table = records_from_messages(self.buffer, self.subscription, self.con)
+        oldest = self.oldest
+        self.buffer, self.oldest = [], None
+        if windowed:
+            yield WindowedValue(table, oldest, [GlobalWindow()])
+        else:
+            yield table
+
+
+class MessagesToRecords(beam.PTransform):
+    """Pub/Sub messages -> chunks of raw records, one chunk per bundle (at most `max_records`)."""
+
+    def __init__(self, subscription: str, max_records: int = 5000) -> None:
+        super().__init__()
+        self.subscription = subscription
+        self.max_records = max_records
+
+    def expand(self, messages: beam.PCollection) -> beam.PCollection:
+        return messages | beam.ParDo(_MessagesToRecordsFn(self.subscription, self.max_records))
+
+
+def failed_to_messages(failed: pa.Table) -> list[bytes]:
+    """One dead-letter message (the failed row as JSON) per failed row."""
+    return [orjson.dumps(row, default=str) for row in failed.to_pylist()]
+
+
+# --- the local reader ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalReadSettings:
+    """How the local reader pulls and when it stops (see the module docstring)."""
+
+    stop_key: str  # request_stop(stop_key) ends the source
+    max_messages: int = 1000
+    pull_timeout: float = 1.0
+    idle_stop_seconds: float | None = None
+
+
+_STOP_REQUESTS: dict[str, threading.Event] = {}
+_LOCK = threading.Lock()
+
+
+def stop_event(key: str) -> threading.Event:
+    """The event that ends the local reader of `key` once set."""
+    with _LOCK:
+        return _STOP_REQUESTS.setdefault(key, threading.Event())
+
+
+def request_stop(key: str) -> None:
+    """Ask the local reader of `key` to stop pulling and let the pipeline drain."""
+    stop_event(key).set()
+
+
+class ReadPubSubMessages(ReadFromPubSub):
+    """Beam's ReadFromPubSub (with attributes), carrying the settings of the local reader."""
+
+    def __init__(self, subscription: str, local: LocalReadSettings | None = None) -> None:
+        super().__init__(subscription=subscription, with_attributes=True)
+        self._source.local_settings = local
+
+
+def use_local_reader() -> None:
+    """Make the DirectRunner read Pub/Sub with `_LocalPubSubReadEvaluator` (idempotent)."""
+    from apache_beam.runners.direct.direct_runner import _DirectReadFromPubSub
+    from apache_beam.runners.direct.transform_evaluator import TransformEvaluatorRegistry
+
+    TransformEvaluatorRegistry._test_evaluators_overrides[_DirectReadFromPubSub] = (
+        _local_evaluator_class()
+    )
+
+
+def _local_evaluator_class() -> type:
+    from apache_beam.runners.direct.transform_evaluator import _PubSubReadEvaluator
+    from apache_beam.runners.direct.util import TransformResult
+    from google.api_core import exceptions as gexc
+
+    class _LocalPubSubReadEvaluator(_PubSubReadEvaluator):
+        """Pulls many messages with a short timeout; ends on a stop request or when idle."""
+
+        # Per stop key: when the current run of empty pulls began (None: the last pull had messages).
+        _idle_since: dict[str, float | None] = {}
+
+        def settings(self) -> LocalReadSettings:
+            settings = getattr(self.source, "local_settings", None)
+            return settings or LocalReadSettings(stop_key=self._sub_name)
+
+        def _note_pull(self, got_messages: bool) -> None:
+            """Track idleness; request the stop once pulls found nothing for `idle_stop_seconds`."""
+            settings = self.settings()
+            if got_messages:
+                self._idle_since[settings.stop_key] = None
+                return
+            now = time.monotonic()
+            since = self._idle_since.get(settings.stop_key) or now
+            self._idle_since[settings.stop_key] = since
+            idle = settings.idle_stop_seconds
+            if idle is not None and now - since >= idle:
+                log.info("no message for %.0fs: stopping the Pub/Sub reader", idle)
+                request_stop(settings.stop_key)
+
+        def _read_from_pubsub(self, timestamp_attribute):
+            settings = self.settings()
+            client = self._get_subscriber_client(self._applied_ptransform)
+            try:
+                response = client.pull(
+                    subscription=self._sub_name,
+                    max_messages=settings.max_messages,
+                    timeout=settings.pull_timeout,
+                    retry=None,
+                )
+            except gexc.DeadlineExceeded:
+                received = []
+            else:
+                received = response.received_messages
+            self._note_pull(bool(received))
+            if not received:
+                return []
+            results = []
+            for rm in received:
+                message = PubsubMessage._from_message(rm.message)
+                results.append((Timestamp.from_utc_datetime(rm.message.publish_time), message))
+            client.acknowledge(subscription=self._sub_name, ack_ids=[r.ack_id for r in received])
+            return results
+
+        def finish_bundle(self):
+            if stop_event(self.settings().stop_key).is_set():
+                return TransformResult(self, [], [], None, {None: MAX_TIMESTAMP})
+            return super().finish_bundle()
+
+    return _LocalPubSubReadEvaluator

@@ -1,0 +1,112 @@
+"""What the Beam jobs share: enrichment flags, run ids, and running a pipeline to its summary."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from datetime import date, datetime
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from eventpipe.io.lake import lake_path, mark_running, recover_abandoned_runs, write_run_summary
+from eventpipe.jobs.summary import RunSummary, summary_from_metrics
+from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
+
+log = logging.getLogger("eventpipe.jobs")
+
+
+def add_enrich_arguments(parser: argparse.ArgumentParser) -> None:
+    """The enrichment flags of import and reprocess."""
+    enrich = parser.add_argument_group("enrichment")
+    enrich.add_argument(
+        "--geoip-db",
+        default=None,
+        help="MaxMind City database (GeoLite2-City or GeoIP2-City .mmdb; any Beam path) for "
+        "context.location; default: the GeoLite2 City database bundled with the package",
+    )
+    enrich.add_argument(
+        "--ip-policy",
+        choices=IP_POLICIES,
+        default="keep",
+        help="what is stored of context.ip after geolocation: keep it, mask it (IPv4 last octet, "
+        "IPv6 last 80 bits) or drop it (default: keep)",
+    )
+    enrich.add_argument(
+        "--drop-bots",
+        action="store_true",
+        help="do not write events from bots and crawlers to the event table; they go to the "
+        "failed table with reason 'bot' (without this flag they are kept, with "
+        "context.device.type = 'bot')",
+    )
+    enrich.add_argument(
+        "--no-enrich",
+        action="store_true",
+        help="skip enrichment: store events as validated and normalised (browser, OS, "
+        "location and campaign only when the events carry them)",
+    )
+
+
+def enrich_options(args: argparse.Namespace) -> EnrichOptions | None:
+    """The enrichment options the flags ask for (None: --no-enrich)."""
+    if args.no_enrich:
+        return None
+    return EnrichOptions(
+        geoip_db=args.geoip_db, ip_policy=args.ip_policy, drop_bots=args.drop_bots
+    ).check()
+
+
+def parse_day(text: str) -> date:
+    """A YYYY-MM-DD flag value (argparse type)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def new_run_id(now: datetime) -> str:
+    """A sortable, unique run id: UTC time plus a random suffix."""
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def prepare_lake(lake: str, run_id: str) -> None:
+    """Finish or clean up what dead runs left, then mark `run_id` as running."""
+    for message in recover_abandoned_runs(lake):
+        log.warning("%s", message)
+    mark_running(lake, run_id)
+
+
+def run_pipeline(
+    run_id: str, beam_args: list[str], build: Callable[[beam.Pipeline], None], files: int = 0
+) -> RunSummary:
+    """Build and run a pipeline to its end; its summary from the pipeline's counters."""
+    started = time.monotonic()
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args, save_main_session=False))
+    build(pipeline)
+    result = pipeline.run()
+    result.wait_until_finish()
+    summary = summary_from_metrics(result, run_id)
+    summary.files = files
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def run_to_summary(
+    lake: str,
+    run_id: str,
+    beam_args: list[str],
+    build: Callable[[beam.Pipeline], None],
+    record: dict,
+    files: int = 0,
+) -> RunSummary:
+    """Build and run a pipeline, then print and record its summary (`_runs/<run>.json`)."""
+    summary = run_pipeline(run_id, beam_args, build, files)
+    path = write_run_summary(lake, run_id, {**summary.to_dict(), **record})
+    for line in summary.lines():
+        print(line)
+    print(f"  events: {lake_path(lake, 'events')}   failed: {lake_path(lake, 'failed')}")
+    print(f"  summary recorded in {path}")
+    return summary

@@ -1,0 +1,195 @@
+"""`eventpipe stream`: Pub/Sub -> the Parquet lake, continuously (windowed, deduplicated)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from types import FrameType
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from eventpipe.io.lake import STAGING, lake_path
+from eventpipe.io.pubsub import LocalReadSettings, ReadPubSubMessages, request_stop
+from eventpipe.jobs.common import (
+    add_enrich_arguments,
+    enrich_options,
+    new_run_id,
+    prepare_lake,
+    run_to_summary,
+)
+from eventpipe.pipelines.stream_pipeline import (
+    LOCAL_RUNNER,
+    StreamConfig,
+    build_stream_pipeline,
+    prepare_local_runner,
+)
+
+log = logging.getLogger("eventpipe.stream")
+
+LOCAL_RUNNERS = {None, "DirectRunner", "SwitchingDirectRunner", LOCAL_RUNNER}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `stream` subcommand."""
+    parser = subparsers.add_parser(
+        "stream",
+        help="stream events from a Pub/Sub subscription into the lake",
+        description=(
+            "Read landing envelopes or raw batches from a Pub/Sub subscription (attributes "
+            "receivedAt, ip and connectionId fill the envelope of a raw batch; else the publish "
+            "time is receivedAt), run the import's parse/validate/normalise/enrich stages, set "
+            "kpid from LAKE/identity/kpid_map.parquet, drop redelivered events (connectionId, "
+            "messageId) and write Parquet files per fixed window of the event timestamp into "
+            "LAKE/events/date=D (failed records, and late events with reason 'late', into "
+            "LAKE/failed/date=D). Stops on SIGINT/SIGTERM (or --stop-after-idle) by draining: "
+            "every open window is written, then the summary read = written + failed + "
+            "duplicates is printed and recorded in LAKE/_runs/RUN.json. Runs locally on Beam's "
+            "streaming DirectRunner; unknown flags go to Beam (e.g. --runner DataflowRunner "
+            "--project P --region R --temp_location gs://...; drain Dataflow jobs with "
+            "`gcloud dataflow jobs drain`)."
+        ),
+    )
+    parser.add_argument(
+        "--subscription", required=True, help="projects/P/subscriptions/S to read from"
+    )
+    parser.add_argument("--lake", required=True, help="lake folder or URL (created when missing)")
+    parser.add_argument(
+        "--sink",
+        choices=["lake"],
+        default="lake",
+        help="where events go (only 'lake' so far; BigQuery comes with eventpipe.io.bigquery)",
+    )
+    parser.add_argument(
+        "--window-seconds",
+        type=int,
+        default=60,
+        help="fixed event-time window of the files, in seconds; must divide a day "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--allowed-lateness",
+        type=float,
+        default=300.0,
+        help="seconds after a window's end during which its events are still written; events "
+        "published later go to the failed table with reason 'late' (default %(default)s)",
+    )
+    parser.add_argument(
+        "--dedupe-seconds",
+        type=float,
+        default=600.0,
+        help="how long (stream time) an event's (connectionId, messageId) is remembered to "
+        "drop redeliveries (default %(default)s)",
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=4,
+        help="state shards of dedupe and writers: files per window (default %(default)s)",
+    )
+    parser.add_argument(
+        "--kpid-refresh-seconds",
+        type=float,
+        default=300.0,
+        help="re-read LAKE/identity/kpid_map.parquet when it changed, at most this often "
+        "(stream time; default %(default)s)",
+    )
+    parser.add_argument(
+        "--dead-letter-topic",
+        default=None,
+        help="projects/P/topics/T: also publish every failed row there, as JSON",
+    )
+    parser.add_argument(
+        "--connection-id",
+        type=int,
+        default=None,
+        help="connection of events whose envelope, attributes, batch and event carry none",
+    )
+    parser.add_argument("--run-id", default=None, help="run id (default: time + random)")
+    local = parser.add_argument_group("local runs (DirectRunner)")
+    local.add_argument(
+        "--stop-after-idle",
+        type=float,
+        default=None,
+        help="drain and stop after this many seconds without a message (tests, benchmarks)",
+    )
+    local.add_argument(
+        "--max-messages",
+        type=int,
+        default=1000,
+        help="messages per Pub/Sub pull (default %(default)s)",
+    )
+    add_enrich_arguments(parser)
+    parser.set_defaults(func=run, accepts_pipeline_options=True)
+
+
+def _streaming_args(beam_args: list[str]) -> tuple[list[str], bool]:
+    """Beam arguments for a streaming run, and whether it runs locally (then prepared for it)."""
+    runner = PipelineOptions(beam_args).view_as(StandardOptions).runner
+    local = runner in LOCAL_RUNNERS
+    if local:
+        prepare_local_runner()
+        beam_args = [*beam_args, f"--runner={LOCAL_RUNNER}"]
+    return [*beam_args, "--streaming"], local
+
+
+def _install_stop_handlers(stop_key: str) -> None:
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.warning(
+            "%s: draining (open windows are written, then the job stops)",
+            signal.Signals(signum).name,
+        )
+        request_stop(stop_key)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Run the streaming job until it is stopped; exit code 0 when every record is accounted for."""
+    if 86_400 % args.window_seconds:
+        log.error("--window-seconds %d does not divide a day", args.window_seconds)
+        return 2
+    run_start = datetime.now(UTC)
+    run_id = args.run_id or new_run_id(run_start)
+    config = StreamConfig(
+        subscription=args.subscription,
+        lake=args.lake,
+        run_id=run_id,
+        run_start=run_start,
+        default_connection=args.connection_id,
+        enrich=enrich_options(args),
+        window_s=args.window_seconds,
+        allowed_lateness_s=args.allowed_lateness,
+        dedupe_expiry_s=args.dedupe_seconds,
+        shards=args.shards,
+        kpid_refresh_s=args.kpid_refresh_seconds,
+        dead_letter_topic=args.dead_letter_topic,
+    )
+    beam_args, local = _streaming_args(beam_args)
+    settings = LocalReadSettings(
+        stop_key=run_id, max_messages=args.max_messages, idle_stop_seconds=args.stop_after_idle
+    )
+
+    def build(pipeline: beam.Pipeline) -> None:
+        messages = pipeline | "ReadPubSub" >> ReadPubSubMessages(
+            args.subscription, settings if local else None
+        )
+        build_stream_pipeline(messages, config)
+
+    prepare_lake(args.lake, run_id)
+    log.info("run %s: streaming %s into %s", run_id, args.subscription, args.lake)
+    _install_stop_handlers(run_id)
+    summary = run_to_summary(
+        args.lake, run_id, beam_args, build, {"subscription": args.subscription}
+    )
+    FileSystems.delete([lake_path(args.lake, STAGING, run_id)])  # empty folders, _RUNNING.json
+    return 0 if summary.reconciles else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run(*argparse.ArgumentParser().parse_known_args()))

@@ -1,0 +1,114 @@
+"""The streaming graph: Pub/Sub -> the import's stages -> kpid -> dedupe -> windowed lake files.
+
+```
+messages --MessagesToRecords--> record chunks --apply_stages (as import)--> events
+events --AttachKpid--> --DeduplicateEvents--> (shard, events) --WriteWindowedEvents--> lake/events
+                                                                                    (+ lake/raw)
+every failed output + late events --WriteWindowedFailed--> lake/failed [+ dead-letter topic]
+```
+
+The source is a parameter: `build_stream_pipeline` takes the PCollection of
+Pub/Sub messages, so tests feed a TestStream and the job feeds Pub/Sub.
+
+BigQuery: the sink is the lake only for now. A BigQuery sink plugs in where
+`WriteWindowedEvents` / `WriteWindowedFailed` are applied: it takes the
+deduplicated `(shard, events)` tables and the failed tables (see `eventpipe.io.bigquery`
+on the `bigquery` branch for batched inserts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import apache_beam as beam
+from apache_beam.runners.worker.statesampler import StateSampler
+
+from eventpipe.io.pubsub import MessagesToRecords, failed_to_messages, use_local_reader
+from eventpipe.pipelines.import_pipeline import apply_stages
+from eventpipe.transforms.enrich import EnrichOptions
+from eventpipe.transforms.streaming_stages import (
+    AttachKpid,
+    DeduplicateEvents,
+    WriteWindowedEvents,
+    WriteWindowedFailed,
+)
+
+LOCAL_RUNNER = "BundleBasedDirectRunner"
+"""The local runner for streaming: the DirectRunner's streaming engine. (The DirectRunner
+itself first tries Prism, which needs a download, then the FnApiRunner, which has no streaming.)"""
+
+
+def prepare_local_runner() -> None:
+    """Fix what keeps Beam 2.77's local streaming runner from running this job (idempotent).
+
+    1. Pub/Sub: read with `io.pubsub`'s local reader (see its docstring).
+    2. Metrics: its executor caches one state per step and thread together with the
+       metrics container of the step's first bundle, so every later bundle's counter
+       updates go to a container that was already committed and are lost (a counter
+       shows its first bundle only). Each bundle gets a state with its own container.
+    """
+    use_local_reader()
+    if getattr(StateSampler.scoped_state, "per_bundle_container", False):
+        return
+    original = StateSampler.scoped_state
+
+    def scoped_state(self, name_context, state_name, io_target=None, metrics_container=None):
+        state = original(self, name_context, state_name, io_target, metrics_container)
+        if metrics_container is not None and state.metrics_container is not metrics_container:
+            for name, cached in list(self._states_by_name.items()):
+                if cached is state:
+                    del self._states_by_name[name]
+            state = original(self, name_context, state_name, io_target, metrics_container)
+        return state
+
+    scoped_state.per_bundle_container = True  # type: ignore[attr-defined]
+    StateSampler.scoped_state = scoped_state  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """What one streaming run needs; built by the job from its flags."""
+
+    subscription: str
+    lake: str
+    run_id: str
+    run_start: datetime
+    default_connection: int | None = None
+    enrich: EnrichOptions | None = field(default_factory=EnrichOptions)  # None: no enrichment
+    window_s: int = 60
+    allowed_lateness_s: float = 300.0
+    dedupe_expiry_s: float = 600.0
+    shards: int = 4
+    kpid_refresh_s: float = 300.0
+    dead_letter_topic: str | None = None
+    max_records: int = 5000  # records per chunk handed to the stages
+
+
+def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> None:
+    """Add the streaming graph, fed by `messages` (PubsubMessage elements)."""
+    run = config.run_id
+    records = messages | "MessagesToRecords" >> MessagesToRecords(
+        config.subscription, config.max_records
+    )
+    events, failures = apply_stages(
+        records, run, config.run_start, config.default_connection, config.enrich
+    )
+    unique = (
+        events
+        | "AttachKpid" >> AttachKpid(config.lake, config.kpid_refresh_s)
+        | "DeduplicateEvents" >> DeduplicateEvents(config.shards, config.dedupe_expiry_s)
+    )
+    late = unique | "WriteEvents" >> WriteWindowedEvents(
+        config.lake, run, config.window_s, config.allowed_lateness_s
+    )
+    failed = (*failures, late) | "AllFailed" >> beam.Flatten()
+    _ = failed | "WriteFailed" >> WriteWindowedFailed(
+        config.lake, run, config.window_s, config.shards
+    )
+    if config.dead_letter_topic:
+        _ = (
+            failed
+            | "FailedToMessages" >> beam.FlatMap(failed_to_messages)
+            | "WriteDeadLetters" >> beam.io.WriteToPubSub(config.dead_letter_topic)
+        )

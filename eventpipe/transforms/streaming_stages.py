@@ -1,0 +1,383 @@
+"""The streaming Beam stages: kpid, deduplication, windowed atomic Parquet writes.
+
+Elements are Arrow tables, as in the batch stages. State lives per shard (a
+small int key: `shard_of` hashes each event's (connectionId, messageId)), so
+only whole tables are shuffled, never one element per event.
+
+Time: the element timestamp of a chunk is the publish time of its oldest
+message (the stream time); timers are event-time timers on the watermark.
+Windows are this module's own (fixed windows of the event `timestamp`, kept in
+per-shard state in the global window) rather than Beam's `WindowInto`: Beam
+drops data behind the allowed lateness without a trace, and every event here
+must land somewhere (late ones in the failed table, reason `late`).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.coders import PickleCoder
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import (
+    BagStateSpec,
+    ReadModifyWriteStateSpec,
+    TimerSpec,
+    on_timer,
+)
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
+
+from eventpipe.identity.store import IDENTITY, current_kpid_map
+from eventpipe.io.lake import EVENTS, FAILED, RAW, lake_path, write_parquet
+from eventpipe.io.lake_sink import archive_table, day_slices, staged_file
+from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
+from eventpipe.transforms import streaming as S
+from eventpipe.transforms.duck import connect
+from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.transforms.normalise import ARCHIVE_COLUMN
+from eventpipe.transforms.stages import FAILED as FAILED_TAG
+from eventpipe.transforms.stages import MAIN, NAMESPACE, count_failed
+from eventpipe.transforms.stitch import KpidStitcher
+
+US = 1_000_000
+KPID_MAP_FILE = "kpid_map.parquet"
+
+
+def _ts_us(timestamp: Timestamp) -> int:
+    return int(timestamp.micros)
+
+
+# --- kpid ---------------------------------------------------------------------------------
+
+
+class _AttachKpidFn(beam.DoFn):
+    """Sets kpid from the lake's identity map, re-read (when it changed) each `refresh_s` of
+    stream time."""
+
+    def __init__(self, lake: str, refresh_s: float) -> None:
+        self.lake = lake
+        self.refresh_us = int(refresh_s * US)
+
+    def setup(self) -> None:
+        self.con = connect()
+        self.stitcher: KpidStitcher | None = None
+        self.loaded_at: int | None = None  # stream time (us) of the last look at the map
+        self.version: tuple | None = None
+        self.loads = Metrics.counter(NAMESPACE, "kpid_map.loads")
+
+    def teardown(self) -> None:
+        self.con.close()
+
+    def _refresh(self, now_us: int) -> None:
+        if self.loaded_at is not None and now_us < self.loaded_at + self.refresh_us:
+            return
+        self.loaded_at = now_us
+        found = FileSystems.match([lake_path(self.lake, IDENTITY, KPID_MAP_FILE)])[0]
+        version = tuple((m.size_in_bytes, m.last_updated_in_seconds) for m in found.metadata_list)
+        if version == self.version:
+            return
+        self.version = version
+        kpid_map = current_kpid_map(self.lake)
+        self.stitcher = KpidStitcher(kpid_map).bind(self.con) if kpid_map.num_rows else None
+        self.loads.inc()
+
+    def process(
+        self, events: pa.Table, timestamp: Timestamp = beam.DoFn.TimestampParam
+    ) -> Iterator[pa.Table]:
+        self._refresh(_ts_us(timestamp))
+        yield events if self.stitcher is None else self.stitcher.stitch(events)
+
+
+class AttachKpid(beam.PTransform):
+    """Events -> events with the kpid of their profile from `LAKE/identity/kpid_map.parquet`
+    (userId's, else anonymousId's, else null; no map yet: null), refreshed periodically.
+
+    The map is looked at again once the stream time has moved `refresh_s` past the
+    last look, and re-read when the file changed. New identities are resolved by the
+    batch identity job (`eventpipe identity`), which also re-stitches stored events:
+    an event of a person the map does not know yet keeps kpid null until then.
+    """
+
+    def __init__(self, lake: str, refresh_s: float) -> None:
+        super().__init__()
+        self.lake = lake
+        self.refresh_s = refresh_s
+
+    def expand(self, events: beam.PCollection) -> beam.PCollection:
+        return events | beam.ParDo(_AttachKpidFn(self.lake, self.refresh_s))
+
+
+# --- shards -------------------------------------------------------------------------------
+
+
+class _ShardEventsFn(beam.DoFn):
+    def __init__(self, shards: int) -> None:
+        self.shards = shards
+
+    def process(self, events: pa.Table) -> Iterator[tuple[int, pa.Table]]:
+        shards = S.shard_of(events, self.shards)
+        for shard in np.unique(shards).tolist():
+            yield shard, events.filter(pa.array(shards == shard))
+
+
+def _failed_shard(failed: pa.Table, shards: int) -> tuple[int, pa.Table]:
+    first = failed.slice(0, 1).to_pylist()[0]
+    return zlib.crc32(f"{first['source']}:{first['line']}".encode()) % shards, failed
+
+
+# --- deduplication ------------------------------------------------------------------------
+
+
+# State and timers (module-level: the DoFn parameters below refer to them).
+SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())  # SEEN_SCHEMA table
+EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
+SEEN_STATE = beam.DoFn.StateParam(SEEN)
+EXPIRE_TIMER = beam.DoFn.TimerParam(EXPIRE)
+
+
+class _DedupeFn(beam.DoFn):
+    """Drops events whose (connectionId, messageId) this shard saw within `expiry`."""
+
+    def __init__(self, expiry_s: float) -> None:
+        self.expiry_us = int(expiry_s * US)
+
+    def setup(self) -> None:
+        self.duplicates = Metrics.counter(NAMESPACE, "duplicates")
+
+    def process(
+        self,
+        element: tuple[int, pa.Table],
+        timestamp: Timestamp = beam.DoFn.TimestampParam,
+        seen_state=SEEN_STATE,
+        expire=EXPIRE_TIMER,
+    ) -> Iterator[tuple[int, pa.Table]]:
+        shard, events = element
+        seen = seen_state.read() or S.SEEN_SCHEMA.empty_table()
+        now = _ts_us(timestamp)
+        result = S.drop_seen(events, seen, now, self.expiry_us)
+        seen_state.write(result.seen)
+        expire.set(Timestamp(micros=now + self.expiry_us))
+        if result.duplicates:
+            self.duplicates.inc(result.duplicates)
+        if result.unique.num_rows:
+            yield shard, result.unique
+
+    @on_timer(EXPIRE)
+    def expire_keys(
+        self,
+        fired: Timestamp = beam.DoFn.TimestampParam,
+        seen_state=SEEN_STATE,
+    ) -> None:
+        seen = seen_state.read()
+        if seen is None:
+            return
+        kept = S.prune_seen(seen, _ts_us(fired) - self.expiry_us) if fired < MAX_TIMESTAMP else None
+        if kept is None or kept.num_rows == 0:
+            seen_state.clear()
+        else:
+            seen_state.write(kept)
+
+
+class DeduplicateEvents(beam.PTransform):
+    """Events -> (shard, events), each (connectionId, messageId) once within `expiry_s`.
+
+    Pub/Sub redelivers messages (at-least-once); the same event arriving again
+    within `expiry_s` of stream time is dropped and counted (`duplicates`). Keys
+    expire when the watermark passes their time + `expiry_s` (a timer), and as
+    newer batches of the same shard come in, so the state stays bounded.
+    """
+
+    def __init__(self, shards: int, expiry_s: float) -> None:
+        super().__init__()
+        self.shards = shards
+        self.expiry_s = expiry_s
+
+    def expand(self, events: beam.PCollection) -> beam.PCollection:
+        return (
+            events
+            | "Shard" >> beam.ParDo(_ShardEventsFn(self.shards))
+            | "DropSeen" >> beam.ParDo(_DedupeFn(self.expiry_s))
+        )
+
+
+# --- windowed writes ----------------------------------------------------------------------
+
+
+def window_file_name(run_id: str, window_start_us: int, shard: int, seq: int) -> str:
+    """The deterministic name of a window's file: run, window start, shard, file sequence."""
+    start = datetime.fromtimestamp(window_start_us / US, UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"part-{run_id}-w{start}-s{shard:03d}-{seq:06d}.parquet"
+
+
+def write_atomically(table: pa.Table, lake: str, run_id: str, kind: str, rel: str) -> None:
+    """Write `LAKE/<kind>/<rel>` by writing it under `LAKE/_staging/<run>/` and renaming it.
+
+    The same `rel` written twice (a retried bundle) replaces the file; readers see
+    the old or the new file, never a partial one. A killed run's staging folder is
+    removed by the next batch run (`jobs.common.prepare_lake`).
+    """
+    staged = staged_file(lake, run_id, kind, rel)
+    write_parquet(table, staged.staged, event_table=kind == EVENTS)
+    if "://" not in staged.final:
+        os.makedirs(os.path.dirname(staged.final), exist_ok=True)
+    FileSystems.rename([staged.staged], [staged.final])
+
+
+BUFFER = BagStateSpec("buffer", PickleCoder())  # (window start us, table)
+SEQ = ReadModifyWriteStateSpec("seq", PickleCoder())  # files written by this shard
+NEXT = ReadModifyWriteStateSpec("next", PickleCoder())  # the flush timer's time (us)
+FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
+BUFFER_STATE = beam.DoFn.StateParam(BUFFER)
+SEQ_STATE = beam.DoFn.StateParam(SEQ)
+NEXT_STATE = beam.DoFn.StateParam(NEXT)
+FLUSH_TIMER = beam.DoFn.TimerParam(FLUSH)
+
+
+class _WindowedWriteFn(beam.DoFn):
+    """Buffers one shard's rows per window; writes each window's rows when the watermark passes
+    its end (again for rows arriving within the allowed lateness); late rows go out as failed.
+    """
+
+    def __init__(
+        self,
+        lake: str,
+        run_id: str,
+        kind: str,
+        window_s: int,
+        lateness_s: float | None,
+    ) -> None:
+        self.lake = lake
+        self.run_id = run_id
+        self.kind = kind  # EVENTS (windows of `timestamp`) or FAILED (windows of stream time)
+        self.window_us = int(window_s * US)
+        self.lateness_us = None if lateness_s is None else int(lateness_s * US)
+
+    def setup(self) -> None:
+        self.schema = arrow_schema() if self.kind == EVENTS else FAILED_SCHEMA
+        self.rows = Metrics.counter(NAMESPACE, "written" if self.kind == EVENTS else "failed")
+        self.files = Metrics.counter(NAMESPACE, f"files.{self.kind}")
+
+    def process(
+        self,
+        element: tuple[int, pa.Table],
+        timestamp: Timestamp = beam.DoFn.TimestampParam,
+        buffer=BUFFER_STATE,
+        next_state=NEXT_STATE,
+        flush=FLUSH_TIMER,
+    ) -> Iterator:
+        _, table = element
+        if self.kind == EVENTS:
+            if self.lateness_us is not None:
+                split = S.split_late(
+                    table, _ts_us(timestamp), self.window_us, self.lateness_us, self.run_id
+                )
+                table = split.on_time
+                if split.late.num_rows:
+                    count_failed(split.late)
+                    yield beam.pvalue.TaggedOutput(FAILED_TAG, split.late)
+            parts = S.split_by_window(table, "timestamp", self.window_us)
+        else:
+            parts = [
+                (int(S.window_starts(np.array([_ts_us(timestamp)]), self.window_us)[0]), table)
+            ]
+        if not parts:
+            return
+        for start, rows in parts:
+            buffer.add((start, rows))
+        first_end = min(start for start, _ in parts) + self.window_us
+        pending = next_state.read()
+        if pending is None or first_end < pending:
+            next_state.write(first_end)
+            flush.set(Timestamp(micros=first_end))
+
+    @on_timer(FLUSH)
+    def flush_windows(
+        self,
+        key=beam.DoFn.KeyParam,
+        fired: Timestamp = beam.DoFn.TimestampParam,
+        buffer=BUFFER_STATE,
+        seq_state=SEQ_STATE,
+        next_state=NEXT_STATE,
+        flush=FLUSH_TIMER,
+    ) -> None:
+        now = _ts_us(fired) if fired < MAX_TIMESTAMP else None  # None: end of the stream
+        entries = list(buffer.read())
+        buffer.clear()
+        due: dict[int, list[pa.Table]] = {}
+        kept = []
+        for start, rows in entries:
+            if now is None or start + self.window_us <= now:
+                due.setdefault(start, []).append(rows)
+            else:
+                kept.append((start, rows))
+        seq = seq_state.read() or 0
+        for start in sorted(due):
+            seq = self._write_window(key, start, pa.concat_tables(due[start]), seq)
+        seq_state.write(seq)
+        for entry in kept:
+            buffer.add(entry)
+        if kept:
+            first_end = min(start for start, _ in kept) + self.window_us
+            next_state.write(first_end)
+            flush.set(Timestamp(micros=first_end))
+        else:
+            next_state.clear()
+
+    def _write_window(self, shard: int, start: int, rows: pa.Table, seq: int) -> int:
+        """Write one window's rows: one file per date partition. Returns the new sequence.
+
+        Event files get their `raw/` archive file (same name, same row order; written
+        first, so a crash in between leaves an archived event a reprocess restores,
+        never a stored event without its archive).
+        """
+        date_column = "timestamp" if self.kind == EVENTS else "receivedAt"
+        for date, part in day_slices(rows.sort_by(date_column), date_column):
+            rel = f"{PARTITION_COLUMN}={date}/{window_file_name(self.run_id, start, shard, seq)}"
+            if self.kind == EVENTS and ARCHIVE_COLUMN in part.column_names:
+                write_atomically(archive_table(part), self.lake, self.run_id, RAW, rel)
+            stored = part.select(self.schema.names).cast(self.schema)
+            write_atomically(stored, self.lake, self.run_id, self.kind, rel)
+            seq += 1
+            self.rows.inc(part.num_rows)
+            self.files.inc()
+        return seq
+
+
+class WriteWindowedEvents(beam.PTransform):
+    """(shard, events) -> files `LAKE/events/date=D/part-<run>-w<window>-s<shard>-<n>.parquet`.
+
+    Fixed windows of the event `timestamp`, `window_s` long. A window's rows are
+    written when the watermark passes its end; rows arriving later, within
+    `lateness_s`, are written as further files of the window; rows arriving after
+    that are late: returned (failed rows, reason `late`), never dropped.
+    Returns the late rows.
+    """
+
+    def __init__(self, lake: str, run_id: str, window_s: int, lateness_s: float) -> None:
+        super().__init__()
+        self.fn = _WindowedWriteFn(lake, run_id, EVENTS, window_s, lateness_s)
+
+    def expand(self, keyed: beam.PCollection) -> beam.PCollection:
+        outputs = keyed | beam.ParDo(self.fn).with_outputs(FAILED_TAG, main=MAIN)
+        return outputs[FAILED_TAG]
+
+
+class WriteWindowedFailed(beam.PTransform):
+    """Failed rows -> `LAKE/failed/date=D/part-...parquet` (date of receivedAt), per window of
+    stream time and shard; failed rows are never late."""
+
+    def __init__(self, lake: str, run_id: str, window_s: int, shards: int) -> None:
+        super().__init__()
+        self.fn = _WindowedWriteFn(lake, run_id, FAILED, window_s, None)
+        self.shards = shards
+
+    def expand(self, failed: beam.PCollection) -> beam.PCollection:
+        shards = self.shards
+        return failed | "Shard" >> beam.Map(_failed_shard, shards) | "Write" >> beam.ParDo(self.fn)

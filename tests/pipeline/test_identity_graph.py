@@ -1,0 +1,261 @@
+"""The SQL identity build gives exactly `identity_rules.resolve`'s profiles, and persists."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventpipe.identity import store
+from eventpipe.identity.store import (
+    read_identity,
+    read_kpid_map,
+    recover_identity,
+    write_identity,
+)
+from eventpipe.transforms.identity_graph import (
+    TABLES,
+    assign_kpids,
+    build_identity,
+    identity_connection,
+    kpid_digest_sql,
+    placeholder_macros,
+    uuid5_sql,
+)
+from eventpipe.transforms.identity_rules import (
+    KPID_NAMESPACE,
+    PLACEHOLDERS,
+    Link,
+    is_placeholder,
+    links_of,
+    resolve,
+)
+from tests.pipeline.test_identity_rules import CASES, alias, at, events, identify, track
+
+EVENT_SCHEMA = pa.schema(
+    [
+        ("type", pa.string()),
+        ("anonymousId", pa.string()),
+        ("userId", pa.string()),
+        ("previousId", pa.string()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+    ]
+)
+Row = tuple[str, str | None, str | None, str | None, datetime]
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory):
+    connection = identity_connection("256MB", str(tmp_path_factory.mktemp("spill")), threads=1)
+    yield connection
+    connection.close()
+
+
+def events_of_links(links: list[Link]) -> list[Row]:
+    """Events whose `links_of` are exactly `links`."""
+    rows: list[Row] = []
+    for link in links:
+        if link.kind == "identified":
+            rows.append(("identify", link.other_id, link.user_id, None, link.timestamp))
+        elif link.kind == "alias":
+            rows.append(("alias", None, link.user_id, link.other_id, link.timestamp))
+        else:
+            rows.append(("track", None, link.user_id, None, link.timestamp))
+    return rows
+
+
+def table_of(rows: list[Row]) -> pa.Table:
+    return pa.Table.from_pylist([dict(zip(EVENT_SCHEMA.names, r, strict=True)) for r in rows],
+                                schema=EVENT_SCHEMA)  # fmt: skip
+
+
+def assert_same_as_rules(con, rows: list[Row]) -> None:
+    """Build from `rows` in SQL; compare every id, event and conflict with `resolve`."""
+    expected = resolve(link for row in rows for link in links_of(*row))
+    result = build_identity(con, table_of(rows))
+    kpid_map = result.table("kpid_map")
+    found = {(k, i): p for k, i, p in zip(*kpid_map.to_pydict().values(), strict=True)}
+    assert len(found) == kpid_map.num_rows  # one row per id
+    wanted = {("user", u): p for u, p in expected.user_kpids.items()}
+    wanted |= {("anonymous", a): p for a, p in expected.anonymous_kpids.items()}
+    assert found == wanted
+    users = result.table("users").to_pydict()
+    assert dict(zip(users["userId"], users["kpid"], strict=True)) == expected.user_kpids
+    conflicts = {
+        (c.anonymous_id, c.other_user_id, c.timestamp, expected.user_kpids[c.kept_user_id])
+        for c in expected.conflicts
+    }
+    got = {tuple(r.values()) for r in result.table("conflicts").to_pylist()}
+    assert got == conflicts
+    assert result.counts["conflicts"] == len(expected.conflicts)
+    stitched = assign_kpids(con, table_of(rows), kpid_map)
+    assert stitched.column_names == [*EVENT_SCHEMA.names, "kpid"]
+    assert stitched["kpid"].to_pylist() == [expected.kpid_of_event(r[1], r[2]) for r in rows]
+
+
+@pytest.mark.parametrize("links", [pytest.param(c[1], id=c[0]) for c in CASES])
+def test_every_rule_case_matches_the_rules(con, links):
+    assert_same_as_rules(con, events_of_links(links))
+
+
+def test_first_user_and_first_seen_tables(con):
+    rows = events_of_links(
+        events(track("dev", "alice", 1), identify("dev", "bob", 2), alias("old", "alice", 3))
+    )
+    result = build_identity(con, table_of(rows))
+    anonymous = result.table("anonymous").to_pylist()
+    assert [(r["anonymousId"], r["userId"], r["first_seen"]) for r in anonymous] == [
+        ("dev", "alice", at(1))
+    ]
+    users = {r["userId"]: r["first_seen"] for r in result.table("users").to_pylist()}
+    assert users == {"alice": at(1), "bob": at(2), "old": at(3)}
+    assert result.table("aliases").to_pylist() == [
+        {"previousId": "old", "userId": "alice", "first_seen": at(3)}
+    ]
+
+
+def test_long_alias_chain_in_any_order_is_one_profile(con):
+    chain = [link for i in range(3000) for link in alias(f"c{i}", f"c{i + 1}", i % 7)]
+    rows = events_of_links(chain[1::2] + chain[::2])  # interleaved order
+    result = build_identity(con, table_of(rows))
+    kpids = set(result.table("kpid_map")["kpid"].to_pylist())
+    assert len(kpids) == 1 and result.counts["users"] == 3001
+    assert result.rounds <= 20  # pointer jumping: logarithmic, not 3000 rounds
+    assert_same_as_rules(con, rows)
+
+
+TRICKY_IDS = [
+    None, "", " ", "\t", "\u2003null\u00a0", " Guest ", "GUEST", "u\u017fer", "NİL", "ﬁ", "te\u017ft",
+    "nullé", "ﬀ", "ﬆ", "u0", "U0", "u1", "é", "名前", "0", "00", "[object Object]",
+]  # fmt: skip
+
+
+@given(st.one_of(st.sampled_from(TRICKY_IDS + sorted(PLACEHOLDERS)), st.text(max_size=8)))
+def test_sql_placeholders_equal_is_placeholder(value):
+    duck = _PLACEHOLDER_CON
+    found = duck.execute("SELECT ep_is_placeholder(?)", [value]).fetchall()[0][0]
+    assert found == is_placeholder(value)
+
+
+_PLACEHOLDER_CON = identity_connection("64MB", threads=1)
+for _macro in placeholder_macros():
+    _PLACEHOLDER_CON.execute(_macro)
+
+
+@given(st.one_of(st.sampled_from(["alice", "", "é", "名前", "😀", "a" * 300]), st.text()))
+def test_vectorised_uuid5_equals_python(name):
+    sql = f"SELECT {uuid5_sql('d')} FROM (SELECT {kpid_digest_sql('?')} AS d)"
+    found = _PLACEHOLDER_CON.execute(sql, [name]).fetchall()[0][0]
+    assert found == str(uuid.uuid5(KPID_NAMESPACE, name))
+
+
+_users = st.sampled_from(["u0", "u1", "u2", "u3", "u4", "U0", "null", " Guest ", "u\u017fer"])
+_anons = st.sampled_from(["a0", "a1", "a2", "a3", "u0", "", "guest", "u\u017fer"])
+_rows = st.tuples(
+    st.sampled_from(["identify", "track", "alias", "page"]),
+    st.one_of(st.none(), _anons),
+    st.one_of(st.none(), _users),
+    st.one_of(st.none(), _users),
+    st.integers(0, 4).map(at),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_rows, max_size=30))
+def test_random_events_match_the_rules(raw_rows):
+    assert_same_as_rules(_PLACEHOLDER_CON, raw_rows)
+
+
+# -- persistence ---------------------------------------------------------------------------
+
+
+def _generations(lake) -> set[bytes]:
+    root = os.path.join(lake, "identity")
+    return {pq.read_schema(os.path.join(root, f"{n}.parquet")).metadata[b"generation"]
+            for n in TABLES}  # fmt: skip
+
+
+def _result(con, *groups):
+    return build_identity(con, table_of(events_of_links(events(*groups))))
+
+
+def test_write_then_read_round_trip(con, tmp_path):
+    lake = str(tmp_path)
+    result = _result(con, identify("a1", "alice", 1), identify("a1", "bob", 2))
+    generation = write_identity(lake, result)
+    tables = read_identity(lake)
+    for name in TABLES:
+        assert tables[name].to_pylist() == result.table(name).to_pylist(), name
+    assert _generations(lake) == {generation.encode()}
+    kpid_map = read_kpid_map(lake)
+    assert kpid_map.schema.names == ["kind", "id", "kpid"]
+    assert all(t == pa.string() for t in kpid_map.schema.types)
+    assert sorted(os.listdir(os.path.join(lake, "identity"))) == sorted(
+        f"{n}.parquet" for n in TABLES
+    )
+
+
+def test_an_interrupted_swap_is_never_seen_half_done_and_is_finished(con, tmp_path):
+    lake = str(tmp_path)
+    old = write_identity(lake, _result(con, identify("a1", "alice", 1)))
+    new_result = _result(con, identify("a1", "bob", 1), identify("a2", "carol", 2))
+    new = store.stage_identity(lake, new_result)
+    store.commit_identity(lake, new)
+    root = os.path.join(lake, "identity")
+    for name in TABLES[:2]:  # the crash: two of five files moved
+        os.replace(os.path.join(root, "_next", f"{name}.parquet"), os.path.join(root, f"{name}.parquet"))  # fmt: skip
+    assert len(_generations(lake)) == 2  # on disk: half old, half new
+    seen = read_identity(lake)  # readers: the whole new set
+    assert {t.schema.metadata[b"generation"] for t in seen.values()} == {new.encode()}
+    assert seen["kpid_map"].to_pylist() == new_result.table("kpid_map").to_pylist()
+    assert recover_identity(lake) == "finished"
+    assert _generations(lake) == {new.encode()}
+    assert sorted(os.listdir(root)) == sorted(f"{n}.parquet" for n in TABLES)
+    assert old != new
+
+
+def test_a_build_that_crashed_before_its_journal_is_discarded(con, tmp_path):
+    lake = str(tmp_path)
+    old = write_identity(lake, _result(con, identify("a1", "alice", 1)))
+    store.stage_identity(lake, _result(con, identify("a1", "bob", 1)))  # no commit
+    assert read_kpid_map(lake)["id"].to_pylist() == ["a1", "alice"]
+    assert _generations(lake) == {old.encode()}
+    newer = write_identity(lake, _result(con, identify("a9", "zoe", 1)))
+    assert _generations(lake) == {newer.encode()}
+    assert read_kpid_map(lake)["id"].to_pylist() == ["a9", "zoe"]
+
+
+def test_reading_a_lake_without_identity_fails_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="kpid_map"):
+        read_kpid_map(str(tmp_path))
+
+
+def test_writing_needs_a_local_lake(con):
+    with pytest.raises(ValueError, match="local lake"):
+        write_identity("gs://bucket/lake", _result(con, identify("a1", "alice", 1)))
+
+
+def test_build_from_lake_files_and_stitch_a_partition(con, tmp_path):
+    rows = events_of_links(
+        events(track("dev", None, 0), identify("dev", "alice", 1), alias("old", "alice", 2))
+    )
+    for day, part in ((1, rows[:2]), (2, rows[2:])):
+        folder = tmp_path / "events" / f"date=2026-01-0{day}"
+        folder.mkdir(parents=True)
+        extra = table_of(part).append_column("kpid", pa.array([None] * len(part), pa.string()))
+        pq.write_table(extra.append_column("other", pa.array(range(len(part)))), folder / "p.parquet")  # fmt: skip
+    result = build_identity(con, str(tmp_path / "events" / "date=*" / "*.parquet"))
+    assert result.counts["users"] == 2 and result.counts["anonymous"] == 1
+    write_identity(str(tmp_path), result)
+    partition = pq.read_table(tmp_path / "events" / "date=2026-01-01" / "p.parquet")
+    stitched = assign_kpids(con, partition, read_kpid_map(str(tmp_path)))
+    assert stitched.column_names == partition.column_names
+    assert stitched.drop_columns(["kpid"]).equals(partition.drop_columns(["kpid"]))
+    alice = str(uuid.uuid5(KPID_NAMESPACE, "alice"))
+    assert stitched["kpid"].to_pylist() == [alice, alice]  # the page view before login too

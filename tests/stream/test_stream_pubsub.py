@@ -1,0 +1,170 @@
+"""End to end: the `eventpipe stream` job against the real Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from google.cloud import pubsub_v1
+
+from eventpipe.io.pubsub_emulator import PubSubEmulator
+from eventpipe.transforms.identity_graph import KPID_MAP_SCHEMA
+
+from stream_support import make_event, read_table
+
+pytestmark = pytest.mark.slow
+
+
+def publish_all(topic: str, messages: list[tuple[bytes, dict[str, str]]]) -> None:
+    publisher = pubsub_v1.PublisherClient()
+    futures = [publisher.publish(topic, data, **attrs) for data, attrs in messages]
+    for future in futures:
+        future.result(timeout=30)
+
+
+def start_job(lake: Path, subscription: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "eventpipe.jobs.cli", "stream", "--subscription", subscription,
+         "--lake", str(lake), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )  # fmt: skip
+
+
+def finish(job: subprocess.Popen, timeout: float = 120) -> str:
+    """Wait for the job; its stdout (stderr is kept as `job.stderr_text`)."""
+    try:
+        out, err = job.communicate(timeout=timeout)
+        job.stderr_text = err  # type: ignore[attr-defined]
+    except subprocess.TimeoutExpired:
+        job.kill()
+        out, err = job.communicate()
+        pytest.fail(f"the stream job did not stop:\n{out}\n{err[-3000:]}")
+    assert job.returncode == 0, f"exit {job.returncode}:\n{out}\n{err[-3000:]}"
+    return out
+
+
+def run_summary(lake: Path) -> dict:
+    [record] = (lake / "_runs").glob("*.json")
+    return json.loads(record.read_text())
+
+
+def pull_all(subscription: str) -> list:
+    """Every message left in `subscription` (acked)."""
+    subscriber = pubsub_v1.SubscriberClient()
+    found = []
+    while True:
+        response = subscriber.pull(subscription=subscription, max_messages=1000, timeout=3)
+        if not response.received_messages:
+            return found
+        found += [m.message for m in response.received_messages]
+        subscriber.acknowledge(
+            subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages]
+        )
+
+
+def test_stream_job_lands_every_message_and_stops_when_idle(
+    pubsub_emulator: PubSubEmulator, tmp_path: Path
+) -> None:
+    topic, subscription = pubsub_emulator.create("events-idle")
+    dead_topic, dead_subscription = pubsub_emulator.create("events-dead")
+    lake = tmp_path / "lake"
+    kpid_map = pa.table(
+        {"kind": ["user", "anonymous"], "id": ["user-3", "anon-4"], "kpid": ["k3", "k4"]},
+        schema=KPID_MAP_SCHEMA,
+    )
+    (lake / "identity").mkdir(parents=True)
+    pq.write_table(kpid_map, lake / "identity" / "kpid_map.parquet")
+
+    now = datetime.now(UTC)
+    attrs = {"connectionId": "5", "ip": "81.2.69.160"}
+    messages = []
+    for i in range(200):  # raw events; the attributes make the envelope
+        extra = {"userId": f"user-{i}"} if i % 10 == 3 else {}
+        messages.append((orjson.dumps(make_event(i, now, **extra)), attrs))
+    for i in range(200, 240):  # landing envelopes of 2-event batches
+        batch = [make_event(i, now), make_event(i + 1000, now)]
+        envelope = {"receivedAt": now.isoformat(), "connectionId": 6, "body": {"batch": batch}}
+        messages.append((orjson.dumps(envelope), {}))
+    messages += [(b'{"truncated": ', attrs)] * 20
+    messages += [(orjson.dumps(make_event(300 + i, now, event=...)), attrs) for i in range(10)]
+    messages += messages[:30]  # published again: the same events, new Pub/Sub messages
+    hour_ago = now - timedelta(hours=1)
+    messages += [(orjson.dumps(make_event(400 + i, hour_ago)), attrs) for i in range(5)]
+    publish_all(topic, messages)
+
+    job = start_job(
+        lake, subscription, "--stop-after-idle", "3", "--dead-letter-topic", dead_topic,
+        "--allowed-lateness", "300", "--kpid-refresh-seconds", "60",
+    )  # fmt: skip
+    out = finish(job)
+
+    summary = run_summary(lake)
+    assert summary["reconciles"], out
+    assert summary["read"] == 200 + 80 + 20 + 10 + 30 + 5
+    assert summary["duplicates"] == 30
+    assert summary["written"] == 280
+    assert summary["failed_by_reason"] == {"invalid_json": 20, "missing_property": 10, "late": 5}
+    assert summary["failed"] == 35
+    assert "read 345 = written 280 + failed 35 + duplicates 30   [OK]" in out
+
+    events = read_table(lake, "events")
+    assert len(events) == len({(e["connectionId"], e["messageId"]) for e in events}) == 280
+    by_id = {e["messageId"]: e for e in events}
+    assert by_id["msg-3"]["kpid"] == "k3"  # by userId
+    assert by_id["msg-4"]["kpid"] == "k4"  # by anonymousId
+    assert by_id["msg-5"]["kpid"] is None
+    assert by_id["msg-0"]["connectionId"] == 5
+    assert by_id["msg-0"]["context"]["ip"] == "81.2.69.160"
+    assert by_id["msg-0"]["context"]["location"]["country"] == "GB"  # enriched
+    assert by_id["msg-1200"]["connectionId"] == 6
+    # Each events file has its raw/ archive (same name, same row order), for `eventpipe reprocess`.
+    event_files = sorted((lake / "events").rglob("*.parquet"))
+    assert [p.relative_to(lake / "events") for p in event_files] == sorted(
+        p.relative_to(lake / "raw") for p in (lake / "raw").rglob("*.parquet")
+    )
+    for path in event_files:
+        stored = pq.read_table(path, columns=["messageId"])["messageId"].to_pylist()
+        archived = pq.read_table(lake / "raw" / path.relative_to(lake / "events"))
+        assert [orjson.loads(p)["messageId"] for p in archived["payload"].to_pylist()] == stored
+    failed = read_table(lake, "failed")
+    assert len(failed) == 35
+    dead = pull_all(dead_subscription)
+    assert sorted(json.loads(m.data)["reason"] for m in dead) == sorted(f["reason"] for f in failed)
+    assert not list((lake / "_staging").rglob("*.parquet"))
+    assert pull_all(subscription) == []  # everything was read and acked
+
+
+def test_stream_job_drains_on_sigterm_and_loses_nothing(
+    pubsub_emulator: PubSubEmulator, tmp_path: Path
+) -> None:
+    topic, subscription = pubsub_emulator.create("events-sigterm")
+    lake = tmp_path / "lake"
+    job = start_job(lake, subscription, "--no-enrich", "--connection-id", "8")
+    now = datetime.now(UTC)
+    published = 100
+    publish_all(topic, [(orjson.dumps(make_event(i, now)), {}) for i in range(published)])
+    time.sleep(6)  # the job starts and reads; its 60 s window stays open
+    assert job.poll() is None
+    job.send_signal(signal.SIGTERM)
+    out = finish(job)
+
+    summary = run_summary(lake)
+    assert summary["reconciles"], out
+    left = pull_all(subscription)
+    assert summary["read"] + len(left) == published
+    # Every message the job read was written by the drain (its window was still open).
+    assert summary["written"] == len(read_table(lake, "events")) == summary["read"] > 0
+    assert "SIGTERM: draining" in job.stderr_text

@@ -1,0 +1,151 @@
+"""Windowing, lateness and dedupe of the streaming graph: TestStream on the DirectRunner."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.testing.test_stream import TestStream as EventScript
+from apache_beam.utils.timestamp import Timestamp
+
+from eventpipe.transforms.identity_graph import KPID_MAP_SCHEMA
+from eventpipe.transforms.streaming_stages import _AttachKpidFn
+
+from stream_support import T0, make_event, make_message, run_test_stream, timestamped
+
+WINDOW = "part-test-run-w20261125T{}Z-s000-{:06d}.parquet"
+
+
+def at(seconds: float):
+    return T0 + timedelta(seconds=seconds)
+
+
+def wm(seconds: float) -> Timestamp:
+    return Timestamp.from_utc_datetime(at(seconds))
+
+
+def msg(i: int, event_s: float, published_s: float, **overrides):
+    return make_message(make_event(i, at(event_s), **overrides), at(published_s), f"ps-{i}")
+
+
+def test_windows_lateness_and_redeliveries(tmp_path: Path) -> None:
+    redelivered = msg(1, 10, 12)  # the same Pub/Sub message again: same id, same publish time
+    stream = (
+        EventScript()
+        .advance_watermark_to(wm(0))
+        .add_elements(
+            [timestamped(msg(1, 10, 12)), timestamped(msg(2, 20, 21)), timestamped(msg(3, 70, 71))]
+        )
+        .advance_processing_time(30)  # processing time alone writes nothing
+        .advance_watermark_to(wm(65))  # window [0, 60) is written: events 1, 2
+        .add_elements([timestamped(msg(4, 30, 80))])  # within the 30 s lateness: a 2nd file
+        .add_elements([timestamped(redelivered, arrival=at(12))])  # a duplicate
+        .advance_watermark_to(wm(95))
+        .add_elements([timestamped(msg(5, 40, 95))])  # window [0, 60) closed at 90: late
+        .advance_watermark_to(wm(200))  # window [60, 120) is written: event 3
+        # msg-3 again, 120 s after it was seen: beyond the 100 s dedupe window, so kept.
+        .add_elements([timestamped(make_message(make_event(3, at(190)), at(190), "ps-again"))])
+        .advance_watermark_to_infinity()  # drain: window [180, 240) is written
+    )
+    run = run_test_stream(stream, tmp_path, shards=1, dedupe_expiry_s=100)
+
+    assert run.summary.reconciles
+    assert (run.summary.read, run.summary.written, run.summary.failed, run.summary.duplicates) == (
+        7,
+        5,
+        1,
+        1,
+    )
+    assert run.summary.failed_by_reason == {"late": 1}
+    events_files = [f for f in run.files if f.startswith("events/")]
+    assert events_files == [
+        "events/date=2026-11-25/" + WINDOW.format("120000", 0),
+        "events/date=2026-11-25/" + WINDOW.format("120000", 1),
+        "events/date=2026-11-25/" + WINDOW.format("120100", 2),
+        "events/date=2026-11-25/" + WINDOW.format("120300", 3),
+    ]
+
+    def ids(seq: int, window: str) -> list[str]:
+        path = tmp_path / "events/date=2026-11-25" / WINDOW.format(window, seq)
+        return pq.read_table(path)["messageId"].to_pylist()
+
+    assert ids(0, "120000") == ["msg-1", "msg-2"]  # on time, sorted by timestamp
+    assert ids(1, "120000") == ["msg-4"]  # late but within the allowed lateness
+    assert ids(2, "120100") == ["msg-3"]
+    assert ids(3, "120300") == ["msg-3"]
+    [late] = run.failed
+    assert (late["reason"], late["field"]) == ("late", "timestamp")
+    assert '"msg-5"' in late["raw"]
+    assert all(e["connectionId"] == 7 for e in run.events)
+
+
+def test_invalid_records_and_envelopes_reach_the_failed_table(tmp_path: Path) -> None:
+    envelope = {
+        "receivedAt": at(5).isoformat(),
+        "ip": "81.2.69.160",
+        "connectionId": 3,
+        "body": {"batch": [make_event(1, at(5)), make_event(2, at(6), event=...)]},
+    }
+    stream = (
+        EventScript()
+        .advance_watermark_to(wm(0))
+        .add_elements(
+            [
+                timestamped(make_message(envelope, at(7), "ps-env", attributes={})),
+                timestamped(make_message('{"not json', at(8), "ps-bad")),
+                timestamped(make_message(make_event(3, at(9)), at(9), "ps-noconn", attributes={})),
+            ]
+        )
+        .advance_watermark_to_infinity()
+    )
+    run = run_test_stream(stream, tmp_path)
+
+    assert run.summary.reconciles
+    assert (run.summary.read, run.summary.written, run.summary.failed) == (4, 1, 3)
+    [event] = run.events
+    assert (event["messageId"], event["connectionId"], event["context"]["ip"]) == (
+        "msg-1",
+        3,
+        "81.2.69.160",
+    )
+    assert event["receivedAt"] == at(5)
+    reasons = sorted((f["reason"], f["field"]) for f in run.failed)
+    assert reasons == [
+        ("invalid_json", None),
+        ("missing_property", "connectionId"),
+        ("missing_property", "event"),
+    ]
+    bad = next(f for f in run.failed if f["reason"] == "invalid_json")
+    assert bad["source"].endswith("/messages/ps-bad")
+    assert bad["raw"] == '{"not json'
+
+
+def write_map(path: Path, kpid: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"kind": ["user"], "id": ["u1"], "kpid": [kpid]}, schema=KPID_MAP_SCHEMA)
+    pq.write_table(table, path)
+
+
+def test_the_kpid_map_is_reread_when_stream_time_passes_the_refresh_period(tmp_path: Path) -> None:
+    from pipeline_support import Stages
+
+    events = Stages().run_tables(['{"type":"identify","userId":"u1","messageId":"m"}'])[0]
+    path = tmp_path / "identity" / "kpid_map.parquet"
+    fn = _AttachKpidFn(str(tmp_path), refresh_s=60)
+    fn.setup()
+
+    def kpid_at(seconds: float) -> str | None:
+        [out] = list(fn.process(events, Timestamp.from_utc_datetime(at(seconds))))
+        return out["kpid"][0].as_py()
+
+    assert kpid_at(0) is None  # no map yet: kpid stays null
+    write_map(path, "k-first")
+    assert kpid_at(30) is None  # not re-read before the period
+    assert kpid_at(60) == "k-first"
+    write_map(path, "k-second-longer")
+    assert kpid_at(100) == "k-first"
+    assert kpid_at(120) == "k-second-longer"
+    path.unlink()
+    assert kpid_at(180) is None
