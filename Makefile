@@ -32,11 +32,11 @@ demo: $(STAMP)
 	$(BIN)/python -m eventpipe.jobs.show --lake lake --api-hint
 
 test: $(STAMP) $(BQEMU_STAMP)
-	$(BIN)/ruff check eventpipe tests benchmarks
+	$(BIN)/ruff check eventpipe tests benchmarks dataflow
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check eventpipe tests benchmarks
+	$(BIN)/ruff check eventpipe tests benchmarks dataflow
 	$(BIN)/ruff format --check eventpipe tests benchmarks
 
 bench: $(STAMP)
