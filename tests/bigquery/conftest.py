@@ -65,6 +65,16 @@ def bq_endpoint(tmp_path_factory) -> Iterator[str]:
             f"the BigQuery emulator is not installed at {EMULATOR}: run `make test` "
             "(it builds .venv/bqemu from tests/bigquery/emulator-requirements.txt)"
         )
+    # DuckDB's spatial extension from its package file, into DuckDB's extension folder (the
+    # emulator's `INSTALL spatial` then needs no network); idempotent, as `make test` does it.
+    python = EMULATOR.with_name("python")
+    installed = subprocess.run(
+        [str(python), str(Path(__file__).with_name("install_spatial.py"))],
+        capture_output=True,
+        text=True,
+    )
+    if installed.returncode:
+        pytest.fail(f"could not install DuckDB's spatial extension:\n{installed.stderr[-3000:]}")
     rest, grpc = free_port(), free_port()
     log = tmp_path_factory.mktemp("bqemu") / "emulator.log"
     env = {**os.environ, "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"}

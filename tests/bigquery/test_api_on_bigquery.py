@@ -154,3 +154,53 @@ def test_serve_backend_bigquery_needs_a_table(caplog):
 
     assert main(["serve", "--backend", "bigquery", "--insecure-no-auth"]) == 2
     assert "--backend bigquery needs --bq-table" in caplog.text
+
+
+# As on the lake: escapes in the stored JSON or in the operand do not change equality.
+ESCAPED_PROPERTIES = {
+    "j1": r'{"u": "caf\u00e9", "s": "a\/b", "q": "say \"hi\"", "t": "tab\there", "n": 10.0}',
+    "j2": {"u": "cafe"},
+}
+ESCAPE_CASES = [
+    ("properties.u", "is", ["café"], ["j1"]),
+    ("properties.u", "is one of", ["café", "cafe"], ["j2", "j1"]),
+    ("properties.u", "is not", ["café"], ["j2"]),
+    ("properties.s", "is", ["a/b"], ["j1"]),
+    ("properties.q", "is", ['say "hi"'], ["j1"]),
+    ("properties.t", "is", ["tab\there"], ["j1"]),
+    ("properties.n", "is", ["10"], ["j1"]),
+    ("properties.n", "is one of", ["1e1", "x"], ["j1"]),
+]
+
+
+@pytest.fixture(scope="module")
+def escaped_api(bq_client, bq_endpoint, tmp_path_factory) -> Iterator[httpx.Client]:
+    from api_support import make_event
+
+    events = [make_event(messageId=m, properties=p) for m, p in ESCAPED_PROPERTIES.items()]
+    lake = write_lake(tmp_path_factory.mktemp("escaped"), events)
+    dataset = f"test-project.json_{uuid.uuid4().hex[:8]}"
+    bq_client.create_dataset(dataset)
+    target = BigQueryTarget(table=f"{dataset}.events", endpoint=bq_endpoint)
+    prepare_tables(target, bq_client)
+    rows = ds.dataset(lake / "events", format="parquet", partitioning="hive").to_table()
+    data = parquet_bytes(rows.drop_columns(["date"]).cast(load_arrow_schema()))
+    load_parquet(bq_client, target.table, data, f"json_{uuid.uuid4().hex}")
+    reader = BigQueryReader(target.table, bq_endpoint)
+    with (
+        running_server(create_app(None, None, insecure_no_auth=True, reader=reader)) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        yield client
+    bq_client.delete_dataset(dataset, delete_contents=True)
+
+
+@pytest.mark.parametrize(("prop", "operator", "values", "expected"), ESCAPE_CASES)
+def test_json_strings_compare_by_value_not_by_spelling(
+    escaped_api, prop, operator, values, expected
+):
+    flt = {
+        "logical": "and",
+        "conditions": [{"property": prop, "operator": operator, "values": values}],
+    }
+    assert list_ids(escaped_api, filter=flt) == expected
