@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FLUSH_ROWS = 100_000  # rows of one load job (one Parquet file)
+FLUSH_ROWS = 100_000  # default rows_per_load: rows of one load job (one Parquet file)
 INSERT_BATCH_ROWS = 500  # rows of one insert API request (Google recommends ~500)
 
 
@@ -74,6 +74,9 @@ class BigQueryTarget:
     endpoint: str | None = None
     job_project: str = ""  # project that runs jobs; default: the table's project
     location: str | None = None
+    # A load job starts once this many rows are buffered (and for the rest when a bundle
+    # ends). BigQuery allows 1,500 load jobs per table and day: big imports want more rows.
+    rows_per_load: int = FLUSH_ROWS
 
     def __post_init__(self) -> None:
         for name in (self.table, self.failed_table):
@@ -225,7 +228,7 @@ def load_parquet(
 
 
 class _LoadBundles(beam.DoFn):
-    """Buffers the tables of one bundle; loads them as Parquet files of up to FLUSH_ROWS."""
+    """Buffers the tables of one bundle; loads them as one Parquet file per rows_per_load rows."""
 
     def __init__(self, target: BigQueryTarget, table_id: str, schema: pa.Schema, counter: str):
         self.target = target
@@ -249,7 +252,7 @@ class _LoadBundles(beam.DoFn):
     def process(self, table: pa.Table) -> Iterator[int]:
         self.buffer.append(table)
         self.buffered += table.num_rows
-        if self.buffered >= FLUSH_ROWS:
+        if self.buffered >= self.target.rows_per_load:
             yield self._flush()
 
     def finish_bundle(self) -> Iterator[WindowedValue]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import apache_beam as beam
 
-from eventpipe.io.bigquery import BigQueryTarget, record_run
+from eventpipe.io.bigquery import FLUSH_ROWS, BigQueryTarget, record_run
 from eventpipe.jobs.common import run_pipeline
 from eventpipe.jobs.summary import RunSummary
 
@@ -44,6 +44,14 @@ def add_bigquery_arguments(parser: argparse.ArgumentParser) -> None:
         "Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud auth, or the worker's account)",
     )
     group.add_argument(
+        "--bq-rows-per-load",
+        type=int,
+        default=FLUSH_ROWS,
+        metavar="N",
+        help="rows buffered by a worker before it starts a load job (default %(default)s); "
+        "BigQuery allows 1,500 load jobs per table and day, so raise it for very large imports",
+    )
+    group.add_argument(
         "--bq-project",
         metavar="PROJECT",
         help="project that runs the load and query jobs (default: the table's project)",
@@ -61,6 +69,7 @@ def bigquery_target(args: argparse.Namespace) -> BigQueryTarget | None:
         failed_table=args.bq_failed_table or "",
         endpoint=args.bq_endpoint,
         job_project=args.bq_project or "",
+        rows_per_load=args.bq_rows_per_load,
     )
 
 

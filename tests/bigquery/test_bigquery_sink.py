@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import apache_beam as beam
@@ -102,11 +103,14 @@ def test_insert_api_rows_are_json_safe():
 # --- load jobs ---------------------------------------------------------------------------------
 
 
-def run_write(target, events: list[pa.Table], failed: list[pa.Table]) -> None:
+def run_write(target, events: list[pa.Table], failed: list[pa.Table], check_loads=None) -> None:
+    """Write through WriteToBigQuery; `check_loads` checks the list of rows per load job."""
     with beam.Pipeline() as p:
         ev = p | "Events" >> beam.Create(events)
         fa = p | "Failed" >> beam.Create(failed or [FAILED_SCHEMA.empty_table()])
-        _ = (ev, fa) | WriteToBigQuery(target, "run-1", RUN_START)
+        loads = (ev, fa) | WriteToBigQuery(target, "run-1", RUN_START)
+        if check_loads is not None:
+            assert_that(loads, check_loads)
 
 
 def test_load_jobs_write_good_rows_and_route_bad_ones_to_the_failed_table(bq_client, bq_target):
@@ -115,9 +119,14 @@ def test_load_jobs_write_good_rows_and_route_bad_ones_to_the_failed_table(bq_cli
     bad_json = pc.if_else(
         pc.equal(events["messageId"], "m-27"), pa.scalar("{broken"), events["properties"]
     )
-    run_write(
-        bq_target, [events.slice(0, 20), with_column(events, "properties", bad_json).slice(20)], []
-    )
+
+    def several_loads(rows_per_job: list[int]) -> None:
+        assert sum(rows_per_job) == 40 and len(rows_per_job) >= 3  # 39 events + 1 failed row
+        assert max(rows_per_job) <= 20  # whole 20-row tables: a job once 10 rows are buffered
+
+    small_loads = dataclasses.replace(bq_target, rows_per_load=10)
+    parts = [events.slice(0, 20), with_column(events, "properties", bad_json).slice(20)]
+    run_write(small_loads, parts, [], several_loads)
     assert count(bq_client, bq_target.table) == 39
     rows = list(bq_client.query(f"SELECT reason, field, raw FROM `{bq_target.failed_table}`"))
     assert [(r["reason"], r["field"]) for r in rows] == [("invalid_value", "properties")]
