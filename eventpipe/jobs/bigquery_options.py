@@ -15,13 +15,14 @@ from eventpipe.jobs.summary import RunSummary
 SINKS = ("lake", "bigquery")
 
 
-def add_bigquery_arguments(parser: argparse.ArgumentParser) -> None:
+def add_bigquery_arguments(parser: argparse.ArgumentParser, sink_help: str | None = None) -> None:
     """Add --sink and the --bq-* flags."""
     parser.add_argument(
         "--sink",
         choices=SINKS,
         default="lake",
-        help="where events and failed records go: the Parquet lake (--lake) or BigQuery "
+        help=sink_help
+        or "where events and failed records go: the Parquet lake (--lake) or BigQuery "
         "(--bq-table) (default: %(default)s)",
     )
     group = parser.add_argument_group("BigQuery sink (--sink bigquery)")
