@@ -53,6 +53,14 @@ def add_bigquery_arguments(parser: argparse.ArgumentParser, sink_help: str | Non
         "BigQuery allows 1,500 load jobs per table and day, so raise it for very large imports",
     )
     group.add_argument(
+        "--bq-partition-swap",
+        choices=("decorator", "transaction"),
+        default="decorator",
+        help="how reprocess replaces a day: a WRITE_TRUNCATE load into TABLE$YYYYMMDD "
+        "(BigQuery), or a staging table and one DELETE+INSERT transaction (for endpoints "
+        "without partition decorators, such as the emulator); default %(default)s",
+    )
+    group.add_argument(
         "--bq-project",
         metavar="PROJECT",
         help="project that runs the load and query jobs (default: the table's project)",
@@ -71,6 +79,7 @@ def bigquery_target(args: argparse.Namespace) -> BigQueryTarget | None:
         endpoint=args.bq_endpoint,
         job_project=args.bq_project or "",
         rows_per_load=args.bq_rows_per_load,
+        partition_swap=args.bq_partition_swap,
     )
 
 
