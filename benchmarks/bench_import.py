@@ -24,6 +24,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,8 @@ def main() -> None:
     n = flatten_events(corpus, jsonl)
     size_mb = jsonl.stat().st_size / 1e6
     print(f"{n:,} events, {size_mb:,.0f} MB of JSONL ({size_mb * 1e6 / n:,.0f} B/event) in {work}")
+    for lake in ("floor-lake", "lake-jsonl", "lake-corpus", "lake-plain"):
+        shutil.rmtree(work / lake, ignore_errors=True)  # imports into a lake dedupe against it
     results = {}
     results["floor"] = measure([sys.executable, "-c", FLOOR, str(jsonl), str(work / "floor-lake")])
     results["import"] = measure(

@@ -51,6 +51,7 @@ HIGH_CARDINALITY = frozenset(
         "context.location.speed",
     }
 )  # fmt: skip
+FREE_TEXT = frozenset({"payload", "raw"})  # raw/ and failed/ columns holding record texts
 DICTIONARY_COLUMNS = [path for path, _ in iter_leaves() if path not in HIGH_CARDINALITY]
 
 
@@ -72,6 +73,8 @@ def write_parquet(table: pa.Table, path: str, event_table: bool) -> None:
         options["use_dictionary"] = DICTIONARY_COLUMNS
         ndv = {"ndv": ROW_GROUP_ROWS, "fpp": 0.01}
         options["bloom_filter_options"] = dict.fromkeys(BLOOM_COLUMNS, ndv)
+    else:  # raw and failed rows: the record texts rarely repeat, the rest often does
+        options["use_dictionary"] = [c for c in table.column_names if c not in FREE_TEXT]
     with FileSystems.create(path, mime_type="application/octet-stream") as handle:
         pq.write_table(table, handle, **options)
 

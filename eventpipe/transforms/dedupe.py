@@ -28,16 +28,17 @@ import pyarrow.compute as pc
 
 from eventpipe.transforms.normalise import ARCHIVE_COLUMN
 
+NAME = pa.dictionary(pa.int32(), pa.string())  # few distinct values: 4 bytes a row to shuffle
 KEY_SCHEMA = pa.schema(
     [
         pa.field("connectionId", pa.int32()),
         pa.field("messageId", pa.string()),
         pa.field("existing", pa.bool_()),  # held by the lake before this run
         pa.field("receivedAt", pa.timestamp("us", tz="UTC")),
-        pa.field("source", pa.string()),
+        pa.field("source", NAME),
         pa.field("line", pa.int64()),
         pa.field("index", pa.int32()),
-        pa.field("file", pa.string()),  # the staged file (`date=D/name`), null when existing
+        pa.field("file", NAME),  # the staged file (`date=D/name`), null when existing
         pa.field("row", pa.int32()),
     ]
 )
@@ -48,7 +49,8 @@ def event_keys(
 ) -> pa.Table:
     """The keys of event rows (events with the archive column), in row order.
 
-    `files`/`rows` say where each row is staged (default: null file, row = position).
+    `files`/`rows` say where each row is staged (default: null file, row = position);
+    `files` is dictionary-encoded (NAME).
     The columns are compact copies: `events` is often a slice of a bigger table, and a
     pickled slice would carry the whole table's buffers to the shuffle.
     """
@@ -61,10 +63,10 @@ def event_keys(
             events["messageId"],
             pa.array(np.zeros(n, dtype=bool)),
             events["receivedAt"],
-            pc.struct_field(archive, "source"),
+            pc.dictionary_encode(pc.struct_field(archive, "source")),
             pc.struct_field(archive, "line"),
             pc.struct_field(archive, "index"),
-            pa.nulls(n, pa.string()) if files is None else files,
+            pa.nulls(n, NAME) if files is None else files,
             positions if rows is None else rows,
         ],
         schema=KEY_SCHEMA,
