@@ -11,7 +11,8 @@ from datetime import datetime
 
 import apache_beam as beam
 
-from eventpipe.io.bigquery import BigQueryTarget, WriteToBigQuery
+from eventpipe.io.bigquery import BigQueryTarget
+from eventpipe.io.bigquery_sinks import WriteToBigQuery
 from eventpipe.io.lake_sink import WriteToLake
 from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
 from eventpipe.transforms.enrich import EnrichOptions

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from eventpipe.io.bigquery import BigQueryTarget, ReplaceDayPartitions
+from eventpipe.io.bigquery import BigQueryTarget
+from eventpipe.io.bigquery_sinks import ReplaceDayPartitions
 from eventpipe.io.lake_sink import WriteToLake
 from eventpipe.transforms.enrich import EnrichOptions
 from eventpipe.transforms.parse import PARSED_SCHEMA

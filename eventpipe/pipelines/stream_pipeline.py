@@ -11,7 +11,7 @@ The source is a parameter: `build_stream_pipeline` takes the PCollection of
 Pub/Sub messages, so tests feed a TestStream and the job feeds Pub/Sub.
 
 BigQuery (`config.bigquery`): the deduplicated events go to the BigQuery table through
-the insert API in batches (`io.bigquery.InsertToBigQuery`) instead of lake/events; rows
+the insert API in batches (`io.bigquery_sinks.InsertToBigQuery`) instead of lake/events; rows
 it refuses join the failed output, which stays in lake/failed.
 """
 
@@ -23,7 +23,8 @@ from datetime import datetime
 import apache_beam as beam
 from apache_beam.runners.worker.statesampler import StateSampler
 
-from eventpipe.io.bigquery import BigQueryTarget, InsertToBigQuery
+from eventpipe.io.bigquery import BigQueryTarget
+from eventpipe.io.bigquery_sinks import InsertToBigQuery
 from eventpipe.io.pubsub import MessagesToRecords, failed_to_messages, use_local_reader
 from eventpipe.pipelines.import_pipeline import apply_stages
 from eventpipe.transforms.enrich import EnrichOptions

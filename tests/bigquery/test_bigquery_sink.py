@@ -13,14 +13,13 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from eventpipe.io.bigquery import (
-    InsertToBigQuery,
-    WriteToBigQuery,
     load_job_id,
     parquet_bytes,
     prepare_tables,
     replace_partition,
 )
 from eventpipe.io.bigquery_rows import check_rows, json_rows
+from eventpipe.io.bigquery_sinks import InsertToBigQuery, WriteToBigQuery
 from eventpipe.schemas import arrow_schema
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.failures import FAILED_SCHEMA
