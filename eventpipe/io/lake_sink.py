@@ -3,8 +3,8 @@
 Graph (every element is a file or an Arrow table, never one event):
 
     events --StageEvents--> staged events/ + raw/ file pairs ----------------+
-              \\--keys (per staged file)--> bucket --+                        |
-    dates the run writes --ReadLakeKeys--> bucket --+--GroupByKey(bucket)     |
+              \\--keys of what it staged, by bucket --+                       |
+    days the run writes --ReadLakeKeys--> bucket ---+--GroupByKey(bucket)     |
                                                         --FindDuplicates      |
                                                         --GroupByKey(file)    |
                                                         --DropDuplicates ---> Commit
@@ -15,7 +15,11 @@ Graph (every element is a file or an Arrow table, never one event):
 from. Each staged raw file has the name and the row order of its events file, so
 dropping a duplicate removes the same row from both.
 
-The `written` counter is counted at commit, from the files that become visible.
+Each writer buffer (up to FLUSH_ROWS rows) drops its own duplicates before it
+stages anything; the shuffle only settles copies in different buffers or in the
+lake (the lake's keys are read only when it holds events, and not when the run
+replaces the days it writes: reprocessing). The `written` counter is counted at
+commit, from the files that become visible.
 """
 
 from __future__ import annotations
