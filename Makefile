@@ -3,6 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_EVENTS ?= 300000
 STAMP := $(VENV)/.installed
+# The BigQuery emulator of the tests pins duckdb 1.5.5 (the project uses 2.0): its own venv.
+BQEMU_VENV := $(VENV)/bqemu
+BQEMU_STAMP := $(BQEMU_VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
@@ -14,6 +17,12 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(BQEMU_STAMP): tests/bigquery/emulator-requirements.txt
+	$(PYTHON) -m venv $(BQEMU_VENV) || python3 -m venv $(BQEMU_VENV)
+	$(BQEMU_VENV)/bin/pip install --quiet -r tests/bigquery/emulator-requirements.txt
+	$(BQEMU_VENV)/bin/python tests/bigquery/install_spatial.py
+	touch $(BQEMU_STAMP)
+
 demo: $(STAMP)
 	rm -rf demo-data lake
 	$(BIN)/eventpipe generate --events $(DEMO_EVENTS) --out demo-data --seed 7
@@ -22,12 +31,12 @@ demo: $(STAMP)
 	$(BIN)/eventpipe compact --lake lake
 	$(BIN)/python -m eventpipe.jobs.show --lake lake --api-hint
 
-test: $(STAMP)
-	$(BIN)/ruff check eventpipe tests benchmarks
+test: $(STAMP) $(BQEMU_STAMP)
+	$(BIN)/ruff check eventpipe tests benchmarks dataflow
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check eventpipe tests benchmarks
+	$(BIN)/ruff check eventpipe tests benchmarks dataflow
 	$(BIN)/ruff format --check eventpipe tests benchmarks
 
 bench: $(STAMP)

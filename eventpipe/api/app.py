@@ -65,15 +65,23 @@ def parse_properties(values: list[str] | None) -> tuple[str, ...]:
     return tuple(c for c in TOP_LEVEL_COLUMNS if c in wanted)
 
 
-def create_app(lake: str, api_keys: list[str] | None, insecure_no_auth: bool = False) -> FastAPI:
+def create_app(
+    lake: str | None,
+    api_keys: list[str] | None,
+    insecure_no_auth: bool = False,
+    reader: object | None = None,
+) -> FastAPI:
     """The API over the lake folder `lake`, accepting `api_keys` as bearer tokens.
 
-    Without any key it refuses (ValueError) unless `insecure_no_auth` is set.
+    Without any key it refuses (ValueError) unless `insecure_no_auth` is set. Another
+    backend (e.g. `bigquery_backend.BigQueryReader`) is passed as `reader`; one with a
+    `parse_filter` compiles filters to its own SQL.
     """
     keys = [k for k in (api_keys or []) if k]
     if not keys and not insecure_no_auth:
         raise ValueError("no API key configured (use --insecure-no-auth to serve without one)")
-    reader = LakeReader(lake)
+    reader = reader or LakeReader(lake or ".")
+    parse_filter = getattr(reader, "parse_filter", filter_language.parse_filter)
     auth = BearerAuth(keys, enabled=not insecure_no_auth)
     app = FastAPI(
         title="eventpipe read API",
@@ -105,7 +113,7 @@ def create_app(lake: str, api_keys: list[str] | None, insecure_no_auth: bool = F
     ) -> Response:
         query = EventQuery(
             columns=parse_properties(properties),
-            predicate=filter_language.parse_filter(filter_text),
+            predicate=parse_filter(filter_text),
             order=order,
             ascending=ascending,
             first=first,

@@ -79,6 +79,21 @@ def prepare_lake(lake: str, run_id: str) -> None:
     mark_running(lake, run_id)
 
 
+def run_pipeline(
+    run_id: str, beam_args: list[str], build: Callable[[beam.Pipeline], None], files: int = 0
+) -> RunSummary:
+    """Build and run a pipeline to its end; its summary from the pipeline's counters."""
+    started = time.monotonic()
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args, save_main_session=False))
+    build(pipeline)
+    result = pipeline.run()
+    result.wait_until_finish()
+    summary = summary_from_metrics(result, run_id)
+    summary.files = files
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
 def run_to_summary(
     lake: str,
     run_id: str,
@@ -88,14 +103,7 @@ def run_to_summary(
     files: int = 0,
 ) -> RunSummary:
     """Build and run a pipeline, then print and record its summary (`_runs/<run>.json`)."""
-    started = time.monotonic()
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args, save_main_session=False))
-    build(pipeline)
-    result = pipeline.run()
-    result.wait_until_finish()
-    summary = summary_from_metrics(result, run_id)
-    summary.files = files
-    summary.seconds = time.monotonic() - started
+    summary = run_pipeline(run_id, beam_args, build, files)
     path = write_run_summary(lake, run_id, {**summary.to_dict(), **record})
     for line in summary.lines():
         print(line)

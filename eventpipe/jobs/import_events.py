@@ -6,9 +6,16 @@ import argparse
 import logging
 import sys
 from datetime import UTC, datetime
+from functools import partial
 
+from eventpipe.io.bigquery import IncompatibleTableError, prepare_tables
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
+from eventpipe.jobs.bigquery_options import (
+    add_bigquery_arguments,
+    bigquery_target,
+    run_to_bigquery_summary,
+)
 from eventpipe.jobs.common import (
     add_enrich_arguments,
     enrich_options,
@@ -41,7 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="PATH_OR_GLOB", help="event files to import")
-    parser.add_argument("--lake", required=True, help="lake folder or URL (created when missing)")
+    parser.add_argument(
+        "--lake",
+        help="lake folder or URL (created when missing); required with --sink lake (with "
+        "--sink bigquery, only its identity map is read, to stitch kpids)",
+    )
     parser.add_argument(
         "--connection-id",
         type=int,
@@ -57,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default %(default)s; bigger chunks cost less per event and more memory)",
     )
     add_enrich_arguments(parser)
+    add_bigquery_arguments(parser)
     parser.set_defaults(func=run, accepts_pipeline_options=True)
 
 
@@ -67,32 +79,43 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     try:
         files = expand_patterns(args.inputs)
         enrich = enrich_options(args)
+        target = bigquery_target(args)
+        if target is None and not args.lake:
+            raise ValueError("--lake DIR is required (or --sink bigquery --bq-table ...)")
     except (NoInputError, ValueError) as exc:
         log.error("%s", exc)
         return 2
     total = sum(size for _, size in files)
     log.info(
-        "run %s: importing %d files (%.1f MB) into %s", run_id, len(files), total / 1e6, args.lake
-    )
-    prepare_lake(args.lake, run_id)
+        "run %s: importing %d files (%.1f MB) into %s",
+        run_id, len(files), total / 1e6, target.table if target else args.lake,
+    )  # fmt: skip
+    if target is None:
+        prepare_lake(args.lake, run_id)
+    else:
+        try:
+            for message in prepare_tables(target):
+                log.info("%s", message)
+        except IncompatibleTableError as exc:
+            log.error("%s", exc)
+            return 2
     config = ImportConfig(
         files=[path for path, _ in files],
-        lake=args.lake,
+        lake=args.lake or "",
         run_id=run_id,
         run_start=run_start,
         default_connection=args.connection_id,
         chunk_bytes=int(args.chunk_mb * 2**20),
         dedupe_buckets=dedupe_buckets(total),
         enrich=enrich,
+        bigquery=target,
     )
-    summary = run_to_summary(
-        args.lake,
-        run_id,
-        beam_args,
-        lambda pipeline: build_import_pipeline(pipeline, config),
-        {"job": "import", "inputs": args.inputs},
-        files=len(files),
-    )
+    build = partial(build_import_pipeline, config=config)
+    record = {"job": "import", "inputs": args.inputs}
+    if target is not None:
+        summary = run_to_bigquery_summary(target, run_id, beam_args, build, record, len(files))
+    else:
+        summary = run_to_summary(args.lake, run_id, beam_args, build, record, files=len(files))
     return 0 if summary.reconciles else 1
 
 

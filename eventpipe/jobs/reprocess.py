@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 from datetime import UTC, datetime
+from functools import partial
 
+from eventpipe.io.bigquery import IncompatibleTableError, prepare_tables
 from eventpipe.io.compaction import list_partitions
 from eventpipe.io.lake import RAW
 from eventpipe.io.lake_sink import dedupe_buckets
+from eventpipe.jobs.bigquery_options import (
+    add_bigquery_arguments,
+    bigquery_target,
+    run_to_bigquery_summary,
+)
 from eventpipe.jobs.common import (
     add_enrich_arguments,
     enrich_options,
@@ -41,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--from", dest="first", type=parse_day, required=True, metavar="YYYY-MM-DD")
     parser.add_argument("--to", dest="last", type=parse_day, required=True, metavar="YYYY-MM-DD")
     add_enrich_arguments(parser)
+    add_bigquery_arguments(
+        parser,
+        sink_help="where the reprocessed days go: the lake's partitions, or the BigQuery table's "
+        "day partitions (--bq-table; the raw archive is still read from --lake)",
+    )
     parser.set_defaults(func=run, accepts_pipeline_options=True)
 
 
@@ -51,7 +63,11 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         return 2
     try:
         enrich = enrich_options(args)
-    except ValueError as exc:
+        target = bigquery_target(args)
+        if target is not None:
+            for message in prepare_tables(target):
+                log.info("%s", message)
+    except (ValueError, IncompatibleTableError) as exc:
         log.error("%s", exc)
         return 2
     run_start = datetime.now(UTC)
@@ -74,13 +90,12 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         raw_files=tuple(files),
         enrich=enrich,
         dedupe_buckets=dedupe_buckets(size * 8),  # archives compress raw text ~8x
+        bigquery=target,
     )
-    summary = run_to_summary(
-        args.lake,
-        run_id,
-        beam_args,
-        lambda pipeline: build_reprocess_pipeline(pipeline, config),
-        {"job": "reprocess", "from": str(args.first), "to": str(args.last)},
-        files=len(files),
-    )
+    build = partial(build_reprocess_pipeline, config=config)
+    record = {"job": "reprocess", "from": str(args.first), "to": str(args.last)}
+    if target is not None:
+        summary = run_to_bigquery_summary(target, run_id, beam_args, build, record, len(files))
+    else:
+        summary = run_to_summary(args.lake, run_id, beam_args, build, record, files=len(files))
     return 0 if summary.reconciles else 1

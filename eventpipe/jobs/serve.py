@@ -21,7 +21,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"(repeatable) and the comma-separated environment variable {API_KEYS_ENV}; "
         "clients send them as 'Authorization: Bearer <key>'. OpenAPI docs are at /docs.",
     )
-    parser.add_argument("--lake", required=True, help="the lake folder (holding events/)")
+    parser.add_argument("--lake", help="the lake folder (holding events/); with --backend lake")
+    parser.add_argument(
+        "--backend",
+        choices=("lake", "bigquery"),
+        default="lake",
+        help="what to serve: the Parquet lake (--lake) or a BigQuery table (--bq-table); "
+        "default %(default)s",
+    )
+    parser.add_argument(
+        "--bq-table", metavar="PROJECT.DATASET.TABLE", help="the event table (--backend bigquery)"
+    )
+    parser.add_argument(
+        "--bq-endpoint",
+        metavar="URL",
+        help="BigQuery API endpoint (an emulator; anonymous credentials); default: Google's API "
+        "with Application Default Credentials",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
     parser.add_argument(
@@ -65,13 +81,25 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
         return 2
     if args.insecure_no_auth:
         log.warning("serving WITHOUT authentication (--insecure-no-auth)")
-    if not (Path(args.lake) / "events").is_dir():
+    reader = None
+    if args.backend == "bigquery":
+        from eventpipe.api.bigquery_backend import BigQueryReader
+
+        if not args.bq_table:
+            log.error("--backend bigquery needs --bq-table PROJECT.DATASET.TABLE")
+            return 2
+        reader = BigQueryReader(args.bq_table, args.bq_endpoint)
+    elif not args.lake:
+        log.error("--lake DIR is required (or --backend bigquery --bq-table ...)")
+        return 2
+    elif not (Path(args.lake) / "events").is_dir():
         log.warning(
             "%s has no events/ folder yet: lists will be empty until a job writes one", args.lake
         )
     else:
         _log_index_coverage(Path(args.lake))
-    app = create_app(args.lake, keys, insecure_no_auth=args.insecure_no_auth)
-    log.info("serving %s on http://%s:%d (docs at /docs)", args.lake, args.host, args.port)
+    app = create_app(args.lake, keys, insecure_no_auth=args.insecure_no_auth, reader=reader)
+    source = args.bq_table if reader else args.lake
+    log.info("serving %s on http://%s:%d (docs at /docs)", source, args.host, args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", **UVICORN_OPTIONS)
     return 0

@@ -13,8 +13,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from eventpipe.io.bigquery import IncompatibleTableError, prepare_tables
 from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.pubsub import LocalReadSettings, ReadPubSubMessages, request_stop
+from eventpipe.jobs.bigquery_options import add_bigquery_arguments, bigquery_target
 from eventpipe.jobs.common import (
     add_enrich_arguments,
     enrich_options,
@@ -58,11 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--subscription", required=True, help="projects/P/subscriptions/S to read from"
     )
     parser.add_argument("--lake", required=True, help="lake folder or URL (created when missing)")
-    parser.add_argument(
-        "--sink",
-        choices=["lake"],
-        default="lake",
-        help="where events go (only 'lake' so far; BigQuery comes with eventpipe.io.bigquery)",
+    add_bigquery_arguments(
+        parser,
+        sink_help="where events go: lake/events, or a BigQuery table through the insert API "
+        "(--bq-table); failed records and run summaries stay in the lake (default: %(default)s)",
     )
     parser.add_argument(
         "--window-seconds",
@@ -154,6 +155,14 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if 86_400 % args.window_seconds:
         log.error("--window-seconds %d does not divide a day", args.window_seconds)
         return 2
+    try:
+        target = bigquery_target(args)
+        if target is not None:
+            for message in prepare_tables(target):
+                log.info("%s", message)
+    except (ValueError, IncompatibleTableError) as exc:
+        log.error("%s", exc)
+        return 2
     run_start = datetime.now(UTC)
     run_id = args.run_id or new_run_id(run_start)
     config = StreamConfig(
@@ -169,6 +178,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         shards=args.shards,
         kpid_refresh_s=args.kpid_refresh_seconds,
         dead_letter_topic=args.dead_letter_topic,
+        bigquery=target,
     )
     beam_args, local = _streaming_args(beam_args)
     settings = LocalReadSettings(

@@ -11,6 +11,8 @@ from datetime import datetime
 
 import apache_beam as beam
 
+from eventpipe.io.bigquery import BigQueryTarget
+from eventpipe.io.bigquery_sinks import WriteToBigQuery
 from eventpipe.io.lake_sink import WriteToLake
 from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
 from eventpipe.transforms.enrich import EnrichOptions
@@ -35,6 +37,7 @@ class ImportConfig:
     enrich: EnrichOptions | None = field(default_factory=EnrichOptions)  # None: no enrichment
     chunk_bytes: int = CHUNK_BYTES
     dedupe_buckets: int = 4  # see io.lake_sink.dedupe_buckets
+    bigquery: BigQueryTarget | None = None  # set: write to BigQuery instead of the lake
 
 
 def apply_stages(
@@ -66,6 +69,10 @@ def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None
     run, start = config.run_id, config.run_start
     records = pipeline | "ReadRecords" >> ReadRawRecords(config.files, config.chunk_bytes)
     events, failures = apply_stages(records, run, start, config.default_connection, config.enrich)
-    events = events | "StitchKpids" >> StitchKpids(config.lake)
+    if config.lake:  # (a BigQuery import without --lake has no identity map to stitch from)
+        events = events | "StitchKpids" >> StitchKpids(config.lake)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()
+    if config.bigquery is not None:
+        _ = (events, failed) | "WriteBigQuery" >> WriteToBigQuery(config.bigquery, run, start)
+        return
     _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run, config.dedupe_buckets)

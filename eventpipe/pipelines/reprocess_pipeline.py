@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from eventpipe.io.bigquery import BigQueryTarget
+from eventpipe.io.bigquery_sinks import ReplaceDayPartitions
 from eventpipe.io.lake_sink import WriteToLake
 from eventpipe.transforms.enrich import EnrichOptions
 from eventpipe.transforms.parse import PARSED_SCHEMA
@@ -49,6 +51,7 @@ class ReprocessConfig:
     raw_files: tuple[str, ...]  # the archive files of those partitions
     enrich: EnrichOptions | None = field(default_factory=EnrichOptions)
     dedupe_buckets: int = 4
+    bigquery: BigQueryTarget | None = None  # set: replace the days in BigQuery, not the lake
 
 
 class _ReadArchive(beam.DoFn):
@@ -81,6 +84,12 @@ def build_reprocess_pipeline(pipeline: beam.Pipeline, config: ReprocessConfig) -
         failures.append(bots)
     events = events | "StitchKpids" >> StitchKpids(config.lake)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()
+    if config.bigquery is not None:
+        days = tuple(p.removeprefix("date=") for p in config.partitions)
+        _ = (events, failed) | "ReplaceBigQuery" >> ReplaceDayPartitions(
+            config.bigquery, run, start, days
+        )
+        return
     _ = (events, failed) | "WriteLake" >> WriteToLake(
         config.lake, run, config.dedupe_buckets, replace=config.partitions
     )

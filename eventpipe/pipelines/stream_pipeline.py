@@ -10,10 +10,9 @@ every failed output + late events --WriteWindowedFailed--> lake/failed [+ dead-l
 The source is a parameter: `build_stream_pipeline` takes the PCollection of
 Pub/Sub messages, so tests feed a TestStream and the job feeds Pub/Sub.
 
-BigQuery: the sink is the lake only for now. A BigQuery sink plugs in where
-`WriteWindowedEvents` / `WriteWindowedFailed` are applied: it takes the
-deduplicated `(shard, events)` tables and the failed tables (see `eventpipe.io.bigquery`
-on the `bigquery` branch for batched inserts).
+BigQuery (`config.bigquery`): the deduplicated events go to the BigQuery table through
+the insert API in batches (`io.bigquery_sinks.InsertToBigQuery`) instead of lake/events; rows
+it refuses join the failed output, which stays in lake/failed.
 """
 
 from __future__ import annotations
@@ -24,6 +23,8 @@ from datetime import datetime
 import apache_beam as beam
 from apache_beam.runners.worker.statesampler import StateSampler
 
+from eventpipe.io.bigquery import BigQueryTarget
+from eventpipe.io.bigquery_sinks import InsertToBigQuery
 from eventpipe.io.pubsub import MessagesToRecords, failed_to_messages, use_local_reader
 from eventpipe.pipelines.import_pipeline import apply_stages
 from eventpipe.transforms.enrich import EnrichOptions
@@ -83,6 +84,7 @@ class StreamConfig:
     kpid_refresh_s: float = 300.0
     dead_letter_topic: str | None = None
     max_records: int = 5000  # records per chunk handed to the stages
+    bigquery: BigQueryTarget | None = None  # set: events go to BigQuery instead of lake/events
 
 
 def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> None:
@@ -99,9 +101,16 @@ def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> N
         | "AttachKpid" >> AttachKpid(config.lake, config.kpid_refresh_s)
         | "DeduplicateEvents" >> DeduplicateEvents(config.shards, config.dedupe_expiry_s)
     )
-    late = unique | "WriteEvents" >> WriteWindowedEvents(
-        config.lake, run, config.window_s, config.allowed_lateness_s
-    )
+    if config.bigquery is not None:
+        late = (
+            unique
+            | "Events" >> beam.Values()
+            | "InsertBigQuery" >> InsertToBigQuery(config.bigquery, run, config.run_start)
+        )
+    else:
+        late = unique | "WriteEvents" >> WriteWindowedEvents(
+            config.lake, run, config.window_s, config.allowed_lateness_s
+        )
     failed = (*failures, late) | "AllFailed" >> beam.Flatten()
     _ = failed | "WriteFailed" >> WriteWindowedFailed(
         config.lake, run, config.window_s, config.shards

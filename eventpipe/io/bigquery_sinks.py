@@ -1,0 +1,317 @@
+"""The BigQuery sinks as Beam transforms (the client-side work is in `io.bigquery`).
+
+- `WriteToBigQuery` (import) checks every event row against the schema inside the
+  pipeline (bad rows go to the failed table, see `bigquery_rows`), then loads each
+  bundle's rows as one Parquet file through a load job (no streaming inserts: load
+  jobs are free and faster for bulk data).
+- `ReplaceDayPartitions` (reprocess) groups the checked rows by day and replaces each
+  day of the range whole (`io.bigquery.replace_partition`).
+- `InsertToBigQuery` (stream) sends checked rows through the insert API in batches,
+  with `messageId` as the insert id; rows the API refuses become failed rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from eventpipe.io.bigquery import (
+    INSERT_BATCH_ROWS,
+    BigQueryTarget,
+    load_job_id,
+    load_parquet,
+    parquet_bytes,
+    replace_partition,
+)
+from eventpipe.io.bigquery_rows import check_rows, failed_rows_of, json_rows
+from eventpipe.schemas.bigquery_schema import PARTITION_FIELD, load_arrow_schema
+from eventpipe.transforms.duck import connect
+from eventpipe.transforms.failures import FAILED_SCHEMA, INVALID_VALUE
+from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed, emit
+
+log = logging.getLogger(__name__)
+
+
+class _LoadBundles(beam.DoFn):
+    """Buffers the tables of one bundle; loads them as one Parquet file per rows_per_load rows."""
+
+    def __init__(self, target: BigQueryTarget, table_id: str, schema: pa.Schema, counter: str):
+        self.target = target
+        self.table_id = table_id
+        self.schema = schema
+        self.counter_name = counter  # the run summary's `written` or `failed`
+        self.run_id = ""
+
+    def with_run(self, run_id: str) -> _LoadBundles:
+        self.run_id = run_id
+        return self
+
+    def setup(self) -> None:
+        self.client = self.target.client()
+        self.rows = Metrics.counter(NAMESPACE, self.counter_name)
+
+    def start_bundle(self) -> None:
+        self.buffer: list[pa.Table] = []
+        self.buffered = 0
+
+    def process(self, table: pa.Table) -> Iterator[int]:
+        self.buffer.append(table)
+        self.buffered += table.num_rows
+        if self.buffered >= self.target.rows_per_load:
+            yield self._flush()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        if self.buffer:
+            yield WindowedValue(self._flush(), MIN_TIMESTAMP, [GlobalWindow()])
+
+    def _flush(self) -> int:
+        table = pa.concat_tables(self.buffer).select(self.schema.names).cast(self.schema)
+        self.buffer, self.buffered = [], 0
+        data = parquet_bytes(table)
+        job_id = load_job_id(self.run_id, self.table_id, data)
+        loaded = load_parquet(self.client, self.table_id, data, job_id)
+        if loaded != table.num_rows:
+            # A successful load job commits the whole file; the emulator reports wrong
+            # counts when loads run concurrently, so this is a warning, not an error.
+            log.warning(
+                "load job %s reports %d rows for a file of %d", job_id, loaded, table.num_rows
+            )
+        self.rows.inc(table.num_rows)
+        return table.num_rows
+
+
+class _CheckRows(beam.DoFn):
+    """Event tables -> rows that fit the BigQuery schema, and FAILED rows for the others."""
+
+    def __init__(self, run_id: str, run_start: dt.datetime) -> None:
+        self.run_id = run_id
+        self.run_start = run_start
+
+    def setup(self) -> None:
+        self.con = connect()
+
+    def teardown(self) -> None:
+        self.con.close()
+
+    def process(self, events: pa.Table) -> Iterator:
+        good, bad = check_rows(events, self.con, self.run_id, self.run_start)
+        yield from emit(good, bad)
+
+
+class CheckRowsForBigQuery(beam.PTransform):
+    """Event tables -> (rows BigQuery accepts, failed rows with the reason and column)."""
+
+    def __init__(self, run_id: str, run_start: dt.datetime) -> None:
+        super().__init__()
+        self.fn = _CheckRows(run_id, run_start)
+
+    def expand(self, pcoll: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        outputs = pcoll | beam.ParDo(self.fn).with_outputs(FAILED, main=MAIN)
+        return outputs[MAIN], outputs[FAILED]
+
+
+class WriteToBigQuery(beam.PTransform):
+    """Event rows and failed rows -> the target's two tables, through Parquet load jobs.
+
+    Call `prepare_tables(target)` first. Returns the PCollection of rows loaded per job.
+    """
+
+    def __init__(self, target: BigQueryTarget, run_id: str, run_start: dt.datetime) -> None:
+        super().__init__()
+        self.target = target
+        self.run_id = run_id
+        self.run_start = run_start
+
+    def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
+        events, failed = pcolls
+        good, bad = events | "CheckRows" >> CheckRowsForBigQuery(self.run_id, self.run_start)
+        all_failed = (failed, bad) | "AllFailed" >> beam.Flatten()
+        target = self.target
+        loaded = good | "LoadEvents" >> beam.ParDo(
+            _LoadBundles(target, target.table, load_arrow_schema(), "written").with_run(self.run_id)
+        )
+        rejected = all_failed | "LoadFailed" >> beam.ParDo(
+            _LoadBundles(target, target.failed_table, FAILED_SCHEMA, "failed").with_run(self.run_id)
+        )
+        return (loaded, rejected) | "AllLoads" >> beam.Flatten()
+
+
+class _DaySlices(beam.DoFn):
+    """Event tables -> (YYYY-MM-DD, rows of that UTC day of `timestamp`)."""
+
+    def process(self, events: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+        from eventpipe.io.lake_sink import day_slices
+
+        yield from day_slices(events.sort_by(PARTITION_FIELD), PARTITION_FIELD)
+
+
+class _ReplaceDay(beam.DoFn):
+    """(day, row tables) -> the day's partition replaced (a day of the range) or appended to."""
+
+    def __init__(self, target: BigQueryTarget, run_id: str, days: tuple[str, ...]) -> None:
+        self.target = target
+        self.run_id = run_id
+        self.days = frozenset(days)
+
+    def setup(self) -> None:
+        self.client = self.target.client()
+        self.written = Metrics.counter(NAMESPACE, "written")
+
+    def process(self, element: tuple[str, list]) -> Iterator[int]:
+        from eventpipe.schemas import arrow_schema
+
+        day, tables = element
+        found = [t for t in tables if t is not None]
+        rows = pa.concat_tables(found) if found else arrow_schema().empty_table()
+        if day in self.days:
+            prefix = f"eventpipe_{self.run_id}_replace"
+            written = replace_partition(
+                self.client,
+                self.target.table,
+                dt.date.fromisoformat(day),
+                rows,
+                job_id_prefix=prefix,
+                method=self.target.partition_swap,
+            )
+        elif rows.num_rows:  # an event whose recomputed day lies outside the range: added
+            data = parquet_bytes(rows.cast(load_arrow_schema()))
+            load_parquet(
+                self.client,
+                self.target.table,
+                data,
+                load_job_id(self.run_id, self.target.table, data),
+            )
+            written = rows.num_rows
+        else:
+            written = 0
+        self.written.inc(rows.num_rows)
+        yield written
+
+
+class ReplaceDayPartitions(beam.PTransform):
+    """Reprocessing: event rows and failed rows -> each day of `days` replaced whole.
+
+    The checked rows are grouped by UTC day of `timestamp`; each day of `days` (YYYY-MM-DD)
+    is swapped atomically by `replace_partition` (a day with no rows left is emptied), rows
+    of other days are appended; failed rows are loaded into the failed table.
+    """
+
+    def __init__(
+        self, target: BigQueryTarget, run_id: str, run_start: dt.datetime, days: tuple[str, ...]
+    ) -> None:
+        super().__init__()
+        self.target = target
+        self.run_id = run_id
+        self.run_start = run_start
+        self.days = tuple(days)
+
+    def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
+        events, failed = pcolls
+        good, bad = events | "CheckRows" >> CheckRowsForBigQuery(self.run_id, self.run_start)
+        every_day = events.pipeline | "Days" >> beam.Create([(d, None) for d in self.days])
+        replaced = (
+            (good | "DaySlices" >> beam.ParDo(_DaySlices()), every_day)
+            | "AllDays" >> beam.Flatten()
+            | "GroupDays" >> beam.GroupByKey()
+            | "ReplaceDays" >> beam.ParDo(_ReplaceDay(self.target, self.run_id, self.days))
+        )
+        target = self.target
+        rejected = (
+            (failed, bad)
+            | "AllFailed" >> beam.Flatten()
+            | "LoadFailed"
+            >> beam.ParDo(
+                _LoadBundles(target, target.failed_table, FAILED_SCHEMA, "failed").with_run(
+                    self.run_id
+                )
+            )
+        )
+        return (replaced, rejected) | "AllLoads" >> beam.Flatten()
+
+
+# --- streaming: the insert API ----------------------------------------------------------
+
+
+class _InsertRows(beam.DoFn):
+    """Checks event tables and inserts the good rows in batches; refused rows -> FAILED."""
+
+    def __init__(
+        self, target: BigQueryTarget, run_id: str, run_start: dt.datetime, batch_rows: int
+    ) -> None:
+        self.target = target
+        self.run_id = run_id
+        self.run_start = run_start
+        self.batch_rows = batch_rows
+
+    def setup(self) -> None:
+        self.client = self.target.client()
+        self.con = connect()
+        self.written = Metrics.counter(NAMESPACE, "written")
+
+    def teardown(self) -> None:
+        self.con.close()
+
+    def process(self, events: pa.Table) -> Iterator:
+        good, bad = check_rows(events, self.con, self.run_id, self.run_start)
+        refused: list[pa.Table] = [bad]
+        for start in range(0, good.num_rows, self.batch_rows):
+            batch = good.slice(start, self.batch_rows)
+            errors = self.client.insert_rows_json(
+                self.target.table,
+                json_rows(batch),
+                row_ids=batch["messageId"].to_pylist(),
+            )
+            failed_at = {e["index"]: e.get("errors", []) for e in errors}
+            self.written.inc(batch.num_rows - len(failed_at))
+            if failed_at:
+                refused.append(self._refused(batch, failed_at))
+        failed = pa.concat_tables(refused)
+        if failed.num_rows:
+            count_failed(failed)
+            yield beam.pvalue.TaggedOutput(FAILED, failed)
+
+    def _refused(self, batch: pa.Table, failed_at: dict[int, list]) -> pa.Table:
+        indices = sorted(failed_at)
+        problems = []
+        for i in indices:
+            first = (failed_at[i] or [{}])[0]
+            message = first.get("message") or first.get("reason") or "refused by the insert API"
+            problems.append(
+                {
+                    "reason": INVALID_VALUE,
+                    "field": first.get("location") or None,
+                    "message": f"BigQuery insert refused the row: {message}",
+                }
+            )
+        return failed_rows_of(batch.take(indices), problems, self.run_id, self.run_start)
+
+
+class InsertToBigQuery(beam.PTransform):
+    """Streaming sink: event tables -> the target's event table through the insert API.
+
+    Returns the failed rows (rows the schema check or the API refused), for the
+    stream's failed sink. Counts `written`. Rows carry `messageId` as their insert id,
+    so BigQuery drops a row re-sent within its de-duplication window.
+    """
+
+    def __init__(
+        self,
+        target: BigQueryTarget,
+        run_id: str,
+        run_start: dt.datetime,
+        batch_rows: int = INSERT_BATCH_ROWS,
+    ) -> None:
+        super().__init__()
+        self.fn = _InsertRows(target, run_id, run_start, batch_rows)
+
+    def expand(self, events: beam.PCollection) -> beam.PCollection:
+        outputs = events | beam.ParDo(self.fn).with_outputs(FAILED, main=MAIN)
+        return outputs[FAILED]

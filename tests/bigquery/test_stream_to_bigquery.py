@@ -1,0 +1,42 @@
+"""The streaming graph with the BigQuery sink: deduplicated events through the insert API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from apache_beam.testing.test_stream import TestStream as EventScript
+from apache_beam.utils.timestamp import Timestamp
+
+from eventpipe.io.bigquery import prepare_tables
+from eventpipe.pipelines.stream_pipeline import prepare_local_runner
+
+from stream_support import T0, make_event, make_message, run_test_stream, timestamped
+
+
+def test_stream_inserts_unique_events_and_keeps_failures_in_the_lake(
+    bq_client, bq_target, tmp_path
+):
+    prepare_local_runner()  # the local streaming runner's fixes (as tests/stream's conftest)
+    prepare_tables(bq_target, bq_client)
+
+    def message(i: int, seconds: float, message_id: str, **overrides):
+        at = T0 + timedelta(seconds=seconds)
+        return timestamped(make_message(make_event(i, at, **overrides), at, message_id))
+
+    stream = (
+        EventScript()
+        .advance_watermark_to(Timestamp.from_utc_datetime(T0))
+        .add_elements([message(i, i, f"ps-{i}") for i in range(1, 6)])
+        .add_elements([message(2, 2, "ps-2")])  # redelivered: a duplicate
+        .add_elements([message(6, 6, "ps-6", event=...)])  # a track event without `event`
+        .advance_watermark_to_infinity()
+    )
+    run = run_test_stream(stream, tmp_path, shards=1, bigquery=bq_target)
+
+    assert run.summary.reconciles
+    summary = (run.summary.read, run.summary.written, run.summary.failed, run.summary.duplicates)
+    assert summary == (7, 5, 1, 1)
+    rows = bq_client.query(f"SELECT messageId FROM `{bq_target.table}` ORDER BY messageId")
+    assert [r["messageId"] for r in rows] == [f"msg-{i}" for i in range(1, 6)]
+    assert run.events == []  # nothing in lake/events
+    assert [(f["reason"], f["field"]) for f in run.failed] == [("missing_property", "event")]
