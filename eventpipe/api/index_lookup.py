@@ -1,28 +1,31 @@
 """Serving-index lookups of the read API: the candidate rows of a filter's json conditions.
 
-The index (`eventpipe.io.serving_index`) maps each scalar json value of a partition to
-its rows. For a filter whose json conditions must all hold (`and`, or one condition),
-each condition the index can answer (`is`, `is one of`, comparisons, `is between`,
-string matches, date comparisons, `is true`/`is false`) is looked up in the indexes of
-the partitions at hand, and the rows found by every such condition are the candidates:
-a superset of the matching rows, which the query then reads with the full filter
-applied. A lookup that finds more than `cap` rows is dropped (scanning is then cheaper
-than listing the rows), and a partition whose index is missing or was built from other
-files than the partition holds now is scanned as if there were no index: results never
-depend on the index.
+The index (`eventpipe.io.serving_index`) holds, per partition, each scalar json value with
+the sorted numbers of its rows in newest-first order. For a filter whose json conditions
+must all hold (`and`, or one condition), each condition the index can answer (`is`, `is
+one of`, comparisons, `is between`, string matches, date comparisons, `is true`/`is
+false`) selects a set of values by binary search (or, for `contains`, `ends with` and the
+date operators, by testing the key's distinct values), and their rows are the
+condition's candidates; the rows found by every such condition are the filter's
+candidates: a superset of the matching rows, which the query then reads with the full
+filter applied. A partition whose index is missing or was built from other files than
+the partition holds now is scanned as if there were no index: results never depend on
+the index.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from eventpipe.api.filters import (
     COMPARISONS,
@@ -31,21 +34,27 @@ from eventpipe.api.filters import (
     parse_datetime,
     parse_float,
 )
-from eventpipe.io.serving_index import (
-    JSON_COLUMNS,
-    ROW_BATCH,
+from eventpipe.io.index_format import (
     FileSignature,
     Manifest,
+    RowOrder,
+    ValueTable,
     index_dir,
     index_files,
-    read_manifest,
+    parse_manifest,
+    value_key,
 )
+from eventpipe.io.row_store import RowStore
+from eventpipe.io.serving_index import JSON_COLUMNS
+from eventpipe.schemas import arrow_schema
 
 CANDIDATE_CAP = 20_000
-"""Most candidate rows a lookup may return; a lookup finding more is not used."""
-READ_FACTOR = 32
-"""A condition whose index row groups hold more than READ_FACTOR * cap rows is not used."""
-_LOOKUP_COLUMNS = ("file", "row", "ts", "col", "ptr", "kind", "str", "num")
+"""Most candidate rows `IndexCatalog.lookup` returns; a lookup finding more is not used."""
+
+Candidate = tuple[str, int, int]
+"""A candidate row: (event file, row number, timestamp in microseconds)."""
+ValueRange = tuple[int, int]
+"""Values [i, j) of a ValueTable."""
 
 _INDEXED_OPERATORS = frozenset(
     (
@@ -70,184 +79,232 @@ def _number(text: str) -> float | None:
         return None
 
 
+class _Texts(Sequence[str]):
+    """An Arrow string array as a sequence of Python strings, for `bisect`."""
+
+    def __init__(self, array: pa.StringArray) -> None:
+        self.array = array
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        return self.array[i].as_py()
+
+
 @dataclass(frozen=True)
-class Branch:
-    """One conjunction over the index (`sql`), and what it needs of the values, for skipping
-    row groups by their statistics: the key, the kind, and a range of `str` or `num`."""
+class Bound:
+    """One end of a range of values: the value and whether it is included."""
 
-    sql: str
-    column: str
-    pointer: str
-    kind: str
-    value_column: str | None = None  # "str" or "num"
-    low: object = None  # None: unbounded
-    high: object = None
-    options: frozenset[object] = frozenset()  # the values of an IN list
+    value: object
+    inclusive: bool
 
 
-def condition_branches(condition: JsonCondition, params: dict[str, object]) -> list[Branch] | None:
-    """Conjunctions over the index whose union holds every row the condition matches; their
-    values are added to `params`. None when the index cannot answer the operator."""
+def text_range(texts: Sequence[str], key: ValueRange, low: Bound | None, high: Bound | None):
+    """The values of `texts[key[0]:key[1]]` (sorted) within [low, high], as a range."""
+    start, stop = key
+    if low is not None:
+        find = bisect.bisect_left if low.inclusive else bisect.bisect_right
+        start = find(texts, low.value, start, stop)
+    if high is not None:
+        find = bisect.bisect_right if high.inclusive else bisect.bisect_left
+        stop = find(texts, high.value, start, stop)
+    return (start, stop) if start < stop else None
+
+
+def number_range(
+    numbers: np.ndarray, key: ValueRange, low: Bound | None, high: Bound | None
+) -> ValueRange | None:
+    """The values of `numbers[key[0]:key[1]]` (sorted) within [low, high], as a range."""
+    start, stop = key
+    values = numbers[start:stop]
+    first, last = 0, len(values)
+    if low is not None:
+        first = int(np.searchsorted(values, low.value, "left" if low.inclusive else "right"))
+    if high is not None:
+        last = int(np.searchsorted(values, high.value, "right" if high.inclusive else "left"))
+    return (start + first, start + last) if first < last else None
+
+
+def prefix_range(texts: Sequence[str], key: ValueRange, prefix: str) -> ValueRange | None:
+    """The values of `texts[key[0]:key[1]]` (sorted) that start with `prefix`."""
+    start = bisect.bisect_left(texts, prefix, *key)
+    stop = bisect.bisect_right(texts, prefix, start, key[1], key=lambda s: s[: len(prefix)])
+    return (start, stop) if start < stop else None
+
+
+def _comparison_bounds(op: str, value: object) -> tuple[Bound | None, Bound | None]:
+    inclusive = op.endswith("or equal to")
+    bound = Bound(value, inclusive)
+    return (bound, None) if op.startswith("is greater") else (None, bound)
+
+
+def _matching_texts(
+    cursor: duckdb.DuckDBPyConnection, texts: pa.StringArray, key: ValueRange, condition
+) -> list[ValueRange]:
+    """The values of a key's strings that meet `contains`, `ends with` or a date operator,
+    tested with the functions of the filter SQL."""
+    start, stop = key
+    values = texts.slice(start, stop - start)
+    op, operand = condition.operator, condition.values[0]
+    if op == "contains":
+        hits = pc.match_substring(values, operand).fill_null(False)
+    elif op == "ends with":
+        hits = pc.ends_with(values, operand).fill_null(False)
+    else:
+        name = f"index_values_{threading.get_ident()}"
+        cursor.register(name, pa.table({"s": values}))
+        try:
+            hits = cursor.sql(
+                f"SELECT coalesce(TRY_CAST(s AS TIMESTAMPTZ) {DATE_COMPARISONS[op]} $m, false)"
+                f" FROM {name}",
+                params={"m": parse_datetime(operand)},
+            ).fetchnumpy()
+        finally:
+            cursor.unregister(name)
+        hits = next(iter(hits.values()))
+    found = np.flatnonzero(np.asarray(hits, dtype=bool)) + start
+    return [(int(i), int(i) + 1) for i in found]
+
+
+def value_ranges(
+    table: ValueTable, condition: JsonCondition, cursor: duckdb.DuckDBPyConnection
+) -> list[ValueRange] | None:
+    """The values of `table` that hold every row `condition` can match, as ranges; None
+    when the index cannot answer the operator."""
     op, values = condition.operator, condition.values
     if op not in _INDEXED_OPERATORS or condition.column not in JSON_COLUMNS:
         return None
+    texts = _Texts(table.strs)
+    found: list[ValueRange | None] = []
 
-    def bind(value: object) -> str:
-        name = f"p{len(params)}"
-        params[name] = value
-        return "$" + name
+    def key(kind: str) -> ValueRange | None:
+        return table.keys.get(value_key(condition.column, kind, condition.pointer))
 
-    base = f"col = {bind(condition.column)} AND ptr = {bind(condition.pointer)}"
-    branches: list[Branch] = []
+    def texts_between(kind: str, low: Bound | None, high: Bound | None) -> None:
+        if (k := key(kind)) is not None:
+            found.append(text_range(texts, k, low, high))
 
-    def add(
-        kind: str,
-        sql: str,
-        value_column: str | None = None,
-        low: object = None,
-        high: object = None,
-        options: frozenset[object] = frozenset(),
-    ) -> None:
-        where = f"{base} AND kind = '{kind}' AND {sql}"
-        key = (condition.column, condition.pointer, kind)
-        branches.append(Branch(where, *key, value_column, low, high, options))
+    def numbers_between(low: Bound | None, high: Bound | None) -> None:
+        if (k := key("n")) is not None:
+            found.append(number_range(table.nums, k, low, high))
 
-    def one_of(kind: str, column: str, options: list) -> None:
-        if options:
-            sql = f"{column} IN {bind(options)}"
-            add(kind, sql, column, min(options), max(options), frozenset(options))
-
-    lower = op in ("is greater than", "is greater than or equal to")
-    if op in ("is", "is one of"):
-        one_of("s", "str", list(values))
-        one_of("n", "num", [n for n in map(_number, values) if n is not None])
-        one_of("b", "str", [v for v in values if v in ("true", "false")])
-    elif op in ("is true", "is false"):
-        one_of("b", "str", [op.removeprefix("is ")])
+    if op in ("is", "is one of", "is true", "is false"):
+        options = [op.removeprefix("is ")] if op in ("is true", "is false") else list(values)
+        for value in options:
+            if op in ("is", "is one of"):
+                texts_between("s", Bound(value, True), Bound(value, True))
+                if (number := _number(value)) is not None:
+                    numbers_between(Bound(number, True), Bound(number, True))
+            if value in ("true", "false"):
+                texts_between("b", Bound(value, True), Bound(value, True))
     elif op in COMPARISONS:
-        for kind, column, value in (("s", "str", values[0]), ("n", "num", _number(values[0]))):
-            if value is not None:
-                bounds = (value, None) if lower else (None, value)
-                add(kind, f"{column} {COMPARISONS[op]} {bind(value)}", column, *bounds)
+        texts_between("s", *_comparison_bounds(op, values[0]))
+        if (number := _number(values[0])) is not None:
+            numbers_between(*_comparison_bounds(op, number))
     elif op == "is between":
-        low_n, high_n = _number(values[0]), _number(values[1])
-        for kind, column, low, high in (
-            ("s", "str", values[0], values[1]),
-            ("n", "num", low_n, high_n),
-        ):
-            if low is not None and high is not None:
-                add(kind, f"{column} BETWEEN {bind(low)} AND {bind(high)}", column, low, high)
-    elif op in DATE_COMPARISONS:
-        moment = bind(parse_datetime(values[0]))
-        add("s", f"TRY_CAST(str AS TIMESTAMPTZ) {DATE_COMPARISONS[op]} {moment}")
+        texts_between("s", Bound(values[0], True), Bound(values[1], True))
+        low, high = _number(values[0]), _number(values[1])
+        if low is not None and high is not None:
+            numbers_between(Bound(low, True), Bound(high, True))
     elif op == "starts with":
-        prefix = bind(values[0])
-        add("s", f"starts_with(str, {prefix})", "str", values[0], None)
-    elif op == "contains":
-        add("s", f"contains(str, {bind(values[0])})")
-    else:  # ends with
-        add("s", f"suffix(str, {bind(values[0])})")
-    return branches
+        if (k := key("s")) is not None:
+            found.append(prefix_range(texts, k, values[0]))
+    elif (k := key("s")) is not None:  # contains, ends with, date comparisons
+        found.extend(_matching_texts(cursor, table.strs, k, condition))
+    return [r for r in found if r is not None]
 
 
-def _group_stats(metadata: pq.FileMetaData) -> list[dict[str, tuple[object, ...] | None]]:
-    """Per row group of an index file: {column: (min, max, null count)}, None where not
-    known."""
-    names = metadata.schema.names
-    groups = []
-    for i in range(metadata.num_row_groups):
-        group = metadata.row_group(i)
-        stats: dict[str, tuple[object, ...] | None] = {}
-        for j, name in enumerate(names):
-            found = group.column(j).statistics
-            known = found is not None and found.has_min_max and found.has_null_count
-            stats[name] = (found.min, found.max, found.null_count) if known else None
-        groups.append(stats)
-    return groups
+def rows_of(table: ValueTable, ranges: list[ValueRange], row_count: int) -> np.ndarray:
+    """The rows (sorted, distinct) holding any value of `ranges`."""
+    if not ranges:
+        return np.array([], np.int32)
+    bounds = np.array(ranges, dtype=np.int64)
+    starts, stops = table.offsets[bounds[:, 0]], table.offsets[bounds[:, 1]]
+    if len(ranges) == 1 and ranges[0][1] - ranges[0][0] == 1:
+        return table.postings[starts[0] : stops[0]]  # one value: sorted already
+    lengths = (stops - starts).astype(np.int64)
+    total = int(lengths.sum())
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    rows = table.postings[shift + np.arange(total)]
+    if total * 8 < row_count:
+        return np.unique(rows)
+    mask = np.zeros(row_count, dtype=bool)
+    mask[rows] = True
+    return np.flatnonzero(mask).astype(np.int32)
 
 
-def _may_hold(stats: dict[str, tuple[object, ...] | None], branch: Branch) -> bool:
-    """Whether a row group with these statistics may hold rows of `branch`."""
-    checks = [
-        ("col", branch.column, branch.column),
-        ("ptr", branch.pointer, branch.pointer),
-        ("kind", branch.kind, branch.kind),
-    ]
-    if branch.value_column is not None:
-        checks.append((branch.value_column, branch.low, branch.high))
-    for column, low, high in checks:
-        bounds = stats.get(column)
-        if bounds is None or bounds[0] is None or bounds[1] is None:
-            continue
-        if (low is not None and bounds[1] < low) or (high is not None and bounds[0] > high):
-            return False
-    return True
-
-
-@dataclass(frozen=True)
-class _IndexFile:
-    """An index file's footer: manifest, Parquet metadata, row-group statistics, and the
-    row groups of each (col, ptr, kind) key; `spanning` row groups hold several keys."""
-
-    manifest: Manifest
-    metadata: pq.FileMetaData
-    groups: list[dict[str, tuple[object, ...] | None]]
-    by_key: dict[tuple[object, object, object], list[int]]
-    spanning: list[int]
-
-    @classmethod
-    def of(cls, manifest: Manifest, metadata: pq.FileMetaData) -> _IndexFile:
-        groups = _group_stats(metadata)
-        by_key: dict[tuple[object, object, object], list[int]] = {}
-        spanning: list[int] = []
-        for i, stats in enumerate(groups):
-            bounds = [stats.get(c) for c in ("col", "ptr", "kind")]
-            if all(b is not None and b[0] == b[1] for b in bounds):
-                by_key.setdefault(tuple(b[0] for b in bounds), []).append(i)  # type: ignore[index]
-            else:
-                spanning.append(i)
-        return cls(manifest, metadata, groups, by_key, spanning)
-
-    def row_groups(self, branches: list[Branch]) -> tuple[list[int], int]:
-        """The row groups that may hold rows of any of `branches`, and how many rows they
-        surely hold (row groups of one key whose values are all one of an IN list)."""
-        found: set[int] = set()
-        sure = 0
-        for branch in branches:
-            key = (branch.column, branch.pointer, branch.kind)
-            for i in self.by_key.get(key, ()):
-                bounds = self.groups[i].get(branch.value_column or "")
-                if (
-                    bounds
-                    and bounds[0] == bounds[1]
-                    and bounds[2] == 0
-                    and (bounds[0] in branch.options)
-                ):
-                    sure += self.metadata.row_group(i).num_rows
-            for i in (*self.by_key.get(key, ()), *self.spanning):
-                if i not in found and _may_hold(self.groups[i], branch):
-                    found.add(i)
-        return sorted(found), sure
+def intersect(found: list[np.ndarray], row_count: int) -> np.ndarray:
+    """The rows in every one of `found` (sorted, distinct arrays)."""
+    found = sorted(found, key=len)
+    rows = found[0]
+    for other in found[1:]:
+        if not len(rows):
+            break
+        mask = np.zeros(row_count, dtype=bool)
+        mask[other] = True
+        rows = rows[mask[rows]]
+    return rows
 
 
 @dataclass(frozen=True)
 class IndexedPartition:
-    """A partition whose index matches its files: the index file, the files (in the
-    index's order) with their row counts, and the row store."""
+    """A partition whose index matches its files: the value table file and the event files
+    (in the index's order)."""
 
     index_file: str
     files: tuple[str, ...]
-    file_rows: tuple[int, ...]
-    row_store: str
+
+
+class PartitionIndex:
+    """The open index files of one partition (memory-mapped)."""
+
+    def __init__(self, index_file: str, values: ValueTable, manifest: Manifest) -> None:
+        self.index_file = index_file
+        self.values = values
+        self.manifest = manifest
+        self.order = RowOrder.open(manifest.order_file)
+        self.rows = RowStore(manifest.row_store, arrow_schema())
+
+    @property
+    def row_count(self) -> int:
+        return len(self.order.ts)
+
+    def candidates(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        conditions: tuple[JsonCondition, ...],
+        cap: int | None = None,
+    ) -> np.ndarray | None:
+        """The rows (newest-first numbers, ascending) that may match all `conditions`;
+        None when the index answers none of them (or, with `cap`, none within `cap` rows)."""
+        found = []
+        for condition in conditions:
+            ranges = value_ranges(self.values, condition, cursor)
+            if ranges is None:
+                continue
+            rows = rows_of(self.values, ranges, self.row_count)
+            if cap is None or len(rows) <= cap:
+                found.append(rows)
+        return intersect(found, self.row_count) if found else None
+
+    def read(self, rows: np.ndarray, files: Sequence[str]) -> pa.Table:
+        """The rows numbered `rows`, in that order, with their `filename` and
+        `file_row_number` columns added."""
+        table = self.rows.read(rows)
+        names = np.asarray(files, dtype=object)[self.order.file[rows]]
+        table = table.append_column("filename", pa.array(names, pa.string()))
+        numbers = self.order.row[rows].astype(np.int64)
+        return table.append_column("file_row_number", pa.array(numbers))
 
 
 class IndexCatalog:
-    """Finds the current index of each partition (manifests cached by index file)."""
+    """Finds and opens the current index of each partition (one open index per partition
+    folder is kept, so a replaced index is released)."""
 
     def __init__(self, lake: Path) -> None:
         self.lake = lake
-        self._indexes: dict[str, _IndexFile | None] = {}  # by index file (names are unique)
-        self._row_stores: dict[str, tuple[str, pa.RecordBatchFileReader]] = {}  # by folder
+        self._open: dict[str, tuple[str, PartitionIndex | None]] = {}  # by folder
         self._lock = threading.Lock()
 
     def current(self, partition_name: str, files: tuple[str, ...]) -> IndexedPartition | None:
@@ -255,67 +312,33 @@ class IndexCatalog:
         found = index_files(index_dir(self.lake, partition_name))
         if not found:
             return None
-        index = self._index_file(found[0])
+        index = self._index(found[0])
         try:
             current = tuple(FileSignature.of(f) for f in files)
         except FileNotFoundError:
             return None
         if index is None or index.manifest.files != current:
             return None
-        return IndexedPartition(found[0], files, index.manifest.file_rows, index.manifest.row_store)
+        return IndexedPartition(found[0], files)
 
-    def _index_file(self, path: str) -> _IndexFile | None:
-        """The footer of an index file: its manifest and row-group statistics (cached)."""
-        with self._lock:
-            if path in self._indexes:
-                return self._indexes[path]
-        try:
-            metadata = pq.read_metadata(path)
-        except OSError:
-            return None
-        manifest = read_manifest(path, metadata)
-        index = _IndexFile.of(manifest, metadata) if manifest else None
-        with self._lock:
-            if len(self._indexes) > 10_000:
-                self._indexes.clear()
-            self._indexes[path] = index
+    def open(self, partition: IndexedPartition) -> PartitionIndex:
+        """The open index of a partition that `current` returned."""
+        index = self._index(partition.index_file)
+        if index is None:  # pragma: no cover - current() opened it
+            raise FileNotFoundError(partition.index_file)
         return index
 
-    def read_rows(self, partition: IndexedPartition, rows: dict[str, list[int]]) -> pa.Table | None:
-        """The rows {file: row numbers} of an indexed partition, read from its row store,
-        with `filename` and `file_row_number` columns added (in file order, then row); None
-        when it has none of them."""
-        store = self._row_store(partition.row_store)
-        slices: list[pa.RecordBatch] = []
-        names: list[str] = []
-        numbers: list[int] = []
-        first_batch = 0
-        for path, count in zip(partition.files, partition.file_rows, strict=True):
-            for row in rows.get(path, ()):
-                # Zero-copy one-row slices: `take` costs ~0.5 ms a batch on this wide schema.
-                batch, offset = divmod(row, ROW_BATCH)
-                with self._lock:  # one reader per file, shared between requests
-                    record_batch = store.get_batch(first_batch + batch)
-                slices.append(record_batch.slice(offset, 1))
-                names.append(path)
-                numbers.append(row)
-            first_batch += -(-count // ROW_BATCH)
-        if not slices:
-            return None
-        table = pa.Table.from_batches(slices)
-        table = table.append_column("filename", pa.array(names, pa.string()))
-        return table.append_column("file_row_number", pa.array(numbers, pa.int64()))
-
-    def _row_store(self, path: str) -> pa.RecordBatchFileReader:
-        """The open (memory-mapped) row store at `path`; one per partition folder is kept,
-        so a replaced row store is released."""
+    def _index(self, path: str) -> PartitionIndex | None:
+        """The open index whose value table is `path` (None when unusable), cached."""
         folder = os.path.dirname(path)
         with self._lock:
-            cached = self._row_stores.get(folder)
-            if cached is None or cached[0] != path:
-                cached = (path, pa.ipc.open_file(pa.memory_map(path)))
-                self._row_stores[folder] = cached
+            cached = self._open.get(folder)
+        if cached is not None and cached[0] == path:
             return cached[1]
+        index = _open_index(path)
+        with self._lock:
+            self._open[folder] = (path, index)
+        return index
 
     def lookup(
         self,
@@ -325,70 +348,31 @@ class IndexCatalog:
         cap: int = CANDIDATE_CAP,
     ) -> list[Candidate] | None:
         """The candidate rows of `partitions` for `conditions`, or None when no condition
-        can use the index within `cap` rows.
-
-        Row groups are chosen by their statistics (kept in memory) and read with pyarrow;
-        the branches' SQL is then applied to their rows. A condition whose row groups hold
-        more than READ_FACTOR * cap rows is not used (it would match too many).
-        """
-        found: set[Candidate] | None = None
-        for condition in conditions:
-            params: dict[str, object] = {}
-            branches = condition_branches(condition, params)
-            if branches is None:
-                continue
-            rows = self._lookup_branches(cursor, partitions, branches, params, cap)
+        can use the index within `cap` rows (per partition and in all)."""
+        found: list[Candidate] = []
+        for partition in partitions:
+            index = self.open(partition)
+            rows = index.candidates(cursor, conditions, cap)
             if rows is None:
-                continue
-            found = rows if found is None else found & rows
-        return None if found is None else sorted(found)
-
-    def _lookup_branches(
-        self,
-        cursor: duckdb.DuckDBPyConnection,
-        partitions: list[IndexedPartition],
-        branches: list[Branch],
-        params: dict[str, object],
-        cap: int,
-    ) -> set[Candidate] | None:
-        """The rows of the union of `branches`, or None when there are more than `cap`."""
-        chosen: list[tuple[int, IndexedPartition, _IndexFile, list[int]]] = []
-        surely_found = 0
-        for position, partition in enumerate(partitions):
-            index = self._index_file(partition.index_file)
-            if index is None:  # pragma: no cover - current() read it
                 return None
-            groups, sure = index.row_groups(branches)
-            surely_found += sure
-            if groups:
-                chosen.append((position, partition, index, groups))
-        held = sum(ix.metadata.row_group(i).num_rows for _, _, ix, groups in chosen for i in groups)
-        if surely_found > cap or held > READ_FACTOR * cap:
-            return None
-        pieces: list[pa.Table] = []
-        for position, partition, index, groups in chosen:
-            parquet = pq.ParquetFile(partition.index_file, metadata=index.metadata)
-            table = parquet.read_row_groups(groups, columns=list(_LOOKUP_COLUMNS))
-            part = pa.array(np.full(table.num_rows, position, np.int32))
-            pieces.append(table.append_column("part", part))
-        if not pieces:
-            return set()
-        name = f"index_rows_{threading.get_ident()}"
-        cursor.register(name, pa.concat_tables(pieces))
-        try:
-            selects = [f"SELECT part, file, row, ts FROM {name} WHERE {b.sql}" for b in branches]
-            # UNION ALL streams (a row found twice is one candidate): LIMIT stops early.
-            sql = f"SELECT * FROM ({' UNION ALL '.join(selects)}) LIMIT {cap + 1}"
-            rows = cursor.execute(sql, params).fetchall()
-        finally:
-            cursor.unregister(name)
-        if len(rows) > cap:
-            return None
-        return {(partitions[part].files[file], row, ts) for part, file, row, ts in rows}
+            files, order = partition.files, index.order
+            found.extend(
+                (files[f], int(r), int(t))
+                for f, r, t in zip(order.file[rows], order.row[rows], order.ts[rows], strict=True)
+            )
+            if len(found) > cap:
+                return None
+        return sorted(found)
 
 
-Candidate = tuple[str, int, int]
-"""A candidate row: (event file, row number, timestamp in microseconds)."""
+def _open_index(path: str) -> PartitionIndex | None:
+    """The index whose value table is `path`; None when it is not usable."""
+    try:
+        values, schema = ValueTable.open(path)
+        manifest = parse_manifest(path, schema)
+        return PartitionIndex(path, values, manifest) if manifest else None
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None
 
 
 def by_file(candidates: list[Candidate]) -> dict[str, list[int]]:

@@ -46,21 +46,18 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from eventpipe.api.event_query import EventQuery, empty_page, order_sql
 from eventpipe.api.filters import Predicate, quote_identifier
-from eventpipe.api.index_lookup import (
-    CANDIDATE_CAP,
-    Candidate,
-    IndexCatalog,
-    IndexedPartition,
-    by_file,
-)
-from eventpipe.schemas import TOP_LEVEL_COLUMNS, arrow_schema
+from eventpipe.api.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
+from eventpipe.api.index_pages import page_from_index
+
+__all__ = ["ORDER_COLUMNS", "EventQuery", "LakeReader", "Partition"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +81,7 @@ ORDER_COLUMNS: tuple[str, ...] = (
 _SCAN_OPTIONS = "hive_partitioning = false, filename = true, file_row_number = true"
 DENSE_SPAN = 65_536  # a wider row range of one file is read with the filter applied again
 RECENT_ROWS = 32_768  # a filtered page is first looked for among the newest rows of its batch
-ROW_STORE_ROWS = 2_000  # at most this many candidate rows are read from the row stores
+ROW_STORE_ROWS = 1_000  # at most this many candidate rows are read from the row stores
 _PARTITION_RE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
@@ -107,24 +104,10 @@ FileScan = tuple[str, tuple[int, ...] | None]
 @dataclass
 class ScanPlan:
     """What a query reads: per partition, whole files or candidate rows; whether the index
-    lookup found too many candidates; when every partition is indexed, the candidates
-    (with their partition) that the row stores can serve."""
+    lookup found too many candidates."""
 
     scans: dict[dt.date, list[FileScan]]
     over_cap: bool = False
-    served: list[tuple[IndexedPartition, Candidate]] | None = None
-
-
-@dataclass(frozen=True)
-class EventQuery:
-    """A validated list-events request."""
-
-    columns: tuple[str, ...] = TOP_LEVEL_COLUMNS
-    predicate: Predicate | None = None
-    order: str = "timestamp"
-    ascending: bool = False
-    first: int = 0
-    limit: int = 100
 
 
 def list_partitions(events_dir: Path) -> list[Partition]:
@@ -164,15 +147,6 @@ def prune(partitions: list[Partition], predicate: Predicate | None) -> list[Part
     return [
         p for p in partitions if (low is None or p.date >= low) and (high is None or p.date <= high)
     ]
-
-
-def _order_sql(order: str, ascending: bool) -> str:
-    """ORDER BY terms: the order column (nulls last), then messageId, then the row's place
-    in the lake, so that the order is total even if a messageId were stored twice."""
-    direction = "ASC" if ascending else "DESC"
-    tie = "" if order == "messageId" else f', t."messageId" {direction}'
-    place = f", t.filename {direction}, t.file_row_number {direction}"
-    return f"t.{quote_identifier(order)} {direction} NULLS LAST{tie}{place}"
 
 
 class LakeReader:
@@ -244,15 +218,10 @@ class LakeReader:
         partitions = prune(self.partitions(), query.predicate)
         if not partitions:
             return self._empty(query.columns)
-        if query.order == "timestamp" and query.first == 0:
-            newest = self._newest_from_row_stores(cursor, partitions, query)
-            if newest is not None:
-                return newest
+        served = self._page_from_index(cursor, partitions, query)
+        if served is not None:
+            return served
         plan = self._plan_scans(cursor, partitions, query.predicate)
-        if plan.served is not None:
-            served = self._page_from_row_stores(cursor, plan.served, query)
-            if served is not None:
-                return served
         scans = plan.scans
         if query.order != "timestamp":
             every = [s for p in partitions for s in scans[p.date]]
@@ -305,17 +274,13 @@ class LakeReader:
         rows = by_file(candidates)
         for p, _ in usable:
             plan.scans[p.date] = [(f, tuple(rows[f])) for f in p.files if f in rows]
-        if len(usable) == len(partitions):
-            owner = {f: ix for _, ix in usable for f in ix.files}
-            plan.served = [(owner[c[0]], c) for c in candidates]
         return plan
 
-    def _newest_from_row_stores(
+    def _page_from_index(
         self, cursor: duckdb.DuckDBPyConnection, partitions: list[Partition], query: EventQuery
     ) -> pa.Table | None:
-        """A first page by timestamp read from the row stores: the newest (oldest)
-        partition's candidates, then, when they do not fill the page, the others'; None
-        when some partition is not indexed or a lookup finds too many candidates."""
+        """The page read through the serving index (`eventpipe.api.index_pages`) when the
+        filter has json conditions and every partition has a current index; else None."""
         predicate = query.predicate
         if self.indexes is None or predicate is None or not predicate.json_conditions:
             return None
@@ -323,103 +288,7 @@ class LakeReader:
         usable = [ix for ix in indexed if ix is not None]
         if len(usable) < len(indexed):
             return None
-        if not query.ascending:
-            usable = usable[::-1]
-        pages: list[pa.Table] = []
-        need, start = query.limit, 0
-        while start < len(usable) and need > 0:
-            # The newest partition, then (the page not full) all the others at once: a
-            # lookup costs a few ms whatever the partitions, the cap bounds what it finds.
-            batch = usable[start : start + 1] if start == 0 else usable[start:]
-            start += len(batch)
-            candidates = self.indexes.lookup(
-                cursor, batch, predicate.json_conditions, self.candidate_cap
-            )
-            if candidates is None:
-                return None
-            owner = {f: ix for ix in batch for f in ix.files}
-            served = [(owner[c[0]], c) for c in candidates]
-            page = self._page_from_row_stores(cursor, served, replace(query, limit=need))
-            if page is None:
-                return None
-            need -= page.num_rows
-            pages.append(page)
-        return self._joined(pages, query.columns)
-
-    def _page_from_row_stores(
-        self,
-        cursor: duckdb.DuckDBPyConnection,
-        candidates: list[tuple[IndexedPartition, Candidate]],
-        query: EventQuery,
-    ) -> pa.Table | None:
-        """The page read from the row stores, when every partition is indexed; None when
-        that would read more than `row_store_rows` rows.
-
-        Ordered by timestamp, the candidates are visited newest (oldest) first: the first
-        `1.25 * (first + limit) + 16` of them, with every candidate tied with the last,
-        then 4 times as many..., until they hold `first + limit` matches (the filter is
-        applied to them with the same SQL as the Parquet path) or are all read. Ordered
-        otherwise, every candidate is read. Each row costs one record-batch decode.
-        """
-        wanted = query.first + query.limit
-        if query.order == "timestamp":
-            candidates = sorted(candidates, key=lambda c: c[1][2], reverse=not query.ascending)
-            take = wanted + wanted // 4 + 16
-        else:
-            take = len(candidates)
-        while True:
-            chunk = candidates
-            if take < len(candidates):
-                boundary = candidates[take - 1][1][2]
-                if query.ascending:
-                    chunk = [c for c in candidates if c[1][2] <= boundary]
-                else:
-                    chunk = [c for c in candidates if c[1][2] >= boundary]
-            if len(chunk) > self.row_store_rows:
-                return None
-            table, matches = self._filter_row_stores(cursor, chunk, query)
-            if matches >= wanted or len(chunk) == len(candidates):
-                return table
-            take *= 4
-
-    def _filter_row_stores(
-        self,
-        cursor: duckdb.DuckDBPyConnection,
-        candidates: list[tuple[IndexedPartition, Candidate]],
-        query: EventQuery,
-    ) -> tuple[pa.Table, int]:
-        """(the page among `candidates`, how many of them match the filter)."""
-        indexes = self.indexes
-        if indexes is None:  # pragma: no cover - served only when there are indexes
-            raise RuntimeError("no serving index")
-        by_partition: dict[IndexedPartition, list[Candidate]] = {}
-        for ix, candidate in candidates:
-            by_partition.setdefault(ix, []).append(candidate)
-        found = [indexes.read_rows(ix, by_file(c)) for ix, c in by_partition.items()]
-        tables = [t for t in found if t is not None]
-        if not tables:
-            return self._empty(query.columns), 0
-        where, params = self._where(query.predicate)
-        where = f" WHERE {where}" if where else ""
-        name = f"candidates_{threading.get_ident()}"
-        # Copied into fresh arrays: DuckDB refuses struct columns of sliced batches (they
-        # have offsets), and combine_chunks does not copy a single chunk.
-        rows = pa.concat_tables(tables)
-        cursor.register(name, rows.take(pa.array(range(rows.num_rows), pa.int64())))
-        try:
-            matches = cursor.execute(f"SELECT count(*) FROM {name} AS t{where}", params)
-            count = int(matches.fetchall()[0][0])
-            params.update(limit=query.limit, offset=query.first)
-            columns = ", ".join("t." + quote_identifier(c) for c in query.columns)
-            table = cursor.sql(
-                f"SELECT {columns} FROM {name} AS t{where}"
-                f" ORDER BY {_order_sql(query.order, query.ascending)}"
-                " LIMIT $limit OFFSET $offset",
-                params=params,
-            ).to_arrow_table()
-        finally:
-            cursor.unregister(name)
-        return table, count
+        return page_from_index(self.indexes, cursor, usable, query, self.row_store_rows)
 
     def _where(self, predicate: Predicate | None) -> tuple[str, dict[str, object]]:
         """The predicate as one parenthesised condition ("" for none), and its parameters."""
@@ -509,7 +378,7 @@ class LakeReader:
         columns = ", ".join(f"t.{quote_identifier(c)}" for c in dict.fromkeys(needed))
         locate = (
             f"SELECT filename, file_row_number FROM ({self._source(scans, columns, where, params)})"
-            f" AS t ORDER BY {_order_sql(query.order, query.ascending)}"
+            f" AS t ORDER BY {order_sql(query.order, query.ascending)}"
             " LIMIT $limit OFFSET $offset"
         )
         return [(str(f), int(r)) for f, r in cursor.execute(locate, params).fetchall()]
@@ -574,5 +443,4 @@ class LakeReader:
         return pa.concat_tables(pages) if len(pages) > 1 else pages[0]
 
     def _empty(self, columns: Sequence[str]) -> pa.Table:
-        schema = arrow_schema()
-        return pa.Table.from_pylist([], schema=pa.schema([schema.field(c) for c in columns]))
+        return empty_page(columns)

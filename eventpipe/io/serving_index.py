@@ -1,42 +1,35 @@
-"""The lake's serving index: per event partition, json values -> the rows that hold them.
+"""The lake's serving index: per event partition, json values -> the rows that hold them,
+and the partition's rows in a form that reads scattered rows fast.
 
 A json condition of the read API (`properties.plan is "pro"`, `properties.price > 499.5`)
 otherwise parses the JSON of every row it scans (~150 ns a row: 50-150 ms for a day of
-333k events, seconds for a month). The index lets the API read only the row groups
-holding candidate rows.
+333k events, seconds for a month), and a rare value must scan everything. With the index
+the API finds the candidate rows of a json condition in microseconds, newest first, and
+reads only those.
 
-`LAKE/_index/events/date=D/index-<id>.parquet`, one file per partition, holds one row
-per scalar value (JSON string, number or boolean, at any depth, array elements
-included) of the json columns (`properties`, `traits`):
+Three files per partition (`eventpipe.io.index_format`):
 
-    file  int16    position of the event file in the manifest (below)
-    row   int32    the row number in that file
-    ts    int64    the row's `timestamp` (microseconds since the epoch), to visit candidates
-                   newest first
-    col   string   the json column
-    ptr   string   the RFC 6901 JSON pointer of the value (`/plan`, `/address/city`, `/tags/0`)
-    kind  string   's' string, 'n' number, 'b' boolean
-    str   string   the string value ('true'/'false' for booleans)
-    num   double   the number, cast to DOUBLE exactly as the filter SQL casts it
+- the row order: every row of the partition numbered in the API's default order
+  (`timestamp`, `messageId`, file, row number, newest first), with its file, row number
+  and timestamp;
+- the value table: one entry per distinct scalar value (JSON string, number or boolean,
+  at any depth, array elements included) of a json column (`properties`, `traits`) at a
+  JSON pointer (`/plan`, `/address/city`, `/tags/0`), keyed `<column> <kind> <pointer>`
+  (kind 's' string, 'n' number, 'b' boolean), sorted by key then value, with the sorted
+  numbers (in the row order) of the rows holding it. Numbers are cast to DOUBLE exactly as
+  the filter SQL casts them. So a value's rows come newest first, and a range of values
+  (`price > 499.5`, `plan starts with "p"`) is one contiguous run of row numbers;
+- the row store (`eventpipe.io.row_store`): the rows in that order, in small zstd blocks.
 
-sorted by (col, ptr, kind, str, num, file, row) in row groups of INDEX_ROW_GROUP rows, so
-that a lookup reads the footer and the few row groups whose statistics hold its value.
 Values are extracted with DuckDB's own JSON functions (`json_tree`), the functions the
 filter SQL uses, so an index lookup finds every row the filter can match.
 
-Next to it, `rows-<id>.arrow` is a row store: the partition's rows (every column, the
-event files one after the other in manifest order) as an uncompressed Arrow IPC file of
-ROW_BATCH-row record batches, read memory-mapped. A Parquet file decodes a whole row
-group (16k rows of every column, 5-25 ms) to return one row; the row store returns it
-without decoding anything. The API reads the rows of a few scattered candidates from
-it. The price is disk: ~12x the partition's zstd Parquet size.
-
-The manifest (footer key-value metadata `eventpipe.index`) lists the event files the index
-was built from, with their sizes, modification times and row counts, and names the row
-store: a reader trusts an index only while its partition holds exactly those files, so a
-partition rewritten by any job (compaction, reprocessing, identity re-stitching) is
-scanned until it is indexed again. Files appear atomically (written as hidden
-temporaries, then renamed: the row store first, the index last); the older files of the
+The manifest (schema metadata `eventpipe.index` of the value table) lists the event files
+the index was built from, with their sizes, modification times and row counts: a reader
+trusts an index only while its partition holds exactly those files, so a partition
+rewritten by any job (compaction, reprocessing, identity re-stitching) is scanned until it
+is indexed again. Files appear atomically (written as hidden temporaries, then renamed:
+the row store and row order first, the value table last); the older files of the
 partition are deleted after the new ones are in place. Local lakes only (the read API
 reads local lakes).
 
@@ -46,7 +39,6 @@ index (`build_partition_index`); measured in benchmarks/bench_api.py.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
@@ -56,94 +48,30 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from eventpipe.io.index_format import (
+    INDEX,
+    MANIFEST_KEY,
+    FileSignature,
+    Manifest,
+    event_files,
+    index_dir,
+    index_files,
+    read_manifest,
+    write_arrow,
+)
+from eventpipe.io.row_store import write_row_store
 from eventpipe.schemas import EVENT_FIELDS, arrow_schema
 
-INDEX = "_index"
-INDEX_ROW_GROUP = 8192
-ROW_BATCH = 256
-ROW_STORE_COMPRESSION: str | None = None
-"""Uncompressed: a memory-mapped batch is read without decoding (~0.05 ms a row against
-~0.6 ms with lz4, which decodes each of the batch's ~70 buffers), for ~2.5x the size."""
-MANIFEST_KEY = "eventpipe.index"
-VERSION = 4
+__all__ = ["INDEX", "build_partition_index", "index_is_current", "index_lake"]
+
 JSON_COLUMNS: tuple[str, ...] = tuple(f.name for f in EVENT_FIELDS if f.kind == "json")
 NUMBER_TYPES = ("BIGINT", "UBIGINT", "DOUBLE")
 _SCALAR_TYPES = ("VARCHAR", "BOOLEAN", *NUMBER_TYPES)
-
-
-@dataclass(frozen=True)
-class FileSignature:
-    """What identifies one version of an event file: name, size, modification time."""
-
-    name: str
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, path: str | os.PathLike[str]) -> FileSignature:
-        stat = os.stat(path)
-        return cls(os.path.basename(path), stat.st_size, stat.st_mtime_ns)
-
-
-def event_files(partition_dir: str | os.PathLike[str]) -> list[str]:
-    """The event files of a partition folder, as every reader of the lake sees them."""
-    try:
-        entries = list(os.scandir(partition_dir))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(
-        e.path
-        for e in entries
-        if e.name.endswith(".parquet") and not e.name.startswith((".", "_")) and e.is_file()
-    )
-
-
-def index_dir(lake: str | os.PathLike[str], partition_name: str) -> Path:
-    """The index folder of the event partition `date=D`."""
-    return Path(lake) / INDEX / "events" / partition_name
-
-
-def index_files(folder: str | os.PathLike[str]) -> list[str]:
-    """The index files of one partition's index folder, newest first."""
-    try:
-        names = [
-            e.path
-            for e in os.scandir(folder)
-            if e.name.startswith("index-") and e.name.endswith(".parquet")
-        ]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(names, reverse=True)
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What an index was built from: the event files (in index order), their row counts,
-    and the row store file (a path)."""
-
-    files: tuple[FileSignature, ...]
-    file_rows: tuple[int, ...]
-    row_store: str
-
-
-def read_manifest(index_file: str, metadata: pq.FileMetaData | None = None) -> Manifest | None:
-    """The manifest of an index file, from its footer (`metadata` when already read);
-    None when it is not a usable index."""
-    try:
-        metadata = metadata or pq.read_metadata(index_file)
-        manifest = json.loads((metadata.metadata or {})[MANIFEST_KEY.encode()])
-        if manifest.get("version") != VERSION:
-            return None
-        return Manifest(
-            tuple(FileSignature(f["name"], f["size"], f["mtime_ns"]) for f in manifest["files"]),
-            tuple(int(n) for n in manifest["file_rows"]),
-            os.path.join(os.path.dirname(index_file), manifest["row_store"]),
-        )
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
 
 
 def _escape(key: str) -> str:
@@ -170,100 +98,125 @@ def _pointers(rows: list[tuple[str, str | None, str | None]]) -> dict[str, str]:
     return pointers
 
 
-def build_partition_index(lake: str | os.PathLike[str], partition_dir: str) -> tuple[str, int]:
-    """Index the event partition at `partition_dir`; returns (index file, entries).
+def read_partition(files: list[str]) -> pa.Table:
+    """The rows of `files`, one after the other, with the schema of the event table."""
+    schema = arrow_schema()
+    tables = [pq.read_table(f).select(schema.names).cast(schema) for f in files]
+    return pa.concat_tables(tables).combine_chunks()
 
-    Older index files of the partition are deleted once the new one is in place.
+
+def newest_first(table: pa.Table, file_rows: list[int]) -> pa.Table:
+    """The row order of a partition's rows (`file`, `row`, `ts` per row, newest first: by
+    timestamp, messageId, file and row number, descending, nulls last as the API sorts)."""
+    file = np.repeat(np.arange(len(file_rows), dtype=np.int16), file_rows)
+    row = np.concatenate([np.arange(n, dtype=np.int32) for n in file_rows] or [[]])
+    keys = pa.table(
+        {
+            "ts": pc.cast(table["timestamp"], pa.int64()),
+            "message": table["messageId"],
+            "file": pa.array(file, pa.int16()),
+            "row": pa.array(row.astype(np.int32), pa.int32()),
+        }
+    )
+    order = pc.sort_indices(
+        keys, sort_keys=[(c, "descending", "at_end") for c in ("ts", "message", "file", "row")]
+    )
+    return keys.select(["file", "row", "ts"]).take(order)
+
+
+def _value_table(db: duckdb.DuckDBPyConnection, files: list[str], order: pa.Table) -> pa.Table:
+    """The value table of the partition's `files` (see the module doc)."""
+    db.execute(
+        "CREATE TABLE nodes (file SMALLINT, row INTEGER, col VARCHAR, fullkey VARCHAR,"
+        " path VARCHAR, key VARCHAR, type VARCHAR, value VARCHAR)"
+    )
+    for position, path in enumerate(files):
+        for column in JSON_COLUMNS:
+            db.execute(
+                f"""INSERT INTO nodes
+                SELECT {position}, t.file_row_number, '{column}', j.fullkey, j.path, j.key,
+                       j.type, CASE WHEN j.type IN {_SCALAR_TYPES} THEN j.value END
+                FROM read_parquet($file, file_row_number = true) AS t,
+                     json_tree(t."{column}") AS j""",
+                {"file": path},
+            )
+    keys = db.execute("SELECT DISTINCT fullkey, path, key FROM nodes").fetchall()
+    db.execute("CREATE TABLE pointers (fullkey VARCHAR, ptr VARCHAR)")
+    db.executemany("INSERT INTO pointers VALUES (?, ?)", list(_pointers(keys).items()))
+    ranks = pa.table(
+        {
+            "file": order["file"],
+            "row": order["row"],
+            "ord": pa.array(np.arange(order.num_rows, dtype=np.int32)),
+        }
+    )
+    db.register("ranks", ranks)
+    table = db.sql(
+        f"""
+        WITH typed AS (
+            SELECT n.file, n.row, n.col, p.ptr, n.type, n.value,
+                   CASE n.type WHEN 'VARCHAR' THEN 's' WHEN 'BOOLEAN' THEN 'b' ELSE 'n' END
+                       AS kind
+            FROM nodes AS n JOIN pointers AS p USING (fullkey)
+            WHERE n.value IS NOT NULL
+        ), entries AS (
+            SELECT DISTINCT t.col || ' ' || t.kind || ' ' || t.ptr AS key,
+                   CASE t.type WHEN 'VARCHAR' THEN CAST(t.value AS JSON) ->> '$'
+                               WHEN 'BOOLEAN' THEN t.value END AS str,
+                   CASE WHEN t.type IN {NUMBER_TYPES}
+                        THEN TRY_CAST(CAST(t.value AS JSON) AS DOUBLE) END AS num,
+                   r.ord
+            FROM typed AS t JOIN ranks AS r ON r.file = t.file AND r.row = t.row
+        )
+        SELECT key, str, coalesce(num, 0.0) AS num, list(ord ORDER BY ord) AS rows
+        FROM entries
+        WHERE str IS NOT NULL OR num IS NOT NULL
+        GROUP BY key, str, num
+        ORDER BY key, str, num"""
+    ).to_arrow_table()
+    return pa.table(
+        {
+            "key": pc.dictionary_encode(table["key"].cast(pa.string())),
+            "str": table["str"].cast(pa.string()),
+            "num": table["num"],
+            "rows": table["rows"].cast(pa.list_(pa.int32())),
+        }
+    )
+
+
+def build_partition_index(lake: str | os.PathLike[str], partition_dir: str) -> tuple[str, int]:
+    """Index the event partition at `partition_dir`; returns (value table file, entries).
+
+    Older index files of the partition are deleted once the new ones are in place.
     """
     files = event_files(partition_dir)
-    signatures = [FileSignature.of(f) for f in files]
+    signatures = tuple(FileSignature.of(f) for f in files)
     folder = index_dir(lake, os.path.basename(os.path.normpath(partition_dir)))
     folder.mkdir(parents=True, exist_ok=True)
     build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
-    final = folder / f"index-{build_id}.parquet"
-    temporary = folder / f".{final.name}.tmp"
-    row_store = folder / f"rows-{build_id}.arrow"
-    file_rows = write_row_store(files, row_store)
+    final = folder / f"index-{build_id}.arrow"
+    order_file, row_store = folder / f"order-{build_id}.arrow", folder / f"rows-{build_id}.arrow"
+    rows = read_partition(files)
+    file_rows = [pq.ParquetFile(f).metadata.num_rows for f in files]
+    order = newest_first(rows, file_rows)
+    write_arrow(order, order_file)
+    positions = np.concatenate(([0], np.cumsum(file_rows)[:-1])).astype(np.int64)
+    in_order = np.asarray(order["file"]).astype(np.int64)
+    write_row_store(rows.take(positions[in_order] + np.asarray(order["row"])), row_store)
+    del rows
     db = duckdb.connect(":memory:")
     try:
         db.execute("SET TimeZone = 'UTC'")
         db.execute("SET enable_progress_bar = false")
-        db.execute(
-            "CREATE TABLE nodes (file SMALLINT, row INTEGER, ts BIGINT, col VARCHAR, fullkey VARCHAR,"
-            " path VARCHAR, key VARCHAR, type VARCHAR, value VARCHAR)"
-        )
-        for position, path in enumerate(files):
-            for column in JSON_COLUMNS:
-                db.execute(
-                    f"""INSERT INTO nodes
-                    SELECT {position}, t.file_row_number, epoch_us(t.timestamp), '{column}', j.fullkey, j.path, j.key,
-                           j.type, CASE WHEN j.type IN {_SCALAR_TYPES} THEN j.value END
-                    FROM read_parquet($file, file_row_number = true) AS t,
-                         json_tree(t."{column}") AS j""",
-                    {"file": path},
-                )
-        keys = db.execute("SELECT DISTINCT fullkey, path, key FROM nodes").fetchall()
-        db.execute("CREATE TABLE pointers (fullkey VARCHAR, ptr VARCHAR)")
-        pointers = _pointers(keys)
-        db.executemany("INSERT INTO pointers VALUES (?, ?)", list(pointers.items()))
-        manifest = json.dumps(
-            {
-                "version": VERSION,
-                "files": [s.__dict__ for s in signatures],
-                "file_rows": file_rows,
-                "row_store": row_store.name,
-            },
-            sort_keys=True,
-        )
-        db.execute(
-            f"""COPY (
-                SELECT n.file, n.row, n.ts, n.col, p.ptr,
-                       CASE n.type WHEN 'VARCHAR' THEN 's' WHEN 'BOOLEAN' THEN 'b' ELSE 'n' END
-                           AS kind,
-                       CASE WHEN n.type = 'VARCHAR' THEN CAST(n.value AS JSON) ->> '$'
-                            WHEN n.type = 'BOOLEAN' THEN n.value END AS str,
-                       CASE WHEN n.type IN {NUMBER_TYPES}
-                            THEN TRY_CAST(CAST(n.value AS JSON) AS DOUBLE) END AS num
-                FROM nodes AS n JOIN pointers AS p USING (fullkey)
-                WHERE n.type IN {_SCALAR_TYPES}
-                ORDER BY n.col, p.ptr, kind, str, num, n.file, n.row
-            ) TO '{_sql_text(str(temporary))}' (FORMAT parquet, COMPRESSION zstd,
-                ROW_GROUP_SIZE {INDEX_ROW_GROUP}, KV_METADATA {{'{MANIFEST_KEY}': '{_sql_text(manifest)}'}})"""
-        )
-        entries = int(
-            db.execute("SELECT count(*) FROM nodes WHERE value IS NOT NULL").fetchone()[0]
-        )
+        values = _value_table(db, files, order)
     finally:
         db.close()
-    os.replace(temporary, final)
+    manifest = Manifest(signatures, tuple(file_rows), str(order_file), str(row_store))
+    write_arrow(values, final, {MANIFEST_KEY: manifest.to_json().encode()})
     for old in os.scandir(folder):
-        if old.name.startswith(("index-", "rows-")) and build_id not in old.name:
+        if old.name.startswith(("index-", "rows-", "order-")) and build_id not in old.name:
             os.remove(old.path)
-    return str(final), entries
-
-
-def write_row_store(files: list[str], path: Path) -> list[int]:
-    """Write the rows of `files` (one after the other) as the row store at `path`;
-    returns each file's row count."""
-    schema = arrow_schema()
-    temporary = path.with_name(f".{path.name}.tmp")
-    counts = []
-    options = pa.ipc.IpcWriteOptions(compression=ROW_STORE_COMPRESSION)
-    with (
-        pa.OSFile(str(temporary), "wb") as sink,
-        pa.ipc.new_file(sink, schema, options=options) as out,
-    ):
-        for f in files:
-            # One chunk: every record batch but a file's last holds exactly ROW_BATCH rows.
-            table = pq.read_table(f).select(schema.names).cast(schema).combine_chunks()
-            counts.append(table.num_rows)
-            out.write_table(table, max_chunksize=ROW_BATCH)
-    os.replace(temporary, path)
-    return counts
-
-
-def _sql_text(text: str) -> str:
-    return text.replace("'", "''")
+    return str(final), len(values["rows"].combine_chunks().values)
 
 
 def index_is_current(lake: str | os.PathLike[str], partition_dir: str) -> bool:
@@ -276,7 +229,11 @@ def index_is_current(lake: str | os.PathLike[str], partition_dir: str) -> bool:
         current = tuple(FileSignature.of(f) for f in event_files(partition_dir))
     except FileNotFoundError:
         return False
-    return manifest is not None and manifest.files == current and os.path.isfile(manifest.row_store)
+    return (
+        manifest is not None
+        and manifest.files == current
+        and all(os.path.isfile(f) for f in (manifest.order_file, manifest.row_store))
+    )
 
 
 def remove_stale_indexes(lake: str | os.PathLike[str]) -> list[str]:

@@ -12,8 +12,9 @@ import duckdb
 import pytest
 from api_support import make_event, write_lake
 
+from eventpipe.api.event_query import order_sql
 from eventpipe.api.filters import parse_filter
-from eventpipe.api.query import EventQuery, LakeReader, _order_sql
+from eventpipe.api.query import EventQuery, LakeReader
 
 COLUMNS = ("messageId", "userId", "timestamp", "event")
 
@@ -46,7 +47,7 @@ def _reference(lake: Path, query: EventQuery) -> list[str]:
     sql = (
         f"SELECT messageId FROM read_parquet($files, filename = true, file_row_number = true)"
         f" AS t{where}"
-        f" ORDER BY {_order_sql(query.order, query.ascending)} LIMIT $limit OFFSET $offset"
+        f" ORDER BY {order_sql(query.order, query.ascending)} LIMIT $limit OFFSET $offset"
     )
     return [r[0] for r in duckdb.connect().execute(sql, params).fetchall()]
 

@@ -20,7 +20,7 @@ from test_api_query_plan import _reference
 from eventpipe.api.filters import parse_filter
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
-from eventpipe.io import serving_index
+from eventpipe.io import row_store
 from eventpipe.io.serving_index import (
     INDEX,
     build_partition_index,
@@ -85,7 +85,7 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     write_lake(indexed, _rows(800, 1), row_group_size=64)
     write_lake(indexed, _rows(800, 2), file_name="part-1.parquet", row_group_size=64)
     with pytest.MonkeyPatch.context() as patch:  # many index row groups: lookups prune them
-        patch.setattr(serving_index, "INDEX_ROW_GROUP", 64)
+        patch.setattr(row_store, "BLOCK_ROWS", 8)
         report = index_lake(str(indexed))
     assert (report.partitions, report.indexed, report.errors) == (3, 3, [])
     late = [r for r in _rows(200, 3) if r["timestamp"].date() == dt.date(2025, 10, 3)]
@@ -95,7 +95,7 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     full = tmp_path_factory.mktemp("full-lake")
     shutil.copytree(indexed, full, dirs_exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(serving_index, "INDEX_ROW_GROUP", 64)
+        patch.setattr(row_store, "BLOCK_ROWS", 8)
         assert index_lake(str(full)).indexed == 1
     return indexed, plain, full
 
@@ -238,12 +238,10 @@ def test_index_lake_reindexes_only_what_changed_and_drops_gone_partitions(
         "date=2025-10-02",
         "date=2025-10-03",
     ]
-    for folder in (lake / INDEX / "events").iterdir():  # one index and its row store
+    for folder in (lake / INDEX / "events").iterdir():  # one index: its three files
         names = sorted(p.name for p in folder.iterdir())
-        assert [n.split("-", 1)[0] for n in names] == ["index", "rows"]
-        assert names[0].removeprefix("index-").removesuffix(".parquet") == names[1].removeprefix(
-            "rows-"
-        ).removesuffix(".arrow")
+        assert [n.split("-", 1)[0] for n in names] == ["index", "order", "rows"]
+        assert len({n.split("-", 1)[1] for n in names}) == 1
 
 
 def test_rows_served_from_the_row_store_equal_the_parquet_rows(tmp_path: Path) -> None:
