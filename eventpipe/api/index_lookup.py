@@ -288,14 +288,13 @@ class PartitionIndex:
                 found.append(rows)
         return intersect(found, self.row_count) if found else None
 
-    def read(self, rows: np.ndarray, files: Sequence[str]) -> pa.Table:
-        """The rows numbered `rows`, in that order, with their `filename` and
-        `file_row_number` columns added."""
-        table = self.rows.read(rows)
+    def read(
+        self, rows: np.ndarray, files: Sequence[str]
+    ) -> tuple[list[pa.RecordBatch], np.ndarray, np.ndarray]:
+        """The rows numbered `rows`, in that order (as `RowStore.slices`), with their event
+        files and row numbers in them."""
         names = np.asarray(files, dtype=object)[self.order.file[rows]]
-        table = table.append_column("filename", pa.array(names, pa.string()))
-        numbers = self.order.row[rows].astype(np.int64)
-        return table.append_column("file_row_number", pa.array(numbers))
+        return self.rows.slices(rows), names, self.order.row[rows].astype(np.int64)
 
 
 class IndexCatalog:

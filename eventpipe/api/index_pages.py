@@ -15,8 +15,10 @@ they are. Ordered otherwise, every candidate is read. A request that would read 
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import duckdb
 import numpy as np
@@ -25,6 +27,8 @@ import pyarrow as pa
 from eventpipe.api.event_query import EventQuery, empty_page, order_sql
 from eventpipe.api.filters import quote_identifier
 from eventpipe.api.index_lookup import IndexCatalog, IndexedPartition, PartitionIndex
+from eventpipe.io.row_store import unsliced
+from eventpipe.schemas import arrow_schema
 
 Run = tuple[PartitionIndex, IndexedPartition, np.ndarray]
 """One partition's candidates, in the requested order."""
@@ -51,29 +55,37 @@ def prefix(runs: list[Run], count: int) -> list[Run]:
     return chosen
 
 
-def filter_rows(
-    cursor: duckdb.DuckDBPyConnection, rows: pa.Table, query: EventQuery
-) -> tuple[pa.Table, int]:
-    """(the page of `query` among `rows`, how many of them match its filter)."""
+def filter_rows(cursor: duckdb.DuckDBPyConnection, rows: pa.Table, query: EventQuery) -> pa.Table:
+    """The page of `query` among `rows` (its filter applied again, sorted, offset, limited)."""
     predicate = query.predicate
     where = f" WHERE ({predicate.sql})" if predicate else ""
     params = dict(predicate.params) if predicate else {}
+    params.update(limit=query.limit, offset=query.first)
+    columns = ", ".join("t." + quote_identifier(c) for c in query.columns)
     name = f"candidates_{threading.get_ident()}"
     cursor.register(name, rows)
     try:
-        count = int(
-            cursor.execute(f"SELECT count(*) FROM {name} AS t{where}", params).fetchall()[0][0]
-        )
-        params.update(limit=query.limit, offset=query.first)
-        columns = ", ".join("t." + quote_identifier(c) for c in query.columns)
-        page = cursor.sql(
+        return cursor.sql(
             f"SELECT {columns} FROM {name} AS t{where}"
             f" ORDER BY {order_sql(query.order, query.ascending)} LIMIT $limit OFFSET $offset",
             params=params,
         ).to_arrow_table()
     finally:
         cursor.unregister(name)
-    return page, count
+
+
+def read_runs(chunk: list[Run]) -> pa.Table:
+    """The rows of `chunk` from the row stores, with `filename` and `file_row_number`."""
+    batches: list[pa.RecordBatch] = []
+    names, numbers = [], []
+    for index, partition, rows in chunk:
+        found, file_names, row_numbers = index.read(np.sort(rows), partition.files)
+        batches += found
+        names.append(file_names)
+        numbers.append(row_numbers)
+    table = unsliced(pa.Table.from_batches(batches, schema=arrow_schema()))
+    table = table.append_column("filename", pa.array(np.concatenate(names), pa.string()))
+    return table.append_column("file_row_number", pa.array(np.concatenate(numbers)))
 
 
 def page_from_index(
@@ -109,11 +121,59 @@ def page_from_index(
             return None
         if size == 0:
             return empty_page(query.columns)
-        tables = [index.read(np.sort(rows), p.files) for index, p, rows in chunk]
-        page, matches = filter_rows(cursor, pa.concat_tables(tables), query)
-        if matches >= wanted or (exhausted and size == total):
+        page = filter_rows(cursor, read_runs(chunk), query)
+        # A full page: the chunk holds `first + limit` matches, the first of all.
+        if page.num_rows == query.limit or (exhausted and size == total):
             return page
         take *= 4
+
+
+def tie_bounds(ts: np.ndarray, low: int, high: int) -> tuple[int, int]:
+    """[low, high) of rows ordered by `ts` (descending), widened to every row tied with
+    its ends."""
+
+    def negated(value: np.int64) -> int:
+        return -int(value)
+
+    start = bisect.bisect_left(ts, -int(ts[low]), 0, low + 1, key=negated)
+    stop = bisect.bisect_right(ts, -int(ts[high - 1]), high - 1, len(ts), key=negated)
+    return start, stop
+
+
+def page_by_position(
+    catalog: IndexCatalog,
+    cursor: duckdb.DuckDBPyConnection,
+    partitions: list[IndexedPartition],
+    query: EventQuery,
+) -> pa.Table:
+    """The page of an unfiltered `query` ordered by timestamp over indexed `partitions`
+    (oldest first): the partitions the offset passes are skipped by their row counts, and
+    the page's rows are found by position in the row order of the others (rows tied on
+    timestamp with either end are read too, and the page sorted among them)."""
+    ordered = partitions if query.ascending else partitions[::-1]
+    skip, need = query.first, query.limit
+    chunk: list[Run] = []
+    before = 0  # rows read ahead of the page (tied with its first row)
+    for partition in ordered:
+        if need <= 0:
+            break
+        index = catalog.open(partition)
+        count = index.row_count
+        if skip >= count:
+            skip -= count
+            continue
+        low, high = skip, min(count, skip + need)
+        if query.ascending:
+            low, high = count - high, count - low
+        start, stop = tie_bounds(index.order.ts, low, high)
+        if not chunk:
+            before = stop - high if query.ascending else low - start
+        chunk.append((index, partition, np.arange(start, stop)))
+        need -= high - low
+        skip = 0
+    if not chunk:
+        return empty_page(query.columns)
+    return filter_rows(cursor, read_runs(chunk), replace(query, predicate=None, first=before))
 
 
 def _runs(

@@ -8,12 +8,16 @@ named `*.parquet` (temporary files, `_staging/`...) is ignored.
 Query plan:
 
 - the partitions are pruned to the date bounds implied by `timestamp` conditions;
-- json conditions that every match must meet are looked up in the serving index of the
-  partitions that have a current one (`eventpipe.api.index_lookup`): its candidate rows
-  replace whole-file scans there, and a partition without candidates is not read; when
-  every pruned partition is indexed, the page is read from the row stores instead,
-  visiting the candidates newest first (by the timestamps the index holds) until the
-  page is full; the filter is always applied again to the rows read;
+- when the filter has json conditions that every match must meet and every pruned
+  partition has a current serving index, the page is read through it
+  (`eventpipe.api.index_pages`): the conditions' candidate rows, newest (oldest) first
+  across partitions, are read from the row stores in growing prefixes until the page
+  is full, at most `row_store_rows` rows; the filter is always applied again to the
+  rows read;
+- otherwise (or beyond that), the json conditions are looked up in the indexes of the
+  partitions that have a current one (`eventpipe.api.index_lookup`): candidate rows
+  (at most `candidate_cap`) replace whole-file scans there, and a partition without
+  candidates is not read;
 - ordered by `timestamp` (the default), partitions are scanned newest first (oldest
   first when ascending) in growing batches of 1, 2, 4... partitions, stopping as soon
   as the page is full; with `first` > 0 a batch is first counted (from Parquet
@@ -55,7 +59,7 @@ import pyarrow as pa
 from eventpipe.api.event_query import EventQuery, empty_page, order_sql
 from eventpipe.api.filters import Predicate, quote_identifier
 from eventpipe.api.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
-from eventpipe.api.index_pages import page_from_index
+from eventpipe.api.index_pages import page_by_position, page_from_index
 
 __all__ = ["ORDER_COLUMNS", "EventQuery", "LakeReader", "Partition"]
 
@@ -279,15 +283,19 @@ class LakeReader:
     def _page_from_index(
         self, cursor: duckdb.DuckDBPyConnection, partitions: list[Partition], query: EventQuery
     ) -> pa.Table | None:
-        """The page read through the serving index (`eventpipe.api.index_pages`) when the
-        filter has json conditions and every partition has a current index; else None."""
+        """The page read through the serving index (`eventpipe.api.index_pages`) when every
+        partition has a current index and the request has no filter and is ordered by
+        timestamp, or its filter has json conditions; else None."""
         predicate = query.predicate
-        if self.indexes is None or predicate is None or not predicate.json_conditions:
+        unfiltered = predicate is None and query.order == "timestamp"
+        if self.indexes is None or not (unfiltered or (predicate and predicate.json_conditions)):
             return None
         indexed = [self.indexes.current(p.name, p.files) for p in partitions]
         usable = [ix for ix in indexed if ix is not None]
         if len(usable) < len(indexed):
             return None
+        if unfiltered:
+            return page_by_position(self.indexes, cursor, usable, query)
         return page_from_index(self.indexes, cursor, usable, query, self.row_store_rows)
 
     def _where(self, predicate: Predicate | None) -> tuple[str, dict[str, object]]:

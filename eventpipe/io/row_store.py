@@ -92,14 +92,33 @@ class RowStore:
         plain = self._decompressor().decompress(data)
         return pa.ipc.read_record_batch(pa.py_buffer(plain), self.schema)
 
+    def slices(self, rows: np.ndarray) -> list[pa.RecordBatch]:
+        """The rows numbered `rows` (any order, repeats allowed), in that order, as
+        zero-copy slices of their decoded blocks (one per run of consecutive rows of a
+        block). DuckDB refuses sliced struct columns: `read` copies them."""
+        decoded: dict[int, pa.RecordBatch] = {}
+        out: list[pa.RecordBatch] = []
+        run_block, run_start, run_length = -1, 0, 0
+        for row in np.asarray(rows, dtype=np.int64).tolist():
+            block, offset = divmod(row, self.block_rows)
+            if block == run_block and offset == run_start + run_length:
+                run_length += 1
+                continue
+            if run_length:
+                out.append(decoded[run_block].slice(run_start, run_length))
+            if block not in decoded:
+                decoded[block] = self._block(block)
+            run_block, run_start, run_length = block, offset, 1
+        if run_length:
+            out.append(decoded[run_block].slice(run_start, run_length))
+        return out
+
     def read(self, rows: np.ndarray) -> pa.Table:
-        """The rows numbered `rows` (any order, repeats allowed), in that order."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size == 0:
-            return self.schema.empty_table()
-        blocks, offsets = np.divmod(rows, self.block_rows)
-        wanted, where = np.unique(blocks, return_inverse=True)
-        decoded = [self._block(int(b)) for b in wanted]
-        table = pa.Table.from_batches(decoded, schema=self.schema)
-        starts = np.concatenate(([0], np.cumsum([b.num_rows for b in decoded])[:-1]))
-        return table.take(pa.array(starts[where] + offsets))
+        """The rows numbered `rows` (any order, repeats allowed), in that order, as a table
+        of fresh arrays."""
+        return unsliced(pa.Table.from_batches(self.slices(rows), schema=self.schema))
+
+
+def unsliced(table: pa.Table) -> pa.Table:
+    """`table` copied into arrays without offsets (DuckDB refuses sliced struct columns)."""
+    return table.take(pa.array(np.arange(table.num_rows, dtype=np.int64)))

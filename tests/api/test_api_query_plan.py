@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -15,6 +16,8 @@ from api_support import make_event, write_lake
 from eventpipe.api.event_query import order_sql
 from eventpipe.api.filters import parse_filter
 from eventpipe.api.query import EventQuery, LakeReader
+from eventpipe.io import row_store
+from eventpipe.io.serving_index import index_lake
 
 COLUMNS = ("messageId", "userId", "timestamp", "event")
 
@@ -63,10 +66,25 @@ FILTERS = [
 ]
 
 
-@pytest.mark.parametrize("dense_span", [0, 10**9])
+@pytest.fixture(scope="module")
+def indexed_lake(lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same lake with a serving index (8-row row-store blocks)."""
+    root = tmp_path_factory.mktemp("indexed-plan-lake")
+    shutil.copytree(lake / "events", root / "events")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(row_store, "BLOCK_ROWS", 8)
+        assert index_lake(str(root)).indexed == 6
+    return root
+
+
+@pytest.mark.parametrize(("dense_span", "indexed"), [(0, False), (10**9, False), (0, True)])
 @pytest.mark.parametrize("conditions", FILTERS)
-def test_plan_matches_a_plain_query(lake: Path, dense_span: int, conditions) -> None:
-    reader = LakeReader(lake, dense_span=dense_span)
+def test_plan_matches_a_plain_query(
+    lake: Path, indexed_lake: Path, dense_span: int, indexed: bool, conditions
+) -> None:
+    """Also over the indexed lake: unfiltered pages by timestamp are found by position in
+    the row order, json-filtered ones from the index."""
+    reader = LakeReader(indexed_lake if indexed else lake, dense_span=dense_span)
     predicate = None
     if conditions:
         document = {

@@ -18,6 +18,7 @@ from api_support import CANONICAL_EVENTS, make_event, write_lake
 from test_api_query_plan import _reference
 
 from eventpipe.api.filters import parse_filter
+from eventpipe.api.index_pages import page_from_index
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
 from eventpipe.io import row_store
@@ -267,3 +268,24 @@ def test_serve_says_how_many_partitions_are_indexed(
         caplog.text
     )
     assert "3 of 3 event partitions have a current serving index\n" in caplog.text
+
+
+def test_pages_are_read_through_the_index_when_every_partition_has_one(
+    lakes: tuple[Path, Path, Path],
+) -> None:
+    _, plain, full = lakes
+    reader = LakeReader(full)
+    assert reader.indexes is not None
+    indexed = [reader.indexes.current(p.name, p.files) for p in reader.partitions()]
+    assert all(indexed)
+    cursor = reader._db.cursor()
+    rome = _filter("and", ("properties.nested.city", "is", "Rome"))
+    for order, ascending, first, limit in SHAPES:
+        query = _query(rome, order, ascending, first, limit)
+        page = page_from_index(reader.indexes, cursor, indexed, query, budget=10_000)
+        assert page is not None
+        assert page["messageId"].to_pylist() == _reference(plain, query)
+    query = _query(rome, "timestamp", False, 0, 10)
+    assert page_from_index(reader.indexes, cursor, indexed, query, budget=10) is None
+    unindexed = _query(_filter("and", ("properties.plan", "is null")), "timestamp", False, 0, 10)
+    assert page_from_index(reader.indexes, cursor, indexed, unindexed, budget=10_000) is None
