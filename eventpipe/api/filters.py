@@ -198,6 +198,7 @@ class Predicate:
     min_date: dt.date | None = None  # every match has timestamp's UTC date >= min_date
     max_date: dt.date | None = None  # ... and <= max_date
     json_conditions: tuple[JsonCondition, ...] = ()
+    columns: frozenset[str] = frozenset()  # the top-level columns the conditions read
 
 
 def quote_identifier(name: str) -> str:
@@ -601,15 +602,18 @@ def compile_filter(document: object, parameter: str = "filter") -> Predicate:
     parts: list[str] = []
     bounds: list[tuple[dt.date | None, ...]] = []
     json_conditions: list[JsonCondition] = []
+    columns: set[str] = set()
     for i, condition in enumerate(conditions):
         sql, bound, json_condition = compile_condition(
             condition, params, f"{parameter}.conditions[{i}]"
         )
+        columns.add(condition["property"].split(".")[0])  # a valid property: compiled
         parts.append(f"({sql})")
         bounds.append(bound)
         if json_condition is not None:
             json_conditions.append(json_condition)
     predicate = Predicate(f" {logical.upper()} ".join(parts), params.values)
+    predicate.columns = frozenset(columns)
     if logical == "and" or len(bounds) == 1:
         predicate.json_conditions = tuple(json_conditions)
         lows = [low for low, _ in bounds if low is not None]

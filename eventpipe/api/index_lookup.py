@@ -44,10 +44,12 @@ from eventpipe.io.index_format import (
     parse_manifest,
     value_key,
 )
-from eventpipe.io.row_store import RowStore
+from eventpipe.io.row_store import RowStore, nullable
 from eventpipe.io.serving_index import JSON_COLUMNS
 from eventpipe.schemas import arrow_schema
 
+ROW_SCHEMA = nullable(arrow_schema())
+"""The schema of rows read from the row stores (as the Parquet path returns them)."""
 CANDIDATE_CAP = 20_000
 """Most candidate rows `IndexCatalog.lookup` returns; a lookup finding more is not used."""
 
@@ -264,7 +266,7 @@ class PartitionIndex:
         self.values = values
         self.manifest = manifest
         self.order = RowOrder.open(manifest.order_file)
-        self.rows = RowStore(manifest.row_store, arrow_schema())
+        self.rows = RowStore(manifest.row_store, ROW_SCHEMA)
 
     @property
     def row_count(self) -> int:

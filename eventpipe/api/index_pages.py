@@ -7,7 +7,8 @@ partition's candidates backwards, when ascending), so the candidates form one se
 the requested order by timestamp. A prefix of it (`first + limit` candidates, a quarter
 more and 16, extended over rows tied on timestamp) is read from the row stores and the
 whole filter applied to it with the SQL of the Parquet path; when it holds fewer than
-`first + limit` matches and more candidates remain, a prefix 4 times longer is read. So a
+`first + limit` matches and more candidates remain, a prefix 4 times longer is read
+(unless the matches found so far say that the page needs more than `budget` rows). So a
 frequent value reads a few blocks of its newest rows, and a rare one its few rows wherever
 they are. Ordered otherwise, every candidate is read. A request that would read more than
 `budget` rows is left to the scans (None).
@@ -25,10 +26,8 @@ import numpy as np
 import pyarrow as pa
 
 from eventpipe.api.event_query import EventQuery, empty_page, order_sql
-from eventpipe.api.filters import quote_identifier
-from eventpipe.api.index_lookup import IndexCatalog, IndexedPartition, PartitionIndex
+from eventpipe.api.index_lookup import ROW_SCHEMA, IndexCatalog, IndexedPartition, PartitionIndex
 from eventpipe.io.row_store import unsliced
-from eventpipe.schemas import arrow_schema
 
 Run = tuple[PartitionIndex, IndexedPartition, np.ndarray]
 """One partition's candidates, in the requested order."""
@@ -56,26 +55,34 @@ def prefix(runs: list[Run], count: int) -> list[Run]:
 
 
 def filter_rows(cursor: duckdb.DuckDBPyConnection, rows: pa.Table, query: EventQuery) -> pa.Table:
-    """The page of `query` among `rows` (its filter applied again, sorted, offset, limited)."""
+    """The page of `query` among `rows` (`read_runs`): its filter applied again, sorted,
+    offset and limited by DuckDB over the columns they need, then taken from `rows`."""
     predicate = query.predicate
+    needed = {query.order, "messageId", "filename", "file_row_number"}
+    needed |= predicate.columns if predicate else set()
+    narrow = rows.select([c for c in rows.column_names if c in needed])
+    if any(pa.types.is_struct(f.type) for f in narrow.schema):
+        narrow = unsliced(narrow)  # DuckDB refuses sliced struct columns
+    narrow = narrow.append_column("_position", pa.array(np.arange(rows.num_rows)))
     where = f" WHERE ({predicate.sql})" if predicate else ""
     params = dict(predicate.params) if predicate else {}
     params.update(limit=query.limit, offset=query.first)
-    columns = ", ".join("t." + quote_identifier(c) for c in query.columns)
     name = f"candidates_{threading.get_ident()}"
-    cursor.register(name, rows)
+    cursor.register(name, narrow)
     try:
-        return cursor.sql(
-            f"SELECT {columns} FROM {name} AS t{where}"
+        found = cursor.execute(
+            f"SELECT _position FROM {name} AS t{where}"
             f" ORDER BY {order_sql(query.order, query.ascending)} LIMIT $limit OFFSET $offset",
-            params=params,
-        ).to_arrow_table()
+            params,
+        ).fetchnumpy()["_position"]
     finally:
         cursor.unregister(name)
+    return rows.select(list(query.columns)).take(pa.array(np.asarray(found, np.int64)))
 
 
 def read_runs(chunk: list[Run]) -> pa.Table:
-    """The rows of `chunk` from the row stores, with `filename` and `file_row_number`."""
+    """The rows of `chunk` from the row stores (zero-copy slices of their blocks), with
+    `filename` and `file_row_number`."""
     batches: list[pa.RecordBatch] = []
     names, numbers = [], []
     for index, partition, rows in chunk:
@@ -83,9 +90,11 @@ def read_runs(chunk: list[Run]) -> pa.Table:
         batches += found
         names.append(file_names)
         numbers.append(row_numbers)
-    table = unsliced(pa.Table.from_batches(batches, schema=arrow_schema()))
-    table = table.append_column("filename", pa.array(np.concatenate(names), pa.string()))
-    return table.append_column("file_row_number", pa.array(np.concatenate(numbers)))
+    table = pa.Table.from_batches(batches, schema=ROW_SCHEMA)
+    table = table.append_column(
+        "filename", pa.chunked_array([pa.array(np.concatenate(names), pa.string())])
+    )
+    return table.append_column("file_row_number", pa.chunked_array([np.concatenate(numbers)]))
 
 
 def page_from_index(
@@ -125,6 +134,9 @@ def page_from_index(
         # A full page: the chunk holds `first + limit` matches, the first of all.
         if page.num_rows == query.limit or (exhausted and size == total):
             return page
+        matched = page.num_rows + query.first if page.num_rows else 0
+        if matched * budget < wanted * size:  # at this rate, more than `budget` rows to read
+            return None
         take *= 4
 
 

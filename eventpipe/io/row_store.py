@@ -119,6 +119,18 @@ class RowStore:
         return unsliced(pa.Table.from_batches(self.slices(rows), schema=self.schema))
 
 
+def nullable(schema: pa.Schema) -> pa.Schema:
+    """`schema` with every field nullable, at every depth (as DuckDB returns tables; a
+    block is read with any schema of its types at no cost)."""
+
+    def relax(f: pa.Field) -> pa.Field:
+        if pa.types.is_struct(f.type):
+            return pa.field(f.name, pa.struct([relax(c) for c in f.type]), True, f.metadata)
+        return f.with_nullable(True)
+
+    return pa.schema([relax(f) for f in schema], metadata=schema.metadata)
+
+
 def unsliced(table: pa.Table) -> pa.Table:
     """`table` copied into arrays without offsets (DuckDB refuses sliced struct columns)."""
     return table.take(pa.array(np.arange(table.num_rows, dtype=np.int64)))
