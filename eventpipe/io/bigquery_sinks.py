@@ -303,7 +303,7 @@ class _InsertRows(beam.DoFn):
             errors = self.client.insert_rows_json(
                 self.target.table,
                 json_rows(batch),
-                row_ids=batch["messageId"].to_pylist(),
+                row_ids=insert_ids(batch),
             )
             failed_at = {e["index"]: e.get("errors", []) for e in errors}
             self.written.inc(batch.num_rows - len(failed_at))
@@ -330,12 +330,21 @@ class _InsertRows(beam.DoFn):
         return failed_rows_of(batch.take(indices), problems, self.run_id, self.run_start)
 
 
+def insert_ids(batch: pa.Table) -> list[str]:
+    """The insert ids of event rows: `connectionId:messageId`, the events' identity."""
+    ids = zip(batch["connectionId"].to_pylist(), batch["messageId"].to_pylist(), strict=True)
+    return [f"{connection}:{message}" for connection, message in ids]
+
+
 class InsertToBigQuery(beam.PTransform):
     """Streaming sink: event tables -> the target's event table through the insert API.
 
     Returns the failed rows (rows the schema check or the API refused), for the
-    stream's failed sink. Counts `written`. Rows carry `messageId` as their insert id,
-    so BigQuery drops a row re-sent within its de-duplication window.
+    stream's failed sink. Counts `written`. Rows carry `connectionId:messageId` as
+    their insert id, so BigQuery drops, best effort, a row re-sent within its
+    de-duplication window (about a minute): what covers a retried insert request.
+    Copies further apart are the stream's DeduplicateEvents' job (within its expiry);
+    rows already in the table are not looked up.
     """
 
     def __init__(
