@@ -73,16 +73,20 @@ class _LoadBundles(beam.DoFn):
     def process(self, table: pa.Table) -> Iterator[int]:
         self.buffer.append(table)
         self.buffered += table.num_rows
-        if self.buffered >= self.target.rows_per_load:
-            yield self._flush()
+        while self.buffered >= self.target.rows_per_load:
+            yield self._flush(self.target.rows_per_load)
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         if self.buffer:
             yield WindowedValue(self._flush(), MIN_TIMESTAMP, [GlobalWindow()])
 
-    def _flush(self) -> int:
-        table = pa.concat_tables(self.buffer).select(self.schema.names).cast(self.schema)
-        self.buffer, self.buffered = [], 0
+    def _flush(self, rows: int | None = None) -> int:
+        """Load the first `rows` buffered rows (default: all) as one job."""
+        buffered = pa.concat_tables(self.buffer)
+        rows = buffered.num_rows if rows is None else rows
+        rest = buffered.slice(rows)
+        self.buffer, self.buffered = ([rest] if rest.num_rows else []), rest.num_rows
+        table = buffered.slice(0, rows).select(self.schema.names).cast(self.schema)
         data = parquet_bytes(table)
         job_id = load_job_id(self.run_id, self.table_id, data)
         loaded = load_parquet(self.client, self.table_id, data, job_id)
