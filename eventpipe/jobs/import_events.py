@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lake",
         help="lake folder or URL (created when missing); required with --sink lake (with "
-        "--sink bigquery, only its identity map is read, to stitch kpids)",
+        "--sink bigquery: kpids are stitched from its identity map, and the loaded events are "
+        "archived in its raw/ for `eventpipe reprocess`)",
     )
     parser.add_argument(
         "--connection-id",
