@@ -298,6 +298,49 @@ def dedupe_buckets(input_bytes: int) -> int:
     return int(min(1024, max(4, input_bytes // (128 * 2**20))))
 
 
+class StageDeduplicated(beam.PTransform):
+    """Event tables -> staged events/ and raw/ files under `root`, without duplicates.
+
+    Duplicates within the run are dropped, and copies of the keys `read_keys` gives:
+    a transform from the partitions (`date=D`) the run stages files in to tables of
+    existing keys (`dedupe.existing_keys`), or None. Returns (the Staged files, the
+    files rewritten without duplicates: a signal to wait for before using them).
+    """
+
+    def __init__(
+        self, root: str, run_id: str, buckets: int, read_keys: beam.PTransform | None = None
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.run_id = run_id
+        self.buckets = buckets
+        self.read_keys = read_keys
+
+    def expand(self, events: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        root, run, buckets = self.root, self.run_id, self.buckets
+        staged = events | "StageEvents" >> beam.ParDo(
+            _StageFiles(root, run, EVENTS, "timestamp", buckets)
+        ).with_output_types(KeyBucket).with_outputs(FILES, main=KEYS)
+        keys = [staged[KEYS]]
+        if self.read_keys is not None:
+            keys.append(
+                staged[FILES]
+                | "Partitions" >> beam.FlatMap(_event_partition)
+                | "Distinct" >> beam.Distinct()
+                | "ReadKeys" >> self.read_keys.with_output_types(pa.Table)
+                | "Bucket" >> beam.ParDo(_BucketKeys(buckets)).with_output_types(KeyBucket)
+            )
+        rewritten = (
+            tuple(keys)
+            | "AllKeys" >> beam.Flatten()
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "FindDuplicates" >> beam.ParDo(_FindDuplicates())
+            | "GroupFiles" >> beam.GroupByKey()
+            | "DropDuplicates" >> beam.ParDo(_DropDuplicates(root, run))
+        )
+        return staged[FILES], rewritten
+
+
 class WriteToLake(beam.PTransform):
     """(events with the archive column, failed rows) -> the lake, deduplicated, committed at once."""
 
@@ -314,32 +357,18 @@ class WriteToLake(beam.PTransform):
 
     def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         events, failed = pcolls
-        lake, run, buckets = self.lake, self.run_id, self.buckets
-        staged = events | "StageEvents" >> beam.ParDo(
-            _StageFiles(lake, run, EVENTS, "timestamp", buckets)
-        ).with_output_types(KeyBucket).with_outputs(FILES, main=KEYS)
+        lake, run = self.lake, self.run_id
+        read_keys = None
+        if not self.replace and _holds_events(lake):
+            read_keys = beam.ParDo(_ReadLakeKeys(lake))
+        files, rewritten = events | "Dedupe" >> StageDeduplicated(
+            lake, run, self.buckets, read_keys
+        )
         rejected = failed | "StageFailed" >> beam.ParDo(
             _StageFiles(lake, run, FAILED, "receivedAt")
         ).with_outputs(FILES, main=KEYS)
-        keys = [staged[KEYS]]
-        if not self.replace and _holds_events(lake):
-            keys.append(
-                staged[FILES]
-                | "Partitions" >> beam.FlatMap(_event_partition)
-                | "Distinct" >> beam.Distinct()
-                | "ReadLakeKeys" >> beam.ParDo(_ReadLakeKeys(lake)).with_output_types(pa.Table)
-                | "Bucket" >> beam.ParDo(_BucketKeys(buckets)).with_output_types(KeyBucket)
-            )
-        rewritten = (
-            tuple(keys)
-            | "AllKeys" >> beam.Flatten()
-            | "GroupBuckets" >> beam.GroupByKey()
-            | "FindDuplicates" >> beam.ParDo(_FindDuplicates())
-            | "GroupFiles" >> beam.GroupByKey()
-            | "DropDuplicates" >> beam.ParDo(_DropDuplicates(lake, run))
-        )
         return (
-            (staged[FILES], rejected[FILES])
+            (files, rejected[FILES])
             | "AllFiles" >> beam.Flatten()
             | "ListFiles" >> beam.combiners.ToList()
             | "Commit"
