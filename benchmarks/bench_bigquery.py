@@ -7,12 +7,19 @@ are then repeated up to --events). Measured, per 100k-row bundle as the sink run
 `check_rows` (REQUIRED values, TIMESTAMP range, strict JSON), building the Parquet file
 (JSON columns with Parquet's JSON type), and, with --endpoint (an emulator, or Google's
 API with credentials), the load job itself into a fresh table.
+
+With --endpoint and --import-events N, also the whole job end to end: `eventpipe import
+--sink bigquery` of a generated corpus of N events (DirectRunner, in this process), run
+twice into one fresh table: the first run writes it, the second re-imports the same
+files (every event a duplicate of a stored one). Reported: events/s and the CPU seconds
+of this process (the emulator's own CPU is not counted).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import resource
 import tempfile
 import time
 import uuid
@@ -52,11 +59,42 @@ def timed(label: str, rows: int, fn) -> object:
     return out
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_import_job(events: int, endpoint: str, project: str, work: Path) -> None:
+    """`eventpipe import --sink bigquery` of one corpus, twice, into a fresh table."""
+    manifest = generate(work / "import", events=events, seed=3, units_per_file=10_000)
+    dataset = f"{project}.bench_{uuid.uuid4().hex[:8]}"
+    target = BigQueryTarget(table=f"{dataset}.events", endpoint=endpoint)
+    client = target.client()
+    client.create_dataset(dataset)
+    args = ["import", str(work / "import" / "*"), "--sink", "bigquery"]
+    args += ["--bq-table", target.table, "--bq-endpoint", endpoint]
+    try:
+        for label in ("import", "import again"):
+            cpu, start = cpu_seconds(), time.perf_counter()
+            assert main(args) == 0
+            seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+            read = manifest["read_units"]
+            print(
+                f"  {label:<28} {seconds:7.2f} s   {read / seconds:>12,.0f} events/s"
+                f"   {cpu:7.2f} CPU-s   {read / cpu:>10,.0f} events/CPU-s"
+            )
+    finally:
+        client.delete_dataset(dataset, delete_contents=True)
+
+
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--endpoint", help="BigQuery API endpoint to also run load jobs against")
     parser.add_argument("--project", default="test-project")
+    parser.add_argument(
+        "--import-events", type=int, default=0, help="with --endpoint: also time the import job"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         table = sample_rows(args.events, Path(tmp))
@@ -92,6 +130,10 @@ def main_bench() -> None:
             )
         finally:
             client.delete_dataset(dataset, delete_contents=True)
+        if args.import_events:
+            print(f"import job, {args.import_events:,} events generated (duplicates included)")
+            with tempfile.TemporaryDirectory() as tmp:
+                bench_import_job(args.import_events, args.endpoint, args.project, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
 - `load_parquet` runs one Parquet load job; its id is derived from the run and the
   file's content (`load_job_id`), so a retried bundle cannot load its rows twice.
 - `replace_partition` swaps one day partition of a table atomically (reprocessing).
+- `read_day_keys` reads the (connectionId, messageId) keys a table holds on one day
+  (deduplication against the table).
 - `record_run` adds a run's summary to `DATASET.eventpipe_runs`.
 
 The Beam transforms that use these are in `bigquery_sinks`. `BigQueryTarget.endpoint`
@@ -68,6 +70,9 @@ class BigQueryTarget:
     rows_per_load: int = FLUSH_ROWS
     # How replace_partition swaps a day: "decorator" (BigQuery) or "transaction" (emulators).
     partition_swap: str = "decorator"
+    # Where batch writes stage their Parquet files before loading (local folder or gs://
+    # URL, seen by every worker) when no lake is given; see io.bigquery_staged.
+    staging: str = ""
 
     def __post_init__(self) -> None:
         for name in (self.table, self.failed_table):
@@ -288,6 +293,39 @@ def _replace_by_transaction(
         return loaded
     finally:
         client.delete_table(staging_id, not_found_ok=True)
+
+
+# --- deduplication: the keys a table holds ---------------------------------------------
+
+_DAY_KEYS = """
+    SELECT connectionId, messageId FROM `{table}`
+    WHERE `{column}` >= @day_start AND `{column}` < @day_end
+"""
+
+
+def read_day_keys(client: bigquery.Client, table_id: str, day: dt.date) -> pa.Table:
+    """(connectionId int32, messageId string) of the rows `table_id` holds on one UTC day.
+
+    One parameterised query whose range on the partition column prunes every other
+    day partition (it scans two narrow columns of one day).
+    """
+    from google.cloud import bigquery
+
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    config = bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ScalarQueryParameter("day_start", "TIMESTAMP", start),
+            bigquery.ScalarQueryParameter("day_end", "TIMESTAMP", start + dt.timedelta(days=1)),
+        ]
+    )
+    sql = _DAY_KEYS.format(table=table_id, column=PARTITION_FIELD)
+    found = client.query(sql, job_config=config).to_arrow(create_bqstorage_client=False)
+    return pa.table(
+        {
+            "connectionId": found["connectionId"].cast(pa.int32()),
+            "messageId": found["messageId"].cast(pa.string()),
+        }
+    )
 
 
 # --- run summaries -------------------------------------------------------------------------

@@ -84,30 +84,49 @@ def _problems(events: pa.Table, con: duckdb.DuckDBPyConnection) -> list[tuple[Ro
 
 
 def check_rows(
-    events: pa.Table, con: duckdb.DuckDBPyConnection, run_id: str, run_start: dt.datetime
+    events: pa.Table,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    run_start: dt.datetime,
+    keep_extra: bool = False,
 ) -> tuple[pa.Table, pa.Table]:
     """(rows that fit the BigQuery event table, failed rows for the others).
 
-    The good rows have exactly the event schema (`arrow_schema()`); a failed row keeps
-    the whole event as JSON in `raw` (and `run_start` when it has no receivedAt).
+    The good rows have exactly the event schema (`arrow_schema()`), followed, with
+    `keep_extra`, by the columns of `events` beyond it (such as the normaliser's
+    archive column); a failed row keeps the whole event as JSON in `raw` (and
+    `run_start` when it has no receivedAt).
     """
-    events = events.select(arrow_schema().names).cast(_relaxed_schema())
+    extra = [c for c in events.column_names if c not in arrow_schema().names]
+    (good, keep), failed = _check(events.select(arrow_schema().names), con, run_id, run_start)
+    if keep_extra and extra:
+        rest = events.select(extra) if keep is None else events.select(extra).filter(keep)
+        for name in extra:
+            good = good.append_column(events.schema.field(name), rest[name])
+    return good, failed
+
+
+def _check(
+    events: pa.Table, con: duckdb.DuckDBPyConnection, run_id: str, run_start: dt.datetime
+) -> tuple[tuple[pa.Table, pa.Array | None], pa.Table]:
+    """((good rows, the mask of good rows or None when all are), failed rows)."""
+    events = events.cast(_relaxed_schema())
     checks = _problems(events, con)
     first = pa.nulls(events.num_rows, pa.int32())
     for index, (_, mask) in enumerate(checks):
         first = pc.if_else(pc.and_(pc.is_null(first), mask), pa.scalar(index, pa.int32()), first)
     bad = pc.is_valid(first)
     if not pc.any(bad).as_py():
-        return events.cast(arrow_schema()), failed_rows_of(
-            events.slice(0, 0), [], run_id, run_start
-        )
-    good = events.filter(pc.invert(bad)).cast(arrow_schema())
+        none_failed = failed_rows_of(events.slice(0, 0), [], run_id, run_start)
+        return (events.cast(arrow_schema()), None), none_failed
+    keep = pc.invert(bad)
+    good = events.filter(keep).cast(arrow_schema())
     rejected = events.filter(bad)
     problems = [
         {"reason": INVALID_VALUE, "field": checks[i][0].field, "message": checks[i][0].message}
         for i in pc.drop_null(first).to_pylist()
     ]
-    return good, failed_rows_of(rejected, problems, run_id, run_start)
+    return (good, keep), failed_rows_of(rejected, problems, run_id, run_start)
 
 
 def failed_rows_of(

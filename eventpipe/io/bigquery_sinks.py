@@ -1,11 +1,12 @@
 """The BigQuery sinks as Beam transforms (the client-side work is in `io.bigquery`).
 
 - `WriteToBigQuery` (import) checks every event row against the schema inside the
-  pipeline (bad rows go to the failed table, see `bigquery_rows`), then loads each
-  bundle's rows as one Parquet file through a load job (no streaming inserts: load
-  jobs are free and faster for bulk data).
-- `ReplaceDayPartitions` (reprocess) groups the checked rows by day and replaces each
-  day of the range whole (`io.bigquery.replace_partition`).
+  pipeline (bad rows go to the failed table, see `bigquery_rows`), stages the good
+  ones and drops duplicates (within the run and against the table: `bigquery_staged`),
+  then loads them as Parquet files of up to rows_per_load rows through load jobs (no
+  streaming inserts: load jobs are free and faster for bulk data).
+- `ReplaceDayPartitions` (reprocess) stages and deduplicates the checked rows the same
+  way, then replaces each day of the range whole (`io.bigquery.replace_partition`).
 - `InsertToBigQuery` (stream) sends checked rows through the insert API in batches,
   with `messageId` as the insert id; rows the API refuses become failed rows.
 """
@@ -32,7 +33,14 @@ from eventpipe.io.bigquery import (
     replace_partition,
 )
 from eventpipe.io.bigquery_rows import check_rows, failed_rows_of, json_rows
-from eventpipe.schemas.bigquery_schema import PARTITION_FIELD, load_arrow_schema
+from eventpipe.io.bigquery_staged import (
+    StageForBigQuery,
+    by_day,
+    concat_staged,
+    read_staged,
+    remove_staging,
+)
+from eventpipe.schemas.bigquery_schema import load_arrow_schema
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.failures import FAILED_SCHEMA, INVALID_VALUE
 from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed, emit
@@ -65,16 +73,20 @@ class _LoadBundles(beam.DoFn):
     def process(self, table: pa.Table) -> Iterator[int]:
         self.buffer.append(table)
         self.buffered += table.num_rows
-        if self.buffered >= self.target.rows_per_load:
-            yield self._flush()
+        while self.buffered >= self.target.rows_per_load:
+            yield self._flush(self.target.rows_per_load)
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         if self.buffer:
             yield WindowedValue(self._flush(), MIN_TIMESTAMP, [GlobalWindow()])
 
-    def _flush(self) -> int:
-        table = pa.concat_tables(self.buffer).select(self.schema.names).cast(self.schema)
-        self.buffer, self.buffered = [], 0
+    def _flush(self, rows: int | None = None) -> int:
+        """Load the first `rows` buffered rows (default: all) as one job."""
+        buffered = pa.concat_tables(self.buffer)
+        rows = buffered.num_rows if rows is None else rows
+        rest = buffered.slice(rows)
+        self.buffer, self.buffered = ([rest] if rest.num_rows else []), rest.num_rows
+        table = buffered.slice(0, rows).select(self.schema.names).cast(self.schema)
         data = parquet_bytes(table)
         job_id = load_job_id(self.run_id, self.table_id, data)
         loaded = load_parquet(self.client, self.table_id, data, job_id)
@@ -91,9 +103,10 @@ class _LoadBundles(beam.DoFn):
 class _CheckRows(beam.DoFn):
     """Event tables -> rows that fit the BigQuery schema, and FAILED rows for the others."""
 
-    def __init__(self, run_id: str, run_start: dt.datetime) -> None:
+    def __init__(self, run_id: str, run_start: dt.datetime, keep_extra: bool) -> None:
         self.run_id = run_id
         self.run_start = run_start
+        self.keep_extra = keep_extra
 
     def setup(self) -> None:
         self.con = connect()
@@ -102,59 +115,77 @@ class _CheckRows(beam.DoFn):
         self.con.close()
 
     def process(self, events: pa.Table) -> Iterator:
-        good, bad = check_rows(events, self.con, self.run_id, self.run_start)
+        good, bad = check_rows(events, self.con, self.run_id, self.run_start, self.keep_extra)
         yield from emit(good, bad)
 
 
 class CheckRowsForBigQuery(beam.PTransform):
-    """Event tables -> (rows BigQuery accepts, failed rows with the reason and column)."""
+    """Event tables -> (rows BigQuery accepts, failed rows with the reason and column).
+
+    The accepted rows keep the columns beyond the event schema (the archive column
+    that staging and deduplication use).
+    """
 
     def __init__(self, run_id: str, run_start: dt.datetime) -> None:
         super().__init__()
-        self.fn = _CheckRows(run_id, run_start)
+        self.fn = _CheckRows(run_id, run_start, keep_extra=True)
 
     def expand(self, pcoll: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         outputs = pcoll | beam.ParDo(self.fn).with_outputs(FAILED, main=MAIN)
         return outputs[MAIN], outputs[FAILED]
 
 
-class WriteToBigQuery(beam.PTransform):
-    """Event rows and failed rows -> the target's two tables, through Parquet load jobs.
+def _load_failed(target: BigQueryTarget, run_id: str) -> beam.ParDo:
+    fn = _LoadBundles(target, target.failed_table, FAILED_SCHEMA, "failed")
+    return beam.ParDo(fn.with_run(run_id))
 
-    Call `prepare_tables(target)` first. Returns the PCollection of rows loaded per job.
+
+class WriteToBigQuery(beam.PTransform):
+    """Event rows and failed rows -> the target's two tables, deduplicated, through load jobs.
+
+    Call `prepare_tables(target)` first. Files are staged under `staging` (a lake when
+    `archive`: its raw/ then gets the archive of the loaded events, for reprocessing).
+    Returns the PCollection of rows loaded per job.
     """
 
-    def __init__(self, target: BigQueryTarget, run_id: str, run_start: dt.datetime) -> None:
+    def __init__(
+        self,
+        target: BigQueryTarget,
+        run_id: str,
+        run_start: dt.datetime,
+        staging: str,
+        buckets: int = 4,
+        archive: bool = False,
+    ) -> None:
         super().__init__()
         self.target = target
         self.run_id = run_id
         self.run_start = run_start
+        self.staging = staging
+        self.buckets = buckets
+        self.archive = archive
 
     def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         events, failed = pcolls
-        good, bad = events | "CheckRows" >> CheckRowsForBigQuery(self.run_id, self.run_start)
-        all_failed = (failed, bad) | "AllFailed" >> beam.Flatten()
-        target = self.target
-        loaded = good | "LoadEvents" >> beam.ParDo(
-            _LoadBundles(target, target.table, load_arrow_schema(), "written").with_run(self.run_id)
+        target, run = self.target, self.run_id
+        good, bad = events | "CheckRows" >> CheckRowsForBigQuery(run, self.run_start)
+        staged = good | "Stage" >> StageForBigQuery(
+            target, self.staging, run, self.buckets, self.archive
         )
-        rejected = all_failed | "LoadFailed" >> beam.ParDo(
-            _LoadBundles(target, target.failed_table, FAILED_SCHEMA, "failed").with_run(self.run_id)
+        loaded = read_staged(staged) | "LoadEvents" >> beam.ParDo(
+            _LoadBundles(target, target.table, load_arrow_schema(), "written").with_run(run)
         )
+        rejected = (
+            (failed, bad)
+            | "AllFailed" >> beam.Flatten()
+            | "LoadFailed" >> _load_failed(target, run)
+        )
+        _ = remove_staging(events.pipeline, self.staging, run, loaded)
         return (loaded, rejected) | "AllLoads" >> beam.Flatten()
 
 
-class _DaySlices(beam.DoFn):
-    """Event tables -> (YYYY-MM-DD, rows of that UTC day of `timestamp`)."""
-
-    def process(self, events: pa.Table) -> Iterator[tuple[str, pa.Table]]:
-        from eventpipe.io.lake_sink import day_slices
-
-        yield from day_slices(events.sort_by(PARTITION_FIELD), PARTITION_FIELD)
-
-
 class _ReplaceDay(beam.DoFn):
-    """(day, row tables) -> the day's partition replaced (a day of the range) or appended to."""
+    """(day, staged files) -> the day's partition replaced (a day of the range) or appended to."""
 
     def __init__(self, target: BigQueryTarget, run_id: str, days: tuple[str, ...]) -> None:
         self.target = target
@@ -165,11 +196,11 @@ class _ReplaceDay(beam.DoFn):
         self.client = self.target.client()
         self.written = Metrics.counter(NAMESPACE, "written")
 
-    def process(self, element: tuple[str, list]) -> Iterator[int]:
+    def process(self, element: tuple[str, list[str | None]]) -> Iterator[int]:
         from eventpipe.schemas import arrow_schema
 
-        day, tables = element
-        found = [t for t in tables if t is not None]
+        day, paths = element
+        found = concat_staged(paths)
         rows = pa.concat_tables(found) if found else arrow_schema().empty_table()
         if day in self.days:
             prefix = f"eventpipe_{self.run_id}_replace"
@@ -182,7 +213,7 @@ class _ReplaceDay(beam.DoFn):
                 method=self.target.partition_swap,
             )
         elif rows.num_rows:  # an event whose recomputed day lies outside the range: added
-            data = parquet_bytes(rows.cast(load_arrow_schema()))
+            data = parquet_bytes(rows.select(load_arrow_schema().names).cast(load_arrow_schema()))
             load_parquet(
                 self.client,
                 self.target.table,
@@ -199,41 +230,50 @@ class _ReplaceDay(beam.DoFn):
 class ReplaceDayPartitions(beam.PTransform):
     """Reprocessing: event rows and failed rows -> each day of `days` replaced whole.
 
-    The checked rows are grouped by UTC day of `timestamp`; each day of `days` (YYYY-MM-DD)
-    is swapped atomically by `replace_partition` (a day with no rows left is emptied), rows
-    of other days are appended; failed rows are loaded into the failed table.
+    The checked rows are staged under `staging` and deduplicated (within the run, and
+    against the table's rows on days outside `days`), then grouped by UTC day of
+    `timestamp` (file names only travel); each day of `days` (YYYY-MM-DD) is swapped
+    atomically by `replace_partition` (a day with no rows left is emptied), rows of
+    other days are appended; failed rows are loaded into the failed table.
     """
 
     def __init__(
-        self, target: BigQueryTarget, run_id: str, run_start: dt.datetime, days: tuple[str, ...]
+        self,
+        target: BigQueryTarget,
+        run_id: str,
+        run_start: dt.datetime,
+        days: tuple[str, ...],
+        staging: str,
+        buckets: int = 4,
     ) -> None:
         super().__init__()
         self.target = target
         self.run_id = run_id
         self.run_start = run_start
         self.days = tuple(days)
+        self.staging = staging
+        self.buckets = buckets
 
     def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         events, failed = pcolls
-        good, bad = events | "CheckRows" >> CheckRowsForBigQuery(self.run_id, self.run_start)
+        target, run = self.target, self.run_id
+        good, bad = events | "CheckRows" >> CheckRowsForBigQuery(run, self.run_start)
+        staged = good | "Stage" >> StageForBigQuery(
+            target, self.staging, run, self.buckets, replace_days=self.days
+        )
         every_day = events.pipeline | "Days" >> beam.Create([(d, None) for d in self.days])
         replaced = (
-            (good | "DaySlices" >> beam.ParDo(_DaySlices()), every_day)
+            (by_day(staged), every_day)
             | "AllDays" >> beam.Flatten()
             | "GroupDays" >> beam.GroupByKey()
-            | "ReplaceDays" >> beam.ParDo(_ReplaceDay(self.target, self.run_id, self.days))
+            | "ReplaceDays" >> beam.ParDo(_ReplaceDay(target, run, self.days))
         )
-        target = self.target
         rejected = (
             (failed, bad)
             | "AllFailed" >> beam.Flatten()
-            | "LoadFailed"
-            >> beam.ParDo(
-                _LoadBundles(target, target.failed_table, FAILED_SCHEMA, "failed").with_run(
-                    self.run_id
-                )
-            )
+            | "LoadFailed" >> _load_failed(target, run)
         )
+        _ = remove_staging(events.pipeline, self.staging, run, replaced)
         return (replaced, rejected) | "AllLoads" >> beam.Flatten()
 
 
@@ -267,7 +307,7 @@ class _InsertRows(beam.DoFn):
             errors = self.client.insert_rows_json(
                 self.target.table,
                 json_rows(batch),
-                row_ids=batch["messageId"].to_pylist(),
+                row_ids=insert_ids(batch),
             )
             failed_at = {e["index"]: e.get("errors", []) for e in errors}
             self.written.inc(batch.num_rows - len(failed_at))
@@ -294,12 +334,21 @@ class _InsertRows(beam.DoFn):
         return failed_rows_of(batch.take(indices), problems, self.run_id, self.run_start)
 
 
+def insert_ids(batch: pa.Table) -> list[str]:
+    """The insert ids of event rows: `connectionId:messageId`, the events' identity."""
+    ids = zip(batch["connectionId"].to_pylist(), batch["messageId"].to_pylist(), strict=True)
+    return [f"{connection}:{message}" for connection, message in ids]
+
+
 class InsertToBigQuery(beam.PTransform):
     """Streaming sink: event tables -> the target's event table through the insert API.
 
     Returns the failed rows (rows the schema check or the API refused), for the
-    stream's failed sink. Counts `written`. Rows carry `messageId` as their insert id,
-    so BigQuery drops a row re-sent within its de-duplication window.
+    stream's failed sink. Counts `written`. Rows carry `connectionId:messageId` as
+    their insert id, so BigQuery drops, best effort, a row re-sent within its
+    de-duplication window (about a minute): what covers a retried insert request.
+    Copies further apart are the stream's DeduplicateEvents' job (within its expiry);
+    rows already in the table are not looked up.
     """
 
     def __init__(

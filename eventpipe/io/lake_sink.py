@@ -39,6 +39,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from eventpipe.io import arrow_coder  # noqa: F401  (registers the coder of pa.Table)
 from eventpipe.io.lake import (
     EVENTS,
     FAILED,
@@ -59,6 +60,8 @@ from eventpipe.transforms.stages import NAMESPACE
 
 FLUSH_ROWS = 100_000
 KEYS = "keys"
+FILES = "files"
+KeyBucket = tuple[int, pa.Table]
 EVENT_SCHEMA = arrow_schema()
 
 
@@ -97,7 +100,7 @@ class _StageFiles(beam.DoFn):
     """Buffers one bundle's tables; writes a staged file per UTC day of `date_of`.
 
     Event buffers give an events file and its raw file per day, and the keys of what
-    they staged, by bucket (tagged KEYS).
+    they staged, by bucket (the main output). The staged files are tagged FILES.
     """
 
     def __init__(self, lake: str, run_id: str, table: str, date_of: str, buckets: int = 1) -> None:
@@ -142,7 +145,9 @@ class _StageFiles(beam.DoFn):
         self.buffer, self.buffered = [], 0
         if self.table == FAILED:
             for file, part in self._files(table.sort_by(self.date_of)):
-                yield self._write(FAILED, file, part.cast(FAILED_SCHEMA))
+                yield beam.pvalue.TaggedOutput(
+                    FILES, self._write(FAILED, file, part.cast(FAILED_SCHEMA))
+                )
                 self.failed.inc(part.num_rows)
             return
         # Drop the buffer's own duplicates and sort by date in one copy of the rows.
@@ -153,13 +158,13 @@ class _StageFiles(beam.DoFn):
         table = table.take(order)
         files, rows = [], []
         for file, part in self._files(table):
-            yield self._write(EVENTS, file, part.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA))
-            yield self._write(RAW, file, archive_table(part))
+            stored = part.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+            yield beam.pvalue.TaggedOutput(FILES, self._write(EVENTS, file, stored))
+            yield beam.pvalue.TaggedOutput(FILES, self._write(RAW, file, archive_table(part)))
             files.append(pa.array([file] * part.num_rows, pa.string()))
             rows.append(np.arange(part.num_rows, dtype=np.int32))
         keys = dedupe.event_keys(table, pa.concat_arrays(files), pa.array(np.concatenate(rows)))
-        for pair in dedupe.by_bucket(keys, bucket[order]):
-            yield beam.pvalue.TaggedOutput(KEYS, pair)
+        yield from dedupe.by_bucket(keys, bucket[order])
 
     def _files(self, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
         """(staged file name `date=D/part-...`, its rows) of a table sorted by `date_of`."""
@@ -293,6 +298,49 @@ def dedupe_buckets(input_bytes: int) -> int:
     return int(min(1024, max(4, input_bytes // (128 * 2**20))))
 
 
+class StageDeduplicated(beam.PTransform):
+    """Event tables -> staged events/ and raw/ files under `root`, without duplicates.
+
+    Duplicates within the run are dropped, and copies of the keys `read_keys` gives:
+    a transform from the partitions (`date=D`) the run stages files in to tables of
+    existing keys (`dedupe.existing_keys`), or None. Returns (the Staged files, the
+    files rewritten without duplicates: a signal to wait for before using them).
+    """
+
+    def __init__(
+        self, root: str, run_id: str, buckets: int, read_keys: beam.PTransform | None = None
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.run_id = run_id
+        self.buckets = buckets
+        self.read_keys = read_keys
+
+    def expand(self, events: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        root, run, buckets = self.root, self.run_id, self.buckets
+        staged = events | "StageEvents" >> beam.ParDo(
+            _StageFiles(root, run, EVENTS, "timestamp", buckets)
+        ).with_output_types(KeyBucket).with_outputs(FILES, main=KEYS)
+        keys = [staged[KEYS]]
+        if self.read_keys is not None:
+            keys.append(
+                staged[FILES]
+                | "Partitions" >> beam.FlatMap(_event_partition)
+                | "Distinct" >> beam.Distinct()
+                | "ReadKeys" >> self.read_keys.with_output_types(pa.Table)
+                | "Bucket" >> beam.ParDo(_BucketKeys(buckets)).with_output_types(KeyBucket)
+            )
+        rewritten = (
+            tuple(keys)
+            | "AllKeys" >> beam.Flatten()
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "FindDuplicates" >> beam.ParDo(_FindDuplicates())
+            | "GroupFiles" >> beam.GroupByKey()
+            | "DropDuplicates" >> beam.ParDo(_DropDuplicates(root, run))
+        )
+        return staged[FILES], rewritten
+
+
 class WriteToLake(beam.PTransform):
     """(events with the archive column, failed rows) -> the lake, deduplicated, committed at once."""
 
@@ -309,32 +357,18 @@ class WriteToLake(beam.PTransform):
 
     def expand(self, pcolls: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         events, failed = pcolls
-        lake, run, buckets = self.lake, self.run_id, self.buckets
-        staged = events | "StageEvents" >> beam.ParDo(
-            _StageFiles(lake, run, EVENTS, "timestamp", buckets)
-        ).with_outputs(KEYS, main="files")
+        lake, run = self.lake, self.run_id
+        read_keys = None
+        if not self.replace and _holds_events(lake):
+            read_keys = beam.ParDo(_ReadLakeKeys(lake))
+        files, rewritten = events | "Dedupe" >> StageDeduplicated(
+            lake, run, self.buckets, read_keys
+        )
         rejected = failed | "StageFailed" >> beam.ParDo(
             _StageFiles(lake, run, FAILED, "receivedAt")
-        )
-        keys = [staged[KEYS]]
-        if not self.replace and _holds_events(lake):
-            keys.append(
-                staged["files"]
-                | "Partitions" >> beam.FlatMap(_event_partition)
-                | "Distinct" >> beam.Distinct()
-                | "ReadLakeKeys" >> beam.ParDo(_ReadLakeKeys(lake))
-                | "Bucket" >> beam.ParDo(_BucketKeys(buckets))
-            )
-        rewritten = (
-            tuple(keys)
-            | "AllKeys" >> beam.Flatten()
-            | "GroupBuckets" >> beam.GroupByKey()
-            | "FindDuplicates" >> beam.ParDo(_FindDuplicates())
-            | "GroupFiles" >> beam.GroupByKey()
-            | "DropDuplicates" >> beam.ParDo(_DropDuplicates(lake, run))
-        )
+        ).with_outputs(FILES, main=KEYS)
         return (
-            (staged["files"], rejected)
+            (files, rejected[FILES])
             | "AllFiles" >> beam.Flatten()
             | "ListFiles" >> beam.combiners.ToList()
             | "Commit"

@@ -134,5 +134,5 @@ class ReadRawRecords(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(self.paths)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadChunks" >> beam.ParDo(_ReadChunks(self.chunk_bytes))
+            | "ReadChunks" >> beam.ParDo(_ReadChunks(self.chunk_bytes)).with_output_types(pa.Table)
         )

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from eventpipe.io.bigquery import FLUSH_ROWS, BigQueryTarget, record_run
 from eventpipe.jobs.common import run_pipeline
@@ -61,6 +65,13 @@ def add_bigquery_arguments(parser: argparse.ArgumentParser, sink_help: str | Non
         "without partition decorators, such as the emulator); default %(default)s",
     )
     group.add_argument(
+        "--bq-staging",
+        metavar="DIR_OR_URL",
+        help="where batch jobs stage Parquet files before loading them (every worker must see "
+        "it: gs://... on Dataflow); default: --lake when given, else Beam's --temp_location, "
+        "else a new local temporary folder",
+    )
+    group.add_argument(
         "--bq-project",
         metavar="PROJECT",
         help="project that runs the load and query jobs (default: the table's project)",
@@ -80,7 +91,29 @@ def bigquery_target(args: argparse.Namespace) -> BigQueryTarget | None:
         job_project=args.bq_project or "",
         rows_per_load=args.bq_rows_per_load,
         partition_swap=args.bq_partition_swap,
+        staging=getattr(args, "bq_staging", None) or "",
     )
+
+
+@contextmanager
+def staging_folder(
+    target: BigQueryTarget | None, beam_args: list[str], lake: str | None = None
+) -> Iterator[BigQueryTarget | None]:
+    """`target` with a folder to stage batch loads in, for the duration of a run.
+
+    Nothing to choose without a target or with a lake (the lake stages them); else the
+    target's own (--bq-staging), else Beam's --temp_location, else a new local
+    temporary folder, deleted afterwards.
+    """
+    if target is None or lake or target.staging:
+        yield target
+        return
+    temp = PipelineOptions(beam_args).view_as(GoogleCloudOptions).temp_location
+    if temp:
+        yield replace(target, staging=temp)
+        return
+    with tempfile.TemporaryDirectory(prefix="eventpipe-bq-") as local:
+        yield replace(target, staging=local)
 
 
 def run_to_bigquery_summary(

@@ -8,13 +8,14 @@ import sys
 from datetime import UTC, datetime
 from functools import partial
 
-from eventpipe.io.bigquery import IncompatibleTableError, prepare_tables
+from eventpipe.io.bigquery import BigQueryTarget, IncompatibleTableError, prepare_tables
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
 from eventpipe.jobs.bigquery_options import (
     add_bigquery_arguments,
     bigquery_target,
     run_to_bigquery_summary,
+    staging_folder,
 )
 from eventpipe.jobs.common import (
     add_enrich_arguments,
@@ -23,7 +24,9 @@ from eventpipe.jobs.common import (
     prepare_lake,
     run_to_summary,
 )
+from eventpipe.jobs.summary import RunSummary
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
+from eventpipe.transforms.enrich import EnrichOptions
 
 log = logging.getLogger("eventpipe.import")
 
@@ -51,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lake",
         help="lake folder or URL (created when missing); required with --sink lake (with "
-        "--sink bigquery, only its identity map is read, to stitch kpids)",
+        "--sink bigquery: kpids are stitched from its identity map, and the loaded events are "
+        "archived in its raw/ for `eventpipe reprocess`)",
     )
     parser.add_argument(
         "--connection-id",
@@ -90,15 +94,30 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         "run %s: importing %d files (%.1f MB) into %s",
         run_id, len(files), total / 1e6, target.table if target else args.lake,
     )  # fmt: skip
-    if target is None:
-        prepare_lake(args.lake, run_id)
-    else:
+    if target is not None:
         try:
             for message in prepare_tables(target):
                 log.info("%s", message)
         except IncompatibleTableError as exc:
             log.error("%s", exc)
             return 2
+    if args.lake:
+        prepare_lake(args.lake, run_id)
+    with staging_folder(target, beam_args, args.lake) as target:
+        summary = _run_import(args, beam_args, files, run_id, run_start, enrich, target)
+    return 0 if summary.reconciles else 1
+
+
+def _run_import(
+    args: argparse.Namespace,
+    beam_args: list[str],
+    files: list[tuple[str, int]],
+    run_id: str,
+    run_start: datetime,
+    enrich: EnrichOptions | None,
+    target: BigQueryTarget | None,
+) -> RunSummary:
+    total = sum(size for _, size in files)
     config = ImportConfig(
         files=[path for path, _ in files],
         lake=args.lake or "",
@@ -113,10 +132,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     build = partial(build_import_pipeline, config=config)
     record = {"job": "import", "inputs": args.inputs}
     if target is not None:
-        summary = run_to_bigquery_summary(target, run_id, beam_args, build, record, len(files))
-    else:
-        summary = run_to_summary(args.lake, run_id, beam_args, build, record, files=len(files))
-    return 0 if summary.reconciles else 1
+        return run_to_bigquery_summary(target, run_id, beam_args, build, record, len(files))
+    return run_to_summary(args.lake, run_id, beam_args, build, record, files=len(files))
 
 
 if __name__ == "__main__":

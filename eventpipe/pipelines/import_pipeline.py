@@ -2,6 +2,8 @@
 
 Stitching gives new events of known profiles their kpid from the lake's identity
 map; `eventpipe identity` resolves new identities and re-stitches stored events.
+With a BigQuery target the events go to its table instead (deduplicated the same
+way); a lake given with it provides the identity map and receives the raw archive.
 """
 
 from __future__ import annotations
@@ -72,7 +74,10 @@ def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None
     if config.lake:  # (a BigQuery import without --lake has no identity map to stitch from)
         events = events | "StitchKpids" >> StitchKpids(config.lake)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()
-    if config.bigquery is not None:
-        _ = (events, failed) | "WriteBigQuery" >> WriteToBigQuery(config.bigquery, run, start)
+    if config.bigquery is not None:  # with --lake, that lake's raw/ gets the archive
+        staging = config.lake or config.bigquery.staging
+        _ = (events, failed) | "WriteBigQuery" >> WriteToBigQuery(
+            config.bigquery, run, start, staging, config.dedupe_buckets, archive=bool(config.lake)
+        )
         return
     _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run, config.dedupe_buckets)

@@ -87,7 +87,7 @@ def build_reprocess_pipeline(pipeline: beam.Pipeline, config: ReprocessConfig) -
     if config.bigquery is not None:
         days = tuple(p.removeprefix("date=") for p in config.partitions)
         _ = (events, failed) | "ReplaceBigQuery" >> ReplaceDayPartitions(
-            config.bigquery, run, start, days
+            config.bigquery, run, start, days, config.lake, config.dedupe_buckets
         )
         return
     _ = (events, failed) | "WriteLake" >> WriteToLake(

@@ -17,6 +17,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from eventpipe.identity.store import current_kpid_map
+from eventpipe.io import arrow_coder  # noqa: F401  (registers the coder of pa.Table)
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.enrich import Enricher, EnrichOptions
 from eventpipe.transforms.failures import count_by_reason, dropped_bots
@@ -129,7 +130,7 @@ class StitchKpids(beam.PTransform):
         self.lake = lake
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        return pcoll | beam.ParDo(_StitchFn(self.lake))
+        return pcoll | beam.ParDo(_StitchFn(self.lake)).with_output_types(pa.Table)
 
 
 class _Stage(beam.PTransform):
@@ -138,7 +139,8 @@ class _Stage(beam.PTransform):
         self.fn = fn
 
     def expand(self, pcoll: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
-        outputs = pcoll | beam.ParDo(self.fn).with_outputs(FAILED, main=MAIN)
+        stage = beam.ParDo(self.fn).with_output_types(pa.Table)
+        outputs = pcoll | stage.with_outputs(FAILED, main=MAIN)
         return outputs[MAIN], outputs[FAILED]
 
 

@@ -27,8 +27,11 @@ from eventpipe.transforms.failures import FAILED_SCHEMA
 from pipeline_support import RUN_START, Stages, make_event
 
 
-def events_table(n: int, day: str = "2026-11-20", prefix: str = "m") -> pa.Table:
-    """`n` valid event rows (through the real parse/validate/normalise stages) on `day`."""
+def events_table(
+    n: int, day: str = "2026-11-20", prefix: str = "m", archived: bool = False
+) -> pa.Table:
+    """`n` valid event rows (through the real parse/validate/normalise stages) on `day`;
+    with `archived`, as the stages hand them to a sink (with the archive column)."""
     records = [
         orjson.dumps(
             make_event(
@@ -42,7 +45,7 @@ def events_table(n: int, day: str = "2026-11-20", prefix: str = "m") -> pa.Table
     ]
     events, failed, _ = Stages(1).run_tables(records)
     assert failed.num_rows == 0
-    return events.select(arrow_schema().names)
+    return events if archived else events.select(arrow_schema().names)
 
 
 def with_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
@@ -102,30 +105,35 @@ def test_insert_api_rows_are_json_safe():
 # --- load jobs ---------------------------------------------------------------------------------
 
 
-def run_write(target, events: list[pa.Table], failed: list[pa.Table], check_loads=None) -> None:
+def run_write(
+    target, staging, events: list[pa.Table], failed: list[pa.Table], check_loads=None
+) -> None:
     """Write through WriteToBigQuery; `check_loads` checks the list of rows per load job."""
     with beam.Pipeline() as p:
         ev = p | "Events" >> beam.Create(events)
         fa = p | "Failed" >> beam.Create(failed or [FAILED_SCHEMA.empty_table()])
-        loads = (ev, fa) | WriteToBigQuery(target, "run-1", RUN_START)
+        loads = (ev, fa) | WriteToBigQuery(target, "run-1", RUN_START, str(staging))
         if check_loads is not None:
             assert_that(loads, check_loads)
 
 
-def test_load_jobs_write_good_rows_and_route_bad_ones_to_the_failed_table(bq_client, bq_target):
+def test_load_jobs_write_good_rows_and_route_bad_ones_to_the_failed_table(
+    bq_client, bq_target, tmp_path
+):
     prepare_tables(bq_target, bq_client)
-    events = events_table(40)
+    events = events_table(40, archived=True)
     bad_json = pc.if_else(
         pc.equal(events["messageId"], "m-27"), pa.scalar("{broken"), events["properties"]
     )
 
     def several_loads(rows_per_job: list[int]) -> None:
         assert sum(rows_per_job) == 40 and len(rows_per_job) >= 3  # 39 events + 1 failed row
-        assert max(rows_per_job) <= 20  # whole 20-row tables: a job once 10 rows are buffered
+        assert max(rows_per_job) <= 10  # a job of 10 rows once 10 rows are buffered
 
     small_loads = dataclasses.replace(bq_target, rows_per_load=10)
     parts = [events.slice(0, 20), with_column(events, "properties", bad_json).slice(20)]
-    run_write(small_loads, parts, [], several_loads)
+    run_write(small_loads, tmp_path, parts, [], several_loads)
+    assert not list(tmp_path.rglob("*.parquet"))  # staged files removed after the loads
     assert count(bq_client, bq_target.table) == 39
     rows = list(bq_client.query(f"SELECT reason, field, raw FROM `{bq_target.failed_table}`"))
     assert [(r["reason"], r["field"]) for r in rows] == [("invalid_value", "properties")]
@@ -158,11 +166,10 @@ def test_load_job_ids_follow_the_run_table_and_content():
 # --- reprocessing: a partition replaced atomically -------------------------------------------
 
 
-def test_replace_partition_swaps_one_day_and_leaves_the_others(bq_client, bq_target):
+def test_replace_partition_swaps_one_day_and_leaves_the_others(bq_client, bq_target, tmp_path):
     prepare_tables(bq_target, bq_client)
-    run_write(
-        bq_target, [events_table(5, "2026-11-20", "a"), events_table(4, "2026-11-21", "b")], []
-    )
+    days = [events_table(5, "2026-11-20", "a", True), events_table(4, "2026-11-21", "b", True)]
+    run_write(bq_target, tmp_path, days, [])
     new_rows = events_table(2, "2026-11-20", "c")
     written = replace_partition(
         bq_client, bq_target.table, dt.date(2026, 11, 20), new_rows, method="transaction"

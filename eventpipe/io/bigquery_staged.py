@@ -1,0 +1,183 @@
+"""Deduplicated batch writes to BigQuery: stage Parquet files, drop duplicates, then load.
+
+Graph (every element is a file, a key table or a day, never one event):
+
+    checked events --StageDeduplicated (io.lake_sink)--> staged events/ + raw/ files
+    days the run stages --ReadTableKeys--> keys the table holds --^   (keys only shuffled)
+    staged files, once rewritten without duplicates --FinishStaging--> events files
+        [with an archive lake: raw/ files committed to LAKE/raw first]
+    events files --Reshuffle--ReadStaged--> LoadEvents (import: load jobs, appended)
+                                       or   ReplaceDays (reprocess: each day swapped whole)
+
+The survivor rule is the lake's (transforms.dedupe): a copy the table already holds
+wins; among new copies, the earliest receivedAt, then source, line and position.
+Staging lives under `ROOT/_staging/RUN/` (ROOT: the archive lake, or a staging
+folder); it is deleted once the rows are loaded.
+
+Order with an archive lake: the raw/ files are committed (atomically, io.lake)
+before any load job runs, so a crash never leaves a loaded event without its
+archive row (a later `eventpipe reprocess` would drop it); a crash between the two
+leaves archive rows not loaded yet, which a re-run of the import loads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Iterator
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from eventpipe.io.bigquery import BigQueryTarget, read_day_keys
+from eventpipe.io.lake import EVENTS, RAW, STAGING, commit_files, lake_path, mark_running
+from eventpipe.io.lake_sink import Staged, StageDeduplicated
+from eventpipe.transforms import dedupe
+
+LOADING = "-load"  # suffix of the staging folder of events files waiting for their load
+
+
+class _ReadTableKeys(beam.DoFn):
+    """A partition `date=D` -> the keys the table holds on day D (one pruned query)."""
+
+    def __init__(self, target: BigQueryTarget, skip_days: tuple[str, ...] = ()) -> None:
+        self.target = target
+        self.skip = frozenset(skip_days)
+
+    def setup(self) -> None:
+        self.client = self.target.client()
+
+    def process(self, partition: str) -> Iterator[pa.Table]:
+        day = partition.split("=", 1)[1]
+        if day in self.skip:  # a day the run replaces whole: its stored rows do not count
+            return
+        stored = read_day_keys(self.client, self.target.table, dt.date.fromisoformat(day))
+        if stored.num_rows:
+            yield dedupe.existing_keys(stored)
+
+
+class _FinishStaging(beam.DoFn):
+    """Every Staged file of the run, once rewritten -> the events files to load.
+
+    With `archive`, `root` is a lake: the events files move to a folder of their own
+    (`_staging/RUN-load/`), then the raw/ files are committed to LAKE/raw (which drops
+    the run's staging folder).
+    """
+
+    def __init__(self, root: str, run_id: str, archive: bool) -> None:
+        self.root = root
+        self.run_id = run_id
+        self.archive = archive
+
+    def process(self, staged: list[Staged], rewritten: list[str]) -> Iterator[str]:
+        del rewritten  # a side input only so that this waits for the rewrites
+        present = [s for s in staged if FileSystems.exists(s.staged)]
+        events = [s for s in present if s.table == EVENTS]
+        if not self.archive:
+            yield from (s.staged for s in events)
+            return
+        mark_running(self.root, self.run_id + LOADING)
+        moved = [lake_path(self.root, STAGING, self.run_id + LOADING, s.file) for s in events]
+        for path in moved:
+            if "://" not in path:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+        if events:
+            FileSystems.rename([s.staged for s in events], moved)
+        raw = sorted((s.staged, s.final) for s in present if s.table == RAW)
+        commit_files(self.root, self.run_id, raw)
+        yield from moved
+
+
+def _read_staged(path: str) -> Iterator[pa.Table]:
+    with FileSystems.open(path) as handle:
+        yield pq.read_table(handle)
+
+
+def _day_of(path: str) -> tuple[str, str]:
+    """A staged events file -> (YYYY-MM-DD of its `date=` folder, the path)."""
+    return path.rsplit("/", 2)[-2].split("=", 1)[1], path
+
+
+class _RemoveStaging(beam.DoFn):
+    """Once every load is done: delete the run's staging folders."""
+
+    def __init__(self, root: str, run_id: str) -> None:
+        self.root = root
+        self.run_id = run_id
+
+    def process(self, _: object, loaded: list[int]) -> Iterator[int]:
+        for run in (self.run_id, self.run_id + LOADING):
+            folder = lake_path(self.root, STAGING, run)
+            if FileSystems.exists(folder):
+                FileSystems.delete([folder])
+        yield sum(loaded)
+
+
+class StageForBigQuery(beam.PTransform):
+    """Checked event tables -> paths of staged events files without duplicates, to load.
+
+    Duplicates within the run are dropped, and copies of rows the target table holds
+    on the days the run writes (except `replace_days`, which the run swaps whole).
+    With `archive`, `root` is a lake whose raw/ gets the archive of the staged events.
+    """
+
+    def __init__(
+        self,
+        target: BigQueryTarget,
+        root: str,
+        run_id: str,
+        buckets: int,
+        archive: bool = False,
+        replace_days: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__()
+        self.target = target
+        self.root = root
+        self.run_id = run_id
+        self.buckets = buckets
+        self.archive = archive
+        self.replace_days = tuple(replace_days)
+
+    def expand(self, events: beam.PCollection) -> beam.PCollection:
+        read_keys = beam.ParDo(_ReadTableKeys(self.target, self.replace_days))
+        files, rewritten = events | "Dedupe" >> StageDeduplicated(
+            self.root, self.run_id, self.buckets, read_keys
+        )
+        return (
+            files
+            | "ListStaged" >> beam.combiners.ToList()
+            | "FinishStaging"
+            >> beam.ParDo(
+                _FinishStaging(self.root, self.run_id, self.archive),
+                beam.pvalue.AsList(rewritten),
+            )
+            | "Spread" >> beam.Reshuffle()
+        )
+
+
+def read_staged(paths: beam.PCollection) -> beam.PCollection:
+    """Staged events files -> their tables (one a file)."""
+    return paths | "ReadStaged" >> beam.FlatMap(_read_staged)
+
+
+def by_day(paths: beam.PCollection) -> beam.PCollection:
+    """Staged events files -> (YYYY-MM-DD, path)."""
+    return paths | "DayOf" >> beam.Map(_day_of)
+
+
+def remove_staging(
+    pipeline: beam.Pipeline, root: str, run_id: str, loaded: beam.PCollection
+) -> beam.PCollection:
+    """Delete the run's staging folders once `loaded` (the loads' outputs) is complete."""
+    return (
+        pipeline
+        | "Done" >> beam.Create([None])
+        | "RemoveStaging" >> beam.ParDo(_RemoveStaging(root, run_id), beam.pvalue.AsList(loaded))
+    )
+
+
+def concat_staged(paths: Iterable[str | None]) -> list[pa.Table]:
+    """The tables of staged events files (None entries skipped)."""
+    return [t for path in paths if path is not None for t in _read_staged(path)]
