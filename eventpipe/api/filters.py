@@ -63,6 +63,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from eventpipe.io.index_format import INDEXED_STRING_COLUMNS
 from eventpipe.schemas import EVENT_FIELDS, Field
 
 MAX_FILTER_BYTES = 64 * 1024
@@ -178,9 +179,10 @@ class Target:
 
 
 @dataclass(frozen=True)
-class JsonCondition:
-    """A condition on a path inside a json column that every match of its filter meets
-    (the serving index can look its rows up; see eventpipe.api.index_lookup)."""
+class IndexedCondition:
+    """A condition that every match of its filter meets, on a path inside a json column
+    or on one of the string columns the serving index holds (`pointer` ""): the index can
+    look its rows up (see eventpipe.api.index_lookup)."""
 
     column: str
     pointer: str
@@ -191,13 +193,13 @@ class JsonCondition:
 @dataclass
 class Predicate:
     """A compiled filter: SQL over table alias `t`, its named parameters, the date bounds,
-    and the json conditions that every match meets."""
+    and the conditions the serving index can look up that every match meets."""
 
     sql: str
     params: dict[str, object] = field(default_factory=dict)
     min_date: dt.date | None = None  # every match has timestamp's UTC date >= min_date
     max_date: dt.date | None = None  # ... and <= max_date
-    json_conditions: tuple[JsonCondition, ...] = ()
+    indexed_conditions: tuple[IndexedCondition, ...] = ()
     columns: frozenset[str] = frozenset()  # the top-level columns the conditions read
 
 
@@ -549,9 +551,9 @@ def _date_bounds(target: Target, operator: str, values: list[str]) -> tuple[dt.d
 
 def compile_condition(
     condition: object, params: _Params, where: str
-) -> tuple[str, tuple[dt.date | None, ...], JsonCondition | None]:
+) -> tuple[str, tuple[dt.date | None, ...], IndexedCondition | None]:
     """SQL of one condition, the timestamp date bounds it implies, and the condition itself
-    when it is on a path inside a json column."""
+    when the serving index can look it up."""
     if not isinstance(condition, dict):
         raise FilterError(where, "must be an object with property, operator and values")
     unknown = set(condition) - {"property", "operator", "values"}
@@ -570,13 +572,18 @@ def compile_condition(
     values = _values(condition.get("values"), operator, f"{where}.values")
     if target.kind == "json":
         sql = _json_sql(target, operator, values, params, where)
-        json_condition = None
+        indexed_condition = None
         if target.json_path:
             pointer = json_pointer(target.json_path)
-            json_condition = JsonCondition(target.field.name, pointer, operator, tuple(values))
-        return sql, (None, None), json_condition
+            indexed_condition = IndexedCondition(
+                target.field.name, pointer, operator, tuple(values)
+            )
+        return sql, (None, None), indexed_condition
     sql = _typed_sql(target, operator, values, params, where)
-    return sql, _date_bounds(target, operator, values), None
+    indexed_condition = None
+    if target.property in INDEXED_STRING_COLUMNS:
+        indexed_condition = IndexedCondition(target.property, "", operator, tuple(values))
+    return sql, _date_bounds(target, operator, values), indexed_condition
 
 
 def compile_filter(document: object, parameter: str = "filter") -> Predicate:
@@ -601,21 +608,21 @@ def compile_filter(document: object, parameter: str = "filter") -> Predicate:
     params = _Params()
     parts: list[str] = []
     bounds: list[tuple[dt.date | None, ...]] = []
-    json_conditions: list[JsonCondition] = []
+    indexed_conditions: list[IndexedCondition] = []
     columns: set[str] = set()
     for i, condition in enumerate(conditions):
-        sql, bound, json_condition = compile_condition(
+        sql, bound, indexed_condition = compile_condition(
             condition, params, f"{parameter}.conditions[{i}]"
         )
         columns.add(condition["property"].split(".")[0])  # a valid property: compiled
         parts.append(f"({sql})")
         bounds.append(bound)
-        if json_condition is not None:
-            json_conditions.append(json_condition)
+        if indexed_condition is not None:
+            indexed_conditions.append(indexed_condition)
     predicate = Predicate(f" {logical.upper()} ".join(parts), params.values)
     predicate.columns = frozenset(columns)
     if logical == "and" or len(bounds) == 1:
-        predicate.json_conditions = tuple(json_conditions)
+        predicate.indexed_conditions = tuple(indexed_conditions)
         lows = [low for low, _ in bounds if low is not None]
         highs = [high for _, high in bounds if high is not None]
         predicate.min_date = max(lows) if lows else None

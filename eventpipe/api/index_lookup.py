@@ -1,8 +1,9 @@
-"""Serving-index lookups of the read API: the candidate rows of a filter's json conditions.
+"""Serving-index lookups of the read API: the candidate rows of a filter's json conditions
+(and conditions on `userId` and `anonymousId`).
 
-The index (`eventpipe.io.serving_index`) holds, per partition, each scalar json value with
-the sorted numbers of its rows in newest-first order. For a filter whose json conditions
-must all hold (`and`, or one condition), each condition the index can answer (`is`, `is
+The index (`eventpipe.io.serving_index`) holds, per partition, each scalar json value (and
+each value of those string columns) with the sorted numbers of its rows in newest-first
+order. For a filter whose indexed conditions must all hold (`and`, or one condition), each condition the index can answer (`is`, `is
 one of`, comparisons, `is between`, string matches, date comparisons, `is true`/`is
 false`) selects a set of values by binary search (or, for `contains`, `ends with` and the
 date operators, by testing the key's distinct values), and their rows are the
@@ -30,11 +31,12 @@ import pyarrow.compute as pc
 from eventpipe.api.filters import (
     COMPARISONS,
     DATE_COMPARISONS,
-    JsonCondition,
+    IndexedCondition,
     parse_datetime,
     parse_float,
 )
 from eventpipe.io.index_format import (
+    INDEXED_STRING_COLUMNS,
     FileSignature,
     Manifest,
     RowOrder,
@@ -50,6 +52,7 @@ from eventpipe.schemas import arrow_schema
 
 ROW_SCHEMA = nullable(arrow_schema())
 """The schema of rows read from the row stores (as the Parquet path returns them)."""
+INDEXED_COLUMNS = frozenset((*JSON_COLUMNS, *INDEXED_STRING_COLUMNS))
 CANDIDATE_CAP = 20_000
 """Most candidate rows `IndexCatalog.lookup` returns; a lookup finding more is not used."""
 
@@ -170,12 +173,12 @@ def _matching_texts(
 
 
 def value_ranges(
-    table: ValueTable, condition: JsonCondition, cursor: duckdb.DuckDBPyConnection
+    table: ValueTable, condition: IndexedCondition, cursor: duckdb.DuckDBPyConnection
 ) -> list[ValueRange] | None:
     """The values of `table` that hold every row `condition` can match, as ranges; None
     when the index cannot answer the operator."""
     op, values = condition.operator, condition.values
-    if op not in _INDEXED_OPERATORS or condition.column not in JSON_COLUMNS:
+    if op not in _INDEXED_OPERATORS or condition.column not in INDEXED_COLUMNS:
         return None
     texts = _Texts(table.strs)
     found: list[ValueRange | None] = []
@@ -275,7 +278,7 @@ class PartitionIndex:
     def candidates(
         self,
         cursor: duckdb.DuckDBPyConnection,
-        conditions: tuple[JsonCondition, ...],
+        conditions: tuple[IndexedCondition, ...],
         cap: int | None = None,
     ) -> np.ndarray | None:
         """The rows (newest-first numbers, ascending) that may match all `conditions`;
@@ -345,7 +348,7 @@ class IndexCatalog:
         self,
         cursor: duckdb.DuckDBPyConnection,
         partitions: list[IndexedPartition],
-        conditions: tuple[JsonCondition, ...],
+        conditions: tuple[IndexedCondition, ...],
         cap: int = CANDIDATE_CAP,
     ) -> list[Candidate] | None:
         """The candidate rows of `partitions` for `conditions`, or None when no condition

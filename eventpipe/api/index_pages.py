@@ -1,7 +1,8 @@
 """Pages of json-filtered requests read through the serving index, when every partition
 in range has a current one.
 
-The candidates of the filter's json conditions (`IndexCatalog`) come per partition in
+The candidates of the filter's indexed conditions (`IndexCatalog`: json paths, `userId`,
+`anonymousId`) come per partition in
 newest-first order, and partitions are visited newest first (oldest first, and each
 partition's candidates backwards, when ascending), so the candidates form one sequence in
 the requested order by timestamp. A prefix of it (`first + limit` candidates, a quarter
@@ -104,7 +105,7 @@ def page_from_index(
     query: EventQuery,
     budget: int,
 ) -> pa.Table | None:
-    """The page of `query` (whose filter has json conditions) over indexed `partitions`
+    """The page of `query` (whose filter has indexed conditions) over indexed `partitions`
     (oldest first), or None when it would read more than `budget` rows or the index
     answers none of the conditions."""
     by_time = query.order == "timestamp"
@@ -196,7 +197,7 @@ def _runs(
 ) -> Iterator[tuple[PartitionIndex, IndexedPartition, np.ndarray | None]]:
     """Each partition's candidates in the requested order (None when the index answers
     none of the conditions), computed as they are needed."""
-    conditions = query.predicate.json_conditions if query.predicate else ()
+    conditions = query.predicate.indexed_conditions if query.predicate else ()
     for partition in partitions:
         index = catalog.open(partition)
         rows = index.candidates(cursor, conditions)

@@ -8,13 +8,14 @@ named `*.parquet` (temporary files, `_staging/`...) is ignored.
 Query plan:
 
 - the partitions are pruned to the date bounds implied by `timestamp` conditions;
-- when the filter has json conditions that every match must meet and every pruned
+- when the filter has conditions the serving index can look up (json paths, `userId`,
+  `anonymousId`) that every match must meet and every pruned
   partition has a current serving index, the page is read through it
   (`eventpipe.api.index_pages`): the conditions' candidate rows, newest (oldest) first
   across partitions, are read from the row stores in growing prefixes until the page
   is full, at most `row_store_rows` rows; the filter is always applied again to the
   rows read;
-- otherwise (or beyond that), the json conditions are looked up in the indexes of the
+- otherwise (or beyond that), those conditions are looked up in the indexes of the
   partitions that have a current one (`eventpipe.api.index_lookup`): candidate rows
   (at most `candidate_cap`) replace whole-file scans there, and a partition without
   candidates is not read;
@@ -261,16 +262,16 @@ class LakeReader:
         predicate: Predicate | None,
     ) -> ScanPlan:
         """What to read of each partition: its whole files, or, in partitions with a current
-        serving index, the candidate rows of the filter's json conditions."""
+        serving index, the candidate rows of the filter's indexed conditions."""
         plan = ScanPlan({p.date: [(f, None) for f in p.files] for p in partitions})
-        if self.indexes is None or predicate is None or not predicate.json_conditions:
+        if self.indexes is None or predicate is None or not predicate.indexed_conditions:
             return plan
         indexed = [(p, self.indexes.current(p.name, p.files)) for p in partitions]
         usable = [(p, ix) for p, ix in indexed if ix is not None]
         if not usable:
             return plan
         candidates = self.indexes.lookup(
-            cursor, [ix for _, ix in usable], predicate.json_conditions, self.candidate_cap
+            cursor, [ix for _, ix in usable], predicate.indexed_conditions, self.candidate_cap
         )
         if candidates is None:
             plan.over_cap = True
@@ -285,10 +286,10 @@ class LakeReader:
     ) -> pa.Table | None:
         """The page read through the serving index (`eventpipe.api.index_pages`) when every
         partition has a current index and the request has no filter and is ordered by
-        timestamp, or its filter has json conditions; else None."""
+        timestamp, or its filter has indexed conditions; else None."""
         predicate = query.predicate
         unfiltered = predicate is None and query.order == "timestamp"
-        if self.indexes is None or not (unfiltered or (predicate and predicate.json_conditions)):
+        if self.indexes is None or not (unfiltered or (predicate and predicate.indexed_conditions)):
             return None
         indexed = [self.indexes.current(p.name, p.files) for p in partitions]
         usable = [ix for ix in indexed if ix is not None]

@@ -18,7 +18,9 @@ Three files per partition (`eventpipe.io.index_format`):
   (kind 's' string, 'n' number, 'b' boolean), sorted by key then value, with the sorted
   numbers (in the row order) of the rows holding it. Numbers are cast to DOUBLE exactly as
   the filter SQL casts them. So a value's rows come newest first, and a range of values
-  (`price > 499.5`, `plan starts with "p"`) is one contiguous run of row numbers;
+  (`price > 499.5`, `plan starts with "p"`) is one contiguous run of row numbers. The
+  values of the string columns `userId` and `anonymousId` are in it too (key
+  `userId s `), so a rare user is found as fast as a rare json value;
 - the row store (`eventpipe.io.row_store`): the rows in that order, in small zstd blocks.
 
 Values are extracted with DuckDB's own JSON functions (`json_tree`), the functions the
@@ -55,6 +57,7 @@ import pyarrow.parquet as pq
 
 from eventpipe.io.index_format import (
     INDEX,
+    INDEXED_STRING_COLUMNS,
     MANIFEST_KEY,
     FileSignature,
     Manifest,
@@ -130,7 +133,15 @@ def _value_table(db: duckdb.DuckDBPyConnection, files: list[str], order: pa.Tabl
         "CREATE TABLE nodes (file SMALLINT, row INTEGER, col VARCHAR, fullkey VARCHAR,"
         " path VARCHAR, key VARCHAR, type VARCHAR, value VARCHAR)"
     )
+    db.execute("CREATE TABLE strings (file SMALLINT, row INTEGER, col VARCHAR, str VARCHAR)")
     for position, path in enumerate(files):
+        for column in INDEXED_STRING_COLUMNS:
+            db.execute(
+                f"""INSERT INTO strings
+                SELECT {position}, file_row_number, '{column}', "{column}"
+                FROM read_parquet($file, file_row_number = true) WHERE "{column}" IS NOT NULL""",
+                {"file": path},
+            )
         for column in JSON_COLUMNS:
             db.execute(
                 f"""INSERT INTO nodes
@@ -167,6 +178,9 @@ def _value_table(db: duckdb.DuckDBPyConnection, files: list[str], order: pa.Tabl
                         THEN TRY_CAST(CAST(t.value AS JSON) AS DOUBLE) END AS num,
                    r.ord
             FROM typed AS t JOIN ranks AS r ON r.file = t.file AND r.row = t.row
+            UNION ALL
+            SELECT DISTINCT s.col || ' s ' AS key, s.str, NULL AS num, r.ord
+            FROM strings AS s JOIN ranks AS r ON r.file = s.file AND r.row = s.row
         )
         SELECT key, str, coalesce(num, 0.0) AS num, list(ord ORDER BY ord) AS rows
         FROM entries

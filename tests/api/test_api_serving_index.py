@@ -144,6 +144,13 @@ FILTERS = [
     _filter("and", ("properties.plan", "is", "pro"), ("properties.n", "is greater than", "5")),
     _filter("and", ("properties.plan", "is", "pro"), ("timestamp", "is after", "2025-10-02")),
     _filter("or", ("properties.plan", "is", "pro"), ("properties.n", "is", "3")),
+    _filter("and", ("userId", "is", "u2")),
+    _filter("and", ("userId", "is one of", "u1", "u3", "nobody")),
+    _filter("and", ("userId", "starts with", "u")),
+    _filter("and", ("userId", "is greater than", "u1")),
+    _filter("and", ("userId", "ends with", "3"), ("properties.flag", "is true")),
+    _filter("and", ("anonymousId", "contains", "a")),
+    _filter("or", ("userId", "is", "u2"), ("userId", "is null")),
 ]
 
 
@@ -188,7 +195,9 @@ def test_the_index_is_used_and_finds_only_candidates(lakes: tuple[Path, Path, Pa
     current = [reader.indexes.current(p.name, p.files) for p in reader.partitions()]
     assert [c is not None for c in current] == [True, True, False]  # 10-03 gained a file
     cursor = reader._db.cursor()
-    candidates = reader.indexes.lookup(cursor, [c for c in current if c], predicate.json_conditions)
+    candidates = reader.indexes.lookup(
+        cursor, [c for c in current if c], predicate.indexed_conditions
+    )
     assert candidates is not None
     found = len(candidates)
     matches = cursor.execute(
@@ -197,7 +206,7 @@ def test_the_index_is_used_and_finds_only_candidates(lakes: tuple[Path, Path, Pa
     ).fetchone()[0]
     assert 0 < matches == found < 2000  # the condition is exact here: candidates = matches
     assert (
-        reader.indexes.lookup(cursor, [c for c in current if c], predicate.json_conditions, 10)
+        reader.indexes.lookup(cursor, [c for c in current if c], predicate.indexed_conditions, 10)
         is None
     )
 
