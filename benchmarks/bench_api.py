@@ -9,9 +9,10 @@ resident memory of the API process.
     .venv/bin/python benchmarks/bench_api.py --lake /tmp/lake --reuse   # measure again
     .venv/bin/python benchmarks/bench_api.py --lake /tmp/lake --reuse --index  # index first
 
---index builds (or brings up to date) the serving index and row stores that `eventpipe
-compact` builds (LAKE/_index/), and reports their build time and size; a lake measured
-without it is read by scanning only.
+--index builds (or brings up to date) the serving index that `eventpipe compact` builds
+(LAKE/_index/: row order, value table, row store), and reports its build time and size
+(and its ratio to the events' Parquet); a lake measured without it is read by scanning
+only.
 
 Layouts (inside each partition; row groups of --row-group rows, zstd):
   timestamp  sorted by timestamp (what the import job writes)
@@ -396,7 +397,8 @@ def main() -> int:
     if args.build_only:
         return 0
     sizes = {name: _folder_bytes(lake / name) / 2**20 for name in ("events", INDEX)}
-    print(f"lake: events {sizes['events']:.0f} MiB, {INDEX} {sizes[INDEX]:.0f} MiB")
+    ratio = sizes[INDEX] / sizes["events"] if sizes["events"] else 0.0
+    print(f"lake: events {sizes['events']:.0f} MiB, {INDEX} {sizes[INDEX]:.0f} MiB ({ratio:.2f}x)")
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

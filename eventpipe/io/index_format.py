@@ -147,6 +147,9 @@ def write_arrow(table: pa.Table, path: Path, metadata: dict[bytes, bytes] | None
 def read_arrow(path: str) -> tuple[pa.RecordBatch, pa.Schema]:
     """The one record batch of an Arrow IPC file, memory-mapped, and the file's schema."""
     reader = pa.ipc.open_file(pa.memory_map(path))
+    if reader.num_record_batches == 0:  # an empty table is written without a batch
+        empty = [pa.array([], f.type) for f in reader.schema]
+        return pa.record_batch(empty, schema=reader.schema), reader.schema
     if reader.num_record_batches != 1:
         raise ValueError(f"{path}: expected one record batch")
     return reader.get_batch(0), reader.schema

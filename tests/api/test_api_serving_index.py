@@ -298,3 +298,27 @@ def test_pages_are_read_through_the_index_when_every_partition_has_one(
     assert page_from_index(reader.indexes, cursor, indexed, query, budget=10) is None
     unindexed = _query(_filter("and", ("properties.plan", "is null")), "timestamp", False, 0, 10)
     assert page_from_index(reader.indexes, cursor, indexed, unindexed, budget=10_000) is None
+
+
+def test_a_partition_without_json_values_is_indexed_and_served(tmp_path: Path) -> None:
+    rows = [
+        make_event(
+            messageId=f"e{i}",
+            timestamp=BASE + dt.timedelta(minutes=i),
+            properties=None,
+            traits="{}",
+            userId=None,
+        )
+        for i in range(5)
+    ]
+    lake = write_lake(tmp_path, rows)
+    assert index_lake(str(lake)).indexed == 1
+    reader = LakeReader(lake)
+    assert reader.indexes is not None
+    [partition] = reader.partitions()
+    current = reader.indexes.current(partition.name, partition.files)
+    assert current is not None and reader.indexes.open(current).row_count == 5
+    latest = reader.list_events(EventQuery(COLUMNS, None, "timestamp", False, 1, 3))
+    assert latest["messageId"].to_pylist() == ["e3", "e2", "e1"]
+    pro = _query(_filter("and", ("properties.plan", "is", "pro")), *SHAPES[0])
+    assert reader.list_events(pro).num_rows == 0
