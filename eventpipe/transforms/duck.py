@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +21,11 @@ def connect(threads: int = 1, memory_limit: str = "512MB") -> duckdb.DuckDBPyCon
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
     con.execute(f"SET memory_limit = '{memory_limit}'")
+    # Spill (when a query needs more than the limit) under the system's temp folder, not
+    # DuckDB's default `.tmp` in whatever folder the job was started from.
+    con.execute(
+        f"SET temp_directory = {quote_str(os.path.join(tempfile.gettempdir(), 'eventpipe-duckdb'))}"
+    )
     register_ip_functions(con)
     register_strict_json(con)
     return con
@@ -104,11 +112,21 @@ def register_ip_functions(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+def clear_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Delete every row of table `name` and free their memory (see ChunkQuery)."""
+    con.execute(f"DELETE FROM {name}")
+    con.execute("CHECKPOINT")
+
+
 class ChunkQuery:
     """A SELECT over one input table, planned once per DuckDB session, run per chunk.
 
     Planning the generated stage queries costs tens of milliseconds; a prepared
     statement over a session-local input table pays that once per worker.
+
+    The input table lives in the session's in-memory database, not in its TEMP schema:
+    DuckDB never frees the deleted rows of a TEMP table (measured: +260 MB after 40
+    chunks of 8 MB, and then spilling to disk), while a CHECKPOINT frees them here.
     """
 
     def __init__(
@@ -122,7 +140,7 @@ class ChunkQuery:
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Create the input table, run the setup statements and plan the query in `con`."""
         con.register("empty_input", self.input_schema.empty_table())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {self.name} AS SELECT * FROM empty_input")
+        con.execute(f"CREATE OR REPLACE TABLE {self.name} AS SELECT * FROM empty_input")
         con.unregister("empty_input")
         for statement in self.setup:
             con.execute(statement)
@@ -130,7 +148,7 @@ class ChunkQuery:
 
     def load(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> None:
         """Replace the input table's rows with `chunk`."""
-        con.execute(f"DELETE FROM {self.name}")
+        clear_table(con, self.name)
         con.register("chunk_input", chunk)
         con.execute(f"INSERT INTO {self.name} SELECT * FROM chunk_input")
         con.unregister("chunk_input")

@@ -41,7 +41,7 @@ from eventpipe.schemas import EVENT_FIELDS, arrow_schema
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.context_merge import merge_context
-from eventpipe.transforms.duck import ChunkQuery
+from eventpipe.transforms.duck import ChunkQuery, clear_table
 from eventpipe.transforms.duck import quote_ident as qi
 from eventpipe.transforms.duck import quote_str as qs
 from eventpipe.transforms.ip_addresses import (
@@ -207,7 +207,7 @@ class EventNormaliser:
             PARSED_SCHEMA,
             normalise_sql(run_start, default_connection),
             setup=(
-                f"CREATE OR REPLACE TEMP TABLE normalise_batches AS {batches}",
+                f"CREATE OR REPLACE TABLE normalise_batches AS {batches}",
                 f"PREPARE normalise_batches_fill AS INSERT INTO normalise_batches {batches}",
             ),
         )
@@ -224,7 +224,7 @@ class EventNormaliser:
         assert self.con is not None, "bind() the normaliser to a DuckDB session first"
         con = self.con
         self.query.load(con, valid)
-        con.execute("DELETE FROM normalise_batches")
+        clear_table(con, "normalise_batches")
         con.execute("EXECUTE normalise_batches_fill")
         rows = self.query.execute(con)
         batches = con.sql(
