@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 from pathlib import Path
@@ -101,5 +102,10 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     app = create_app(args.lake, keys, insecure_no_auth=args.insecure_no_auth, reader=reader)
     source = args.bq_table if reader else args.lake
     log.info("serving %s on http://%s:%d (docs at /docs)", source, args.host, args.port)
+    # The startup's objects (modules, FastAPI, DuckDB, Arrow) leave the garbage collector's
+    # generations: its full collections then walk only what requests leave, instead of
+    # pausing one request now and then for ~100 ms (the p99 of bench_api's shapes).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", **UVICORN_OPTIONS)
     return 0
