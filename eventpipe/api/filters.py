@@ -63,7 +63,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from eventpipe.io.index_format import INDEXED_STRING_COLUMNS
+from eventpipe.io.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
 from eventpipe.schemas import EVENT_FIELDS, Field
 
 MAX_FILTER_BYTES = 64 * 1024
@@ -181,8 +181,8 @@ class Target:
 @dataclass(frozen=True)
 class IndexedCondition:
     """A condition that every match of its filter meets, on a path inside a json column
-    or on one of the string columns the serving index holds (`pointer` ""): the index can
-    look its rows up (see eventpipe.api.index_lookup)."""
+    or on one of the columns the serving index holds (`pointer` "", values as the index's
+    text): the index can look its rows up (see eventpipe.api.index_lookup)."""
 
     column: str
     pointer: str
@@ -581,7 +581,11 @@ def compile_condition(
         return sql, (None, None), indexed_condition
     sql = _typed_sql(target, operator, values, params, where)
     indexed_condition = None
-    if target.property in INDEXED_STRING_COLUMNS:
+    if target.property in INTEGER_COLUMNS:
+        if operator in ("is", "is one of"):  # the index holds the decimal text
+            texts = tuple(str(int(v)) for v in values)  # valid integers: _typed_sql checked
+            indexed_condition = IndexedCondition(target.property, "", operator, texts)
+    elif target.property in INDEXED_COLUMNS:
         indexed_condition = IndexedCondition(target.property, "", operator, tuple(values))
     return sql, _date_bounds(target, operator, values), indexed_condition
 

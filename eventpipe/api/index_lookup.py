@@ -1,5 +1,5 @@
 """Serving-index lookups of the read API: the candidate rows of a filter's json conditions
-(and conditions on `userId` and `anonymousId`).
+(and conditions on `userId`, `anonymousId` and `context.session.id`).
 
 The index (`eventpipe.io.serving_index`) holds, per partition, each scalar json value (and
 each value of those string columns) with the sorted numbers of its rows in newest-first
@@ -36,7 +36,7 @@ from eventpipe.api.filters import (
     parse_float,
 )
 from eventpipe.io.index_format import (
-    INDEXED_STRING_COLUMNS,
+    INDEXED_COLUMNS,
     FileSignature,
     Manifest,
     RowOrder,
@@ -52,7 +52,7 @@ from eventpipe.schemas import arrow_schema
 
 ROW_SCHEMA = nullable(arrow_schema())
 """The schema of rows read from the row stores (as the Parquet path returns them)."""
-INDEXED_COLUMNS = frozenset((*JSON_COLUMNS, *INDEXED_STRING_COLUMNS))
+LOOKUP_COLUMNS = frozenset((*JSON_COLUMNS, *INDEXED_COLUMNS))
 CANDIDATE_CAP = 20_000
 """Most candidate rows `IndexCatalog.lookup` returns; a lookup finding more is not used."""
 
@@ -178,7 +178,7 @@ def value_ranges(
     """The values of `table` that hold every row `condition` can match, as ranges; None
     when the index cannot answer the operator."""
     op, values = condition.operator, condition.values
-    if op not in _INDEXED_OPERATORS or condition.column not in INDEXED_COLUMNS:
+    if op not in _INDEXED_OPERATORS or condition.column not in LOOKUP_COLUMNS:
         return None
     texts = _Texts(table.strs)
     found: list[ValueRange | None] = []

@@ -2,7 +2,7 @@
 in range has a current one.
 
 The candidates of the filter's indexed conditions (`IndexCatalog`: json paths, `userId`,
-`anonymousId`) come per partition in
+`anonymousId`, `context.session.id`) come per partition in
 newest-first order, and partitions are visited newest first (oldest first, and each
 partition's candidates backwards, when ascending), so the candidates form one sequence in
 the requested order by timestamp. A prefix of it (`first + limit` candidates, a quarter

@@ -9,7 +9,7 @@ Query plan:
 
 - the partitions are pruned to the date bounds implied by `timestamp` conditions;
 - when the filter has conditions the serving index can look up (json paths, `userId`,
-  `anonymousId`) that every match must meet and every pruned
+  `anonymousId`, `context.session.id`) that every match must meet and every pruned
   partition has a current serving index, the page is read through it
   (`eventpipe.api.index_pages`): the conditions' candidate rows, newest (oldest) first
   across partitions, are read from the row stores in growing prefixes until the page

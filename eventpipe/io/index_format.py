@@ -3,8 +3,8 @@
 Per event partition `date=D`, in `LAKE/_index/events/date=D/`, three files of one build
 (`<id>` a timestamp and random suffix):
 
-- `index-<id>.arrow`: the json values (and those of INDEXED_STRING_COLUMNS) and their
-  rows (`ValueTable`), with the manifest;
+- `index-<id>.arrow`: the json values (and those of INDEXED_COLUMNS) and their rows
+  (`ValueTable`), with the manifest;
 - `order-<id>.arrow`: per row, in the API's newest-first order, its event file, row
   number in that file, and `timestamp` (`RowOrder`);
 - `rows-<id>.arrow`: the rows themselves, in the same order (`eventpipe.io.row_store`).
@@ -25,9 +25,15 @@ import pyarrow as pa
 
 INDEX = "_index"
 MANIFEST_KEY = b"eventpipe.index"
-VERSION = 6
-INDEXED_STRING_COLUMNS = ("userId", "anonymousId")
-"""Top-level string columns whose values the value table holds too (key `<column> s `)."""
+VERSION = 7
+INDEXED_COLUMNS: dict[str, str] = {
+    "userId": '"userId"',
+    "anonymousId": '"anonymousId"',
+    "context.session.id": 'CAST("context".session.id AS VARCHAR)',
+}
+"""Columns whose values the value table holds too, as text (key `<column> s `; an integer
+as its decimal text), with the SQL that reads them."""
+INTEGER_COLUMNS = frozenset(("context.session.id",))
 KEY_SEPARATOR = " "
 """Between the parts of a value's key: `<json column> <kind> <JSON pointer>`."""
 

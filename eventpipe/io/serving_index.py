@@ -19,8 +19,9 @@ Three files per partition (`eventpipe.io.index_format`):
   numbers (in the row order) of the rows holding it. Numbers are cast to DOUBLE exactly as
   the filter SQL casts them. So a value's rows come newest first, and a range of values
   (`price > 499.5`, `plan starts with "p"`) is one contiguous run of row numbers. The
-  values of the string columns `userId` and `anonymousId` are in it too (key
-  `userId s `), so a rare user is found as fast as a rare json value;
+  values of `userId`, `anonymousId` and `context.session.id` (as decimal text) are in it
+  too (key `userId s `), so a rare user or a session is found as fast as a rare json
+  value;
 - the row store (`eventpipe.io.row_store`): the rows in that order, in small zstd blocks.
 
 Values are extracted with DuckDB's own JSON functions (`json_tree`), the functions the
@@ -57,7 +58,7 @@ import pyarrow.parquet as pq
 
 from eventpipe.io.index_format import (
     INDEX,
-    INDEXED_STRING_COLUMNS,
+    INDEXED_COLUMNS,
     MANIFEST_KEY,
     FileSignature,
     Manifest,
@@ -135,11 +136,11 @@ def _value_table(db: duckdb.DuckDBPyConnection, files: list[str], order: pa.Tabl
     )
     db.execute("CREATE TABLE strings (file SMALLINT, row INTEGER, col VARCHAR, str VARCHAR)")
     for position, path in enumerate(files):
-        for column in INDEXED_STRING_COLUMNS:
+        for column, value in INDEXED_COLUMNS.items():
             db.execute(
                 f"""INSERT INTO strings
-                SELECT {position}, file_row_number, '{column}', "{column}"
-                FROM read_parquet($file, file_row_number = true) WHERE "{column}" IS NOT NULL""",
+                SELECT {position}, file_row_number, '{column}', {value}
+                FROM read_parquet($file, file_row_number = true) WHERE {value} IS NOT NULL""",
                 {"file": path},
             )
         for column in JSON_COLUMNS:

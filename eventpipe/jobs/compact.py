@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "partition in memory at a time. Then (local lakes) builds the read API's serving "
             f"index (LAKE/{INDEX}/events/date=D/) of every event partition whose index is "
             "missing or older than its files (the rows in newest-first order, json values and "
-            "userId/anonymousId -> rows, and a row store of small zstd blocks from which "
+            "userId/anonymousId/session id -> rows, and a row store of small zstd blocks from which "
             "scattered rows are read fast; together ~2.9x the partition's Parquet size): json "
             "property and user filters and unfiltered pages then read only the rows they "
             "return; an unindexed or changed partition is simply scanned."

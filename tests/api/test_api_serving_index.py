@@ -68,6 +68,7 @@ def _rows(count: int, seed: int) -> list[dict[str, Any]]:
             messageId=f"m{seed}-{i:05d}",
             timestamp=BASE + dt.timedelta(seconds=rng.randrange(3 * 86_400) // 5 * 5),
             userId=rng.choice([None, "u1", "u2", "u3"]),
+            context=rng.choice([None, {"session": {"id": rng.choice([7, -3, 2**63 - 1, 8])}}]),
             properties=_properties(rng),
             traits=rng.choice(
                 ["{}", {"address": {"city": "Paris"}, "age": 7}, {"age": 3}, {"age": "7"}]
@@ -151,6 +152,9 @@ FILTERS = [
     _filter("and", ("userId", "ends with", "3"), ("properties.flag", "is true")),
     _filter("and", ("anonymousId", "contains", "a")),
     _filter("or", ("userId", "is", "u2"), ("userId", "is null")),
+    _filter("and", ("context.session.id", "is", "7")),
+    _filter("and", ("context.session.id", "is one of", "+07", "-3", "9223372036854775807")),
+    _filter("and", ("context.session.id", "is greater than", "5"), ("properties.n", "is", "3")),
 ]
 
 
