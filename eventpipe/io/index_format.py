@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from eventpipe.io.row_store import open_mapped
+
 INDEX = "_index"
 MANIFEST_KEY = b"eventpipe.index"
 VERSION = 7
@@ -152,7 +154,7 @@ def write_arrow(table: pa.Table, path: Path, metadata: dict[bytes, bytes] | None
 
 def read_arrow(path: str) -> tuple[pa.RecordBatch, pa.Schema]:
     """The one record batch of an Arrow IPC file, memory-mapped, and the file's schema."""
-    reader = pa.ipc.open_file(pa.memory_map(path))
+    reader = open_mapped(path)
     if reader.num_record_batches == 0:  # an empty table is written without a batch
         empty = [pa.array([], f.type) for f in reader.schema]
         return pa.record_batch(empty, schema=reader.schema), reader.schema
