@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             f"index (LAKE/{INDEX}/events/date=D/) of every event partition whose index is "
             "missing or older than its files (the rows in newest-first order, json values and "
             "userId/anonymousId/session id -> rows, and a row store of small zstd blocks from which "
-            "scattered rows are read fast; together ~2.9x the partition's Parquet size): json "
+            "scattered rows are read fast; together ~3x the partition's Parquet size): json "
             "property and user filters and unfiltered pages then read only the rows they "
             "return; an unindexed or changed partition is simply scanned."
         ),
