@@ -112,9 +112,14 @@ def register_ip_functions(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def clear_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Delete every row of table `name` and free their memory (see ChunkQuery)."""
-    con.execute(f"DELETE FROM {name}")
+def clear_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Delete every row of the tables `names` and free their memory (see ChunkQuery).
+
+    Call it when the session's tables are all done with: a CHECKPOINT also compacts
+    what any other table still holds.
+    """
+    for name in names:
+        con.execute(f"DELETE FROM {name}")
     con.execute("CHECKPOINT")
 
 
@@ -147,8 +152,7 @@ class ChunkQuery:
         con.execute(f"PREPARE {self.name}_query AS {self.sql}")
 
     def load(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> None:
-        """Replace the input table's rows with `chunk`."""
-        clear_table(con, self.name)
+        """Fill the (empty) input table with `chunk`; `clear_tables` it after the query."""
         con.register("chunk_input", chunk)
         con.execute(f"INSERT INTO {self.name} SELECT * FROM chunk_input")
         con.unregister("chunk_input")
@@ -158,6 +162,9 @@ class ChunkQuery:
         return con.sql(f"EXECUTE {self.name}_query").to_arrow_table()
 
     def run(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> pa.Table:
-        """Load `chunk` into the input table and return the query's result."""
+        """The query's result over `chunk` (the input table is empty again after)."""
         self.load(con, chunk)
-        return self.execute(con)
+        try:
+            return self.execute(con)
+        finally:
+            clear_tables(con, self.name)

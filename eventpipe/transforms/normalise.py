@@ -41,7 +41,7 @@ from eventpipe.schemas import EVENT_FIELDS, arrow_schema
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.context_merge import merge_context
-from eventpipe.transforms.duck import ChunkQuery, clear_table
+from eventpipe.transforms.duck import ChunkQuery, clear_tables
 from eventpipe.transforms.duck import quote_ident as qi
 from eventpipe.transforms.duck import quote_str as qs
 from eventpipe.transforms.ip_addresses import (
@@ -224,12 +224,14 @@ class EventNormaliser:
         assert self.con is not None, "bind() the normaliser to a DuckDB session first"
         con = self.con
         self.query.load(con, valid)
-        clear_table(con, "normalise_batches")
-        con.execute("EXECUTE normalise_batches_fill")
-        rows = self.query.execute(con)
-        batches = con.sql(
-            "SELECT bc, batch_context FROM normalise_batches ORDER BY rn"
-        ).to_arrow_table()
+        try:
+            con.execute("EXECUTE normalise_batches_fill")
+            rows = self.query.execute(con)
+            batches = con.sql(
+                "SELECT bc, batch_context FROM normalise_batches ORDER BY rn"
+            ).to_arrow_table()
+        finally:
+            clear_tables(con, "normalise_input", "normalise_batches")
         batch_context = None
         if batches.num_rows:
             batch_context = pc.take(batches["bc"], rows["batch_row"])
