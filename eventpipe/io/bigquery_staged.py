@@ -28,17 +28,26 @@ from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from eventpipe.io.bigquery import BigQueryTarget, read_day_keys
-from eventpipe.io.lake import EVENTS, RAW, STAGING, commit_files, lake_path, mark_running
+from eventpipe.io.lake import (
+    EVENTS,
+    RAW,
+    STAGING,
+    commit_files,
+    lake_path,
+    make_dirs,
+    mark_running,
+    read_parquet,
+)
 from eventpipe.io.lake_sink import Staged, StageDeduplicated
 from eventpipe.transforms import dedupe
 
 LOADING = "-load"  # suffix of the staging folder of events files waiting for their load
 
 
+@beam.typehints.with_output_types(pa.Table)
 class _ReadTableKeys(beam.DoFn):
     """A partition `date=D` -> the keys the table holds on day D (one pruned query)."""
 
@@ -81,8 +90,7 @@ class _FinishStaging(beam.DoFn):
         mark_running(self.root, self.run_id + LOADING)
         moved = [lake_path(self.root, STAGING, self.run_id + LOADING, s.file) for s in events]
         for path in moved:
-            if "://" not in path:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+            make_dirs(os.path.dirname(path))
         if events:
             FileSystems.rename([s.staged for s in events], moved)
         raw = sorted((s.staged, s.final) for s in present if s.table == RAW)
@@ -91,8 +99,7 @@ class _FinishStaging(beam.DoFn):
 
 
 def _read_staged(path: str) -> Iterator[pa.Table]:
-    with FileSystems.open(path) as handle:
-        yield pq.read_table(handle)
+    yield read_parquet(path)
 
 
 def _day_of(path: str) -> tuple[str, str]:

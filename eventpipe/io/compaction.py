@@ -59,9 +59,9 @@ from eventpipe.io.lake import (
     EVENTS,
     FAILED,
     STAGING,
-    _mkdirs,
     _pid_alive,
     lake_path,
+    make_dirs,
     write_parquet,
 )
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
@@ -187,7 +187,7 @@ def mark_compacting(lake: str, compaction_id: str) -> str:
     """Create the compaction's staging folder with its owner file; returns the folder."""
     staging = staging_folder(lake, compaction_id)
     if not _is_remote(staging):
-        _mkdirs(staging)
+        make_dirs(staging)
     with FileSystems.create(lake_path(staging, OWNER)) as handle:
         handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
     return staging
@@ -256,7 +256,7 @@ def finish_partition(staging: str, new: list[tuple[str, str]], old: list[str]) -
     pending = [(s, d) for s, d in new if FileSystems.exists(s)]
     for _, dest in pending:
         if not _is_remote(dest):
-            _mkdirs(os.path.dirname(dest))
+            make_dirs(os.path.dirname(dest))
     if pending:
         FileSystems.rename([s for s, _ in pending], [d for _, d in pending])
     absent = [d for _, d in new if not FileSystems.exists(d)]

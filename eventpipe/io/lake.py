@@ -60,14 +60,21 @@ def lake_path(lake: str, *parts: str) -> str:
     return FileSystems.join(lake, *parts)
 
 
-def _mkdirs(path: str) -> None:
+def make_dirs(path: str) -> None:
+    """Create the folder `path` and its parents (nothing to do on GCS, which has none)."""
     with contextlib.suppress(OSError):  # exists already, or (GCS) there are no folders
         FileSystems.mkdirs(path)
 
 
+def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    """Read one lake file (any Beam filesystem path), whole or only `columns`."""
+    with FileSystems.open(path) as handle:
+        return pq.read_table(handle, columns=columns)
+
+
 def write_parquet(table: pa.Table, path: str, event_table: bool) -> None:
     """Write one lake file with the lake's settings (event files: dictionaries and Bloom filters)."""
-    _mkdirs(os.path.dirname(path) if "://" not in path else path)
+    make_dirs(os.path.dirname(path) if "://" not in path else path)
     options: dict = {"compression": "zstd", "row_group_size": ROW_GROUP_ROWS}
     if event_table:
         options["use_dictionary"] = DICTIONARY_COLUMNS
@@ -108,7 +115,7 @@ def _finish_commit(staging: str, journal: dict) -> None:
     pending = [(s, d) for s, d in journal["add"] if FileSystems.exists(s)]
     for _, dest in pending:
         if "://" not in dest:
-            _mkdirs(os.path.dirname(dest))
+            make_dirs(os.path.dirname(dest))
     if pending:
         FileSystems.rename([s for s, _ in pending], [d for _, d in pending])
     FileSystems.delete([staging])
@@ -128,7 +135,7 @@ def mark_running(lake: str, run_id: str) -> None:
     """Record that `run_id` is in progress on this host (so cleanup leaves it alone)."""
     path = lake_path(lake, STAGING, run_id, RUNNING)
     if "://" not in path:
-        _mkdirs(os.path.dirname(path))
+        make_dirs(os.path.dirname(path))
     with FileSystems.create(path) as handle:
         handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
 
@@ -171,7 +178,7 @@ def write_run_summary(lake: str, run_id: str, summary: dict) -> str:
     """Write `_runs/<run_id>.json` and return its path."""
     path = lake_path(lake, RUNS, f"{run_id}.json")
     if "://" not in path:
-        _mkdirs(os.path.dirname(path))
+        make_dirs(os.path.dirname(path))
     with FileSystems.create(path) as handle:
         handle.write(json.dumps(summary, indent=2, default=str).encode())
     return path

@@ -39,7 +39,6 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from eventpipe.io import arrow_coder  # noqa: F401  (registers the coder of pa.Table)
 from eventpipe.io.lake import (
     EVENTS,
     FAILED,
@@ -47,6 +46,7 @@ from eventpipe.io.lake import (
     STAGING,
     commit_files,
     lake_path,
+    read_parquet,
     write_parquet,
 )
 from eventpipe.io.partition_swap import mark_staged_partition
@@ -183,6 +183,7 @@ def _in_global_window(value: object) -> WindowedValue:
     return WindowedValue(value, MIN_TIMESTAMP, [GlobalWindow()])
 
 
+@beam.typehints.with_output_types(KeyBucket)
 class _BucketKeys(beam.DoFn):
     """Key tables -> (bucket, keys of the bucket)."""
 
@@ -199,6 +200,7 @@ class _BucketKeys(beam.DoFn):
         yield from dedupe.split_by_bucket(self.con, keys, self.buckets)
 
 
+@beam.typehints.with_output_types(pa.Table)
 class _ReadLakeKeys(beam.DoFn):
     """A date partition -> the keys of the events the lake holds there (one table a file)."""
 
@@ -208,9 +210,7 @@ class _ReadLakeKeys(beam.DoFn):
     def process(self, partition: str) -> Iterator[pa.Table]:
         pattern = lake_path(self.lake, EVENTS, partition, "*.parquet")
         for meta in FileSystems.match([pattern])[0].metadata_list:
-            with FileSystems.open(meta.path) as handle:
-                stored = pq.read_table(handle, columns=["connectionId", "messageId"])
-            yield dedupe.existing_keys(stored)
+            yield dedupe.existing_keys(read_parquet(meta.path, ["connectionId", "messageId"]))
 
 
 class _FindDuplicates(beam.DoFn):
@@ -247,8 +247,7 @@ class _DropDuplicates(beam.DoFn):
             if every_row:  # e.g. a file imported twice: nothing to read
                 FileSystems.delete([path])
                 continue
-            with FileSystems.open(path) as handle:
-                rows = pq.read_table(handle)
+            rows = read_parquet(path)
             keep = np.ones(rows.num_rows, dtype=bool)
             keep[drop] = False
             FileSystems.delete([path])
@@ -327,8 +326,8 @@ class StageDeduplicated(beam.PTransform):
                 staged[FILES]
                 | "Partitions" >> beam.FlatMap(_event_partition)
                 | "Distinct" >> beam.Distinct()
-                | "ReadKeys" >> self.read_keys.with_output_types(pa.Table)
-                | "Bucket" >> beam.ParDo(_BucketKeys(buckets)).with_output_types(KeyBucket)
+                | "ReadKeys" >> self.read_keys
+                | "Bucket" >> beam.ParDo(_BucketKeys(buckets))
             )
         rewritten = (
             tuple(keys)

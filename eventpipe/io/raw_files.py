@@ -144,6 +144,7 @@ def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa
             block = following
 
 
+@beam.typehints.with_output_types(pa.Table)
 class _ReadChunks(beam.DoFn):
     def __init__(self, chunk_bytes: int) -> None:
         self.chunk_bytes = chunk_bytes
@@ -165,5 +166,5 @@ class ReadRawRecords(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(self.paths)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadChunks" >> beam.ParDo(_ReadChunks(self.chunk_bytes)).with_output_types(pa.Table)
+            | "ReadChunks" >> beam.ParDo(_ReadChunks(self.chunk_bytes))
         )

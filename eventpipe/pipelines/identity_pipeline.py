@@ -12,12 +12,11 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from eventpipe.identity.store import current_kpid_map
-from eventpipe.io.lake import EVENTS, STAGING, commit_files, lake_path, write_parquet
+from eventpipe.io.lake import EVENTS, STAGING, commit_files, lake_path, read_parquet, write_parquet
 from eventpipe.io.partition_swap import mark_staged_partition
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.stages import NAMESPACE
@@ -46,8 +45,7 @@ class _RestitchPartition(beam.DoFn):
         paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
         stitched, changed = [], 0
         for path in paths:
-            with FileSystems.open(path) as handle:
-                events = pq.read_table(handle)
+            events = read_parquet(path)
             new = self.stitcher.stitch(events)
             same = pc.fill_null(pc.equal(events["kpid"], new["kpid"]), False)
             both_null = pc.and_(pc.is_null(events["kpid"]), pc.is_null(new["kpid"]))

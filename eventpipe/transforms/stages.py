@@ -103,6 +103,7 @@ class _EnrichFn(beam.DoFn):
         yield from emit(result.events, dropped_bots(result.bots, self.run_id))
 
 
+@beam.typehints.with_output_types(pa.Table)
 class _StitchFn(beam.DoFn):
     """Fills kpids from the lake's identity map, loaded once per worker in setup."""
 
@@ -130,7 +131,7 @@ class StitchKpids(beam.PTransform):
         self.lake = lake
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        return pcoll | beam.ParDo(_StitchFn(self.lake)).with_output_types(pa.Table)
+        return pcoll | beam.ParDo(_StitchFn(self.lake))
 
 
 class _Stage(beam.PTransform):

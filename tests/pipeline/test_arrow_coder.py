@@ -53,3 +53,15 @@ def test_the_stages_outputs_use_it():
     events, _ = records | ParseRecords("run", datetime(2026, 1, 1, tzinfo=UTC))
     coder = beam.coders.registry.get_coder(events.element_type)
     assert isinstance(coder, ArrowTableCoder)
+
+
+def test_the_sources_and_key_shuffle_use_it():
+    from eventpipe.io.lake_sink import _BucketKeys, _ReadLakeKeys
+    from eventpipe.io.raw_files import _ReadChunks
+
+    pipeline = beam.Pipeline()
+    paths = pipeline | beam.Create(["a"])
+    for fn in (_ReadChunks(1), _ReadLakeKeys("lake"), _BucketKeys(4)):
+        out = paths | type(fn).__name__ >> beam.ParDo(fn)
+        coder = beam.coders.registry.get_coder(out.element_type)
+        assert "ArrowTableCoder" in repr(coder)
