@@ -150,7 +150,7 @@ class StageForBigQuery(beam.PTransform):
     def expand(self, events: beam.PCollection) -> beam.PCollection:
         read_keys = beam.ParDo(_ReadTableKeys(self.target, self.replace_days))
         files, rewritten = events | "Dedupe" >> StageDeduplicated(
-            self.root, self.run_id, self.buckets, read_keys
+            self.root, self.run_id, self.buckets, read_keys, archive=self.archive
         )
         return (
             files

@@ -99,16 +99,26 @@ def archive_table(events: pa.Table) -> pa.Table:
 class _StageFiles(beam.DoFn):
     """Buffers one bundle's tables; writes a staged file per UTC day of `date_of`.
 
-    Event buffers give an events file and its raw file per day, and the keys of what
-    they staged, by bucket (the main output). The staged files are tagged FILES.
+    Event buffers give an events file per day (and its raw file, with `archive`), and
+    the keys of what they staged, by bucket (the main output). The staged files are
+    tagged FILES.
     """
 
-    def __init__(self, lake: str, run_id: str, table: str, date_of: str, buckets: int = 1) -> None:
+    def __init__(
+        self,
+        lake: str,
+        run_id: str,
+        table: str,
+        date_of: str,
+        buckets: int = 1,
+        archive: bool = True,
+    ) -> None:
         self.lake = lake
         self.run_id = run_id
         self.table = table
         self.date_of = date_of
         self.buckets = buckets
+        self.archive = archive
 
     def setup(self) -> None:
         self.writer_id = uuid.uuid4().hex[:10]
@@ -160,7 +170,8 @@ class _StageFiles(beam.DoFn):
         for file, part in self._files(table):
             stored = part.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
             yield beam.pvalue.TaggedOutput(FILES, self._write(EVENTS, file, stored))
-            yield beam.pvalue.TaggedOutput(FILES, self._write(RAW, file, archive_table(part)))
+            if self.archive:
+                yield beam.pvalue.TaggedOutput(FILES, self._write(RAW, file, archive_table(part)))
             files.append(pa.array([file] * part.num_rows, pa.string()))
             rows.append(np.arange(part.num_rows, dtype=np.int32))
         keys = dedupe.event_keys(table, pa.concat_arrays(files), pa.array(np.concatenate(rows)))
@@ -231,16 +242,17 @@ class _FindDuplicates(beam.DoFn):
 
 
 class _DropDuplicates(beam.DoFn):
-    """(staged file, row lists) -> the staged events and raw files without those rows."""
+    """(staged file, row lists) -> the staged events (and raw) files without those rows."""
 
-    def __init__(self, lake: str, run_id: str) -> None:
+    def __init__(self, lake: str, run_id: str, archive: bool = True) -> None:
         self.lake = lake
         self.run_id = run_id
+        self.tables = (EVENTS, RAW) if archive else (EVENTS,)
 
     def process(self, element: tuple[str, Iterable[list[int]]]) -> Iterator[str]:
         file, row_lists = element
         drop = np.unique(np.concatenate([np.asarray(rows, dtype=np.int64) for rows in row_lists]))
-        for table in (EVENTS, RAW):
+        for table in self.tables:
             path = staged_file(self.lake, self.run_id, table, file).staged
             with FileSystems.open(path) as handle:
                 every_row = pq.ParquetFile(handle).metadata.num_rows == len(drop)
@@ -298,7 +310,8 @@ def dedupe_buckets(input_bytes: int) -> int:
 
 
 class StageDeduplicated(beam.PTransform):
-    """Event tables -> staged events/ and raw/ files under `root`, without duplicates.
+    """Event tables -> staged events/ files (and raw/ ones, with `archive`) under `root`,
+    without duplicates.
 
     Duplicates within the run are dropped, and copies of the keys `read_keys` gives:
     a transform from the partitions (`date=D`) the run stages files in to tables of
@@ -307,18 +320,24 @@ class StageDeduplicated(beam.PTransform):
     """
 
     def __init__(
-        self, root: str, run_id: str, buckets: int, read_keys: beam.PTransform | None = None
+        self,
+        root: str,
+        run_id: str,
+        buckets: int,
+        read_keys: beam.PTransform | None = None,
+        archive: bool = True,
     ) -> None:
         super().__init__()
         self.root = root
         self.run_id = run_id
         self.buckets = buckets
         self.read_keys = read_keys
+        self.archive = archive
 
     def expand(self, events: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         root, run, buckets = self.root, self.run_id, self.buckets
         staged = events | "StageEvents" >> beam.ParDo(
-            _StageFiles(root, run, EVENTS, "timestamp", buckets)
+            _StageFiles(root, run, EVENTS, "timestamp", buckets, self.archive)
         ).with_output_types(KeyBucket).with_outputs(FILES, main=KEYS)
         keys = [staged[KEYS]]
         if self.read_keys is not None:
@@ -335,7 +354,7 @@ class StageDeduplicated(beam.PTransform):
             | "GroupBuckets" >> beam.GroupByKey()
             | "FindDuplicates" >> beam.ParDo(_FindDuplicates())
             | "GroupFiles" >> beam.GroupByKey()
-            | "DropDuplicates" >> beam.ParDo(_DropDuplicates(root, run))
+            | "DropDuplicates" >> beam.ParDo(_DropDuplicates(root, run, self.archive))
         )
         return staged[FILES], rewritten
 
