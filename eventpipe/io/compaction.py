@@ -62,6 +62,7 @@ from eventpipe.io.lake import (
     _pid_alive,
     lake_path,
     make_dirs,
+    time_ordered_id,
     write_parquet,
 )
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
@@ -173,9 +174,8 @@ def plan_partition(partition: Partition) -> PartitionPlan:
 
 
 def new_compaction_id(now: datetime | None = None) -> str:
-    """A sortable, unique compaction id: UTC time plus a random suffix."""
-    now = now or datetime.now(UTC)
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    """A compaction's id: sorts in start order."""
+    return time_ordered_id(now or datetime.now(UTC))
 
 
 def staging_folder(lake: str, compaction_id: str) -> str:

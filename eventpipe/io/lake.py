@@ -19,7 +19,9 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import socket
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,6 +40,17 @@ RUNS = "_runs"
 COMMITTING = "_COMMITTING"
 RUNNING = "_RUNNING.json"
 ROW_GROUP_ROWS = 16_384
+
+
+def time_ordered_id(now: datetime) -> str:
+    """A unique id that sorts in time order: UTC time to the microsecond plus a random suffix.
+
+    Runs, compactions and index builds are named with it, so the newest is the
+    greatest name even when two start within the same second.
+    """
+    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
 # Point lookups of the read API (a user, a session, a message) skip row groups by these.
 BLOOM_COLUMNS = ("userId", "anonymousId", "messageId", "context.session.id")
 # Columns whose values rarely repeat: dictionary encoding would be tried and dropped

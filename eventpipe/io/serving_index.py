@@ -43,7 +43,6 @@ index (`build_partition_index`); measured in benchmarks/bench_api.py.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +67,7 @@ from eventpipe.io.index_format import (
     read_manifest,
     write_arrow,
 )
+from eventpipe.io.lake import time_ordered_id
 from eventpipe.io.row_store import write_row_store
 from eventpipe.schemas import EVENT_FIELDS, arrow_schema
 
@@ -208,7 +208,7 @@ def build_partition_index(lake: str | os.PathLike[str], partition_dir: str) -> t
     signatures = tuple(FileSignature.of(f) for f in files)
     folder = index_dir(lake, os.path.basename(os.path.normpath(partition_dir)))
     folder.mkdir(parents=True, exist_ok=True)
-    build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+    build_id = time_ordered_id(datetime.now(UTC))
     final = folder / f"index-{build_id}.arrow"
     order_file, row_store = folder / f"order-{build_id}.arrow", folder / f"rows-{build_id}.arrow"
     rows = read_partition(files)

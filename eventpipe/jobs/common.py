@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -12,7 +11,13 @@ from datetime import date, datetime
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from eventpipe.io.lake import lake_path, mark_running, recover_abandoned_runs, write_run_summary
+from eventpipe.io.lake import (
+    lake_path,
+    mark_running,
+    recover_abandoned_runs,
+    time_ordered_id,
+    write_run_summary,
+)
 from eventpipe.jobs.summary import RunSummary, summary_from_metrics
 from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
 
@@ -68,8 +73,8 @@ def parse_day(text: str) -> date:
 
 
 def new_run_id(now: datetime) -> str:
-    """A sortable, unique run id: UTC time plus a random suffix."""
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    """A run's id: sorts in start order (see `io.lake.time_ordered_id`)."""
+    return time_ordered_id(now)
 
 
 def prepare_lake(lake: str, run_id: str) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -112,3 +113,12 @@ def test_killed_import_leaves_no_visible_file_and_next_run_cleans_up(tmp_path):
     assert summary["written"] == manifest["expected_written"]
     written = sum(pq.read_metadata(p).num_rows for p in lake.glob("events/*/*.parquet"))
     assert written == manifest["expected_written"]
+
+
+def test_ids_of_runs_started_within_one_second_sort_in_start_order():
+    first = datetime(2026, 12, 4, 4, 49, 6, 999, tzinfo=UTC)
+    later = [first + timedelta(microseconds=n) for n in (1, 500, 998_000)]
+    for _ in range(50):  # the random suffix never decides the order
+        ids = [L.time_ordered_id(t) for t in [first, *later]]
+        assert sorted(ids) == ids
+        assert len(set(ids)) == len(ids)
