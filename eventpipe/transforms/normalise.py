@@ -41,7 +41,7 @@ from eventpipe.schemas import EVENT_FIELDS, arrow_schema
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.context_merge import merge_context
-from eventpipe.transforms.duck import ChunkQuery, clear_tables
+from eventpipe.transforms.duck import ChunkQuery, in_input_order
 from eventpipe.transforms.duck import quote_ident as qi
 from eventpipe.transforms.duck import quote_str as qs
 from eventpipe.transforms.ip_addresses import (
@@ -71,15 +71,16 @@ ARCHIVE_FIELDS = [
 """PARSED_SCHEMA, but each batch's context text is held once (dictionary-encoded)."""
 
 
-def archive_rows(rows: pa.Table, batch_texts: pa.Array) -> pa.StructArray:
+def archive_rows(parsed: pa.Table, rows: pa.Table, batch_texts: pa.Array) -> pa.StructArray:
     """The archived form of normalised rows: the parsed event with its EFFECTIVE
     receivedAt and connectionId, so normalising it again gives the same row even
     where the first run fell back to its own start time or its `--connection-id`.
 
-    `batch_texts` are the chunk's batch contexts, indexed by the rows' `batch_row`.
+    `parsed` are the events as normalise got them, `rows` what it made of them (same
+    order); `batch_texts` are the chunk's batch contexts, indexed by `batch_row`.
     """
     columns = {
-        **{name: rows[name] for name in PARSED_SCHEMA.names},
+        **{name: parsed[name] for name in PARSED_SCHEMA.names},
         "received_at": rows["received_at"],
         "connection_id": rows["effective_connection"],
         "batch_context": pa.DictionaryArray.from_arrays(
@@ -105,22 +106,25 @@ def _uuid_from_md5(expr: str) -> str:
     return f"regexp_replace(md5({expr}), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5')"
 
 
-def batches_sql() -> str:
-    """SQL: the distinct batch contexts of `normalise_input`, typed, numbered from 0 (`rn`).
+BATCHES_SCHEMA = pa.schema([pa.field("batch_context", pa.string(), nullable=False)])
 
-    Filled into the session table `normalise_batches` before `normalise_sql` runs, so
-    each batch context is converted once and the rows carry only its number.
-    """
+
+def batches_sql() -> str:
+    """SQL: the batch contexts of `normalise_batches` (BATCHES_SCHEMA), typed, in order."""
     ctx_spec = J.transform_spec(J.context_leaves(), strip_prefix="context.", lake_types=True)
-    return f"""
-        SELECT (row_number() OVER () - 1)::INTEGER AS rn, batch_context,
-               json_transform(batch_context, {ctx_spec}) AS bc
-        FROM (SELECT DISTINCT batch_context FROM normalise_input WHERE batch_context IS NOT NULL)
-    """
+    return f"SELECT json_transform(batch_context, {ctx_spec}) AS bc FROM normalise_batches"
+
+
+NORMALISE_INPUT = PARSED_SCHEMA.append(pa.field("batch_row", pa.int32())).append(
+    pa.field("batch_ip", pa.string())
+)
+"""What `normalise_sql` reads: parsed events, the number of their batch's context among
+the chunk's distinct ones, and the IP that context gives."""
 
 
 def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
-    """SQL: rows of `normalise_input` (PARSED_SCHEMA) -> event-table rows plus bookkeeping columns."""
+    """SQL: rows of `normalise_input` (NORMALISE_INPUT) -> event-table rows plus bookkeeping
+    columns, one per input row and in input order (the parsed columns are not copied out)."""
     leaves = J.event_leaves()
     spec = J.transform_spec(leaves, lake_types=True)
     computed = {
@@ -147,13 +151,13 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
     return f"""
         WITH e AS (SELECT *, json_transform(payload, {spec}) AS v FROM normalise_input),
         m AS (
-          SELECT e.*, b.rn AS batch_row, coalesce(v.context.ip, b.bc.ip) AS merged_ip,
+          SELECT e.*, coalesce(v.context.ip, batch_ip) AS merged_ip,
                  coalesce(v."connectionId", connection_id, {connection}) AS conn,
                  coalesce(v."sentAt", batch_sent_at) AS sent,
                  v."timestamp" AS event_ts,
                  v."originalTimestamp" AS original,
                  v."receivedAt" AS event_received
-          FROM e LEFT JOIN normalise_batches b ON e.batch_context = b.batch_context),
+          FROM e),
         t AS (
           SELECT *, coalesce(received_at, event_received, sent, event_ts, {start}) AS received
           FROM m),
@@ -177,9 +181,8 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
           FROM c)
         SELECT {columns},
           batch_row, ip_final,
-          conn IS NULL AS no_connection, source, line, "index", payload,
-          received AS received_at, NULL::INTEGER AS connection_id,
-          batch_context, batch_sent_at, request_ip, conn AS effective_connection
+          conn IS NULL AS no_connection, line, "index",
+          received AS received_at, conn AS effective_connection
         FROM f
     """
 
@@ -201,21 +204,16 @@ class EventNormaliser:
     def __init__(self, run_id: str, run_start: datetime, default_connection: int | None) -> None:
         self.run_id = run_id
         self.run_start = run_start
-        batches = batches_sql()
         self.query = ChunkQuery(
-            "normalise_input",
-            PARSED_SCHEMA,
-            normalise_sql(run_start, default_connection),
-            setup=(
-                f"CREATE OR REPLACE TABLE normalise_batches AS {batches}",
-                f"PREPARE normalise_batches_fill AS INSERT INTO normalise_batches {batches}",
-            ),
+            "normalise_input", NORMALISE_INPUT, normalise_sql(run_start, default_connection)
         )
+        self.batches = ChunkQuery("normalise_batches", BATCHES_SCHEMA, batches_sql())
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def bind(self, con: duckdb.DuckDBPyConnection) -> EventNormaliser:
         """Prepare the queries in `con` (once per session)."""
         self.query.prepare(con)
+        self.batches.prepare(con)
         self.con = con
         return self
 
@@ -223,29 +221,38 @@ class EventNormaliser:
         """Normalise one chunk of validated events (PARSED_SCHEMA)."""
         assert self.con is not None, "bind() the normaliser to a DuckDB session first"
         con = self.con
-        self.query.load(con, valid)
-        try:
-            con.execute("EXECUTE normalise_batches_fill")
-            rows = self.query.execute(con)
-            batches = con.sql(
-                "SELECT bc, batch_context FROM normalise_batches ORDER BY rn"
-            ).to_arrow_table()
-        finally:
-            clear_tables(con, "normalise_input", "normalise_batches")
-        batch_context = None
-        if batches.num_rows:
-            batch_context = pc.take(batches["bc"], rows["batch_row"])
+        valid = valid.cast(PARSED_SCHEMA)
+        # Each distinct batch context is converted once; the rows carry its number.
+        texts = pc.drop_null(pc.unique(valid["batch_context"]))
+        batch_row = pc.cast(pc.index_in(valid["batch_context"], texts), pa.int32())
+        batch_context, batch_ip = None, pa.nulls(valid.num_rows, pa.string())
+        if len(texts):
+            batches = self.batches.run(con, pa.table({"batch_context": texts}, BATCHES_SCHEMA))
+            batch_context = pc.take(batches["bc"], batch_row)
+            batch_ip = pc.struct_field(batch_context, "ip")
+        rows = self.query.run(
+            con, valid.append_column("batch_row", batch_row).append_column("batch_ip", batch_ip)
+        )
+        in_input_order(rows, valid, ("line", "index"))
         context = merge_context(
             rows["context"], batch_context, CONTEXT_TYPE, {("ip",): rows["ip_final"]}
         )
         rows = rows.set_column(rows.schema.get_field_index("context"), "context", context)
         missing = rows["no_connection"]
-        kept = rows.filter(pc.invert(missing))
-        events = kept.select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
-        texts = batches["batch_context"].combine_chunks()
-        events = events.append_column(ARCHIVE_COLUMN, archive_rows(kept, texts))
-        lost = rows.filter(missing)
+        if not pc.any(missing).as_py():
+            return NormaliseResult(_events(valid, rows, texts), F.empty_failed())
+        kept = pc.invert(missing)
+        events = _events(valid.filter(kept), rows.filter(kept), texts)
+        lost = valid.filter(missing).drop_columns(["received_at"])
         problem = pa.array([_NO_CONNECTION] * lost.num_rows, F.PROBLEM_TYPE)
-        lost = lost.append_column("problem", problem)
+        lost = lost.append_column("problem", problem).append_column(
+            "received_at", rows["received_at"].filter(missing)
+        )
         failed = F.failed_rows(lost, "payload", self.run_id, self.run_start)
         return NormaliseResult(events, failed)
+
+
+def _events(parsed: pa.Table, rows: pa.Table, batch_texts: pa.Array) -> pa.Table:
+    """Event-table rows plus their archive column."""
+    events = rows.select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA)
+    return events.append_column(ARCHIVE_COLUMN, archive_rows(parsed, rows, batch_texts))

@@ -232,6 +232,8 @@ class RecordParser:
         assert self.con is not None, "bind() the parser to a DuckDB session first"
         shape = self.classify.run(self.con, records)  # ok, k, plain: no copy of the text
         plain = shape["plain"]
+        if pc.all(plain).as_py():  # one event per line: the records are the events
+            return ParseResult(_plain_events(records), F.empty_failed(), records.num_rows)
         events = [_plain_events(records.filter(plain))]
         classified = records.append_column("ok", shape["ok"]).append_column("k", shape["k"])
         others = classified.filter(pc.invert(plain)).cast(CLASSIFIED_SCHEMA)

@@ -23,12 +23,9 @@ from eventpipe.schemas import EVENT_TYPES
 from eventpipe.transforms import event_rules as R
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
-from eventpipe.transforms.duck import ChunkQuery
-from eventpipe.transforms.duck import quote_ident as qi
+from eventpipe.transforms.duck import ChunkQuery, in_input_order
 from eventpipe.transforms.duck import quote_str as qs
 from eventpipe.transforms.parse import PARSED_SCHEMA
-
-META_COLUMNS = tuple(f.name for f in PARSED_SCHEMA if f.name != "payload")
 
 
 @dataclass(frozen=True)
@@ -90,7 +87,9 @@ def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
 
 
 def problem_sql() -> str:
-    """SQL: every event of `validate_input` (PARSED_SCHEMA) with its first problem (NULL when valid).
+    """SQL: the first problem (NULL when valid) of every event of `validate_input` (PARSED_SCHEMA).
+
+    One row per event, in input order: line, index, problem, failure_received_at.
 
     The checks are grouped by section: a section the event does not carry costs one test,
     not one per leaf (most events carry a few of the 14 sections).
@@ -119,12 +118,11 @@ def problem_sql() -> str:
     parts.append(J.first_problem(_rule_cases(present, lambda path: value(by_path[path]))))
     problem = "coalesce(\n      " + ",\n      ".join(parts) + ")"
     not_object = f"{{'reason': {qs(F.INVALID_EVENT)}, 'field': NULL::VARCHAR, 'message': 'the event must be a JSON object'}}"
-    meta = ", ".join(qi(c) for c in META_COLUMNS)
     return f"""
         WITH x AS (
           SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {J.transform_spec(leaves)}) END AS v
           FROM (SELECT *, {J.types_list("payload", paths)} AS t FROM validate_input))
-        SELECT {meta}, payload,
+        SELECT line, "index",
                CASE WHEN t[1] IS DISTINCT FROM 'OBJECT' THEN {not_object} ELSE {problem} END AS problem,
                coalesce(received_at, {J.valid_timestamp('v."receivedAt"')}) AS failure_received_at
         FROM x
@@ -150,11 +148,22 @@ class EventValidator:
         return self
 
     def validate(self, events: pa.Table) -> ValidateResult:
-        """Validate one chunk of parsed events (PARSED_SCHEMA)."""
+        """Validate one chunk of parsed events (PARSED_SCHEMA).
+
+        Only the problems come out of DuckDB; the valid events are the input's own rows.
+        """
         assert self.con is not None, "bind() the validator to a DuckDB session first"
+        events = events.cast(PARSED_SCHEMA)
         checked = self.query.run(self.con, events)
+        in_input_order(checked, events, ("line", "index"))
+        problem = checked["problem"]
+        invalid = pc.is_valid(problem)
+        if not pc.any(invalid).as_py():
+            return ValidateResult(events, F.empty_failed())
+        checked = events.append_column("problem", problem).append_column(
+            "failure_received_at", checked["failure_received_at"]
+        )
         failed = F.failed_rows(
             checked, "payload", self.run_id, self.run_start, received_column="failure_received_at"
         )
-        valid = checked.filter(pc.is_null(checked["problem"])).select(PARSED_SCHEMA.names)
-        return ValidateResult(valid.cast(PARSED_SCHEMA), failed)
+        return ValidateResult(events.filter(pc.invert(invalid)), failed)
