@@ -166,26 +166,34 @@ def main() -> None:
         "--workdir", type=Path, default=None, help="keep the data here (default: a temp dir)"
     )
     parser.add_argument("--skip-corpus", action="store_true", help="only the JSONL comparison")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the corpus and JSONL already in --workdir (--events and --seed are then ignored)",
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="eventpipe-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     corpus, jsonl = work / "corpus", work / "events.jsonl"
     eventpipe = [sys.executable, "-m", "eventpipe.jobs.cli"]
-    subprocess.run(
-        [
-            *eventpipe,
-            "generate",
-            "--events",
-            str(args.events),
-            "--out",
-            str(corpus),
-            "--seed",
-            str(args.seed),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    n = flatten_events(corpus, jsonl)
+    if args.reuse and (corpus / "_manifest.json").exists() and jsonl.exists():
+        n = sum(1 for _ in jsonl.open("rb"))
+    else:
+        subprocess.run(
+            [
+                *eventpipe,
+                "generate",
+                "--events",
+                str(args.events),
+                "--out",
+                str(corpus),
+                "--seed",
+                str(args.seed),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        n = flatten_events(corpus, jsonl)
     size_mb = jsonl.stat().st_size / 1e6
     print(f"{n:,} events, {size_mb:,.0f} MB of JSONL ({size_mb * 1e6 / n:,.0f} B/event) in {work}")
     for lake in ("floor-lake", "lake-jsonl", "lake-corpus", "lake-plain"):

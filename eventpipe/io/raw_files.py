@@ -93,15 +93,21 @@ def _document_records(path: str, data: bytes, chunk_bytes: int) -> Iterator[pa.T
 _WHITESPACE = pa.array(["", " ", "\t", "\r", "\x0b", "\x0c"])  # what bytes.strip() removes
 
 
-def _text(data: bytes) -> pa.Array:
+def _text(data: bytes | memoryview) -> pa.Array:
     """`data` as one Arrow string: as it is when valid UTF-8, else decoded with replacements."""
+    if len(data) >= 2**31:
+        raise ValueError(
+            f"a block of {len(data):,} bytes: lines and --chunk-mb must stay under 2 GB"
+        )
+    offsets = pa.array([0, len(data)], pa.int32()).buffers()[1]
+    one = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(data)])
     try:
-        return pa.array([data], pa.binary()).cast(pa.string())  # validates, no Python decode
+        return one.cast(pa.string())  # validates in place: no copy, no Python decode
     except pa.ArrowInvalid:
-        return pa.array([data.decode("utf-8", errors="replace")], pa.string())
+        return pa.array([bytes(data).decode("utf-8", errors="replace")], pa.string())
 
 
-def _line_records(path: str, data: bytes, lines_before: int) -> tuple[pa.Table, int]:
+def _line_records(path: str, data: bytes | memoryview, lines_before: int) -> tuple[pa.Table, int]:
     """The non-blank lines of `data` (whole lines) as records, and how many lines it holds.
 
     Vectorised: one split per block; only lines that start with whitespace (rare) are
@@ -112,7 +118,7 @@ def _line_records(path: str, data: bytes, lines_before: int) -> tuple[pa.Table, 
     keep = keep.to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(~keep):
         keep[i] = bool(lines[int(i)].as_py().encode().strip())
-    texts = lines.filter(keep)
+    texts = lines if keep.all() else lines.filter(keep)
     if pc.any(pc.ends_with(texts, "\r")).as_py():
         texts = pc.utf8_rtrim(texts, characters="\r")
     n = len(texts)
@@ -132,10 +138,13 @@ def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa
         block = handle.read(chunk_bytes)
         while block:
             following = handle.read(chunk_bytes)
-            data, carry = carry + block, b""
+            data, carry = (carry + block if carry else block), b""
             if following:  # an unfinished last line waits for the next block
                 cut = data.rfind(b"\n")
-                data, carry = (data[:cut], data[cut + 1 :]) if cut >= 0 else (None, data)
+                if cut >= 0:
+                    data, carry = memoryview(data)[:cut], data[cut + 1 :]
+                else:
+                    data, carry = None, data
             if data is not None:
                 chunk, lines = _line_records(path, data, number)
                 number += lines

@@ -49,11 +49,16 @@ def strict_json_valid(text: str) -> str:
     DuckDB's reader also accepts trailing commas, NaN and Infinity; text that may hold
     one of those (a cheap scan) is re-checked by orjson (`json_strict`).
     """
+    return strictly(text, f"json_valid({text})")
+
+
+def strictly(text: str, parsed: str) -> str:
+    """SQL: `parsed` (true when DuckDB's lenient reader took `text`) and `text` strict JSON."""
     lenient = (
         f"regexp_matches({text}, ',\\s*[\\]}}]') OR contains({text}, 'NaN') "
         f"OR contains({text}, 'Infinity')"
     )
-    return f"(json_valid({text}) AND CASE WHEN {lenient} THEN json_strict({text}) ELSE true END)"
+    return f"({parsed} AND CASE WHEN {lenient} THEN json_strict({text}) ELSE true END)"
 
 
 def register_strict_json(con: duckdb.DuckDBPyConnection) -> None:

@@ -92,7 +92,9 @@ def archive_rows(parsed: pa.Table, rows: pa.Table, batch_texts: pa.Array) -> pa.
 
 
 def _one_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if isinstance(values, pa.Array):
+        return values
+    return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
 
 
 @dataclass(frozen=True)

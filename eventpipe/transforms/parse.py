@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from eventpipe.schemas import Field
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
-from eventpipe.transforms.duck import ChunkQuery, strict_json_valid
+from eventpipe.transforms.duck import ChunkQuery, strictly
 
 RECORDS_SCHEMA = pa.schema(
     [
@@ -182,13 +182,15 @@ CLASSIFIED_SCHEMA = RECORDS_SCHEMA.append(pa.field("ok", pa.bool_(), nullable=Fa
 """Records with what `_CLASSIFY_SQL` found: strict JSON or not, and the JSON types of
 the record itself, its `body`, `batch` and `body.batch` (NULL where absent)."""
 
-# Each record is parsed for its shape once. Plain events, strict JSON objects with
-# neither `body` nor `batch` (one event per line, as exports and NDJSON files hold),
-# need no record-level work: their text is the event's payload.
+# Each record is parsed for its shape once (text DuckDB cannot read gives no types, `try`).
+# Plain events, strict JSON objects with neither `body` nor `batch` (one event per line,
+# as exports and NDJSON files hold), need no record-level work: their text is the payload.
 _CLASSIFY_SQL = f"""
-    SELECT ok, k, coalesce(k[1] = 'OBJECT' AND k[2] IS NULL AND k[3] IS NULL, false) AS plain
-    FROM (SELECT ok, raw, CASE WHEN ok THEN json_type(raw, ['$', '$.body', '$.batch', '$.body.batch']) END AS k
-          FROM (SELECT raw, {strict_json_valid("raw")} AS ok FROM classify_input))
+    SELECT ok, CASE WHEN ok THEN k END AS k,
+           coalesce(ok AND k[1] = 'OBJECT' AND k[2] IS NULL AND k[3] IS NULL, false) AS plain
+    FROM (SELECT k, {strictly("raw", "k IS NOT NULL")} AS ok
+          FROM (SELECT raw, try(json_type(raw, ['$', '$.body', '$.batch', '$.body.batch'])) AS k
+                FROM classify_input))
 """
 
 
