@@ -119,18 +119,6 @@ def register_ip_functions(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def clear_tables(con: duckdb.DuckDBPyConnection, *names: str) -> None:
-    """Delete every row of the session tables `names` and free their memory.
-
-    DuckDB never frees the deleted rows of a TEMP table; a CHECKPOINT frees those of
-    an in-memory table. Call it when the session's tables are all done with: a
-    CHECKPOINT also compacts what any other table still holds.
-    """
-    for name in names:
-        con.execute(f"DELETE FROM {name}")
-    con.execute("CHECKPOINT")
-
-
 def in_input_order(result: pa.Table, chunk: pa.Table, keys: tuple[str, ...]) -> None:
     """Check that a query returned one row per row of `chunk`, in its order.
 
