@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
 
 import duckdb
 import pyarrow as pa
@@ -119,6 +117,11 @@ def register_ip_functions(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with exactly `schema` (cast only when it differs)."""
+    return table if table.schema.equals(schema) else table.cast(schema)
+
+
 def in_input_order(result: pa.Table, chunk: pa.Table, keys: tuple[str, ...]) -> None:
     """Check that a query returned one row per row of `chunk`, in its order.
 
@@ -152,38 +155,31 @@ class ChunkQuery:
     under 1 ms here); loading a table also copied every row.
     """
 
-    def __init__(
-        self, name: str, input_schema: pa.Schema, sql: str, setup: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, name: str, input_schema: pa.Schema, sql: str) -> None:
         self.name = name
         self.input_schema = input_schema
         self.sql = sql  # reads from the relation called `name`
-        self.setup = setup  # statements run once the (empty) input exists
         self.source = _ChunkSource(input_schema.empty_table())
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Register the input, run the setup statements and plan the query in `con`."""
+        """Register the input and plan the query in `con`."""
         con.register(self.name, self.source)
-        for statement in self.setup:
-            con.execute(statement)
         con.execute(f"PREPARE {self.name}_query AS {self.sql}")
 
-    @contextlib.contextmanager
-    def loaded(self, chunk: pa.Table) -> Iterator[None]:
-        """`chunk` is the input relation inside the block."""
-        if not chunk.schema.equals(self.input_schema):
-            chunk = chunk.cast(self.input_schema)
+    def run(
+        self, con: duckdb.DuckDBPyConnection, chunk: pa.Table, in_order_of: tuple[str, ...] = ()
+    ) -> pa.Table:
+        """The query's result over `chunk`.
+
+        With `in_order_of` (columns the query returns unchanged), the result is checked to
+        hold one row per row of `chunk`, in its order (see `in_input_order`).
+        """
+        chunk = conform(chunk, self.input_schema)
         self.source.table = chunk
         try:
-            yield
+            result = con.sql(f"EXECUTE {self.name}_query").to_arrow_table()
         finally:
             self.source.table = self.input_schema.empty_table()
-
-    def execute(self, con: duckdb.DuckDBPyConnection) -> pa.Table:
-        """The query's result over the input of the enclosing `loaded` block."""
-        return con.sql(f"EXECUTE {self.name}_query").to_arrow_table()
-
-    def run(self, con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> pa.Table:
-        """The query's result over `chunk`."""
-        with self.loaded(chunk):
-            return self.execute(con)
+        if in_order_of:
+            in_input_order(result, chunk, in_order_of)
+        return result

@@ -41,7 +41,7 @@ from eventpipe.schemas import EVENT_FIELDS, arrow_schema
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.context_merge import merge_context
-from eventpipe.transforms.duck import ChunkQuery, in_input_order
+from eventpipe.transforms.duck import ChunkQuery, conform
 from eventpipe.transforms.duck import quote_ident as qi
 from eventpipe.transforms.duck import quote_str as qs
 from eventpipe.transforms.ip_addresses import (
@@ -223,7 +223,7 @@ class EventNormaliser:
         """Normalise one chunk of validated events (PARSED_SCHEMA)."""
         assert self.con is not None, "bind() the normaliser to a DuckDB session first"
         con = self.con
-        valid = valid.cast(PARSED_SCHEMA)
+        valid = conform(valid, PARSED_SCHEMA)
         # Each distinct batch context is converted once; the rows carry its number.
         texts = pc.drop_null(pc.unique(valid["batch_context"]))
         batch_row = pc.cast(pc.index_in(valid["batch_context"], texts), pa.int32())
@@ -233,9 +233,10 @@ class EventNormaliser:
             batch_context = pc.take(batches["bc"], batch_row)
             batch_ip = pc.struct_field(batch_context, "ip")
         rows = self.query.run(
-            con, valid.append_column("batch_row", batch_row).append_column("batch_ip", batch_ip)
+            con,
+            valid.append_column("batch_row", batch_row).append_column("batch_ip", batch_ip),
+            in_order_of=("line", "index"),
         )
-        in_input_order(rows, valid, ("line", "index"))
         context = merge_context(
             rows["context"], batch_context, CONTEXT_TYPE, {("ip",): rows["ip_final"]}
         )

@@ -186,10 +186,10 @@ the record itself, its `body`, `batch` and `body.batch` (NULL where absent)."""
 # Plain events, strict JSON objects with neither `body` nor `batch` (one event per line,
 # as exports and NDJSON files hold), need no record-level work: their text is the payload.
 _CLASSIFY_SQL = f"""
-    SELECT ok, CASE WHEN ok THEN k END AS k,
+    SELECT line, first_index, ok, CASE WHEN ok THEN k END AS k,
            coalesce(ok AND k[1] = 'OBJECT' AND k[2] IS NULL AND k[3] IS NULL, false) AS plain
-    FROM (SELECT k, {strictly("raw", "k IS NOT NULL")} AS ok
-          FROM (SELECT raw, try(json_type(raw, ['$', '$.body', '$.batch', '$.body.batch'])) AS k
+    FROM (SELECT line, first_index, k, {strictly("raw", "k IS NOT NULL")} AS ok
+          FROM (SELECT line, first_index, raw, try(json_type(raw, ['$', '$.body', '$.batch', '$.body.batch'])) AS k
                 FROM classify_input))
 """
 
@@ -232,7 +232,8 @@ class RecordParser:
     def parse(self, records: pa.Table) -> ParseResult:
         """Parse one chunk of records (RECORDS_SCHEMA)."""
         assert self.con is not None, "bind() the parser to a DuckDB session first"
-        shape = self.classify.run(self.con, records)  # ok, k, plain: no copy of the text
+        # ok, k, plain (no copy of the text), row for row with the records
+        shape = self.classify.run(self.con, records, in_order_of=("line", "first_index"))
         plain = shape["plain"]
         if pc.all(plain).as_py():  # one event per line: the records are the events
             return ParseResult(_plain_events(records), F.empty_failed(), records.num_rows)

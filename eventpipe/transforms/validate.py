@@ -6,8 +6,9 @@ not-permitted properties (`event_rules`), anonymousId/userId, and timestamp
 required with originalTimestamp. Unknown properties are ignored; JSON null
 counts as absent. The first problem found is the one reported.
 
-Vectorised: DuckDB reads each event twice (`json_type` of every path and
-`json_transform` of every leaf); IPs are checked once per distinct value.
+Vectorised: DuckDB reads each event twice (`json_type` of every path, and
+`json_transform` of the leaves whose values are checked); IPs are checked once per
+distinct value.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from eventpipe.schemas import EVENT_TYPES
 from eventpipe.transforms import event_rules as R
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
-from eventpipe.transforms.duck import ChunkQuery, in_input_order
+from eventpipe.transforms.duck import ChunkQuery, conform
 from eventpipe.transforms.duck import quote_str as qs
 from eventpipe.transforms.parse import PARSED_SCHEMA
 
@@ -162,9 +163,8 @@ class EventValidator:
         Only the problems come out of DuckDB; the valid events are the input's own rows.
         """
         assert self.con is not None, "bind() the validator to a DuckDB session first"
-        events = events.cast(PARSED_SCHEMA)
-        checked = self.query.run(self.con, events)
-        in_input_order(checked, events, ("line", "index"))
+        events = conform(events, PARSED_SCHEMA)
+        checked = self.query.run(self.con, events, in_order_of=("line", "index"))
         problem = checked["problem"]
         invalid = pc.is_valid(problem)
         if not pc.any(invalid).as_py():

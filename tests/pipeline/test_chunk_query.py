@@ -38,3 +38,13 @@ def test_rows_out_of_input_order_are_an_error_not_a_silent_mix_up():
         in_input_order(chunk.take([1, 0, 2]), chunk, ("line", "index"))
     with pytest.raises(RuntimeError, match="input order"):
         in_input_order(chunk.slice(1), chunk, ("line", "index"))
+
+
+def test_run_checks_the_order_when_asked():
+    con = connect()
+    query = ChunkQuery("numbers", SCHEMA, "SELECT n, text FROM numbers ORDER BY n DESC")
+    query.prepare(con)
+    chunk = pa.table({"n": [1, 2, 3], "text": ["a", "b", "c"]}, SCHEMA)
+    assert query.run(con, chunk)["n"].to_pylist() == [3, 2, 1]
+    with pytest.raises(RuntimeError, match="input order"):
+        query.run(con, chunk, in_order_of=("n",))
