@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import signal
 import sys
 from datetime import UTC, datetime
@@ -150,7 +151,7 @@ def parse_age(text: str) -> float:
         seconds = float(number) * AGE_UNITS[unit]
     except ValueError:
         seconds = -1.0
-    if not seconds > 0:
+    if not 0 < seconds < math.inf:
         raise argparse.ArgumentTypeError(f"not a positive age (e.g. 3600, 90m, 12h, 30d): {text!r}")
     return seconds
 
