@@ -2,7 +2,7 @@
 
 ```
 messages --MessagesToRecords--> record chunks --apply_stages (as import)--> events
-events [--RejectTooOldEvents-->] --AttachKpid--> --DeduplicateEvents--> (shard, events)
+events --AttachKpid--> --DeduplicateEvents--> (shard, events) [--RejectTooOldEvents-->]
     --WriteWindowedEvents--> lake/events (+ lake/raw), late events included
 every failed output --WriteWindowedFailed--> lake/failed [+ dead-letter topic]
 ```
@@ -112,14 +112,14 @@ def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> N
     events, failures = apply_stages(
         records, run, config.run_start, config.default_connection, config.enrich
     )
-    if config.max_event_age_s is not None:
-        events, too_old = events | "RejectTooOld" >> RejectTooOldEvents(config.max_event_age_s, run)
-        failures = (*failures, too_old)
     unique = (
         events
         | "AttachKpid" >> AttachKpid(config.lake, config.kpid_refresh_s)
         | "DeduplicateEvents" >> DeduplicateEvents(config.shards, config.dedupe_expiry_s)
     )
+    if config.max_event_age_s is not None:
+        unique, too_old = unique | "RejectTooOld" >> RejectTooOldEvents(config.max_event_age_s, run)
+        failures = (*failures, too_old)
     if config.bigquery is not None:
         refused = (
             unique

@@ -46,7 +46,7 @@ from eventpipe.transforms.duck import connect
 from eventpipe.transforms.failures import FAILED_SCHEMA
 from eventpipe.transforms.normalise import ARCHIVE_COLUMN
 from eventpipe.transforms.stages import FAILED as FAILED_TAG
-from eventpipe.transforms.stages import MAIN, NAMESPACE, emit
+from eventpipe.transforms.stages import MAIN, NAMESPACE, count_failed
 from eventpipe.transforms.stitch import KpidStitcher
 
 US = 1_000_000
@@ -115,37 +115,6 @@ class AttachKpid(beam.PTransform):
 
     def expand(self, events: beam.PCollection) -> beam.PCollection:
         return events | beam.ParDo(_AttachKpidFn(self.lake, self.refresh_s))
-
-
-# --- event age (opt-in) --------------------------------------------------------------------
-
-
-class _RejectTooOldFn(beam.DoFn):
-    def __init__(self, max_age_s: float, run_id: str) -> None:
-        self.max_age_us = int(max_age_s * US)
-        self.run_id = run_id
-
-    def process(
-        self, events: pa.Table, timestamp: Timestamp = beam.DoFn.TimestampParam
-    ) -> Iterator:
-        split = S.split_too_old(events, _ts_us(timestamp), self.max_age_us, self.run_id)
-        yield from emit(split.kept, split.too_old)
-
-
-class RejectTooOldEvents(beam.PTransform):
-    """Events -> (events, failed rows): an event whose `timestamp` is more than `max_age_s`
-    before its arrival (the stream time of its chunk) fails with reason `too_old`.
-
-    Only with `stream --max-event-age`: by default no event is too old.
-    """
-
-    def __init__(self, max_age_s: float, run_id: str) -> None:
-        super().__init__()
-        self.fn = _RejectTooOldFn(max_age_s, run_id)
-
-    def expand(self, events: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
-        outputs = events | beam.ParDo(self.fn).with_outputs(FAILED_TAG, main=MAIN)
-        return outputs[MAIN], outputs[FAILED_TAG]
 
 
 # --- shards -------------------------------------------------------------------------------
@@ -245,6 +214,42 @@ class DeduplicateEvents(beam.PTransform):
             | "Shard" >> beam.ParDo(_ShardEventsFn(self.shards))
             | "DropSeen" >> beam.ParDo(_DedupeFn(self.expiry_s))
         )
+
+
+# --- event age (opt-in) --------------------------------------------------------------------
+
+
+@beam.typehints.with_output_types(Keyed)
+class _RejectTooOldFn(beam.DoFn):
+    def __init__(self, max_age_s: float, run_id: str) -> None:
+        self.max_age_us = int(max_age_s * US)
+        self.run_id = run_id
+
+    def process(self, element: Keyed, timestamp: Timestamp = beam.DoFn.TimestampParam) -> Iterator:
+        shard, events = element
+        split = S.split_too_old(events, _ts_us(timestamp), self.max_age_us, self.run_id)
+        if split.kept.num_rows:
+            yield shard, split.kept
+        if split.too_old.num_rows:
+            count_failed(split.too_old)
+            yield beam.pvalue.TaggedOutput(FAILED_TAG, split.too_old)
+
+
+class RejectTooOldEvents(beam.PTransform):
+    """(shard, events) -> ((shard, events), failed rows): an event whose `timestamp` is more
+    than `max_age_s` before its arrival (the stream time of its chunk) fails with reason
+    `too_old`. Applied after deduplication, so a redelivered copy counts as a duplicate.
+
+    Only with `stream --max-event-age`: by default no event is too old.
+    """
+
+    def __init__(self, max_age_s: float, run_id: str) -> None:
+        super().__init__()
+        self.fn = _RejectTooOldFn(max_age_s, run_id)
+
+    def expand(self, keyed: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        outputs = keyed | beam.ParDo(self.fn).with_outputs(FAILED_TAG, main=MAIN)
+        return outputs[MAIN], outputs[FAILED_TAG]
 
 
 # --- windowed writes ----------------------------------------------------------------------

@@ -86,14 +86,17 @@ def test_events_older_than_the_opt_in_maximum_age_fail_as_too_old(tmp_path: Path
         .advance_watermark_to(wm(0))
         .add_elements([timestamped(msg(1, 0, 10)), timestamped(msg(2, -7200, 10))])
         .add_elements([timestamped(msg(3, -3000, 10))])  # late, but within the maximum age
+        .add_elements([timestamped(msg(2, -7200, 10))])  # redelivered: a duplicate, not a 2nd fail
         .advance_watermark_to_infinity()
     )
     run = run_test_stream(stream, tmp_path, shards=1, max_event_age_s=3600)
 
-    assert run.summary.reconciles
-    assert (run.summary.read, run.summary.written, run.summary.failed, run.summary.late) == (
-        3,
+    summary = run.summary
+    assert summary.reconciles
+    assert (summary.read, summary.written, summary.failed, summary.duplicates, summary.late) == (
+        4,
         2,
+        1,
         1,
         1,
     )
