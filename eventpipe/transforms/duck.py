@@ -77,11 +77,11 @@ def register_strict_json(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def register_ip_functions(con: duckdb.DuckDBPyConnection) -> None:
-    """Add ip_ok, ip_canonical, ip_masked_24, ip_masked_16 (see ip_addresses.analyse_ip).
+    """Add ip_ok, ip_canonical, ip_masked_24, ip_masked_16 (see schemas.ip_addresses.analyse_ip).
 
     Vectorised Python UDFs: each distinct address is analysed once per session.
     """
-    from eventpipe.transforms.ip_addresses import analyse_ip
+    from eventpipe.schemas.ip_addresses import analyse_ip
 
     cache: dict[str, tuple] = {}
 
