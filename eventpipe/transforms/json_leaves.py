@@ -195,6 +195,8 @@ def leaf_problems(
         )
     elif kind == "decimal":
         out += _decimal_problems(leaf, value)
+    elif kind == "float":
+        out.append((f"NOT isfinite({value})", F.INVALID_VALUE, f"'{p}' must be a finite number"))
     elif kind == "datetime":
         out.append(
             (

@@ -188,7 +188,7 @@ the record itself, its `body`, `batch` and `body.batch` (NULL where absent)."""
 _CLASSIFY_SQL = f"""
     SELECT line, first_index, ok, CASE WHEN ok THEN k END AS k,
            coalesce(ok AND k[1] = 'OBJECT' AND k[2] IS NULL AND k[3] IS NULL, false) AS plain
-    FROM (SELECT line, first_index, k, {strictly("raw", "k IS NOT NULL")} AS ok
+    FROM (SELECT line, first_index, k, {strictly("raw", "k IS NOT NULL", numbers=False)} AS ok
           FROM (SELECT line, first_index, raw, try(json_type(raw, ['$', '$.body', '$.batch', '$.body.batch'])) AS k
                 FROM classify_input))
 """

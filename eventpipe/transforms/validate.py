@@ -3,7 +3,8 @@
 Every rule of seed 000: the JSON type and value of every known property
 (generated from the schema, see `json_leaves`), the per-type required and
 not-permitted properties (`event_rules`), anonymousId/userId, and timestamp
-required with originalTimestamp. Unknown properties are ignored; JSON null
+required with originalTimestamp; and no value anywhere in the event that no reader
+can hold (`json_audit`: not finite, beyond a double or 64 bits, nested too deep). Unknown properties are ignored; JSON null
 counts as absent. The first problem found is the one reported.
 
 Vectorised: DuckDB reads each event twice (`json_type` of every path, and
@@ -27,6 +28,7 @@ from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.duck import ChunkQuery, conform
 from eventpipe.transforms.duck import quote_str as qs
+from eventpipe.transforms.json_audit import MAX_DEPTH, suspect_sql
 from eventpipe.transforms.parse import PARSED_SCHEMA
 
 
@@ -88,13 +90,23 @@ def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
     return cases
 
 
-def problem_sql() -> str:
+def _audit_problem() -> str:
+    """SQL: the problem struct of `audit` (json_audit's [path, message]), else NULL."""
+    path, message = "json_extract_string(audit, '$[0]')", "json_extract_string(audit, '$[1]')"
+    return (
+        f"CASE WHEN audit IS NOT NULL THEN {{'reason': {qs(F.INVALID_VALUE)}, "
+        f"'field': {path}, 'message': {message}}} END"
+    )
+
+
+def problem_sql(max_depth: int = MAX_DEPTH) -> str:
     """SQL: the first problem (NULL when valid) of every event of `validate_input` (PARSED_SCHEMA).
 
     One row per event, in input order: line, index, problem, failure_received_at.
 
     The checks are grouped by section: a section the event does not carry costs one test,
-    not one per leaf (most events carry a few of the 14 sections).
+    not one per leaf (most events carry a few of the 14 sections). Values no reader can
+    hold (`json_audit`) come first: the other checks read the values.
     """
     leaves = J.event_leaves()
     paths = ["", *(leaf.path for leaf in leaves)]  # t[1] is the type of the event itself
@@ -115,7 +127,7 @@ def problem_sql() -> str:
         (f"NOT {present('type')}", F.MISSING_PROPERTY, "type", "property 'type' is required"),
         *J.problem_cases([type_leaf], jtype, value),
     ]
-    parts = [J.first_problem(type_cases)]
+    parts = [_audit_problem(), J.first_problem(type_cases)]
     parts += J.grouped_problems([leaf for leaf in leaves if leaf is not type_leaf], jtype, value)
     parts.append(J.first_problem(_rule_cases(present, lambda path: value(by_path[path]))))
     problem = "coalesce(\n      " + ",\n      ".join(parts) + ")"
@@ -125,7 +137,9 @@ def problem_sql() -> str:
     read = [leaf for leaf in leaves if _reads(problem + received, value(leaf))]
     return f"""
         WITH x AS (
-          SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {J.transform_spec(read)}) END AS v
+          SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {J.transform_spec(read)}) END AS v,
+                 CASE WHEN t[1] = 'OBJECT' AND {suspect_sql("payload", max_depth)}
+                      THEN json_audit(payload, {int(max_depth)}) END AS audit
           FROM (SELECT *, {J.types_list("payload", paths)} AS t FROM validate_input))
         SELECT line, "index",
                CASE WHEN t[1] IS DISTINCT FROM 'OBJECT' THEN {not_object} ELSE {problem} END AS problem,
@@ -145,10 +159,10 @@ class EventValidator:
     `bind(con)` plans the SQL once in a DuckDB session; `validate` runs it per chunk.
     """
 
-    def __init__(self, run_id: str, run_start: datetime) -> None:
+    def __init__(self, run_id: str, run_start: datetime, max_depth: int = MAX_DEPTH) -> None:
         self.run_id = run_id
         self.run_start = run_start
-        self.query = ChunkQuery("validate_input", PARSED_SCHEMA, problem_sql())
+        self.query = ChunkQuery("validate_input", PARSED_SCHEMA, problem_sql(max_depth))
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def bind(self, con: duckdb.DuckDBPyConnection) -> EventValidator:
