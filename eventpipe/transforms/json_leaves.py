@@ -60,11 +60,11 @@ _TYPE_WORDS = {
     "object": "an object",
 }
 
-# ISO 8601 date or date-time with a year in 0001..9999; the calendar (no 30 February)
-# is checked by the cast.
+# ISO 8601 date or date-time with a year in 0001..9999 and a UTC offset within +-14:00 (the
+# widest in use); the calendar (no 30 February) and the clock are checked by the cast.
 ISO_8601 = (
     r"^([1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-\d{2}-\d{2}"
-    r"([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$"
+    r"([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?([Zz]|[+-](0\d|1[0-3])(:?[0-5]\d)?|[+-]14(:?00)?)?$"
 )
 _MIN_TS = "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
 _MAX_TS = "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
@@ -202,7 +202,8 @@ def leaf_problems(
             (
                 f"{valid_timestamp(value)} IS NULL",
                 F.INVALID_VALUE,
-                f"'{p}' must be an ISO 8601 datetime with a year in 1..9999",
+                f"'{p}' must be an ISO 8601 datetime with a year in 1..9999 "
+                "and a UTC offset within +-14:00",
             )
         )
     return [(cond, reason, f"{label} {msg}") for cond, reason, msg in out]
@@ -302,3 +303,28 @@ def struct_access(root: str, path: str, strip_prefix: str = "") -> str:
     """SQL: a nested struct field (`root.context.page.url`), each part quoted."""
     parts = path.removeprefix(strip_prefix).split(".")
     return root + "".join(f'."{part}"' for part in parts)
+
+
+def object_keys(doc: str, paths: list[str]) -> str:
+    """SQL: the keys (duplicates included) of the objects at `paths` of `doc`, a list per
+    path (empty or NULL where there is no object), in one parse."""
+    return f"json_keys({doc}, [{', '.join(qs(json_path(p)) for p in paths)}])"
+
+
+def duplicate_key_problem(keys: str, paths: list[str], reason: str, whole: str) -> str:
+    """SQL: a problem struct when an object of `object_keys(doc, paths)` (held in `keys`)
+    has a key twice, else NULL. DuckDB reads the first of them and most JSON readers the
+    last: the value that counts is ambiguous, so the object is rejected. `whole` names the
+    document in messages ("the event")."""
+    whens = []
+    for i, path in enumerate(paths, 1):
+        listed = f"{keys}[{i}]"
+        twice = f"list_filter({listed}, lambda k, j: list_position({listed}, k) < j)[1]"
+        where = f"object '{path}'" if path else whole
+        field = f"{qs(path + '.')} || {twice}" if path else twice
+        message = f"{qs(where + ' has the key ' + chr(39))} || {twice} || {qs(chr(39) + ' more than once')}"
+        whens.append(
+            f"WHEN list_unique({listed}) < len({listed}) THEN "
+            f"{{'reason': {qs(reason)}, 'field': {field}, 'message': {message}}}"
+        )
+    return "CASE " + " ".join(whens) + " END"

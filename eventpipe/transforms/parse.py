@@ -65,6 +65,10 @@ _BATCH = [
 ]
 
 
+# Objects of a record whose keys are checked for duplicates (events: see validate).
+_KEYED_OBJECTS = ["", "body"]
+
+
 @dataclass(frozen=True)
 class ParseResult:
     events: pa.Table  # PARSED_SCHEMA
@@ -120,7 +124,9 @@ def _checked_sql() -> str:
     empty = [("len(events) = 0", F.EMPTY_BATCH, None, "the batch or array holds no event")]
     # The first problem of the record, else of its envelope, else of its batch, else emptiness.
     problem = (
-        f"coalesce({J.first_problem(cases)}, "
+        f"coalesce({J.first_problem(cases[:1])}, "
+        f"{J.duplicate_key_problem('keys', _KEYED_OBJECTS, F.INVALID_JSON, 'the record')}, "
+        f"{J.first_problem(cases[1:])}, "
         f"CASE WHEN is_env THEN {J.first_problem(env_cases)} END, "
         f"CASE WHEN is_batch THEN coalesce({J.first_problem(batch_cases)}, {', '.join(batch_parts)}) END, "
         f"{J.first_problem(empty)})"
@@ -135,6 +141,7 @@ def _checked_sql() -> str:
             FROM parse_input)
     ), f AS (
       SELECT *,
+        CASE WHEN ok THEN {J.object_keys("raw", _KEYED_OBJECTS)} END AS keys,
         CASE WHEN is_env THEN {env_types} END AS et,
         CASE WHEN is_env THEN json_transform(raw, {env_spec}) END AS ev,
         CASE WHEN is_batch AND is_env THEN {J.types_list("raw", ["body." + p for p in batch_paths])}

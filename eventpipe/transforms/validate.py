@@ -3,13 +3,15 @@
 Every rule of seed 000: the JSON type and value of every known property
 (generated from the schema, see `json_leaves`), the per-type required and
 not-permitted properties (`event_rules`), anonymousId/userId, and timestamp
-required with originalTimestamp; and no value anywhere in the event that no reader
-can hold (`json_audit`: not finite, beyond a double or 64 bits, nested too deep). Unknown properties are ignored; JSON null
+required with originalTimestamp. Beyond the seed: no value anywhere in the event
+that no reader can hold (`json_audit`: not finite, beyond a double or 64 bits,
+nested too deep), and no key twice in the event, its context or the first level of
+its properties/traits (`invalid_json`). Unknown properties are ignored; JSON null
 counts as absent. The first problem found is the one reported.
 
-Vectorised: DuckDB reads each event twice (`json_type` of every path, and
-`json_transform` of the leaves whose values are checked); IPs are checked once per
-distinct value.
+Vectorised: DuckDB reads each event three times (`json_type` of every path,
+`json_transform` of the leaves whose values are checked, `json_keys`); IPs are checked
+once per distinct value, and only the rare suspect text is walked by `json_audit`.
 """
 
 from __future__ import annotations
@@ -90,6 +92,11 @@ def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
     return cases
 
 
+# Objects whose keys are checked for duplicates: the event, its context, and the first
+# level of its JSON properties (deeper levels are not: see the README).
+_KEYED_OBJECTS = ["", "context", "properties", "traits"]
+
+
 def _audit_problem() -> str:
     """SQL: the problem struct of `audit` (json_audit's [path, message]), else NULL."""
     path, message = "json_extract_string(audit, '$[0]')", "json_extract_string(audit, '$[1]')"
@@ -127,7 +134,8 @@ def problem_sql(max_depth: int = MAX_DEPTH) -> str:
         (f"NOT {present('type')}", F.MISSING_PROPERTY, "type", "property 'type' is required"),
         *J.problem_cases([type_leaf], jtype, value),
     ]
-    parts = [_audit_problem(), J.first_problem(type_cases)]
+    duplicates = J.duplicate_key_problem("keys", _KEYED_OBJECTS, F.INVALID_JSON, "the event")
+    parts = [_audit_problem(), duplicates, J.first_problem(type_cases)]
     parts += J.grouped_problems([leaf for leaf in leaves if leaf is not type_leaf], jtype, value)
     parts.append(J.first_problem(_rule_cases(present, lambda path: value(by_path[path]))))
     problem = "coalesce(\n      " + ",\n      ".join(parts) + ")"
@@ -139,7 +147,8 @@ def problem_sql(max_depth: int = MAX_DEPTH) -> str:
         WITH x AS (
           SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {J.transform_spec(read)}) END AS v,
                  CASE WHEN t[1] = 'OBJECT' AND {suspect_sql("payload", max_depth)}
-                      THEN json_audit(payload, {int(max_depth)}) END AS audit
+                      THEN json_audit(payload, {int(max_depth)}) END AS audit,
+                 CASE WHEN t[1] = 'OBJECT' THEN {J.object_keys("payload", _KEYED_OBJECTS)} END AS keys
           FROM (SELECT *, {J.types_list("payload", paths)} AS t FROM validate_input))
         SELECT line, "index",
                CASE WHEN t[1] IS DISTINCT FROM 'OBJECT' THEN {not_object} ELSE {problem} END AS problem,

@@ -113,3 +113,66 @@ def test_a_higher_depth_limit_can_be_set(stages):
 def test_trailing_commas_still_make_the_record_invalid_json(stages):
     assert only_failure(stages, EVENT % "[1, 2,]")["reason"] == "invalid_json"
     assert len(stages.run(EVENT % '"a,]"').events) == 1  # inside a string it is text
+
+
+EVENT_AT = '{"type":"track","event":"E","anonymousId":"a","messageId":"m1","timestamp":"%s"}'
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "ok"),
+    [
+        ("2026-10-10T10:00:00+99:00", False),
+        ("2026-10-10T10:00:00-14:01", False),
+        ("2026-10-10T10:00:00+15:00", False),
+        ("2026-10-10T10:00:00+05:60", False),
+        ("2026-10-10T10:00:00+14:00", True),
+        ("2026-10-10T10:00:00-14:00", True),
+        ("2026-10-10T10:00:00+13:59", True),
+        ("2026-10-10T10:00:00+0530", True),
+        ("2026-10-10T10:00:00-03", True),
+    ],
+)
+def test_utc_offsets_beyond_14_hours_are_rejected(stages, timestamp, ok):
+    out = stages.run(EVENT_AT % timestamp)
+    if ok:
+        assert out.failed == [] and len(out.events) == 1
+    else:
+        [failure] = out.failed
+        assert (failure["reason"], failure["field"]) == ("invalid_value", "timestamp")
+        assert "+-14:00" in failure["message"]
+
+
+def test_a_bad_offset_in_the_batch_or_envelope_rejects_the_record(stages):
+    batch = '{"batch": [%s], "sentAt": "2026-10-10T10:00:00+24:00"}' % (EVENT % 1)
+    assert (only_failure(stages, batch)["reason"], only_failure(stages, batch)["field"]) == (
+        "invalid_batch",
+        "sentAt",
+    )
+    envelope = '{"receivedAt": "2026-10-10T10:00:00-20:00", "body": %s}' % (EVENT % 1)
+    assert only_failure(stages, envelope)["field"] == "receivedAt"
+
+
+E1, E2 = EVENT % 1, (EVENT % 2).replace('"m1"', '"m2"')
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "index"),
+    [
+        ('{"batch": [' + E1 + '], "batch": [' + E2 + "]}", "batch", None),
+        ('{"body": {"batch": [' + E1 + '], "batch": [' + E2 + "]}}", "body.batch", None),
+        ('{"body": {"batch": [' + E1 + ']}, "body": {"batch": [' + E2 + "]}}", "body", None),
+        ('{"batch": [' + E1 + '], "context": {}, "context": {}}', "context", None),
+        (E1[:-1] + ', "event": "F"}', "event", 0),
+        (E1[:-1] + ', "context": {"ip": "192.0.2.1", "ip": "192.0.2.2"}}', "context.ip", 0),
+        (E1.replace('{"v":1}', '{"v":1, "v":2}'), "properties.v", 0),
+        ("[" + E1 + ", " + E2[:-1] + ', "userId": "u", "userId": "v"}]', "userId", 1),
+    ],
+)
+def test_objects_with_a_key_twice_are_rejected_not_resolved_first_wins(
+    stages, record, field, index
+):
+    out = stages.run(record)
+    failure = out.failed[-1]
+    assert (failure["reason"], failure["field"], failure["index"]) == ("invalid_json", field, index)
+    assert "more than once" in failure["message"]
+    assert len(out.events) == (1 if index == 1 else 0)  # the other event of an array is kept
