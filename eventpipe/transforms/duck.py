@@ -88,7 +88,8 @@ def register_strict_json(con: duckdb.DuckDBPyConnection) -> None:
 
 def register_json_audit(con: duckdb.DuckDBPyConnection) -> None:
     """Add json_audit(text, max_depth) -> VARCHAR: NULL, or the JSON array [path, message]
-    of the problem `json_audit.audit_json` finds; and json_trailing_comma(text) (call it only on the text `json_audit.suspect_sql` flags)."""
+    of the problem `json_audit.audit_json` finds (call it only on the text
+    `json_audit.suspects` or `deep_sql` flags); and json_trailing_comma(text) -> BOOLEAN."""
     from eventpipe.transforms.json_audit import audit_json, trailing_comma
 
     def audit(texts: pa.Array, depths: pa.Array) -> pa.Array:

@@ -5,9 +5,9 @@ DuckDB's reader accepts `nan`, `inf`, `Infinity`... in any case, numbers beyond 
 breaks the read API (non-finite numbers, depth) or is rounded by it (30-digit integers).
 An event holding one is rejected (`invalid_value`) with the path of the value.
 
-Vectorised: `SUSPECT_REGEX` and a bracket count (`suspect_sql`) are cheap SQL over every
-event; only the rare text they flag is walked in Python (`audit_json`), through the
-DuckDB function `json_audit` (`duck.register_json_audit`).
+Vectorised: `suspects` (an Arrow regex) and a bracket count (`deep_sql`) are cheap tests
+over every event; only the rare text they flag is walked in Python (`audit_json`, through
+the DuckDB function `json_audit` of `duck.register_json_audit`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,12 @@ from __future__ import annotations
 import json
 import math
 import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from eventpipe.transforms import failures as F
 
 MAX_DEPTH = 64
 """The deepest nesting accepted by default (the event object is level 1)."""
@@ -32,10 +38,17 @@ _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
 _INT_RANGE = (-(2**63), 2**64 - 1)
 
 
-def suspect_sql(text: str, max_depth: int = MAX_DEPTH) -> str:
-    """SQL: whether the JSON `text` may hold what `audit_json` rejects (no false negatives)."""
-    brackets = f"strlen({text}) - strlen(replace(replace({text}, '[', ''), '{{', ''))"
-    return f"(regexp_matches({text}, '{SUSPECT_REGEX}') OR {brackets} > {int(max_depth)})"
+def deep_sql(text: str, max_depth: int = MAX_DEPTH) -> str:
+    """SQL: whether the JSON `text` has more opening brackets than `max_depth` (then it may
+    be nested too deep: `audit_json` tells)."""
+    return (
+        f"strlen({text}) - strlen(replace(replace({text}, '[', ''), '{{', '')) > {int(max_depth)}"
+    )
+
+
+def suspects(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Which JSON texts may hold a number `audit_json` rejects (no false negatives)."""
+    return pc.match_substring_regex(texts, SUSPECT_REGEX)
 
 
 def _literal_problem(token: str) -> str | None:
@@ -106,3 +119,44 @@ def trailing_comma(text: str) -> bool:
             return True
         previous = token
     return False
+
+
+def duplicate_keys(
+    keys: pa.Array | pa.ChunkedArray, paths: list[str], whole: str
+) -> pa.Array | None:
+    """Problems (`invalid_json`, failures.PROBLEM_TYPE) of the rows where an object has a key
+    twice, else None when no row has one.
+
+    `keys` holds, per row, the key lists of the objects at `paths` (`json_leaves.object_keys`;
+    NULL where there is no object). DuckDB reads the first of two equal keys and most JSON
+    readers the last: which value counts is ambiguous, so such an object is rejected.
+    Vectorised: every (object, key) pair becomes one integer, sorted; a repeat is a duplicate.
+    """
+    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    objects = pc.list_flatten(keys)
+    names = pc.list_flatten(objects)
+    if len(names) < 2:
+        return None
+    owner = np.asarray(pc.list_parent_indices(objects), dtype=np.int64)
+    codes = np.asarray(pc.dictionary_encode(names).indices, dtype=np.int64)
+    pairs = np.sort(owner << 32 | codes)
+    repeated = pairs[1:][pairs[1:] == pairs[:-1]]
+    if not len(repeated):
+        return None
+    object_row = np.asarray(pc.list_parent_indices(keys), dtype=np.int64)
+    offsets = np.asarray(keys.offsets, dtype=np.int64)
+    found: dict[int, dict[str, str]] = {}
+    for obj in np.unique(repeated >> 32):  # in row, then path order
+        row = int(object_row[obj])
+        if row in found:
+            continue
+        path = paths[int(obj - offsets[row])]
+        listed = objects[int(obj)].as_py()
+        name = next(k for i, k in enumerate(listed) if k in listed[:i])
+        where = f"object '{path}'" if path else whole
+        found[row] = {
+            "reason": F.INVALID_JSON,
+            "field": f"{path}.{name}" if path else name,
+            "message": f"{where} has the key '{name}' more than once",
+        }
+    return pa.array([found.get(row) for row in range(len(keys))], F.PROBLEM_TYPE)

@@ -309,22 +309,3 @@ def object_keys(doc: str, paths: list[str]) -> str:
     """SQL: the keys (duplicates included) of the objects at `paths` of `doc`, a list per
     path (empty or NULL where there is no object), in one parse."""
     return f"json_keys({doc}, [{', '.join(qs(json_path(p)) for p in paths)}])"
-
-
-def duplicate_key_problem(keys: str, paths: list[str], reason: str, whole: str) -> str:
-    """SQL: a problem struct when an object of `object_keys(doc, paths)` (held in `keys`)
-    has a key twice, else NULL. DuckDB reads the first of them and most JSON readers the
-    last: the value that counts is ambiguous, so the object is rejected. `whole` names the
-    document in messages ("the event")."""
-    whens = []
-    for i, path in enumerate(paths, 1):
-        listed = f"{keys}[{i}]"
-        twice = f"list_filter({listed}, lambda k, j: list_position({listed}, k) < j)[1]"
-        where = f"object '{path}'" if path else whole
-        field = f"{qs(path + '.')} || {twice}" if path else twice
-        message = f"{qs(where + ' has the key ' + chr(39))} || {twice} || {qs(chr(39) + ' more than once')}"
-        whens.append(
-            f"WHEN list_unique({listed}) < len({listed}) THEN "
-            f"{{'reason': {qs(reason)}, 'field': {field}, 'message': {message}}}"
-        )
-    return "CASE " + " ".join(whens) + " END"

@@ -24,6 +24,7 @@ from eventpipe.schemas import Field
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.duck import ChunkQuery, strictly
+from eventpipe.transforms.json_audit import duplicate_keys
 
 RECORDS_SCHEMA = pa.schema(
     [
@@ -124,9 +125,7 @@ def _checked_sql() -> str:
     empty = [("len(events) = 0", F.EMPTY_BATCH, None, "the batch or array holds no event")]
     # The first problem of the record, else of its envelope, else of its batch, else emptiness.
     problem = (
-        f"coalesce({J.first_problem(cases[:1])}, "
-        f"{J.duplicate_key_problem('keys', _KEYED_OBJECTS, F.INVALID_JSON, 'the record')}, "
-        f"{J.first_problem(cases[1:])}, "
+        f"coalesce({J.first_problem(cases)}, "
         f"CASE WHEN is_env THEN {J.first_problem(env_cases)} END, "
         f"CASE WHEN is_batch THEN coalesce({J.first_problem(batch_cases)}, {', '.join(batch_parts)}) END, "
         f"{J.first_problem(empty)})"
@@ -156,7 +155,7 @@ def _checked_sql() -> str:
              END AS events
       FROM c
     )
-    SELECT source, line, first_index, raw, events, {problem} AS problem,
+    SELECT source, line, first_index, raw, events, {problem} AS problem, keys,
            CASE WHEN is_batch AND is_env AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.body.context')::VARCHAR
                 WHEN is_batch AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.context')::VARCHAR END
              AS batch_context,
@@ -250,6 +249,10 @@ class RecordParser:
         failed = F.empty_failed()
         if others.num_rows:
             checked = self.query.run(self.con, others)
+            twice = duplicate_keys(checked["keys"], _KEYED_OBJECTS, "the record")
+            if twice is not None:  # a key twice comes first: which value counts is unknown
+                at = checked.schema.get_field_index("problem")
+                checked = checked.set_column(at, "problem", pc.coalesce(twice, checked["problem"]))
             failed = F.failed_rows(checked, "raw", self.run_id, self.run_start, record_level=True)
             events.append(_explode(checked.filter(pc.is_null(checked["problem"]))))
         table = pa.concat_tables(events)

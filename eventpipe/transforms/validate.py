@@ -30,7 +30,7 @@ from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.duck import ChunkQuery, conform
 from eventpipe.transforms.duck import quote_str as qs
-from eventpipe.transforms.json_audit import MAX_DEPTH, suspect_sql
+from eventpipe.transforms.json_audit import MAX_DEPTH, deep_sql, duplicate_keys, suspects
 from eventpipe.transforms.parse import PARSED_SCHEMA
 
 
@@ -38,6 +38,10 @@ from eventpipe.transforms.parse import PARSED_SCHEMA
 class ValidateResult:
     valid: pa.Table  # PARSED_SCHEMA: the events that passed
     failed: pa.Table  # failures.FAILED_SCHEMA
+
+
+VALIDATE_INPUT = PARSED_SCHEMA.append(pa.field("suspect", pa.bool_()))
+"""What `problem_sql` reads: parsed events, and whether `json_audit.suspects` flags each."""
 
 
 def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
@@ -107,7 +111,7 @@ def _audit_problem() -> str:
 
 
 def problem_sql(max_depth: int = MAX_DEPTH) -> str:
-    """SQL: the first problem (NULL when valid) of every event of `validate_input` (PARSED_SCHEMA).
+    """SQL: the first problem (NULL when valid) of every event of `validate_input` (VALIDATE_INPUT).
 
     One row per event, in input order: line, index, problem, failure_received_at.
 
@@ -134,8 +138,7 @@ def problem_sql(max_depth: int = MAX_DEPTH) -> str:
         (f"NOT {present('type')}", F.MISSING_PROPERTY, "type", "property 'type' is required"),
         *J.problem_cases([type_leaf], jtype, value),
     ]
-    duplicates = J.duplicate_key_problem("keys", _KEYED_OBJECTS, F.INVALID_JSON, "the event")
-    parts = [_audit_problem(), duplicates, J.first_problem(type_cases)]
+    parts = [_audit_problem(), J.first_problem(type_cases)]
     parts += J.grouped_problems([leaf for leaf in leaves if leaf is not type_leaf], jtype, value)
     parts.append(J.first_problem(_rule_cases(present, lambda path: value(by_path[path]))))
     problem = "coalesce(\n      " + ",\n      ".join(parts) + ")"
@@ -146,13 +149,13 @@ def problem_sql(max_depth: int = MAX_DEPTH) -> str:
     return f"""
         WITH x AS (
           SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {J.transform_spec(read)}) END AS v,
-                 CASE WHEN t[1] = 'OBJECT' AND {suspect_sql("payload", max_depth)}
+                 CASE WHEN t[1] = 'OBJECT' AND (suspect OR {deep_sql("payload", max_depth)})
                       THEN json_audit(payload, {int(max_depth)}) END AS audit,
                  CASE WHEN t[1] = 'OBJECT' THEN {J.object_keys("payload", _KEYED_OBJECTS)} END AS keys
           FROM (SELECT *, {J.types_list("payload", paths)} AS t FROM validate_input))
         SELECT line, "index",
                CASE WHEN t[1] IS DISTINCT FROM 'OBJECT' THEN {not_object} ELSE {problem} END AS problem,
-               coalesce(received_at, {received}) AS failure_received_at
+               coalesce(received_at, {received}) AS failure_received_at, keys
         FROM x
     """
 
@@ -171,7 +174,7 @@ class EventValidator:
     def __init__(self, run_id: str, run_start: datetime, max_depth: int = MAX_DEPTH) -> None:
         self.run_id = run_id
         self.run_start = run_start
-        self.query = ChunkQuery("validate_input", PARSED_SCHEMA, problem_sql(max_depth))
+        self.query = ChunkQuery("validate_input", VALIDATE_INPUT, problem_sql(max_depth))
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def bind(self, con: duckdb.DuckDBPyConnection) -> EventValidator:
@@ -187,8 +190,14 @@ class EventValidator:
         """
         assert self.con is not None, "bind() the validator to a DuckDB session first"
         events = conform(events, PARSED_SCHEMA)
-        checked = self.query.run(self.con, events, in_order_of=("line", "index"))
+        suspect = suspects(events["payload"])
+        checked = self.query.run(
+            self.con, events.append_column("suspect", suspect), in_order_of=("line", "index")
+        )
         problem = checked["problem"]
+        twice = duplicate_keys(checked["keys"], _KEYED_OBJECTS, "the event")
+        if twice is not None:  # a key twice comes first: which value counts is unknown
+            problem = pc.coalesce(twice, problem)
         invalid = pc.is_valid(problem)
         if not pc.any(invalid).as_py():
             return ValidateResult(events, F.empty_failed())
