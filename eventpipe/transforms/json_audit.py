@@ -25,10 +25,11 @@ from eventpipe.transforms import failures as F
 MAX_DEPTH = 64
 """The deepest nesting accepted by default (the event object is level 1)."""
 
-# A value that may be a non-finite literal (nan, inf, infinity: any case, any sign), an
-# integer that may not fit 64 bits (19+ digits), or a float that may not fit a double
-# (an exponent of 3+ digits, or 19+ digits after the point). Over-matching only costs a walk.
+# A value that may be a non-finite literal (nan, inf, infinity: any case, any sign).
 NON_FINITE_REGEX = r"[:\[,]\s*[-+]?[nNiI][aAnN][nNfF]"
+# That, or an integer that may not fit 64 bits (19+ digits), or a float that may not fit a
+# double (an exponent of 3+ digits, or 19+ digits after the point). Over-matching only
+# costs a walk.
 SUSPECT_REGEX = (
     r"[:\[,]\s*(?:[-+]?[nNiI][aAnN][nNfF]|-?\d{19}|-?\d+(?:\.\d+)?[eE][-+]?\d{3}|-?\d+\.\d{19})"
 )

@@ -113,7 +113,8 @@ def _audit_problem() -> str:
 def problem_sql(max_depth: int = MAX_DEPTH) -> str:
     """SQL: the first problem (NULL when valid) of every event of `validate_input` (VALIDATE_INPUT).
 
-    One row per event, in input order: line, index, problem, failure_received_at.
+    One row per event, in input order: line, index, problem, failure_received_at, and
+    keys (the key lists of `_KEYED_OBJECTS`, for `json_audit.duplicate_keys`).
 
     The checks are grouped by section: a section the event does not carry costs one test,
     not one per leaf (most events carry a few of the 14 sections). Values no reader can
