@@ -54,7 +54,6 @@ Semantics of null and missing values (the whole rule set):
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import math
 import re
@@ -65,6 +64,7 @@ from decimal import Decimal, InvalidOperation
 
 from eventpipe.io.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
 from eventpipe.schemas import EVENT_FIELDS, Field
+from eventpipe.schemas.ip_addresses import IP_RULE, analyse_ip
 
 MAX_FILTER_BYTES = 64 * 1024
 MAX_CONDITIONS = 100
@@ -301,11 +301,12 @@ def parse_uuid(text: str) -> str:
 
 
 def parse_ip(text: str) -> str:
-    """The canonical text of an IPv4 or IPv6 address, or ValueError."""
-    try:
-        return str(ipaddress.ip_address(text.strip()))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an IP address") from None
+    """The stored form of a client IP address (`schemas.ip_addresses`: `::ffff:192.0.2.1`
+    is `192.0.2.1`), or ValueError (not an address, zone-scoped or multicast)."""
+    canonical = analyse_ip(text.strip()).canonical
+    if canonical is None:
+        raise ValueError(f"{text!r} is not {IP_RULE}")
+    return canonical
 
 
 def typed_value(f: Field, text: str) -> object:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from eventpipe.transforms.json_audit import NON_FINITE_REGEX
 
 
 def connect(threads: int = 1, memory_limit: str = "512MB") -> duckdb.DuckDBPyConnection:
@@ -28,6 +31,7 @@ def connect(threads: int = 1, memory_limit: str = "512MB") -> duckdb.DuckDBPyCon
     )
     register_ip_functions(con)
     register_strict_json(con)
+    register_json_audit(con)
     return con
 
 
@@ -44,18 +48,24 @@ def quote_str(value: str) -> str:
 def strict_json_valid(text: str) -> str:
     """SQL: whether `text` is strict JSON (RFC 8259).
 
-    DuckDB's reader also accepts trailing commas, NaN and Infinity; text that may hold
-    one of those (a cheap scan) is re-checked by orjson (`json_strict`).
+    DuckDB's reader also accepts trailing commas, NaN and Infinity (any case); text that
+    may hold one of those (a cheap scan) is re-checked by orjson (`json_strict`).
     """
     return strictly(text, f"json_valid({text})")
 
 
-def strictly(text: str, parsed: str) -> str:
-    """SQL: `parsed` (true when DuckDB's lenient reader took `text`) and `text` strict JSON."""
-    lenient = (
-        f"regexp_matches({text}, ',\\s*[\\]}}]') OR contains({text}, 'NaN') "
-        f"OR contains({text}, 'Infinity')"
-    )
+def strictly(text: str, parsed: str, numbers: bool = True) -> str:
+    """SQL: `parsed` (true when DuckDB's lenient reader took `text`) and `text` strict JSON.
+
+    With `numbers=False` only trailing commas count: the non-finite numbers DuckDB takes
+    are left to the event rules (`json_audit`), which name the field.
+    """
+    commas = f"regexp_matches({text}, ',\\s*[\\]}}]')"
+    if not numbers:
+        return (
+            f"({parsed} AND CASE WHEN {commas} THEN NOT json_trailing_comma({text}) ELSE true END)"
+        )
+    lenient = f"{commas} OR regexp_matches({text}, '{NON_FINITE_REGEX}')"
     return f"({parsed} AND CASE WHEN {lenient} THEN json_strict({text}) ELSE true END)"
 
 
@@ -76,12 +86,41 @@ def register_strict_json(con: duckdb.DuckDBPyConnection) -> None:
     con.create_function("json_strict", strict, ["VARCHAR"], "BOOLEAN", type="arrow")
 
 
+def register_json_audit(con: duckdb.DuckDBPyConnection) -> None:
+    """Add json_audit(text, max_depth) -> VARCHAR: NULL, or the JSON array [path, message]
+    of the problem `json_audit.audit_json` finds (call it only on the text
+    `json_audit.suspects` or `deep_sql` flags); and json_trailing_comma(text) -> BOOLEAN."""
+    from eventpipe.transforms.json_audit import audit_json, trailing_comma
+
+    def audit(texts: pa.Array, depths: pa.Array) -> pa.Array:
+        out = []
+        for text, depth in zip(texts.to_pylist(), depths.to_pylist(), strict=True):
+            found = None if text is None else audit_json(text, depth)
+            if found is not None:
+                found = json.dumps([found[0], f"property '{found[0]}' {found[1]}"])
+            out.append(found)
+        return pa.array(out, pa.string())
+
+    def commas(texts: pa.Array) -> pa.Array:
+        return pa.array([trailing_comma(t) for t in texts.to_pylist()], pa.bool_())
+
+    con.create_function(
+        "json_audit",
+        audit,
+        ["VARCHAR", "INTEGER"],
+        "VARCHAR",
+        type="arrow",
+        null_handling="special",
+    )
+    con.create_function("json_trailing_comma", commas, ["VARCHAR"], "BOOLEAN", type="arrow")
+
+
 def register_ip_functions(con: duckdb.DuckDBPyConnection) -> None:
-    """Add ip_ok, ip_canonical, ip_masked_24, ip_masked_16 (see ip_addresses.analyse_ip).
+    """Add ip_ok, ip_canonical, ip_masked_24, ip_masked_16 (see schemas.ip_addresses.analyse_ip).
 
     Vectorised Python UDFs: each distinct address is analysed once per session.
     """
-    from eventpipe.transforms.ip_addresses import analyse_ip
+    from eventpipe.schemas.ip_addresses import analyse_ip
 
     cache: dict[str, tuple] = {}
 

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 
 from eventpipe.schemas import EVENT_FIELDS, Field, iter_leaves
+from eventpipe.schemas.ip_addresses import IP_RULE
 from eventpipe.transforms import failures as F
 from eventpipe.transforms.duck import quote_str as qs
 
@@ -59,11 +60,11 @@ _TYPE_WORDS = {
     "object": "an object",
 }
 
-# ISO 8601 date or date-time with a year in 0001..9999; the calendar (no 30 February)
-# is checked by the cast.
+# ISO 8601 date or date-time with a year in 0001..9999 and a UTC offset within +-14:00 (the
+# widest in use); the calendar (no 30 February) and the clock are checked by the cast.
 ISO_8601 = (
     r"^([1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-\d{2}-\d{2}"
-    r"([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?([Zz]|[+-]\d{2}(:?\d{2})?)?$"
+    r"([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?([Zz]|[+-](0\d|1[0-3])(:?[0-5]\d)?|[+-]14(:?00)?)?$"
 )
 _MIN_TS = "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
 _MAX_TS = "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
@@ -112,10 +113,13 @@ def types_list(doc: str, paths: list[str]) -> str:
 
 
 def _check_type(f: Field) -> str:
+    if f.kind == "decimal":
+        # Rounded half-up to the column's scale, from the number's decimal text, exactly as
+        # the storage type (`_lake_type`) rounds it, but with room to tell what does not fit.
+        return f"DECIMAL(38, {f.scale or 0})"
     return {
         "int": "HUGEINT",
         "float": "DOUBLE",
-        "decimal": "DOUBLE",
         "boolean": "BOOLEAN",
         "json": "JSON",
     }.get(f.kind, "VARCHAR")
@@ -177,7 +181,7 @@ def leaf_problems(
             (
                 f"NOT coalesce(ip_ok({value}), false)",
                 F.INVALID_VALUE,
-                f"'{p}' must be a valid, non-multicast IPv4 or IPv6 address",
+                f"'{p}' must be {IP_RULE}",
             )
         )
     elif kind == "int":
@@ -190,24 +194,41 @@ def leaf_problems(
             )
         )
     elif kind == "decimal":
-        precision, scale = leaf.field.precision or 38, leaf.field.scale or 0
-        top = 10 ** (precision - scale)
-        out.append(
-            (
-                f"NOT coalesce({value} > 0 AND {value} < {top} AND round({value}, {scale}) = {value}, false)",
-                F.INVALID_VALUE,
-                f"'{p}' must be a positive number below {top} with at most {scale} decimals",
-            )
-        )
+        out += _decimal_problems(leaf, value)
+    elif kind == "float":
+        out.append((f"NOT isfinite({value})", F.INVALID_VALUE, f"'{p}' must be a finite number"))
     elif kind == "datetime":
         out.append(
             (
                 f"{valid_timestamp(value)} IS NULL",
                 F.INVALID_VALUE,
-                f"'{p}' must be an ISO 8601 datetime with a year in 1..9999",
+                f"'{p}' must be an ISO 8601 datetime with a year in 1..9999 "
+                "and a UTC offset within +-14:00",
             )
         )
     return [(cond, reason, f"{label} {msg}") for cond, reason, msg in out]
+
+
+def _decimal_problems(leaf: Leaf, value: str) -> list[tuple[str, str, str]]:
+    """A decimal leaf is rounded half-up to its scale (`value` is already rounded, see
+    `_check_type`); only what the column cannot hold is wrong: not finite or too large,
+    not positive, or rounded to zero."""
+    p, precision, scale = leaf.path, leaf.field.precision or 38, leaf.field.scale or 0
+    top, unit = 10 ** (precision - scale), 10**-scale
+    rounding = f"after rounding half-up to {scale} decimals"
+    return [
+        (
+            f"{value} IS NULL OR {value} >= {top}",
+            F.INVALID_VALUE,
+            f"'{p}' must be a finite number below {top} {rounding}",
+        ),
+        (f"{value} < 0", F.INVALID_VALUE, f"'{p}' must be positive"),
+        (
+            f"{value} = 0",
+            F.INVALID_VALUE,
+            f"'{p}' must be positive: it is 0 {rounding} (the smallest value stored is {unit})",
+        ),
+    ]
 
 
 def is_present(jtype: str) -> str:
@@ -282,3 +303,9 @@ def struct_access(root: str, path: str, strip_prefix: str = "") -> str:
     """SQL: a nested struct field (`root.context.page.url`), each part quoted."""
     parts = path.removeprefix(strip_prefix).split(".")
     return root + "".join(f'."{part}"' for part in parts)
+
+
+def object_keys(doc: str, paths: list[str]) -> str:
+    """SQL: the keys (duplicates included) of the objects at `paths` of `doc`, a list per
+    path (empty or NULL where there is no object), in one parse."""
+    return f"json_keys({doc}, [{', '.join(qs(json_path(p)) for p in paths)}])"

@@ -10,7 +10,8 @@ The rules, in the order they apply:
   takes the request IP of the landing envelope; `255.255.255.0` / `255.255.0.0` take
   it masked (IPv4: last one / two octets zeroed; IPv6: last 80 / 96 bits zeroed);
   without a request IP these leave no IP. An event with no IP takes the request IP.
-  Addresses are stored in canonical form (`ipaddress`).
+  Addresses are stored in canonical form, an IPv4-mapped IPv6 address as its IPv4
+  address (`::ffff:0.0.0.0` is `0.0.0.0`; see `schemas.ip_addresses`).
 - **connectionId**: the event's own, else the envelope's, else the batch's, else
   the job's `--connection-id`; with none of these the event is rejected.
 - **messageId**: when missing or empty, a UUID-formatted MD5 of the connection id, the
@@ -38,18 +39,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventpipe.schemas import EVENT_FIELDS, arrow_schema
+from eventpipe.schemas.ip_addresses import (
+    MASK_LAST_OCTET,
+    MASK_LAST_TWO_OCTETS,
+    NO_IP,
+    USE_REQUEST_IP,
+)
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.context_merge import merge_context
 from eventpipe.transforms.duck import ChunkQuery, conform
 from eventpipe.transforms.duck import quote_ident as qi
 from eventpipe.transforms.duck import quote_str as qs
-from eventpipe.transforms.ip_addresses import (
-    MASK_LAST_OCTET,
-    MASK_LAST_TWO_OCTETS,
-    NO_IP,
-    USE_REQUEST_IP,
-)
 from eventpipe.transforms.parse import PARSED_SCHEMA
 
 LAKE_SCHEMA = arrow_schema()
@@ -153,7 +154,7 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
     return f"""
         WITH e AS (SELECT *, json_transform(payload, {spec}) AS v FROM normalise_input),
         m AS (
-          SELECT e.*, coalesce(v.context.ip, batch_ip) AS merged_ip,
+          SELECT e.*, ip_canonical(coalesce(v.context.ip, batch_ip)) AS merged_ip,
                  coalesce(v."connectionId", connection_id, {connection}) AS conn,
                  coalesce(v."sentAt", batch_sent_at) AS sent,
                  v."timestamp" AS event_ts,
@@ -173,7 +174,7 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
                    WHEN '{USE_REQUEST_IP}' THEN request_ip
                    WHEN '{MASK_LAST_OCTET}' THEN ip_masked_24(request_ip)
                    WHEN '{MASK_LAST_TWO_OCTETS}' THEN ip_masked_16(request_ip)
-                   ELSE coalesce(ip_canonical(merged_ip), request_ip) END AS ip_final,
+                   ELSE coalesce(merged_ip, request_ip) END AS ip_final,
                  coalesce(nullif(v."messageId", ''), {_uuid_from_md5(msg_key)}) AS msg,
                  coalesce(v."anonymousId", {_uuid_from_md5(anon_key)}) AS anon
           FROM t),

@@ -24,6 +24,7 @@ from eventpipe.schemas import Field
 from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.duck import ChunkQuery, strictly
+from eventpipe.transforms.json_audit import duplicate_keys
 
 RECORDS_SCHEMA = pa.schema(
     [
@@ -63,6 +64,10 @@ _BATCH = [
     J.Leaf("context", Field("context", "object", "")),
     *J.context_leaves(),
 ]
+
+
+# Objects of a record whose keys are checked for duplicates (events: see validate).
+_KEYED_OBJECTS = ["", "body"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,7 @@ def _checked_sql() -> str:
             FROM parse_input)
     ), f AS (
       SELECT *,
+        CASE WHEN ok THEN {J.object_keys("raw", _KEYED_OBJECTS)} END AS keys,
         CASE WHEN is_env THEN {env_types} END AS et,
         CASE WHEN is_env THEN json_transform(raw, {env_spec}) END AS ev,
         CASE WHEN is_batch AND is_env THEN {J.types_list("raw", ["body." + p for p in batch_paths])}
@@ -149,7 +155,7 @@ def _checked_sql() -> str:
              END AS events
       FROM c
     )
-    SELECT source, line, first_index, raw, events, {problem} AS problem,
+    SELECT source, line, first_index, raw, events, {problem} AS problem, keys,
            CASE WHEN is_batch AND is_env AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.body.context')::VARCHAR
                 WHEN is_batch AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.context')::VARCHAR END
              AS batch_context,
@@ -188,7 +194,7 @@ the record itself, its `body`, `batch` and `body.batch` (NULL where absent)."""
 _CLASSIFY_SQL = f"""
     SELECT line, first_index, ok, CASE WHEN ok THEN k END AS k,
            coalesce(ok AND k[1] = 'OBJECT' AND k[2] IS NULL AND k[3] IS NULL, false) AS plain
-    FROM (SELECT line, first_index, k, {strictly("raw", "k IS NOT NULL")} AS ok
+    FROM (SELECT line, first_index, k, {strictly("raw", "k IS NOT NULL", numbers=False)} AS ok
           FROM (SELECT line, first_index, raw, try(json_type(raw, ['$', '$.body', '$.batch', '$.body.batch'])) AS k
                 FROM classify_input))
 """
@@ -243,6 +249,10 @@ class RecordParser:
         failed = F.empty_failed()
         if others.num_rows:
             checked = self.query.run(self.con, others)
+            twice = duplicate_keys(checked["keys"], _KEYED_OBJECTS, "the record")
+            if twice is not None:  # a key twice comes first: which value counts is unknown
+                at = checked.schema.get_field_index("problem")
+                checked = checked.set_column(at, "problem", pc.coalesce(twice, checked["problem"]))
             failed = F.failed_rows(checked, "raw", self.run_id, self.run_start, record_level=True)
             events.append(_explode(checked.filter(pc.is_null(checked["problem"]))))
         table = pa.concat_tables(events)

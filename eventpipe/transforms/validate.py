@@ -3,12 +3,15 @@
 Every rule of seed 000: the JSON type and value of every known property
 (generated from the schema, see `json_leaves`), the per-type required and
 not-permitted properties (`event_rules`), anonymousId/userId, and timestamp
-required with originalTimestamp. Unknown properties are ignored; JSON null
+required with originalTimestamp. Beyond the seed: no value anywhere in the event
+that no reader can hold (`json_audit`: not finite, beyond a double or 64 bits,
+nested too deep), and no key twice in the event, its context or the first level of
+its properties/traits (`invalid_json`). Unknown properties are ignored; JSON null
 counts as absent. The first problem found is the one reported.
 
-Vectorised: DuckDB reads each event twice (`json_type` of every path, and
-`json_transform` of the leaves whose values are checked); IPs are checked once per
-distinct value.
+Vectorised: DuckDB reads each event three times (`json_type` of every path,
+`json_transform` of the leaves whose values are checked, `json_keys`); IPs are checked
+once per distinct value, and only the rare suspect text is walked by `json_audit`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from eventpipe.transforms import failures as F
 from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.duck import ChunkQuery, conform
 from eventpipe.transforms.duck import quote_str as qs
+from eventpipe.transforms.json_audit import MAX_DEPTH, deep_sql, duplicate_keys, suspects
 from eventpipe.transforms.parse import PARSED_SCHEMA
 
 
@@ -34,6 +38,10 @@ from eventpipe.transforms.parse import PARSED_SCHEMA
 class ValidateResult:
     valid: pa.Table  # PARSED_SCHEMA: the events that passed
     failed: pa.Table  # failures.FAILED_SCHEMA
+
+
+VALIDATE_INPUT = PARSED_SCHEMA.append(pa.field("suspect", pa.bool_()))
+"""What `problem_sql` reads: parsed events, and whether `json_audit.suspects` flags each."""
 
 
 def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
@@ -88,13 +96,29 @@ def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
     return cases
 
 
-def problem_sql() -> str:
-    """SQL: the first problem (NULL when valid) of every event of `validate_input` (PARSED_SCHEMA).
+# Objects whose keys are checked for duplicates: the event, its context, and the first
+# level of its JSON properties (deeper levels are not: see the README).
+_KEYED_OBJECTS = ["", "context", "properties", "traits"]
 
-    One row per event, in input order: line, index, problem, failure_received_at.
+
+def _audit_problem() -> str:
+    """SQL: the problem struct of `audit` (json_audit's [path, message]), else NULL."""
+    path, message = "json_extract_string(audit, '$[0]')", "json_extract_string(audit, '$[1]')"
+    return (
+        f"CASE WHEN audit IS NOT NULL THEN {{'reason': {qs(F.INVALID_VALUE)}, "
+        f"'field': {path}, 'message': {message}}} END"
+    )
+
+
+def problem_sql(max_depth: int = MAX_DEPTH) -> str:
+    """SQL: the first problem (NULL when valid) of every event of `validate_input` (VALIDATE_INPUT).
+
+    One row per event, in input order: line, index, problem, failure_received_at, and
+    keys (the key lists of `_KEYED_OBJECTS`, for `json_audit.duplicate_keys`).
 
     The checks are grouped by section: a section the event does not carry costs one test,
-    not one per leaf (most events carry a few of the 14 sections).
+    not one per leaf (most events carry a few of the 14 sections). Values no reader can
+    hold (`json_audit`) come first: the other checks read the values.
     """
     leaves = J.event_leaves()
     paths = ["", *(leaf.path for leaf in leaves)]  # t[1] is the type of the event itself
@@ -115,7 +139,7 @@ def problem_sql() -> str:
         (f"NOT {present('type')}", F.MISSING_PROPERTY, "type", "property 'type' is required"),
         *J.problem_cases([type_leaf], jtype, value),
     ]
-    parts = [J.first_problem(type_cases)]
+    parts = [_audit_problem(), J.first_problem(type_cases)]
     parts += J.grouped_problems([leaf for leaf in leaves if leaf is not type_leaf], jtype, value)
     parts.append(J.first_problem(_rule_cases(present, lambda path: value(by_path[path]))))
     problem = "coalesce(\n      " + ",\n      ".join(parts) + ")"
@@ -125,11 +149,14 @@ def problem_sql() -> str:
     read = [leaf for leaf in leaves if _reads(problem + received, value(leaf))]
     return f"""
         WITH x AS (
-          SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {J.transform_spec(read)}) END AS v
+          SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {J.transform_spec(read)}) END AS v,
+                 CASE WHEN t[1] = 'OBJECT' AND (suspect OR {deep_sql("payload", max_depth)})
+                      THEN json_audit(payload, {int(max_depth)}) END AS audit,
+                 CASE WHEN t[1] = 'OBJECT' THEN {J.object_keys("payload", _KEYED_OBJECTS)} END AS keys
           FROM (SELECT *, {J.types_list("payload", paths)} AS t FROM validate_input))
         SELECT line, "index",
                CASE WHEN t[1] IS DISTINCT FROM 'OBJECT' THEN {not_object} ELSE {problem} END AS problem,
-               coalesce(received_at, {received}) AS failure_received_at
+               coalesce(received_at, {received}) AS failure_received_at, keys
         FROM x
     """
 
@@ -145,10 +172,10 @@ class EventValidator:
     `bind(con)` plans the SQL once in a DuckDB session; `validate` runs it per chunk.
     """
 
-    def __init__(self, run_id: str, run_start: datetime) -> None:
+    def __init__(self, run_id: str, run_start: datetime, max_depth: int = MAX_DEPTH) -> None:
         self.run_id = run_id
         self.run_start = run_start
-        self.query = ChunkQuery("validate_input", PARSED_SCHEMA, problem_sql())
+        self.query = ChunkQuery("validate_input", VALIDATE_INPUT, problem_sql(max_depth))
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def bind(self, con: duckdb.DuckDBPyConnection) -> EventValidator:
@@ -164,8 +191,14 @@ class EventValidator:
         """
         assert self.con is not None, "bind() the validator to a DuckDB session first"
         events = conform(events, PARSED_SCHEMA)
-        checked = self.query.run(self.con, events, in_order_of=("line", "index"))
+        suspect = suspects(events["payload"])
+        checked = self.query.run(
+            self.con, events.append_column("suspect", suspect), in_order_of=("line", "index")
+        )
         problem = checked["problem"]
+        twice = duplicate_keys(checked["keys"], _KEYED_OBJECTS, "the event")
+        if twice is not None:  # a key twice comes first: which value counts is unknown
+            problem = pc.coalesce(twice, problem)
         invalid = pc.is_valid(problem)
         if not pc.any(invalid).as_py():
             return ValidateResult(events, F.empty_failed())

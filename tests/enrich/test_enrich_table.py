@@ -14,6 +14,9 @@ import pytest
 from eventpipe.schemas.event_schema import arrow_schema
 from eventpipe.transforms.enrich import Enricher, EnrichOptions, EnrichResult
 
+from pipeline_support import Stages
+from pipeline_support import make_event as raw_event
+
 CHROME_WINDOWS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.6099.109 Safari/537.36"
@@ -190,6 +193,16 @@ def test_ip_fills_location(enrich: Make, make_event: Make) -> None:
     }
     assert private["location"] is None
     assert unknown["location"] is None
+
+
+def test_an_ipv4_mapped_client_is_geolocated_and_masked_as_ipv4(enrich: Make) -> None:
+    """Issue 11.2, from the raw event on: the stages store ::ffff:81.2.69.160 as IPv4."""
+    out = Stages().run(raw_event(context={"ip": "::ffff:81.2.69.160"}))
+    assert out.failed == []
+    (kept,) = contexts(enrich(*out.events))
+    assert (kept["ip"], kept["location"]["city"]) == ("81.2.69.160", "London")
+    (masked,) = contexts(enrich(*out.events, ip_policy="mask"))
+    assert (masked["ip"], masked["location"]["city"]) == ("81.2.69.0", "London")
 
 
 def test_given_location_wins(enrich: Make, make_event: Make) -> None:

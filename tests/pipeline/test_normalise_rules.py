@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -286,3 +287,53 @@ def test_the_archive_normalises_to_the_same_rows_in_a_later_run():
     again = later.normalise(archive)
     assert again.failed.num_rows == 0
     assert again.events.drop_columns([ARCHIVE_COLUMN]).equals(events.drop_columns([ARCHIVE_COLUMN]))
+
+
+# Density is rounded half-up to 2 decimals on its decimal value (issue 11.1); what
+# decimal(3, 2) cannot hold is rejected, with the reason in the message.
+@pytest.mark.parametrize(
+    ("density", "stored"),
+    [
+        (1.3636363636363635, "1.36"),  # a zoomed page
+        (1.25, "1.25"),  # Windows scaling
+        (2.625, "2.63"),  # half-up, not half-even
+        (1.005, "1.01"),  # on the decimal text, not the double (1.00499999...)
+        (0.005, "0.01"),
+        (9.994, "9.99"),
+        (2, "2.00"),
+    ],
+)
+def test_density_is_rounded_half_up(stages, density, stored):
+    from decimal import Decimal
+
+    assert one(stages, make_event(context={"screen": {"density": density}}))["context"]["screen"][
+        "density"
+    ] == Decimal(stored)
+    batch = {"batch": [make_event()], "context": {"screen": {"density": density}}}
+    assert one(stages, batch)["context"]["screen"]["density"] == Decimal(stored)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("9.995", "below 10"),
+        ("12", "below 10"),
+        ("1e40", "below 10"),
+        ("-1", "must be positive"),
+        ("0", "it is 0 after rounding"),
+        ("0.004", "it is 0 after rounding"),
+        ("-0.001", "it is 0 after rounding"),
+    ],
+)
+def test_density_that_decimal_3_2_cannot_hold_is_rejected(stages, text, says):
+    event = make_event(context={"screen": {"width": 10}})
+    record = json.dumps(event).replace('"width": 10', f'"density": {text}')
+    out = stages.run(record)
+    [failure] = out.failed
+    assert (failure["reason"], failure["field"]) == ("invalid_value", "context.screen.density")
+    assert says in failure["message"]
+    batch = json.dumps({"batch": [make_event()], "context": {"screen": {"width": 10}}})
+    out = stages.run(batch.replace('"width": 10', f'"density": {text}'))
+    [failure] = out.failed
+    assert (failure["reason"], failure["field"]) == ("invalid_batch", "context.screen.density")
+    assert says in failure["message"] and out.events == []

@@ -220,9 +220,33 @@ CASES = [
         "context.screen.density",
     ),
     (
-        "density 3 decimals",
+        "density 3 decimals ok (rounded)",
         make_event(context={"screen": {"density": 1.234}}),
+        None,
+        None,
+    ),
+    (
+        "density 9.995 rounds to 10",
+        make_event(context={"screen": {"density": 9.995}}),
         "invalid_value",
+        "context.screen.density",
+    ),
+    (
+        "density 0.004 rounds to 0",
+        make_event(context={"screen": {"density": 0.004}}),
+        "invalid_value",
+        "context.screen.density",
+    ),
+    (
+        "density 1e40",
+        make_event(context={"screen": {"density": 1e40}}),
+        "invalid_value",
+        "context.screen.density",
+    ),
+    (
+        "density a string",
+        make_event(context={"screen": {"density": "1.5"}}),
+        "invalid_type",
         "context.screen.density",
     ),
     (

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from eventpipe.jobs import generate as generate_job
 from eventpipe.sample import MANIFEST, REASONS, generate, plan_files
 from eventpipe.sample.events import iso_ms
 from eventpipe.sample.user_agents import AGENTS, BOT
+from eventpipe.schemas.ip_addresses import client_address
 
 N = 2000
 SEED = 11
@@ -67,12 +69,7 @@ def _datetime_ok(value: Any) -> bool:
 
 
 def _ip_ok(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return not ipaddress.ip_address(value).is_multicast
-    except ValueError:
-        return False
+    return isinstance(value, str) and client_address(value) is not None
 
 
 def _is_int(value: Any) -> bool:
@@ -143,7 +140,11 @@ def _context_problems(ctx: dict[str, Any]) -> list[str]:
                 if key in screen and not (_is_int(screen[key]) and 1 <= screen[key] <= 32767):
                     problems.append("invalid_value")
             d = screen.get("density")
-            if d is not None and not (0 < d < 10 and round(d, 2) == d):
+            # rounded half-up to 2 decimals on its decimal text (issue 11.1)
+            if (
+                d is not None
+                and not 0 < Decimal(repr(d)).quantize(Decimal("0.01"), ROUND_HALF_UP) < 10
+            ):
                 problems.append("invalid_value")
     session = ctx.get("session")
     if session is not None:

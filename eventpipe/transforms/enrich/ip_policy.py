@@ -7,16 +7,14 @@ IPv6 address.
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
+
+from eventpipe.schemas.ip_addresses import analyse_ip
 
 KEEP = "keep"
 MASK = "mask"
 DROP = "drop"
 IP_POLICIES = (KEEP, MASK, DROP)
-
-_V4_MASK = int(ipaddress.IPv4Address("255.255.255.0"))
-_V6_MASK = ((1 << 128) - 1) ^ ((1 << 80) - 1)
 
 
 def check_ip_policy(policy: str) -> str:
@@ -28,14 +26,9 @@ def check_ip_policy(policy: str) -> str:
 
 @lru_cache(maxsize=65_536)
 def masked_ip(ip: str) -> str | None:
-    """`ip` with its last IPv4 octet / last 80 IPv6 bits zeroed; None if not an address."""
-    try:
-        address = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return None  # cannot be masked: not stored at all
-    if isinstance(address, ipaddress.IPv4Address):
-        return str(ipaddress.IPv4Address(int(address) & _V4_MASK))
-    return str(ipaddress.IPv6Address(int(address) & _V6_MASK))
+    """`ip` with its last IPv4 octet / last 80 IPv6 bits zeroed (seed 000's 255.255.255.0
+    mask, `schemas.ip_addresses`); None if it is not a client address."""
+    return analyse_ip(ip.strip()).masked_24
 
 
 def mask_ip(ip: str | None, policy: str) -> str | None:
