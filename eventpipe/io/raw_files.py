@@ -3,12 +3,23 @@
 A JSONL/NDJSON file gives one record per non-blank line; a `.json` file is one
 record. Records travel in chunks (Arrow tables of `parse.RECORDS_SCHEMA`) of a
 few MB, so Beam moves a few big elements instead of millions of small ones.
+
+What cannot become a record is rejected here, as failed rows (the second output of
+`ReadRawRecords`): a record that is not valid UTF-8 (`invalid_json`), a record over
+`MAX_RECORD_BYTES` or a `.json` file over `MAX_DOCUMENT_BYTES` (`too_large`), and a
+file that cannot be read to its end (`invalid_file`: unreadable, not gzip, truncated
+or corrupt; its complete lines before the damage are kept). A UTF-8 byte order mark
+at the start of a file is skipped.
 """
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
 import apache_beam as beam
 import numpy as np
@@ -17,8 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 
+from eventpipe.io.gzip_blocks import DamagedFileError, read_blocks
+from eventpipe.transforms import failures as F
 from eventpipe.transforms.parse import RECORDS_SCHEMA
+from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +42,32 @@ DOCUMENT_SUFFIXES = (".json",)
 CHUNK_BYTES = (
     12 * 1024 * 1024
 )  # measured at 2M events: ~6% less CPU than 8 MB; 16 MB adds RSS, not speed
+# Measured with DuckDB's 512 MB per stage: a 24 MB batch line parses, a 31 MB one runs
+# out of memory; a 32 MB string in one event passes, 50 MB does not.
+MAX_RECORD_BYTES = 16 * 2**20
+"""A record (a line, a `.json` file that is not an array, one event of an array) over
+this is rejected (`too_large`)."""
+MAX_DOCUMENT_BYTES = 128 * 2**20
+"""A `.json` file is read whole (an array is split into parts of about a chunk): over
+this it is rejected (`too_large`); JSONL has no file size limit."""
+SOLO_BYTES = 2**20  # a record this big is parsed in a chunk of its own
+RAW_PREFIX_BYTES = 64 * 1024  # what a failed row keeps of a record over MAX_RECORD_BYTES
+BOM = b"\xef\xbb\xbf"
 
 
 class NoInputError(ValueError):
     """A pattern matched no readable event file."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Records of one file that the reader rejects: each becomes one failed row."""
+
+    reason: str
+    lines: list[int]
+    messages: list[str]
+    raws: list[str]
+    indexes: list[int | None] | None = None  # position of a rejected event in its array
 
 
 def _base_name(path: str) -> str:
@@ -66,37 +103,28 @@ def expand_patterns(patterns: list[str]) -> list[tuple[str, int]]:
     return sorted(found.items())
 
 
-def _chunk(source: str, lines: list[int], texts: list[str], first: int = 0) -> pa.Table:
-    n = len(texts)
-    return pa.table([[source] * n, lines, [first] * n, texts], schema=RECORDS_SCHEMA)
+def _raw_text(data: bytes | memoryview) -> str:
+    """A rejected record's text for the failed table: invalid UTF-8 bytes as `\\xNN`,
+    only the first RAW_PREFIX_BYTES of a record over MAX_RECORD_BYTES."""
+    if len(data) > MAX_RECORD_BYTES:
+        data = data[:RAW_PREFIX_BYTES]
+    return bytes(data).rstrip(b"\r").decode("utf-8", errors="backslashreplace")
 
 
-def _document_records(path: str, data: bytes, chunk_bytes: int) -> Iterator[pa.Table]:
-    """A whole-file JSON document as one record; a big JSON array split into parts.
-
-    A part is a JSON array of consecutive events of about `chunk_bytes`, re-encoded
-    by orjson, whose `first_index` keeps each event's position in the document.
-    Anything else (an object, invalid JSON) stays one record, to be judged as such.
-    """
-    if len(data) > chunk_bytes:
-        try:
-            document = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            document = None
-        if isinstance(document, list) and len(document) > 1:
-            step = max(1, len(document) * chunk_bytes // len(data))
-            for first in range(0, len(document), step):
-                part = orjson.dumps(document[first : first + step]).decode()
-                yield _chunk(path, [1], [part], first)
-            return
-    yield _chunk(path, [1], [data.decode("utf-8", errors="replace")])
+def _too_large(line: int, size: int, head: bytes | memoryview, what: str = "record") -> Rejected:
+    return Rejected(
+        F.TOO_LARGE,
+        [line],
+        [
+            f"the {what} is {size:,} bytes, over the limit of {MAX_RECORD_BYTES:,} bytes "
+            f"(raw holds its first {RAW_PREFIX_BYTES:,} bytes)"
+        ],
+        [_raw_text(head[:RAW_PREFIX_BYTES])],
+    )
 
 
-_WHITESPACE = pa.array(["", " ", "\t", "\r", "\x0b", "\x0c"])  # what bytes.strip() removes
-
-
-def _text(data: bytes | memoryview) -> pa.Array:
-    """`data` as one Arrow string: as it is when valid UTF-8, else decoded with replacements."""
+def _text(data: bytes | memoryview) -> pa.Array | None:
+    """`data` as one Arrow string, validated in place (no copy); None if not valid UTF-8."""
     if len(data) >= 2**31:
         raise ValueError(
             f"a block of {len(data):,} bytes: lines and --chunk-mb must stay under 2 GB"
@@ -104,18 +132,85 @@ def _text(data: bytes | memoryview) -> pa.Array:
     offsets = pa.array([0, len(data)], pa.int32()).buffers()[1]
     one = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(data)])
     try:
-        return one.cast(pa.string())  # validates in place: no copy, no Python decode
+        return one.cast(pa.string())
     except pa.ArrowInvalid:
-        return pa.array([bytes(data).decode("utf-8", errors="replace")], pa.string())
+        return None
 
 
-def _line_records(path: str, data: bytes | memoryview, lines_before: int) -> tuple[pa.Table, int]:
-    """The non-blank lines of `data` (whole lines) as records, and how many lines it holds.
+def _bad_utf8(
+    view: memoryview, newlines: np.ndarray, lines_before: int
+) -> tuple[list[int], Rejected]:
+    """The lines of `view` (split at `newlines`) that are not valid UTF-8: their indexes,
+    and their rejection (`invalid_json`).
 
-    Vectorised: one split per block; only lines that start with whitespace (rare) are
-    looked at one by one to tell the blank ones.
+    Only text that failed Arrow's validation comes here; each decode runs from one bad
+    line to the next, so the Python work is per bad line, not per line.
     """
-    lines = pc.list_flatten(pc.split_pattern(_text(data), "\n"))
+    bad, lines, messages, raws = [], [], [], []
+    pos = 0
+    while pos < len(view):
+        try:
+            codecs.utf_8_decode(view[pos:], "strict", True)
+            break
+        except UnicodeDecodeError as exc:
+            at = pos + exc.start
+            k = int(np.searchsorted(newlines, at))  # the line's index in the block
+            start = int(newlines[k - 1]) + 1 if k else 0
+            end = int(newlines[k]) if k < len(newlines) else len(view)
+            bad.append(k)
+            lines.append(lines_before + 1 + k)
+            messages.append(
+                f"the record is not valid UTF-8 ({exc.reason}: byte 0x{view[at]:02x} at byte "
+                f"{at - start:,} of the record); raw shows its invalid bytes as \\xNN"
+            )
+            raws.append(_raw_text(view[start:end]))
+            pos = end + 1
+    return bad, Rejected(F.INVALID_JSON, lines, messages, raws)
+
+
+def _utf8_lines(data: bytes | memoryview, lines_before: int) -> tuple[pa.Array, Rejected]:
+    """The lines of a block that is not all valid UTF-8, its invalid lines blanked; and
+    their rejection."""
+    view = memoryview(data)
+    newlines = np.flatnonzero(np.frombuffer(view, np.uint8) == 10)
+    bad_lines, rejected = _bad_utf8(view, newlines, lines_before)
+    offsets = pa.array([0, len(view)], pa.int32()).buffers()[1]
+    binary = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(view)])
+    split = pc.list_flatten(pc.split_pattern(binary, b"\n"))
+    bad = np.zeros(len(split), dtype=bool)
+    bad[bad_lines] = True
+    text = pc.if_else(pa.array(bad), pa.scalar(b"", pa.binary()), split).cast(pa.string())
+    return text, rejected
+
+
+_WHITESPACE = pa.array(["", " ", "\t", "\r", "\x0b", "\x0c"])  # what bytes.strip() removes
+
+
+def _line_records(
+    path: str, data: bytes | memoryview, lines_before: int
+) -> tuple[list[pa.Table | Rejected], int]:
+    """The non-blank lines of `data` (whole lines) as record chunks and rejections, and
+    how many lines `data` holds.
+
+    Vectorised: one UTF-8 validation and one split per block; only lines that start
+    with whitespace (rare) are looked at one by one to tell the blank ones, and only
+    a block that is not valid UTF-8 is searched for its bad lines.
+    """
+    out: list[pa.Table | Rejected] = []
+    text = _text(data)
+    if text is None:
+        lines, rejected = _utf8_lines(data, lines_before)
+        out.append(rejected)
+    else:
+        lines = pc.list_flatten(pc.split_pattern(text, "\n"))
+    sizes = pc.binary_length(lines).to_numpy(zero_copy_only=False)
+    too_large = sizes > MAX_RECORD_BYTES
+    if too_large.any():
+        for i in np.flatnonzero(too_large):
+            out.append(
+                _too_large(lines_before + 1 + int(i), int(sizes[i]), lines[int(i)].as_py().encode())
+            )
+        lines = pc.if_else(pa.array(too_large), "", lines)
     keep = pc.invert(pc.is_in(pc.utf8_slice_codeunits(lines, 0, 1), _WHITESPACE))
     keep = keep.to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(~keep):
@@ -126,56 +221,221 @@ def _line_records(path: str, data: bytes | memoryview, lines_before: int) -> tup
     n = len(texts)
     numbers = np.arange(lines_before + 1, lines_before + 1 + len(lines), dtype=np.int64)[keep]
     columns = [pa.repeat(pa.scalar(path), n), numbers, np.zeros(n, dtype=np.int32), texts]
-    return pa.table(columns, schema=RECORDS_SCHEMA), len(lines)
+    table = pa.table(columns, schema=RECORDS_SCHEMA)
+    solo = sizes[keep] > SOLO_BYTES
+    if solo.any():  # big records each in a chunk of their own: DuckDB's memory stays bounded
+        out.extend(table.slice(int(i), 1) for i in np.flatnonzero(solo))
+        table = table.filter(pa.array(~solo))
+    if table.num_rows:
+        out.append(table)
+    return out, len(lines)
 
 
-def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
-    """Yield the records of one file as Arrow tables of about `chunk_bytes` of text."""
-    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as handle:
-        if _base_name(path).endswith(DOCUMENT_SUFFIXES):
-            yield from _document_records(path, handle.read(), chunk_bytes)
-            return
-        number = 0
-        carry = b""
-        block = handle.read(chunk_bytes)
-        while block:
-            following = handle.read(chunk_bytes)
-            data, carry = (carry + block if carry else block), b""
-            if following:  # an unfinished last line waits for the next block
-                cut = data.rfind(b"\n")
-                if cut >= 0:
-                    data, carry = memoryview(data)[:cut], data[cut + 1 :]
+def _with_last(blocks: Iterator[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """(block, whether it is the last); a block read before a read error is still given."""
+    block = next(blocks, None)
+    while block is not None:
+        try:
+            following = next(blocks, None)
+        except (DamagedFileError, OSError):
+            yield block, False
+            raise
+        yield block, following is None
+        block = following
+
+
+def _line_chunks(path: str, blocks: Iterator[bytes]) -> Iterator[pa.Table | Rejected]:
+    """The records of a JSONL file, block by block; a line never spans two chunks."""
+    number = 0  # lines of the file before `pending`
+    pending: bytes | memoryview = b""  # the start of a line whose end is not read yet
+    skipped = 0  # bytes of an over-long line read past `pending` (its first bytes)
+    try:
+        for i, (block, last) in enumerate(_with_last(blocks)):
+            if i == 0 and block.startswith(BOM):
+                block = block[len(BOM) :]
+            if skipped:  # inside a line over the limit: find its end
+                cut = block.find(b"\n")
+                if cut < 0 and not last:
+                    skipped += len(block)
+                    continue
+                cut = len(block) if cut < 0 else cut
+                yield _too_large(number + 1, len(pending) + skipped + cut, pending)
+                number, pending, skipped = number + 1, b"", 0
+                block = block[cut + 1 :]
+            data = bytes(pending) + block if pending else block
+            cut = len(data) if last else data.rfind(b"\n")
+            if cut < 0:
+                pending = data
+                if len(pending) > MAX_RECORD_BYTES:  # keep its start, drop the rest
+                    pending, skipped = pending[:RAW_PREFIX_BYTES], len(pending) - RAW_PREFIX_BYTES
+                continue
+            records, lines = _line_records(path, memoryview(data)[:cut], number)
+            yield from records
+            number += lines
+            pending = memoryview(data)[cut + 1 :]
+    except (DamagedFileError, OSError) as exc:
+        kept = f"its lines 1-{number:,} are kept" if number else "no line of it is kept"
+        yield Rejected(
+            F.INVALID_FILE,
+            [number + 1],
+            [f"{exc}; {kept}, line {number + 1:,} (raw: what was read of it) and after are not"],
+            [_raw_text(pending)],
+        )
+
+
+def _parts(document: list, first: int, step: int) -> Iterator[tuple[int, bytes | None]]:
+    """(position, JSON array text) of consecutive parts of `document`, each under
+    MAX_RECORD_BYTES; (position, None) for a single event over it."""
+    for start in range(first, first + len(document), step):
+        part = document[start - first : start - first + step]
+        text = orjson.dumps(part)
+        if len(text) <= MAX_RECORD_BYTES:
+            yield start, text
+        elif len(part) == 1:
+            yield start, None
+        else:
+            yield from _parts(part, start, max(1, len(part) // 2))
+
+
+def _document_records(path: str, data: bytes, chunk_bytes: int) -> Iterator[pa.Table | Rejected]:
+    """A whole-file JSON document as one record; a big JSON array split into parts.
+
+    A part is a JSON array of consecutive events of about `chunk_bytes`, re-encoded
+    by orjson, whose `first_index` keeps each event's position in the document.
+    Anything else (an object, invalid JSON) stays one record, to be judged as such,
+    unless it is over MAX_RECORD_BYTES (rejected here).
+    """
+    text = _text(data)
+    if text is None:
+        yield _bad_utf8(memoryview(data), np.array([], np.int64), 0)[1]
+        return
+    if len(data) > min(chunk_bytes, MAX_RECORD_BYTES):
+        try:
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            if len(data) > MAX_RECORD_BYTES:
+                yield Rejected(
+                    F.INVALID_JSON, [1], [f"the record is not valid JSON: {exc}"], [_raw_text(data)]
+                )
+                return
+            document = None
+        if isinstance(document, list) and len(document) > 1:
+            step = max(1, len(document) * chunk_bytes // len(data))
+            for first, part in _parts(document, 0, step):
+                if part is None:
+                    event = orjson.dumps(document[first])
+                    rejected = _too_large(1, len(event), event, f"event at position {first:,}")
+                    yield dataclasses.replace(rejected, indexes=[first])
                 else:
-                    data, carry = None, data
-            if data is not None:
-                chunk, lines = _line_records(path, data, number)
-                number += lines
-                if chunk.num_rows:
-                    yield chunk
-            block = following
+                    yield _chunk(path, [1], [part.decode()], first)
+            return
+        if len(data) > MAX_RECORD_BYTES:
+            yield _too_large(1, len(data), data)
+            return
+    yield pa.table([pa.array([path]), [1], pa.array([0], pa.int32()), text], schema=RECORDS_SCHEMA)
+
+
+def _chunk(source: str, lines: list[int], texts: list[str], first: int = 0) -> pa.Table:
+    n = len(texts)
+    return pa.table([[source] * n, lines, [first] * n, texts], schema=RECORDS_SCHEMA)
+
+
+def _document_chunks(
+    path: str, blocks: Iterator[bytes], chunk_bytes: int
+) -> Iterator[pa.Table | Rejected]:
+    """The records of a `.json` file, read whole up to MAX_DOCUMENT_BYTES."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for block in blocks:
+            parts.append(block)
+            size += len(block)
+            if size > MAX_DOCUMENT_BYTES:
+                yield Rejected(
+                    F.TOO_LARGE,
+                    [1],
+                    [
+                        f"the .json file is over the limit of {MAX_DOCUMENT_BYTES:,} bytes (read "
+                        f"whole); write it as JSONL (raw holds its first {RAW_PREFIX_BYTES:,} bytes)"
+                    ],
+                    [_raw_text(parts[0][:RAW_PREFIX_BYTES])],
+                )
+                return
+    except (DamagedFileError, OSError) as exc:
+        head = b"".join(parts)
+        yield Rejected(
+            F.INVALID_FILE,
+            [1],
+            [f"{exc}; the document ({len(head):,} bytes read) is not imported"],
+            [_raw_text(head)],
+        )
+        return
+    data = b"".join(parts)
+    yield from _document_records(
+        path, data[len(BOM) :] if data.startswith(BOM) else data, chunk_bytes
+    )
+
+
+def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table | Rejected]:
+    """Yield the records of one file as Arrow tables of about `chunk_bytes` of text,
+    and what cannot be records as `Rejected`."""
+    try:
+        handle = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    except OSError as exc:
+        yield Rejected(F.INVALID_FILE, [1], [f"the file cannot be opened: {exc}"], [""])
+        return
+    with handle:
+        blocks = read_blocks(handle, chunk_bytes, gzip=path.endswith(".gz"))
+        if _base_name(path).endswith(DOCUMENT_SUFFIXES):
+            yield from _document_chunks(path, blocks, chunk_bytes)
+        else:
+            yield from _line_chunks(path, blocks)
 
 
 @beam.typehints.with_output_types(pa.Table)
 class _ReadChunks(beam.DoFn):
-    def __init__(self, chunk_bytes: int) -> None:
+    """Reads a file: record chunks, and (tagged FAILED, counted as read) its rejections."""
+
+    def __init__(self, run_id: str, run_start: datetime, chunk_bytes: int) -> None:
+        self.run_id = run_id
+        self.run_start = run_start
         self.chunk_bytes = chunk_bytes
 
-    def process(self, path: str) -> Iterator[pa.Table]:
-        yield from read_record_chunks(path, self.chunk_bytes)
+    def setup(self) -> None:
+        self.read = Metrics.counter(NAMESPACE, "read")
+
+    def process(self, path: str) -> Iterator:
+        for item in read_record_chunks(path, self.chunk_bytes):
+            if isinstance(item, pa.Table):
+                yield item
+                continue
+            failed = F.rejected_records(
+                path, item.lines, item.reason, item.messages, item.raws,
+                self.run_id, self.run_start, item.indexes,
+            )  # fmt: skip
+            if item.reason == F.INVALID_FILE:
+                log.warning("%s: %s", path, item.messages[0])
+            self.read.inc(failed.num_rows)
+            count_failed(failed)
+            yield beam.pvalue.TaggedOutput(FAILED, failed)
 
 
 class ReadRawRecords(beam.PTransform):
-    """Files (already expanded, see `expand_patterns`) -> chunks of raw records."""
+    """Files (already expanded, see `expand_patterns`) -> (chunks of raw records, failed rows)."""
 
-    def __init__(self, paths: list[str], chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self, paths: list[str], run_id: str, run_start: datetime, chunk_bytes: int = CHUNK_BYTES
+    ) -> None:
         super().__init__()
         self.paths = paths
-        self.chunk_bytes = chunk_bytes
+        self.fn = _ReadChunks(run_id, run_start, chunk_bytes)
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        return (
+    def expand(self, pbegin: beam.pvalue.PBegin) -> tuple[beam.PCollection, beam.PCollection]:
+        outputs = (
             pbegin
             | "ListFiles" >> beam.Create(self.paths)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadChunks" >> beam.ParDo(_ReadChunks(self.chunk_bytes))
+            | "ReadChunks"
+            >> beam.ParDo(self.fn).with_output_types(pa.Table).with_outputs(FAILED, main=MAIN)
         )
+        return outputs[MAIN], outputs[FAILED]

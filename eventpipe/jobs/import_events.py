@@ -77,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    """Run one import; the exit code is 0 when every record is accounted for."""
+    """Run one import; the exit code is 0 when every record is accounted for and every file
+    was read whole, 1 when records are unaccounted for, 3 when files were damaged."""
     run_start = datetime.now(UTC)
     run_id = new_run_id(run_start)
     try:
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         prepare_lake(args.lake, run_id)
     with staging_folder(target, beam_args, args.lake) as target:
         summary = _run_import(args, beam_args, files, run_id, run_start, enrich, target)
-    return 0 if summary.reconciles else 1
+    return summary.exit_code()
 
 
 def _run_import(
