@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import apache_beam as beam
 import numpy as np
@@ -274,13 +275,13 @@ def _line_chunks(path: str, blocks: Iterator[bytes]) -> Iterator[pa.Table | Reje
             number += lines
             pending = memoryview(data)[cut + 1 :]
     except (DamagedFileError, OSError) as exc:
-        kept = f"its lines 1-{number:,} are kept" if number else "no line of it is kept"
-        yield Rejected(
-            F.INVALID_FILE,
-            [number + 1],
-            [f"{exc}; {kept}, line {number + 1:,} (raw: what was read of it) and after are not"],
-            [_raw_text(pending)],
+        kept = (
+            f"its lines 1-{number:,} are read, line {number + 1:,} (raw: what was read of it) "
+            "and the rest are not"
+            if number or pending
+            else "nothing of it is read"
         )
+        yield Rejected(F.INVALID_FILE, [number + 1], [f"{exc}; {kept}"], [_raw_text(pending)])
 
 
 def _parts(document: list, first: int, step: int) -> Iterator[tuple[int, bytes | None]]:
@@ -379,17 +380,12 @@ def _document_chunks(
 def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table | Rejected]:
     """Yield the records of one file as Arrow tables of about `chunk_bytes` of text,
     and what cannot be records as `Rejected`."""
-    try:
-        handle = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-    except OSError as exc:
-        yield Rejected(F.INVALID_FILE, [1], [f"the file cannot be opened: {exc}"], [""])
-        return
-    with handle:
-        blocks = read_blocks(handle, chunk_bytes, gzip=path.endswith(".gz"))
-        if _base_name(path).endswith(DOCUMENT_SUFFIXES):
-            yield from _document_chunks(path, blocks, chunk_bytes)
-        else:
-            yield from _line_chunks(path, blocks)
+    opener = partial(FileSystems.open, path, compression_type=CompressionTypes.UNCOMPRESSED)
+    blocks = read_blocks(opener, chunk_bytes, gzip=path.endswith(".gz"))
+    if _base_name(path).endswith(DOCUMENT_SUFFIXES):
+        yield from _document_chunks(path, blocks, chunk_bytes)
+    else:
+        yield from _line_chunks(path, blocks)
 
 
 @beam.typehints.with_output_types(pa.Table)
