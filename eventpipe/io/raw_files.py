@@ -126,28 +126,23 @@ def _too_large(line: int, size: int, head: bytes | memoryview, what: str = "reco
 
 def _text(data: bytes | memoryview) -> pa.Array | None:
     """`data` as one Arrow string, validated in place (no copy); None if not valid UTF-8."""
-    if len(data) >= 2**31:
-        raise ValueError(
-            f"a block of {len(data):,} bytes: lines and --chunk-mb must stay under 2 GB"
-        )
-    offsets = pa.array([0, len(data)], pa.int32()).buffers()[1]
-    one = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(data)])
     try:
-        return one.cast(pa.string())
+        return _as_array(data, pa.string())
     except pa.ArrowInvalid:
         return None
 
 
 def _bad_utf8(
-    view: memoryview, newlines: np.ndarray, lines_before: int
-) -> tuple[list[int], Rejected]:
-    """The lines of `view` (split at `newlines`) that are not valid UTF-8: their indexes,
-    and their rejection (`invalid_json`).
+    view: memoryview, newlines: np.ndarray, lines_before: int, skip: np.ndarray
+) -> tuple[np.ndarray, Rejected]:
+    """Which lines of `view` (split at `newlines`) are not valid UTF-8, and their
+    rejection (`invalid_json`), but for the lines `skip` marks (rejected already).
 
     Only text that failed Arrow's validation comes here; each decode runs from one bad
     line to the next, so the Python work is per bad line, not per line.
     """
-    bad, lines, messages, raws = [], [], [], []
+    bad = np.zeros(len(newlines) + 1, dtype=bool)
+    lines, messages, raws = [], [], []
     pos = 0
     while pos < len(view):
         try:
@@ -158,30 +153,27 @@ def _bad_utf8(
             k = int(np.searchsorted(newlines, at))  # the line's index in the block
             start = int(newlines[k - 1]) + 1 if k else 0
             end = int(newlines[k]) if k < len(newlines) else len(view)
-            bad.append(k)
+            pos, bad[k] = end + 1, True
+            if skip[k]:
+                continue
             lines.append(lines_before + 1 + k)
             messages.append(
                 f"the record is not valid UTF-8 ({exc.reason}: byte 0x{view[at]:02x} at byte "
                 f"{at - start:,} of the record); raw shows its invalid bytes as \\xNN"
             )
             raws.append(_raw_text(view[start:end]))
-            pos = end + 1
     return bad, Rejected(F.INVALID_JSON, lines, messages, raws)
 
 
-def _utf8_lines(data: bytes | memoryview, lines_before: int) -> tuple[pa.Array, Rejected]:
-    """The lines of a block that is not all valid UTF-8, its invalid lines blanked; and
-    their rejection."""
-    view = memoryview(data)
-    newlines = np.flatnonzero(np.frombuffer(view, np.uint8) == 10)
-    bad_lines, rejected = _bad_utf8(view, newlines, lines_before)
-    offsets = pa.array([0, len(view)], pa.int32()).buffers()[1]
-    binary = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(view)])
-    split = pc.list_flatten(pc.split_pattern(binary, b"\n"))
-    bad = np.zeros(len(split), dtype=bool)
-    bad[bad_lines] = True
-    text = pc.if_else(pa.array(bad), pa.scalar(b"", pa.binary()), split).cast(pa.string())
-    return text, rejected
+def _as_array(data: bytes | memoryview, kind: pa.DataType) -> pa.Array:
+    """`data` as a one-element Arrow array of `kind` (binary or string), without a copy."""
+    if len(data) >= 2**31:
+        raise ValueError(
+            f"a block of {len(data):,} bytes: lines and --chunk-mb must stay under 2 GB"
+        )
+    offsets = pa.array([0, len(data)], pa.int32()).buffers()[1]
+    one = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(data)])
+    return one if kind == pa.binary() else one.cast(kind)
 
 
 _WHITESPACE = pa.array(["", " ", "\t", "\r", "\x0b", "\x0c"])  # what bytes.strip() removes
@@ -195,23 +187,29 @@ def _line_records(
 
     Vectorised: one UTF-8 validation and one split per block; only lines that start
     with whitespace (rare) are looked at one by one to tell the blank ones, and only
-    a block that is not valid UTF-8 is searched for its bad lines.
+    a block that is not valid UTF-8 is searched for its bad lines. A line over the size
+    limit is `too_large`, whatever it holds.
     """
     out: list[pa.Table | Rejected] = []
     text = _text(data)
-    if text is None:
-        lines, rejected = _utf8_lines(data, lines_before)
-        out.append(rejected)
-    else:
-        lines = pc.list_flatten(pc.split_pattern(text, "\n"))
+    valid = text is not None
+    lines = pc.list_flatten(pc.split_pattern(text if valid else _as_array(data, pa.binary()), "\n"))
     sizes = pc.binary_length(lines).to_numpy(zero_copy_only=False)
-    too_large = sizes > MAX_RECORD_BYTES
-    if too_large.any():
-        for i in np.flatnonzero(too_large):
-            out.append(
-                _too_large(lines_before + 1 + int(i), int(sizes[i]), lines[int(i)].as_py().encode())
-            )
-        lines = pc.if_else(pa.array(too_large), "", lines)
+    rejected = sizes > MAX_RECORD_BYTES
+    for i in np.flatnonzero(rejected):
+        line = lines[int(i)].as_py()
+        head = (line.encode() if valid else line)[:RAW_PREFIX_BYTES]
+        out.append(_too_large(lines_before + 1 + int(i), int(sizes[i]), head))
+    if not valid:
+        view = memoryview(data)
+        newlines = np.flatnonzero(np.frombuffer(view, np.uint8) == 10)
+        bad, not_utf8 = _bad_utf8(view, newlines, lines_before, rejected)
+        out.append(not_utf8)
+        rejected |= bad
+    if rejected.any():  # blanked: not records
+        lines = pc.if_else(pa.array(rejected), pa.scalar(b"" if not valid else ""), lines)
+    if not valid:
+        lines = lines.cast(pa.string())
     keep = pc.invert(pc.is_in(pc.utf8_slice_codeunits(lines, 0, 1), _WHITESPACE))
     keep = keep.to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(~keep):
@@ -308,7 +306,11 @@ def _document_records(path: str, data: bytes, chunk_bytes: int) -> Iterator[pa.T
     """
     text = _text(data)
     if text is None:
-        yield _bad_utf8(memoryview(data), np.array([], np.int64), 0)[1]
+        yield (
+            _too_large(1, len(data), data)
+            if len(data) > MAX_RECORD_BYTES
+            else _bad_utf8(memoryview(data), np.array([], int), 0, np.zeros(1, bool))[1]
+        )
         return
     if len(data) > min(chunk_bytes, MAX_RECORD_BYTES):
         try:

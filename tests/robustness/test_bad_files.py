@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from eventpipe.io import raw_files
-from eventpipe.io.raw_files import Rejected, read_record_chunks
+from eventpipe.io.raw_files import read_record_chunks
 from eventpipe.jobs.cli import main
 
 BAD_UTF8 = [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82", b"\x80", b"\xf5\x80\x80\x80"]
@@ -38,7 +38,7 @@ def jsonl(events: list[dict]) -> bytes:
     return b"".join(orjson.dumps(e) + b"\n" for e in events)
 
 
-def read(path: Path, chunk_bytes: int = raw_files.CHUNK_BYTES) -> tuple[list[dict], list[Rejected]]:
+def read(path: Path, chunk_bytes: int = raw_files.CHUNK_BYTES) -> tuple[list[dict], list[raw_files.Rejected]]:
     """Records (line, raw) and rejections of one file."""
     records, rejected = [], []
     for item in read_record_chunks(str(path), chunk_bytes):
@@ -49,7 +49,7 @@ def read(path: Path, chunk_bytes: int = raw_files.CHUNK_BYTES) -> tuple[list[dic
     return records, rejected
 
 
-def only(rejected: list[Rejected]) -> tuple[str, int, str, str]:
+def only(rejected: list[raw_files.Rejected]) -> tuple[str, int, str, str]:
     [r] = rejected
     [line], [message], [raw] = r.lines, r.messages, r.raws
     return r.reason, line, message, raw
