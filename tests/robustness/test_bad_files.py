@@ -38,7 +38,9 @@ def jsonl(events: list[dict]) -> bytes:
     return b"".join(orjson.dumps(e) + b"\n" for e in events)
 
 
-def read(path: Path, chunk_bytes: int = raw_files.CHUNK_BYTES) -> tuple[list[dict], list[raw_files.Rejected]]:
+def read(
+    path: Path, chunk_bytes: int = raw_files.CHUNK_BYTES
+) -> tuple[list[dict], list[raw_files.Rejected]]:
     """Records (line, raw) and rejections of one file."""
     records, rejected = [], []
     for item in read_record_chunks(str(path), chunk_bytes):
