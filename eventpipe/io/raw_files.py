@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -283,49 +284,48 @@ def _line_chunks(path: str, blocks: Iterator[bytes]) -> Iterator[pa.Table | Reje
         yield Rejected(F.INVALID_FILE, [number + 1], [f"{exc}; {kept}"], [_raw_text(pending)])
 
 
-def _parts(document: list, first: int, step: int) -> Iterator[tuple[int, bytes | None]]:
+def _parts(document: list, first: int, step: int, limit: int) -> Iterator[tuple[int, bytes | None]]:
     """(position, JSON array text) of consecutive parts of `document`, each under
-    MAX_RECORD_BYTES; (position, None) for a single event over it."""
+    `limit`; (position, None) for a single event over MAX_RECORD_BYTES."""
     for start in range(first, first + len(document), step):
         part = document[start - first : start - first + step]
         text = orjson.dumps(part)
-        if len(text) <= MAX_RECORD_BYTES:
-            yield start, text
-        elif len(part) == 1:
+        if len(part) == 1 and len(text) > MAX_RECORD_BYTES:
             yield start, None
+        elif len(text) <= limit or len(part) == 1:
+            yield start, text
         else:
-            yield from _parts(part, start, max(1, len(part) // 2))
+            yield from _parts(part, start, max(1, len(part) // 2), limit)
+
+
+_ARRAY = re.compile(rb"\s*\[")
 
 
 def _document_records(path: str, data: bytes, chunk_bytes: int) -> Iterator[pa.Table | Rejected]:
-    """A whole-file JSON document as one record; a big JSON array split into parts.
+    """A whole-file JSON document as one record; a JSON array over `chunk_bytes` split.
 
     A part is a JSON array of consecutive events of about `chunk_bytes`, re-encoded
-    by orjson, whose `first_index` keeps each event's position in the document.
-    Anything else (an object, invalid JSON) stays one record, to be judged as such,
-    unless it is over MAX_RECORD_BYTES (rejected here).
+    by orjson, whose `first_index` keeps each event's position in the document; an
+    event over MAX_RECORD_BYTES is rejected. Anything else (an object, invalid JSON)
+    stays one record, to be judged as such, unless it is over MAX_RECORD_BYTES.
     """
     text = _text(data)
-    if text is None:
-        yield (
-            _too_large(1, len(data), data)
-            if len(data) > MAX_RECORD_BYTES
-            else _bad_utf8(memoryview(data), np.array([], int), 0, np.zeros(1, bool))[1]
-        )
+    array = _ARRAY.match(data) is not None
+    if len(data) > MAX_RECORD_BYTES and (not array or text is None):
+        yield _too_large(1, len(data), data)
         return
-    if len(data) > min(chunk_bytes, MAX_RECORD_BYTES):
+    if text is None:
+        yield _bad_utf8(memoryview(data), np.array([], int), 0, np.zeros(1, bool))[1]
+        return
+    if len(data) > chunk_bytes:
         try:
             document = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            if len(data) > MAX_RECORD_BYTES:
-                yield Rejected(
-                    F.INVALID_JSON, [1], [f"the record is not valid JSON: {exc}"], [_raw_text(data)]
-                )
-                return
+        except orjson.JSONDecodeError:
             document = None
         if isinstance(document, list) and len(document) > 1:
             step = max(1, len(document) * chunk_bytes // len(data))
-            for first, part in _parts(document, 0, step):
+            limit = max(chunk_bytes, MAX_RECORD_BYTES)
+            for first, part in _parts(document, 0, step, limit):
                 if part is None:
                     event = orjson.dumps(document[first])
                     rejected = _too_large(1, len(event), event, f"event at position {first:,}")
@@ -333,7 +333,7 @@ def _document_records(path: str, data: bytes, chunk_bytes: int) -> Iterator[pa.T
                 else:
                     yield _chunk(path, [1], [part.decode()], first)
             return
-        if len(data) > MAX_RECORD_BYTES:
+        if len(data) > MAX_RECORD_BYTES:  # an array of one event, or not valid JSON
             yield _too_large(1, len(data), data)
             return
     yield pa.table([pa.array([path]), [1], pa.array([0], pa.int32()), text], schema=RECORDS_SCHEMA)
