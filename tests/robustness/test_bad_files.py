@@ -96,6 +96,16 @@ def test_a_corrupt_gzip_member_gives_no_text_and_the_members_before_it_are_kept(
     assert (line, raw) == (101, "")
 
 
+def test_a_truncated_gzip_json_document_is_a_damaged_file(tmp_path):
+    data = gzip.compress(orjson.dumps([event(i) for i in range(500)]))
+    (tmp_path / "d.json.gz").write_bytes(data[: len(data) // 2])
+    records, rejected = read(tmp_path / "d.json.gz")
+    reason, line, message, raw = only(rejected)
+    assert (records, reason, line) == ([], "invalid_file", 1)
+    assert "truncated gzip file" in message and "is not imported" in message
+    assert raw.startswith('[{"type":"track"')
+
+
 def test_a_plain_file_named_gz_is_rejected_and_the_others_are_read(tmp_path):
     (tmp_path / "plain.jsonl.gz").write_bytes(jsonl([event(1)]))
     records, rejected = read(tmp_path / "plain.jsonl.gz")
