@@ -11,6 +11,12 @@ Two measurements, each a real `eventpipe stream` process reading a fresh subscri
   file: end-to-end latency per event = the time its file became visible - its
   publish time (the event's `timestamp` is set at publish). A window's file can only
   appear once the watermark passes the window's end, so latency >= W/2 on average.
+  Publishing starts as the job starts (so its `--stop-after-idle` cannot fire before
+  the first message); events published in the first `--warmup` seconds, while the job
+  starts up, are read and counted but left out of the latency figures.
+
+Exits non-zero when a measurement measured nothing (no event read or written, no
+latency) or lost events (read != published, or the summary does not reconcile).
 
 Enrichment is on (as the job's default). The emulator runs on this machine too.
 
@@ -38,6 +44,23 @@ from google.cloud import pubsub_v1
 from eventpipe.io.pubsub_emulator import PubSubEmulator
 
 ATTRS = {"connectionId": "1", "ip": "81.2.69.160"}
+
+
+class MeasuredNothing(Exception):
+    """A measurement that read, wrote or timed nothing, or lost events: not a result."""
+
+
+def check(measured: str, published: int, s: dict, job: subprocess.Popen) -> None:
+    """Raise MeasuredNothing unless the job read and wrote every published event."""
+    problems = []
+    if job.returncode != 0:
+        problems.append(f"the job exited {job.returncode}")
+    if s["read"] == 0 or s["written"] == 0:
+        problems.append(f"read {s['read']:,}, written {s['written']:,}")
+    if s["read"] != published or not s["reconciles"]:
+        problems.append(f"published {published:,} but read {s['read']:,} (summary {s})")
+    if problems:
+        raise MeasuredNothing(f"{measured}: " + "; ".join(problems))
 
 
 def event(i: int, at: datetime) -> dict:
@@ -69,8 +92,10 @@ def start_job(lake: Path, subscription: str, *extra: str) -> subprocess.Popen:
 
 
 def summary(lake: Path) -> dict:
-    [record] = (lake / "_runs").glob("*.json")
-    return json.loads(record.read_text())
+    records = list((lake / "_runs").glob("*.json"))
+    if len(records) != 1:
+        raise MeasuredNothing(f"the job recorded {len(records)} run summaries in {lake}")
+    return json.loads(records[0].read_text())
 
 
 def backlog(emulator: PubSubEmulator, events: int, batch: int, work: Path) -> None:
@@ -91,9 +116,10 @@ def backlog(emulator: PubSubEmulator, events: int, batch: int, work: Path) -> No
     job = start_job(lake, subscription, "--stop-after-idle", "2")
     out, _ = job.communicate()
     elapsed = time.monotonic() - started
+    s = summary(lake)
+    check("backlog", events, s, job)
     files = list((lake / "events").glob("*/*.parquet"))
     last_file = max(p.stat().st_mtime for p in files)
-    s = summary(lake)
     busy = last_file - (time.time() - elapsed)
     print(out.strip())
     print(f"backlog: read {s['read']:,} written {s['written']:,} in {len(files)} event files; "
@@ -102,12 +128,20 @@ def backlog(emulator: PubSubEmulator, events: int, batch: int, work: Path) -> No
 
 
 def live(
-    emulator: PubSubEmulator, rate: int, seconds: int, batch: int, window: int, work: Path
+    emulator: PubSubEmulator,
+    rate: int,
+    seconds: int,
+    batch: int,
+    window: int,
+    warmup: float,
+    work: Path,
 ) -> None:
     topic, subscription = emulator.create("bench-live")
     lake = work / "live"
-    job = start_job(lake, subscription, "--stop-after-idle", "3", "--window-seconds", str(window))
-    time.sleep(5)  # start-up
+    publisher = pubsub_v1.PublisherClient()
+    job = start_job(lake, subscription, "--stop-after-idle", "5", "--window-seconds", str(window))
+    started = time.monotonic()
+    measured_from = time.time() + warmup  # events published later count for the latency
     seen: dict[Path, float] = {}
     latencies: list[float] = []
     stop = threading.Event()
@@ -119,14 +153,15 @@ def live(
                     visible = time.time()
                     seen[path] = visible
                     stamps = pq.read_table(path, columns=["timestamp"])["timestamp"].to_pylist()
-                    latencies.extend(visible - t.timestamp() for t in stamps)
+                    latencies.extend(
+                        visible - t.timestamp() for t in stamps if t.timestamp() >= measured_from
+                    )
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    publisher = pubsub_v1.PublisherClient()
-    sent, started = 0, time.monotonic()
-    while time.monotonic() - started < seconds:
+    sent = 0
+    while time.monotonic() - started < warmup + seconds:
         tick = time.monotonic()
         now = datetime.now(UTC)
         per_tick = max(batch, rate // 10)
@@ -136,13 +171,16 @@ def live(
         ]
         for f in futures:
             f.result()
-        sent += per_tick
+        sent += len(futures) * batch
         time.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
     published_for = time.monotonic() - started
     job.communicate()
     stop.set()
     watcher.join()
     s = summary(lake)
+    check("live", sent, s, job)
+    if not latencies:
+        raise MeasuredNothing(f"live: no event published after the {warmup:g}s warm-up was timed")
     latencies.sort()
 
     def pct(q: float) -> float:
@@ -150,22 +188,34 @@ def live(
 
     print(f"live: published {sent:,} events in {published_for:.1f}s ({sent / published_for:,.0f}/s), "
           f"read {s['read']:,}, written {s['written']:,}, {len(seen)} event files, window {window}s")  # fmt: skip
-    print(f"live: publish -> file visible latency p50 {statistics.median(latencies):.2f}s "
+    print(f"live: publish -> file visible latency over {len(latencies):,} events published after "
+          f"the {warmup:g}s warm-up: p50 {statistics.median(latencies):.2f}s "
           f"p95 {pct(0.95):.2f}s max {latencies[-1]:.2f}s")  # fmt: skip
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000, help="backlog events")
     parser.add_argument("--batch", type=int, default=100, help="events per Pub/Sub message")
     parser.add_argument("--rate", type=int, default=5_000, help="live events/s")
     parser.add_argument("--seconds", type=int, default=30, help="live publishing time")
     parser.add_argument("--window", type=int, default=5, help="live --window-seconds")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=5.0,
+        help="live: seconds of job start-up left out of latency",
+    )
     args = parser.parse_args()
     with PubSubEmulator() as emulator, tempfile.TemporaryDirectory() as tmp:
-        backlog(emulator, args.events, args.batch, Path(tmp))
-        live(emulator, args.rate, args.seconds, args.batch, args.window, Path(tmp))
+        try:
+            backlog(emulator, args.events, args.batch, Path(tmp))
+            live(emulator, args.rate, args.seconds, args.batch, args.window, args.warmup, Path(tmp))
+        except MeasuredNothing as failure:
+            print(f"MEASURED NOTHING: {failure}", file=sys.stderr)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -21,7 +21,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from eventpipe.io.bigquery import (
@@ -44,6 +44,7 @@ from eventpipe.schemas.bigquery_schema import load_arrow_schema
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.failures import FAILED_SCHEMA, INVALID_VALUE
 from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed, emit
+from eventpipe.transforms.streaming import split_late
 
 log = logging.getLogger(__name__)
 
@@ -284,22 +285,37 @@ class _InsertRows(beam.DoFn):
     """Checks event tables and inserts the good rows in batches; refused rows -> FAILED."""
 
     def __init__(
-        self, target: BigQueryTarget, run_id: str, run_start: dt.datetime, batch_rows: int
+        self,
+        target: BigQueryTarget,
+        run_id: str,
+        run_start: dt.datetime,
+        batch_rows: int,
+        lateness: tuple[int, float] | None,
     ) -> None:
         self.target = target
         self.run_id = run_id
         self.run_start = run_start
         self.batch_rows = batch_rows
+        self.lateness = lateness  # (window s, allowed lateness s): late rows are counted
 
     def setup(self) -> None:
         self.client = self.target.client()
         self.con = connect()
         self.written = Metrics.counter(NAMESPACE, "written")
+        self.late = Metrics.counter(NAMESPACE, "late")
 
     def teardown(self) -> None:
         self.con.close()
 
-    def process(self, events: pa.Table) -> Iterator:
+    def process(
+        self, events: pa.Table, timestamp: Timestamp = beam.DoFn.TimestampParam
+    ) -> Iterator:
+        if self.lateness is not None:
+            window_s, lateness_s = self.lateness
+            late = split_late(
+                events, int(timestamp.micros), int(window_s * 1e6), int(lateness_s * 1e6)
+            ).late
+            self.late.inc(late.num_rows)  # inserted like any other row
         good, bad = check_rows(events, self.con, self.run_id, self.run_start)
         refused: list[pa.Table] = [bad]
         for start in range(0, good.num_rows, self.batch_rows):
@@ -344,7 +360,8 @@ class InsertToBigQuery(beam.PTransform):
     """Streaming sink: event tables -> the target's event table through the insert API.
 
     Returns the failed rows (rows the schema check or the API refused), for the
-    stream's failed sink. Counts `written`. Rows carry `connectionId:messageId` as
+    stream's failed sink. Counts `written`, and `late` (rows whose window of `window_s`
+    had closed `lateness_s` before they arrived: inserted like the others). Rows carry `connectionId:messageId` as
     their insert id, so BigQuery drops, best effort, a row re-sent within its
     de-duplication window (about a minute): what covers a retried insert request.
     Copies further apart are the stream's DeduplicateEvents' job (within its expiry);
@@ -356,10 +373,13 @@ class InsertToBigQuery(beam.PTransform):
         target: BigQueryTarget,
         run_id: str,
         run_start: dt.datetime,
+        window_s: int | None = None,
+        lateness_s: float | None = None,
         batch_rows: int = INSERT_BATCH_ROWS,
     ) -> None:
         super().__init__()
-        self.fn = _InsertRows(target, run_id, run_start, batch_rows)
+        lateness = None if window_s is None or lateness_s is None else (window_s, lateness_s)
+        self.fn = _InsertRows(target, run_id, run_start, batch_rows, lateness)
 
     def expand(self, events: beam.PCollection) -> beam.PCollection:
         outputs = events | beam.ParDo(self.fn).with_outputs(FAILED, main=MAIN)

@@ -85,7 +85,11 @@ def prepare_lake(lake: str, run_id: str) -> None:
 
 
 def run_pipeline(
-    run_id: str, beam_args: list[str], build: Callable[[beam.Pipeline], None], files: int = 0
+    run_id: str,
+    beam_args: list[str],
+    build: Callable[[beam.Pipeline], None],
+    files: int = 0,
+    streaming: bool = False,
 ) -> RunSummary:
     """Build and run a pipeline to its end; its summary from the pipeline's counters."""
     started = time.monotonic()
@@ -93,7 +97,7 @@ def run_pipeline(
     build(pipeline)
     result = pipeline.run()
     result.wait_until_finish()
-    summary = summary_from_metrics(result, run_id)
+    summary = summary_from_metrics(result, run_id, streaming)
     summary.files = files
     summary.seconds = time.monotonic() - started
     return summary
@@ -106,9 +110,10 @@ def run_to_summary(
     build: Callable[[beam.Pipeline], None],
     record: dict,
     files: int = 0,
+    streaming: bool = False,
 ) -> RunSummary:
     """Build and run a pipeline, then print and record its summary (`_runs/<run>.json`)."""
-    summary = run_pipeline(run_id, beam_args, build, files)
+    summary = run_pipeline(run_id, beam_args, build, files, streaming)
     path = write_run_summary(lake, run_id, {**summary.to_dict(), **record})
     for line in summary.lines():
         print(line)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import math
 import signal
 import sys
 from datetime import UTC, datetime
@@ -28,7 +30,7 @@ from eventpipe.pipelines.stream_pipeline import (
     LOCAL_RUNNER,
     StreamConfig,
     build_stream_pipeline,
-    prepare_local_runner,
+    local_streaming_runner,
 )
 
 log = logging.getLogger("eventpipe.stream")
@@ -47,8 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "time is receivedAt), run the import's parse/validate/normalise/enrich stages, set "
             "kpid from LAKE/identity/kpid_map.parquet, drop redelivered events (connectionId, "
             "messageId) and write Parquet files per fixed window of the event timestamp into "
-            "LAKE/events/date=D (failed records, and late events with reason 'late', into "
-            "LAKE/failed/date=D). Stops on SIGINT/SIGTERM (or --stop-after-idle) by draining: "
+            "LAKE/events/date=D (late events, whose window had closed, as further files of their "
+            "own day, counted 'late'; failed records into LAKE/failed/date=D). Stops on SIGINT/SIGTERM (or --stop-after-idle) by draining: "
             "every open window is written, then the summary read = written + failed + "
             "duplicates is printed and recorded in LAKE/_runs/RUN.json. Runs locally on Beam's "
             "streaming DirectRunner; unknown flags go to Beam (e.g. --runner DataflowRunner "
@@ -76,8 +78,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--allowed-lateness",
         type=float,
         default=300.0,
-        help="seconds after a window's end during which its events are still written; events "
-        "published later go to the failed table with reason 'late' (default %(default)s)",
+        help="seconds after a window's end during which its rows are kept in window state and "
+        "written as further files of that window; only bounds that state: events published "
+        "later are late, and still written, once, as further files of their own day's "
+        "partition, counted 'late' (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-event-age",
+        type=parse_age,
+        default=None,
+        metavar="AGE",
+        help="opt-in upper bound on event age: an event whose timestamp is more than AGE "
+        "(seconds, or a number with s, m, h or d: 30d) before its message was published goes "
+        "to the failed table with reason 'too_old' (default: no bound, every event is written)",
     )
     parser.add_argument(
         "--dedupe-seconds",
@@ -128,12 +141,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, accepts_pipeline_options=True)
 
 
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_age(text: str) -> float:
+    """An age flag value in seconds: `90`, `90s`, `15m`, `12h`, `30d` (argparse type)."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in AGE_UNITS else (text, "s")
+    try:
+        seconds = float(number) * AGE_UNITS[unit]
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"not a positive age (e.g. 3600, 90m, 12h, 30d): {text!r}")
+    return seconds
+
+
 def _streaming_args(beam_args: list[str]) -> tuple[list[str], bool]:
-    """Beam arguments for a streaming run, and whether it runs locally (then prepared for it)."""
+    """Beam arguments for a streaming run, and whether it runs on the local runner."""
     runner = PipelineOptions(beam_args).view_as(StandardOptions).runner
     local = runner in LOCAL_RUNNERS
     if local:
-        prepare_local_runner()
         beam_args = [*beam_args, f"--runner={LOCAL_RUNNER}"]
     return [*beam_args, "--streaming"], local
 
@@ -174,6 +201,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         enrich=enrich_options(args),
         window_s=args.window_seconds,
         allowed_lateness_s=args.allowed_lateness,
+        max_event_age_s=args.max_event_age,
         dedupe_expiry_s=args.dedupe_seconds,
         shards=args.shards,
         kpid_refresh_s=args.kpid_refresh_seconds,
@@ -194,9 +222,10 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     prepare_lake(args.lake, run_id)
     log.info("run %s: streaming %s into %s", run_id, args.subscription, args.lake)
     _install_stop_handlers(run_id)
-    summary = run_to_summary(
-        args.lake, run_id, beam_args, build, {"subscription": args.subscription}
-    )
+    with local_streaming_runner() if local else contextlib.nullcontext():
+        summary = run_to_summary(
+            args.lake, run_id, beam_args, build, {"subscription": args.subscription}, streaming=True
+        )
     FileSystems.delete([lake_path(args.lake, STAGING, run_id)])  # empty folders, _RUNNING.json
     return 0 if summary.reconciles else 1
 

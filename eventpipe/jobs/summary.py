@@ -26,6 +26,8 @@ class RunSummary:
     failed_by_reason: dict[str, int] = field(default_factory=dict)
     files: int = 0
     seconds: float = 0.0
+    messages: int | None = None  # a stream's Pub/Sub messages (None: a job that reads files)
+    late: int = 0  # a stream's events written after their window closed (part of `written`)
 
     @property
     def reconciles(self) -> bool:
@@ -51,18 +53,27 @@ class RunSummary:
         status = "OK" if self.reconciles else "MISMATCH"
         if self.reconciles and self.damaged_files:
             status = f"INCOMPLETE: damaged or unreadable files: {self.damaged_files:,}"
+        read_from = (
+            f"{self.files} files"
+            if self.messages is None
+            else f"{self.messages:,} messages, {self.read:,} events"
+        )
         out = [
-            f"run {self.run_id}: {self.files} files in {self.seconds:.1f}s",
+            f"run {self.run_id}: {read_from} in {self.seconds:.1f}s",
             f"  read {self.read:,} = written {self.written:,} + failed {self.failed:,}"
             f" + duplicates {self.duplicates:,}   [{status}]",
         ]
+        if self.messages is not None:
+            out.append(f"    written late: {self.late:,} (window closed; in their day's partition)")
         for reason, n in sorted(self.failed_by_reason.items(), key=lambda kv: -kv[1]):
             out.append(f"    failed {reason}: {n:,}")
         return out
 
 
-def summary_from_metrics(result: PipelineResult, run_id: str) -> RunSummary:
-    """Read the eventpipe counters of a finished pipeline."""
+def summary_from_metrics(
+    result: PipelineResult, run_id: str, streaming: bool = False
+) -> RunSummary:
+    """Read the eventpipe counters of a finished pipeline (a stream's: with messages, late)."""
     counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
     values: dict[str, int] = {}
     for c in counters:
@@ -74,6 +85,9 @@ def summary_from_metrics(result: PipelineResult, run_id: str) -> RunSummary:
     summary.written = values.get("written", 0)
     summary.failed = values.get("failed", 0)
     summary.duplicates = values.get("duplicates", 0)
+    if streaming:
+        summary.messages = values.get("messages", 0)
+        summary.late = values.get("late", 0)
     summary.failed_by_reason = {
         k.removeprefix("failed."): v for k, v in values.items() if k.startswith("failed.")
     }

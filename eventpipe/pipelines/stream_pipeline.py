@@ -2,9 +2,9 @@
 
 ```
 messages --MessagesToRecords--> record chunks --apply_stages (as import)--> events
-events --AttachKpid--> --DeduplicateEvents--> (shard, events) --WriteWindowedEvents--> lake/events
-                                                                                    (+ lake/raw)
-every failed output + late events --WriteWindowedFailed--> lake/failed [+ dead-letter topic]
+events --AttachKpid--> --DeduplicateEvents--> (shard, events) [--RejectTooOldEvents-->]
+    --WriteWindowedEvents--> lake/events (+ lake/raw), late events included
+every failed output --WriteWindowedFailed--> lake/failed [+ dead-letter topic]
 ```
 
 The source is a parameter: `build_stream_pipeline` takes the PCollection of
@@ -12,11 +12,14 @@ Pub/Sub messages, so tests feed a TestStream and the job feeds Pub/Sub.
 
 BigQuery (`config.bigquery`): the deduplicated events go to the BigQuery table through
 the insert API in batches (`io.bigquery_sinks.InsertToBigQuery`) instead of lake/events; rows
-it refuses join the failed output, which stays in lake/failed.
+it refuses join the failed output, which stays in lake/failed. Late events are inserted like
+any other (and counted `late`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,12 +28,17 @@ from apache_beam.runners.worker.statesampler import StateSampler
 
 from eventpipe.io.bigquery import BigQueryTarget
 from eventpipe.io.bigquery_sinks import InsertToBigQuery
-from eventpipe.io.pubsub import MessagesToRecords, failed_to_messages, use_local_reader
+from eventpipe.io.pubsub import (
+    MessagesToRecords,
+    failed_to_messages,
+    use_local_reader,
+)
 from eventpipe.pipelines.import_pipeline import apply_stages
 from eventpipe.transforms.enrich import EnrichOptions
 from eventpipe.transforms.streaming_stages import (
     AttachKpid,
     DeduplicateEvents,
+    RejectTooOldEvents,
     WriteWindowedEvents,
     WriteWindowedFailed,
 )
@@ -40,18 +48,22 @@ LOCAL_RUNNER = "BundleBasedDirectRunner"
 itself first tries Prism, which needs a download, then the FnApiRunner, which has no streaming.)"""
 
 
-def prepare_local_runner() -> None:
-    """Fix what keeps Beam 2.77's local streaming runner from running this job (idempotent).
+@contextmanager
+def local_streaming_runner() -> Iterator[None]:
+    """Fix, while in the block, what keeps Beam 2.77's local streaming runner from running
+    this job.
 
     1. Pub/Sub: read with `io.pubsub`'s local reader (see its docstring).
     2. Metrics: its executor caches one state per step and thread together with the
        metrics container of the step's first bundle, so every later bundle's counter
        updates go to a container that was already committed and are lost (a counter
        shows its first bundle only). Each bundle gets a state with its own container.
+
+    The second fix is undone on leaving: a patched method left on Beam's state sampler
+    outlives the interpreter's clean-up and keeps the modules it references (DuckDB's
+    among them) alive, which nanobind reports as dozens of `leaked ...` lines at exit.
     """
     use_local_reader()
-    if getattr(StateSampler.scoped_state, "per_bundle_container", False):
-        return
     original = StateSampler.scoped_state
 
     def scoped_state(self, name_context, state_name, io_target=None, metrics_container=None):
@@ -63,8 +75,11 @@ def prepare_local_runner() -> None:
             state = original(self, name_context, state_name, io_target, metrics_container)
         return state
 
-    scoped_state.per_bundle_container = True  # type: ignore[attr-defined]
     StateSampler.scoped_state = scoped_state  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        StateSampler.scoped_state = original  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -78,7 +93,8 @@ class StreamConfig:
     default_connection: int | None = None
     enrich: EnrichOptions | None = field(default_factory=EnrichOptions)  # None: no enrichment
     window_s: int = 60
-    allowed_lateness_s: float = 300.0
+    allowed_lateness_s: float = 300.0  # how long a window's rows are gathered (late: written too)
+    max_event_age_s: float | None = None  # set: older events fail with reason `too_old`
     dedupe_expiry_s: float = 600.0
     shards: int = 4
     kpid_refresh_s: float = 300.0
@@ -101,17 +117,24 @@ def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> N
         | "AttachKpid" >> AttachKpid(config.lake, config.kpid_refresh_s)
         | "DeduplicateEvents" >> DeduplicateEvents(config.shards, config.dedupe_expiry_s)
     )
+    if config.max_event_age_s is not None:
+        unique, too_old = unique | "RejectTooOld" >> RejectTooOldEvents(config.max_event_age_s, run)
+        failures = (*failures, too_old)
     if config.bigquery is not None:
-        late = (
+        refused = (
             unique
             | "Events" >> beam.Values()
-            | "InsertBigQuery" >> InsertToBigQuery(config.bigquery, run, config.run_start)
+            | "InsertBigQuery"
+            >> InsertToBigQuery(
+                config.bigquery, run, config.run_start, config.window_s, config.allowed_lateness_s
+            )
         )
+        failures = (*failures, refused)
     else:
-        late = unique | "WriteEvents" >> WriteWindowedEvents(
+        _ = unique | "WriteEvents" >> WriteWindowedEvents(
             config.lake, run, config.window_s, config.allowed_lateness_s
         )
-    failed = (*failures, late) | "AllFailed" >> beam.Flatten()
+    failed = failures | "AllFailed" >> beam.Flatten()
     _ = failed | "WriteFailed" >> WriteWindowedFailed(
         config.lake, run, config.window_s, config.shards
     )

@@ -27,8 +27,8 @@ INVALID_TYPE = "invalid_type"
 INVALID_VALUE = "invalid_value"
 # Policy: a valid event the operator chose not to keep (import --drop-bots).
 BOT = "bot"
-# Streaming: a valid event whose event-time window had closed (beyond the allowed lateness).
-LATE = "late"
+# Streaming: a valid event older than the opt-in `stream --max-event-age`.
+TOO_OLD = "too_old"
 
 REASONS: dict[str, str] = {
     INVALID_JSON: "the record is not valid JSON (or not valid UTF-8)",
@@ -44,7 +44,7 @@ REASONS: dict[str, str] = {
     INVALID_TYPE: "a property has the wrong JSON type",
     INVALID_VALUE: "a property has the right type but an invalid value",
     BOT: "a valid event from a bot or crawler, dropped because of --drop-bots",
-    LATE: "a valid streamed event that arrived after its window closed (stream --allowed-lateness)",
+    TOO_OLD: "a valid streamed event older than the maximum event age (stream --max-event-age)",
 }
 
 FAILED_SCHEMA = pa.schema(

@@ -1,4 +1,4 @@
-"""Streaming logic on Arrow tables: windows, lateness, deduplication.
+"""Streaming logic on Arrow tables: windows, lateness, event age, deduplication.
 
 Pure functions, no Beam: the stateful streaming DoFns (`streaming_stages`) keep
 their state as Arrow tables and call these.
@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.transforms.failures import LATE, PROBLEM_TYPE, failed_rows
+from eventpipe.transforms.failures import PROBLEM_TYPE, TOO_OLD, failed_rows
 
 SEEN_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("at", pa.int64())])
 """Deduplication state: one row per key seen, with the time (us) it was seen at."""
@@ -105,58 +105,72 @@ def prune_seen(seen: pa.Table, before_us: int) -> pa.Table:
 
 @dataclass(frozen=True)
 class LatenessSplit:
-    on_time: pa.Table  # events to write
-    late: pa.Table  # failed rows, reason `late`
+    on_time: pa.Table  # events whose window is still open: written as files of that window
+    late: pa.Table  # events whose window had closed: written as further files of their day
 
 
 def split_late(
-    events: pa.Table, arrived_us: int, window_us: int, lateness_us: int, run_id: str
+    events: pa.Table, arrived_us: int, window_us: int, lateness_us: int
 ) -> LatenessSplit:
     """Separate events whose window had closed for good when they arrived.
 
-    A window [s, s + window) accepts events published until s + window + lateness.
-    `arrived_us` is the stream time of the chunk (the publish time of its oldest
-    message): deterministic, so a redelivered chunk is classified the same way.
-    Late events become failed rows (reason `late`, field `timestamp`).
+    A window [s, s + window) is kept open (its rows buffered in state) until
+    s + window + lateness of stream time. `arrived_us` is the stream time of the
+    chunk (the publish time of its oldest message): deterministic, so a redelivered
+    chunk is classified the same way. Late events are ordinary events: the caller
+    writes them to their own day's partition.
     """
-    no_late = failed_rows_late(events.slice(0, 0), [], run_id)
     if events.num_rows == 0:
-        return LatenessSplit(events, no_late)
+        return LatenessSplit(events, events)
     ends = window_starts(micros(events["timestamp"]), window_us) + window_us + lateness_us
-    late_mask = ends <= arrived_us
-    if not late_mask.any():
-        return LatenessSplit(events, no_late)
-    late = events.filter(pa.array(late_mask))
-    arrived = _iso(arrived_us)
+    late_mask = pa.array(ends <= arrived_us)
+    return LatenessSplit(events.filter(pc.invert(late_mask)), events.filter(late_mask))
+
+
+@dataclass(frozen=True)
+class AgeSplit:
+    kept: pa.Table  # events younger than the maximum age
+    too_old: pa.Table  # failed rows, reason `too_old`
+
+
+def split_too_old(events: pa.Table, arrived_us: int, max_age_us: int, run_id: str) -> AgeSplit:
+    """Separate events whose `timestamp` is more than `max_age_us` before `arrived_us`.
+
+    The opt-in bound on event age (`stream --max-event-age`): what it rejects becomes
+    failed rows (reason `too_old`, field `timestamp`, the event row as JSON in `raw`).
+    """
+    times = micros(events["timestamp"]) if events.num_rows else np.zeros(0, np.int64)
+    old_mask = times < arrived_us - max_age_us
+    if not old_mask.any():
+        return AgeSplit(events, failed_rows_too_old(events.slice(0, 0), [], run_id))
+    old = events.filter(pa.array(old_mask))
+    limit = _iso(arrived_us - max_age_us)
     messages = [
-        f"event time {_iso(ts)} is in a window that closed (window end + allowed lateness "
-        f"{lateness_us / 1e6:g}s = {_iso(end)}) before the event arrived ({arrived})"
-        for ts, end in zip(
-            micros(late["timestamp"]).tolist(), ends[late_mask].tolist(), strict=True
-        )
+        f"event time {_iso(ts)} is more than the maximum event age "
+        f"{max_age_us / 1e6:g}s before the event arrived ({_iso(arrived_us)}): before {limit}"
+        for ts in times[old_mask].tolist()
     ]
-    return LatenessSplit(
-        events.filter(pa.array(~late_mask)), failed_rows_late(late, messages, run_id)
-    )
+    return AgeSplit(events.filter(pa.array(~old_mask)), failed_rows_too_old(old, messages, run_id))
 
 
 def _iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, UTC).isoformat()
 
 
-def failed_rows_late(events: pa.Table, messages: list[str], run_id: str) -> pa.Table:
-    """Failed rows (reason `late`) for late events; `raw` is the event row as JSON."""
+def failed_rows_too_old(events: pa.Table, messages: list[str], run_id: str) -> pa.Table:
+    """Failed rows (reason `too_old`) for events past the maximum age; `raw` is the event row
+    as JSON."""
     import orjson
 
     n = events.num_rows
-    problems = [{"reason": LATE, "field": "timestamp", "message": m} for m in messages]
+    problems = [{"reason": TOO_OLD, "field": "timestamp", "message": m} for m in messages]
     rows = pa.table(
         {
             "problem": pa.array(problems, PROBLEM_TYPE),
             "received_at": events["receivedAt"]
             if n
             else pa.array([], pa.timestamp("us", tz="UTC")),
-            "source": pa.array(["(streaming window)"] * n, pa.string()),
+            "source": pa.array(["(stream --max-event-age)"] * n, pa.string()),
             "line": pa.array([0] * n, pa.int64()),
             "connection_id": events["connectionId"] if n else pa.array([], pa.int32()),
             "raw": pa.array(

@@ -9,14 +9,17 @@ message (the stream time); timers are event-time timers on the watermark.
 Windows are this module's own (fixed windows of the event `timestamp`, kept in
 per-shard state in the global window) rather than Beam's `WindowInto`: Beam
 drops data behind the allowed lateness without a trace, and every event here
-must land somewhere (late ones in the failed table, reason `late`).
+is written (late ones as further files of their own day's partition).
+
+Keys of stateful steps are `int` shards with a declared type, so Beam's key coder
+is deterministic (VarIntCoder), as runners other than the DirectRunner require.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import apache_beam as beam
@@ -117,6 +120,11 @@ class AttachKpid(beam.PTransform):
 # --- shards -------------------------------------------------------------------------------
 
 
+Keyed = tuple[int, pa.Table]
+"""(shard, table): the elements of the stateful steps; an int key has a deterministic coder."""
+
+
+@beam.typehints.with_output_types(Keyed)
 class _ShardEventsFn(beam.DoFn):
     def __init__(self, shards: int) -> None:
         self.shards = shards
@@ -127,7 +135,7 @@ class _ShardEventsFn(beam.DoFn):
             yield shard, events.filter(pa.array(shards == shard))
 
 
-def _failed_shard(failed: pa.Table, shards: int) -> tuple[int, pa.Table]:
+def _failed_shard(failed: pa.Table, shards: int) -> Keyed:
     first = failed.slice(0, 1).to_pylist()[0]
     return zlib.crc32(f"{first['source']}:{first['line']}".encode()) % shards, failed
 
@@ -142,6 +150,7 @@ SEEN_STATE = beam.DoFn.StateParam(SEEN)
 EXPIRE_TIMER = beam.DoFn.TimerParam(EXPIRE)
 
 
+@beam.typehints.with_output_types(Keyed)
 class _DedupeFn(beam.DoFn):
     """Drops events whose (connectionId, messageId) this shard saw within `expiry`."""
 
@@ -207,6 +216,42 @@ class DeduplicateEvents(beam.PTransform):
         )
 
 
+# --- event age (opt-in) --------------------------------------------------------------------
+
+
+@beam.typehints.with_output_types(Keyed)
+class _RejectTooOldFn(beam.DoFn):
+    def __init__(self, max_age_s: float, run_id: str) -> None:
+        self.max_age_us = int(max_age_s * US)
+        self.run_id = run_id
+
+    def process(self, element: Keyed, timestamp: Timestamp = beam.DoFn.TimestampParam) -> Iterator:
+        shard, events = element
+        split = S.split_too_old(events, _ts_us(timestamp), self.max_age_us, self.run_id)
+        if split.kept.num_rows:
+            yield shard, split.kept
+        if split.too_old.num_rows:
+            count_failed(split.too_old)
+            yield beam.pvalue.TaggedOutput(FAILED_TAG, split.too_old)
+
+
+class RejectTooOldEvents(beam.PTransform):
+    """(shard, events) -> ((shard, events), failed rows): an event whose `timestamp` is more
+    than `max_age_s` before its arrival (the stream time of its chunk) fails with reason
+    `too_old`. Applied after deduplication, so a redelivered copy counts as a duplicate.
+
+    Only with `stream --max-event-age`: by default no event is too old.
+    """
+
+    def __init__(self, max_age_s: float, run_id: str) -> None:
+        super().__init__()
+        self.fn = _RejectTooOldFn(max_age_s, run_id)
+
+    def expand(self, keyed: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        outputs = keyed | beam.ParDo(self.fn).with_outputs(FAILED_TAG, main=MAIN)
+        return outputs[MAIN], outputs[FAILED_TAG]
+
+
 # --- windowed writes ----------------------------------------------------------------------
 
 
@@ -230,11 +275,18 @@ def write_atomically(table: pa.Table, lake: str, run_id: str, kind: str, rel: st
     FileSystems.rename([staged.staged], [staged.final])
 
 
+def late_file_name(run_id: str, shard: int, seq: int) -> str:
+    """The deterministic name of a shard's file of late events: run, shard, file sequence."""
+    return f"part-{run_id}-late-s{shard:03d}-{seq:06d}.parquet"
+
+
 BUFFER = BagStateSpec("buffer", PickleCoder())  # (window start us, table)
+LATE = BagStateSpec("late", PickleCoder())  # tables of late events
 SEQ = ReadModifyWriteStateSpec("seq", PickleCoder())  # files written by this shard
 NEXT = ReadModifyWriteStateSpec("next", PickleCoder())  # the flush timer's time (us)
 FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
 BUFFER_STATE = beam.DoFn.StateParam(BUFFER)
+LATE_STATE = beam.DoFn.StateParam(LATE)
 SEQ_STATE = beam.DoFn.StateParam(SEQ)
 NEXT_STATE = beam.DoFn.StateParam(NEXT)
 FLUSH_TIMER = beam.DoFn.TimerParam(FLUSH)
@@ -242,7 +294,8 @@ FLUSH_TIMER = beam.DoFn.TimerParam(FLUSH)
 
 class _WindowedWriteFn(beam.DoFn):
     """Buffers one shard's rows per window; writes each window's rows when the watermark passes
-    its end (again for rows arriving within the allowed lateness); late rows go out as failed.
+    its end (again for rows arriving within the allowed lateness). Late rows (their window
+    closed) are buffered apart and written, at the next flush, as files of their day.
     """
 
     def __init__(
@@ -263,39 +316,39 @@ class _WindowedWriteFn(beam.DoFn):
         self.schema = arrow_schema() if self.kind == EVENTS else FAILED_SCHEMA
         self.rows = Metrics.counter(NAMESPACE, "written" if self.kind == EVENTS else "failed")
         self.files = Metrics.counter(NAMESPACE, f"files.{self.kind}")
+        self.late = Metrics.counter(NAMESPACE, "late")
 
     def process(
         self,
-        element: tuple[int, pa.Table],
+        element: Keyed,
         timestamp: Timestamp = beam.DoFn.TimestampParam,
         buffer=BUFFER_STATE,
+        late_buffer=LATE_STATE,
         next_state=NEXT_STATE,
         flush=FLUSH_TIMER,
-    ) -> Iterator:
+    ) -> None:
         _, table = element
+        now = _ts_us(timestamp)
+        due: list[int] = []
         if self.kind == EVENTS:
             if self.lateness_us is not None:
-                split = S.split_late(
-                    table, _ts_us(timestamp), self.window_us, self.lateness_us, self.run_id
-                )
+                split = S.split_late(table, now, self.window_us, self.lateness_us)
                 table = split.on_time
                 if split.late.num_rows:
-                    count_failed(split.late)
-                    yield beam.pvalue.TaggedOutput(FAILED_TAG, split.late)
+                    late_buffer.add(split.late)
+                    self.late.inc(split.late.num_rows)
+                    due.append(now)  # written once the watermark reaches the stream time
             parts = S.split_by_window(table, "timestamp", self.window_us)
         else:
-            parts = [
-                (int(S.window_starts(np.array([_ts_us(timestamp)]), self.window_us)[0]), table)
-            ]
-        if not parts:
-            return
+            parts = [(int(S.window_starts(np.array([now]), self.window_us)[0]), table)]
         for start, rows in parts:
             buffer.add((start, rows))
-        first_end = min(start for start, _ in parts) + self.window_us
+        if parts:
+            due.append(min(start for start, _ in parts) + self.window_us)
         pending = next_state.read()
-        if pending is None or first_end < pending:
-            next_state.write(first_end)
-            flush.set(Timestamp(micros=first_end))
+        if due and (pending is None or min(due) < pending):
+            next_state.write(min(due))
+            flush.set(Timestamp(micros=min(due)))
 
     @on_timer(FLUSH)
     def flush_windows(
@@ -303,6 +356,7 @@ class _WindowedWriteFn(beam.DoFn):
         key=beam.DoFn.KeyParam,
         fired: Timestamp = beam.DoFn.TimestampParam,
         buffer=BUFFER_STATE,
+        late_buffer=LATE_STATE,
         seq_state=SEQ_STATE,
         next_state=NEXT_STATE,
         flush=FLUSH_TIMER,
@@ -319,7 +373,11 @@ class _WindowedWriteFn(beam.DoFn):
                 kept.append((start, rows))
         seq = seq_state.read() or 0
         for start in sorted(due):
-            seq = self._write_window(key, start, pa.concat_tables(due[start]), seq)
+            seq = self._write_days(pa.concat_tables(due[start]), seq, self._window_name(key, start))
+        late = list(late_buffer.read())
+        if late:
+            late_buffer.clear()
+            seq = self._write_days(pa.concat_tables(late), seq, self._late_name(key))
         seq_state.write(seq)
         for entry in kept:
             buffer.add(entry)
@@ -330,8 +388,14 @@ class _WindowedWriteFn(beam.DoFn):
         else:
             next_state.clear()
 
-    def _write_window(self, shard: int, start: int, rows: pa.Table, seq: int) -> int:
-        """Write one window's rows: one file per date partition. Returns the new sequence.
+    def _window_name(self, shard: int, start: int) -> Callable[[int], str]:
+        return lambda seq: window_file_name(self.run_id, start, shard, seq)
+
+    def _late_name(self, shard: int) -> Callable[[int], str]:
+        return lambda seq: late_file_name(self.run_id, shard, seq)
+
+    def _write_days(self, rows: pa.Table, seq: int, name: Callable[[int], str]) -> int:
+        """Write rows as one file per date partition, named `name(seq)`. Returns the new seq.
 
         Event files get their `raw/` archive file (same name, same row order; written
         first, so a crash in between leaves an archived event a reprocess restores,
@@ -339,7 +403,7 @@ class _WindowedWriteFn(beam.DoFn):
         """
         date_column = "timestamp" if self.kind == EVENTS else "receivedAt"
         for date, part in day_slices(rows.sort_by(date_column), date_column):
-            rel = f"{PARTITION_COLUMN}={date}/{window_file_name(self.run_id, start, shard, seq)}"
+            rel = f"{PARTITION_COLUMN}={date}/{name(seq)}"
             if self.kind == EVENTS and ARCHIVE_COLUMN in part.column_names:
                 write_atomically(archive_table(part), self.lake, self.run_id, RAW, rel)
             stored = part.select(self.schema.names).cast(self.schema)
@@ -355,9 +419,10 @@ class WriteWindowedEvents(beam.PTransform):
 
     Fixed windows of the event `timestamp`, `window_s` long. A window's rows are
     written when the watermark passes its end; rows arriving later, within
-    `lateness_s`, are written as further files of the window; rows arriving after
-    that are late: returned (failed rows, reason `late`), never dropped.
-    Returns the late rows.
+    `lateness_s`, are written as further files of the window. Rows arriving after
+    that (late: an app that was offline, a replayed backlog) are written too, once,
+    as further files of their own day (`part-<run>-late-s<shard>-<n>.parquet`), and
+    counted `late`: the lateness only bounds how long a window's rows are gathered.
     """
 
     def __init__(self, lake: str, run_id: str, window_s: int, lateness_s: float) -> None:
@@ -365,8 +430,7 @@ class WriteWindowedEvents(beam.PTransform):
         self.fn = _WindowedWriteFn(lake, run_id, EVENTS, window_s, lateness_s)
 
     def expand(self, keyed: beam.PCollection) -> beam.PCollection:
-        outputs = keyed | beam.ParDo(self.fn).with_outputs(FAILED_TAG, main=MAIN)
-        return outputs[FAILED_TAG]
+        return keyed | beam.ParDo(self.fn)
 
 
 class WriteWindowedFailed(beam.PTransform):
@@ -380,4 +444,8 @@ class WriteWindowedFailed(beam.PTransform):
 
     def expand(self, failed: beam.PCollection) -> beam.PCollection:
         shards = self.shards
-        return failed | "Shard" >> beam.Map(_failed_shard, shards) | "Write" >> beam.ParDo(self.fn)
+        return (
+            failed
+            | "Shard" >> beam.Map(_failed_shard, shards).with_output_types(Keyed)
+            | "Write" >> beam.ParDo(self.fn)
+        )

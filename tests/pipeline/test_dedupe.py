@@ -22,9 +22,9 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def keys(*rows: tuple) -> pa.Table:
-    """Key rows: (connectionId, messageId, existing, received minute, source, line, file, row)."""
-    columns = list(zip(*rows, strict=True))
-    n = len(rows)
+    """Key rows: (connectionId, messageId, existing, received minute, source, line, file, row
+    [, index in its batch: 0 when left out])."""
+    columns = list(zip(*(r if len(r) == 9 else (*r, 0) for r in rows), strict=True))
     return pa.Table.from_arrays(
         [
             pa.array(columns[0], pa.int32()),
@@ -36,7 +36,7 @@ def keys(*rows: tuple) -> pa.Table:
             ),
             pa.array(columns[4]).dictionary_encode(),
             pa.array(columns[5], pa.int64()),
-            pa.array([0] * n, pa.int32()),
+            pa.array(columns[8], pa.int32()),
             pa.array(columns[6], pa.string()).dictionary_encode(),
             pa.array(columns[7], pa.int32()),
         ],
@@ -55,6 +55,10 @@ CASES = [
     ("same receivedAt: the first in the input survives (source, then line)",
      [(1, "a", NEW, 2, "g", 1, "x", 0), (1, "a", NEW, 2, "f", 7, "y", 3),
       (1, "a", NEW, 2, "f", 3, "y", 4)], {"x": [0], "y": [3]}),
+    ("same receivedAt, source and line: the lower index in the batch survives",
+     [(1, "a", NEW, 2, "f", 3, "x", 0, 2), (1, "a", NEW, 2, "f", 3, "x", 1, 1)], {"x": [0]}),
+    ("index is compared before the staged file and row",
+     [(1, "a", NEW, 2, "f", 3, "x", 5, 0), (1, "a", NEW, 2, "f", 3, "w", 9, 4)], {"w": [9]}),
     ("a copy the lake holds beats every new one, even one received earlier",
      [(1, "a", OLD, None, None, None, None, None), (1, "a", NEW, 0, "f", 1, "x", 0),
       (1, "a", NEW, 1, "f", 2, "x", 1)], {"x": [0, 1]}),
@@ -80,6 +84,11 @@ def test_first_copies_follow_the_same_rule():
     first, bucket = dedupe.first_copies(con, keys(*rows), 3)
     assert first.tolist() == [False, True, True, True]
     assert bucket[0] == bucket[1] and set(bucket.tolist()) <= {0, 1, 2}
+    # Same receivedAt, source and line: the lower index in the batch is the first copy,
+    # wherever it stands in the input.
+    batch = [(1, "a", NEW, 0, "f", 1, None, 0, 3), (1, "a", NEW, 0, "f", 1, None, 1, 0)]
+    first, _ = dedupe.first_copies(con, keys(*batch), 3)
+    assert first.tolist() == [False, True]
 
 
 def test_buckets_keep_every_copy_of_a_key_together():

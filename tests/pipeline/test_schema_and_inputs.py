@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from eventpipe.io.raw_files import NoInputError, expand_patterns, read_record_chunks
-from eventpipe.jobs.cli import main
+from eventpipe.jobs.cli import JOB_MODULES, build_parser, main
 from eventpipe.schemas import arrow_schema, schema_document
 
 SEED_SCHEMA = Path(__file__).parent.parent / "fixtures" / "seed_event_schema.json"
@@ -46,7 +47,17 @@ def test_arrow_types(path, arrow_type):
     assert field.type == arrow_type
 
 
-@pytest.mark.parametrize("command", ["import", "generate", "schema", "serve", "compact"])
+def commands() -> list[str]:
+    """Every subcommand the `eventpipe` parser has."""
+    [subparsers] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(subparsers.choices)
+
+
+def test_every_job_module_registers_its_command():
+    assert len(commands()) == len(JOB_MODULES)
+
+
+@pytest.mark.parametrize("command", commands())
 def test_every_command_explains_itself(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -94,12 +105,11 @@ def test_a_big_json_array_is_split_with_positions_kept(tmp_path):
     (tmp_path / "export.json").write_text(json.dumps(events, indent=1))
     parts = list(read_record_chunks(str(tmp_path / "export.json"), chunk_bytes=4096))
     assert len(parts) > 5
-    assert [p["first_index"][0].as_py() for p in parts][:2] == [
-        0,
-        parts[1]["first_index"][0].as_py(),
-    ]
-    rebuilt = [e for p in parts for e in json.loads(p["raw"][0].as_py())]
-    assert rebuilt == events
+    pieces = [json.loads(p["raw"][0].as_py()) for p in parts]
+    # Each part says where in the array its first event stands.
+    starts = [sum(len(piece) for piece in pieces[:i]) for i in range(len(pieces))]
+    assert [p["first_index"][0].as_py() for p in parts] == starts
+    assert [e for piece in pieces for e in piece] == events
     assert all(p["line"].to_pylist() == [1] for p in parts)
 
 
@@ -146,5 +156,7 @@ def test_stage_functions_pickle_before_setup():
         EnrichEvents(EnrichOptions(), "run"),
     ):
         restored = pickler.loads(pickler.dumps(stage.fn))
+        assert type(restored) is type(stage.fn)
+        assert vars(restored).keys() == vars(stage.fn).keys()  # the configuration made the trip
         restored.setup()  # and they work after the trip
         restored.teardown()

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
 def test_the_sdist_built_for_workers_holds_every_module_and_the_dependencies(tmp_path):
-    # Beam's stager runs `python setup.py sdist` with the --setup_file given.
+    # Beam's stager runs `python setup.py sdist` with the --setup_file given. It runs on a
+    # copy of the project here, so the build leaves no egg-info in the repository.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "eventpipe", source / "eventpipe", ignore=IGNORED)
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
     subprocess.run(
         [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path)],
-        cwd=ROOT,
+        cwd=source,
         check=True,
         capture_output=True,
     )

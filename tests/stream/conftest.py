@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from eventpipe.io.pubsub_emulator import EMULATOR, PubSubEmulator
-from eventpipe.pipelines.stream_pipeline import prepare_local_runner
+from eventpipe.pipelines.stream_pipeline import local_streaming_runner
 
 from stream_support import T0
 
@@ -23,9 +23,10 @@ def pubsub_emulator() -> Iterator[PubSubEmulator]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def local_runner() -> None:
-    """The fixes the local streaming runner needs (see stream_pipeline.prepare_local_runner)."""
-    prepare_local_runner()
+def local_runner() -> Iterator[None]:
+    """The fixes the local streaming runner needs (see stream_pipeline.local_streaming_runner)."""
+    with local_streaming_runner():
+        yield
 
 
 @pytest.fixture

@@ -85,7 +85,7 @@ def run_test_stream(stream: EventScript, lake: Path, **config: Any) -> StreamRun
     result = pipeline.run()
     result.wait_until_finish()
     return StreamRun(
-        summary_from_metrics(result, "test-run"),
+        summary_from_metrics(result, "test-run", streaming=True),
         read_table(lake, "events"),
         read_table(lake, "failed"),
         sorted(str(p.relative_to(lake)) for p in lake.glob("*/*/*.parquet")),

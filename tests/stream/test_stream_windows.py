@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,8 +15,6 @@ from eventpipe.identity.graph import KPID_MAP_SCHEMA
 from eventpipe.transforms.streaming_stages import _AttachKpidFn
 
 from stream_support import T0, make_event, make_message, run_test_stream, timestamped
-
-WINDOW = "part-test-run-w20261125T{}Z-s000-{:06d}.parquet"
 
 
 def at(seconds: float):
@@ -44,7 +43,9 @@ def test_windows_lateness_and_redeliveries(tmp_path: Path) -> None:
         .add_elements([timestamped(redelivered, arrival=at(12))])  # a duplicate
         .advance_watermark_to(wm(95))
         .add_elements([timestamped(msg(5, 40, 95))])  # window [0, 60) closed at 90: late
-        .advance_watermark_to(wm(200))  # window [60, 120) is written: event 3
+        .add_elements([timestamped(msg(6, -86_400, 96))])  # a day late: its own day's partition
+        .add_elements([timestamped(make_message(make_event(5, at(40)), at(97), "ps-5-again"))])
+        .advance_watermark_to(wm(200))  # window [60, 120) and the late events are written
         # msg-3 again, 120 s after it was seen: beyond the 100 s dedupe window, so kept.
         .add_elements([timestamped(make_message(make_event(3, at(190)), at(190), "ps-again"))])
         .advance_watermark_to_infinity()  # drain: window [180, 240) is written
@@ -53,32 +54,57 @@ def test_windows_lateness_and_redeliveries(tmp_path: Path) -> None:
 
     assert run.summary.reconciles
     assert (run.summary.read, run.summary.written, run.summary.failed, run.summary.duplicates) == (
+        9,
         7,
-        5,
+        0,
+        2,
+    )
+    assert run.summary.late == 2  # written (part of `written`), not failed
+    assert run.failed == []
+    events_files = [f for f in run.files if f.startswith("events/")]
+    # Each file: its name without the shard's file sequence, and its events in order.
+    stored = sorted(
+        (re.sub(r"-\d{6}\.parquet$", "", f), pq.read_table(tmp_path / f)["messageId"].to_pylist())
+        for f in events_files
+    )
+    window = "events/date=2026-11-25/part-test-run-w20261125T{}Z-s000"
+    assert stored == [
+        ("events/date=2026-11-24/part-test-run-late-s000", ["msg-6"]),  # its own day
+        ("events/date=2026-11-25/part-test-run-late-s000", ["msg-5"]),  # once
+        (window.format("120000"), ["msg-1", "msg-2"]),  # on time, sorted by timestamp
+        (window.format("120000"), ["msg-4"]),  # within the allowed lateness
+        (window.format("120100"), ["msg-3"]),
+        (window.format("120300"), ["msg-3"]),
+    ]
+    assert len({f.rsplit("-", 1)[1] for f in events_files}) == len(events_files)  # sequences
+    assert all(e["connectionId"] == 7 for e in run.events)
+
+
+def test_events_older_than_the_opt_in_maximum_age_fail_as_too_old(tmp_path: Path) -> None:
+    stream = (
+        EventScript()
+        .advance_watermark_to(wm(0))
+        .add_elements([timestamped(msg(1, 0, 10)), timestamped(msg(2, -7200, 10))])
+        .add_elements([timestamped(msg(3, -3000, 10))])  # late, but within the maximum age
+        .add_elements([timestamped(msg(2, -7200, 10))])  # redelivered: a duplicate, not a 2nd fail
+        .advance_watermark_to_infinity()
+    )
+    run = run_test_stream(stream, tmp_path, shards=1, max_event_age_s=3600)
+
+    summary = run.summary
+    assert summary.reconciles
+    assert (summary.read, summary.written, summary.failed, summary.duplicates, summary.late) == (
+        4,
+        2,
+        1,
         1,
         1,
     )
-    assert run.summary.failed_by_reason == {"late": 1}
-    events_files = [f for f in run.files if f.startswith("events/")]
-    assert events_files == [
-        "events/date=2026-11-25/" + WINDOW.format("120000", 0),
-        "events/date=2026-11-25/" + WINDOW.format("120000", 1),
-        "events/date=2026-11-25/" + WINDOW.format("120100", 2),
-        "events/date=2026-11-25/" + WINDOW.format("120300", 3),
-    ]
-
-    def ids(seq: int, window: str) -> list[str]:
-        path = tmp_path / "events/date=2026-11-25" / WINDOW.format(window, seq)
-        return pq.read_table(path)["messageId"].to_pylist()
-
-    assert ids(0, "120000") == ["msg-1", "msg-2"]  # on time, sorted by timestamp
-    assert ids(1, "120000") == ["msg-4"]  # late but within the allowed lateness
-    assert ids(2, "120100") == ["msg-3"]
-    assert ids(3, "120300") == ["msg-3"]
-    [late] = run.failed
-    assert (late["reason"], late["field"]) == ("late", "timestamp")
-    assert '"msg-5"' in late["raw"]
-    assert all(e["connectionId"] == 7 for e in run.events)
+    assert sorted(e["messageId"] for e in run.events) == ["msg-1", "msg-3"]
+    [old] = run.failed
+    assert (old["reason"], old["field"]) == ("too_old", "timestamp")
+    assert "maximum event age 3600s" in old["message"]
+    assert '"msg-2"' in old["raw"]
 
 
 def test_invalid_records_and_envelopes_reach_the_failed_table(tmp_path: Path) -> None:

@@ -13,7 +13,11 @@ from eventpipe.io.pubsub import Message, envelope_text, records_from_messages
 from eventpipe.schemas import arrow_schema
 from eventpipe.transforms import streaming as S
 from eventpipe.transforms.duck import connect
-from eventpipe.transforms.streaming_stages import window_file_name, write_atomically
+from eventpipe.transforms.streaming_stages import (
+    late_file_name,
+    window_file_name,
+    write_atomically,
+)
 
 from stream_support import T0
 
@@ -67,13 +71,25 @@ def test_split_by_window_groups_rows_of_each_fixed_window_in_order() -> None:
 def test_an_event_is_late_once_its_window_end_plus_lateness_has_passed(
     event_s: float, arrived_s: float, late: bool
 ) -> None:
-    split = S.split_late(events_table(row(1, event_s)), us(arrived_s), 60 * US, 30 * US, "run")
+    split = S.split_late(events_table(row(1, event_s)), us(arrived_s), 60 * US, 30 * US)
     assert (split.late.num_rows, split.on_time.num_rows) == ((1, 0) if late else (0, 1))
-    if late:
-        failed = split.late.to_pylist()[0]
-        assert failed["reason"] == "late"
-        assert failed["field"] == "timestamp"
-        assert "allowed lateness 30s" in failed["message"]
+    # A late event is an event (it is written to its day's partition), not a failed row.
+    assert (split.late if late else split.on_time).schema == SCHEMA
+
+
+@pytest.mark.parametrize(
+    ("event_s", "too_old"),
+    [(-3600, False), (-3600.001, True), (-86_400 * 365, True), (5, False)],
+)
+def test_an_event_older_than_the_maximum_age_fails_as_too_old(
+    event_s: float, too_old: bool
+) -> None:
+    split = S.split_too_old(events_table(row(1, event_s)), us(0), 3600 * US, "run")
+    assert (split.too_old.num_rows, split.kept.num_rows) == ((1, 0) if too_old else (0, 1))
+    if too_old:
+        failed = split.too_old.to_pylist()[0]
+        assert (failed["reason"], failed["field"]) == ("too_old", "timestamp")
+        assert "maximum event age 3600s" in failed["message"]
         assert orjson.loads(failed["raw"])["messageId"] == "m1"
         assert failed["runId"] == "run"
 
@@ -151,6 +167,7 @@ def test_records_from_messages_keep_envelopes_and_invalid_json_as_they_are() -> 
 def test_window_files_are_named_by_run_window_shard_and_sequence() -> None:
     name = window_file_name("r1", us(60), 3, 12)
     assert name == "part-r1-w20261125T120100Z-s003-000012.parquet"
+    assert late_file_name("r1", 3, 13) == "part-r1-late-s003-000013.parquet"
 
 
 def test_a_rewritten_window_file_replaces_the_old_one_atomically(tmp_path) -> None:
