@@ -153,14 +153,14 @@ def test_random_files_account_for_every_line(tmp_path, data, gz, chunk_bytes):
 
     import pyarrow as pa
 
-    from eventpipe.io import raw_files
+    from eventpipe.io import raw_files, raw_records
 
     path = tmp_path / ("f.jsonl.gz" if gz != "no" else "f.jsonl")
     packed = gzip.compress(data) if gz != "no" else data
     path.write_bytes(packed[: len(packed) // 2] if gz == "cut" else packed)
     records, rejected, damaged = {}, {}, 0
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(raw_files, "MAX_RECORD_BYTES", 40)
+        patch.setattr(raw_records, "MAX_RECORD_BYTES", 40)
         for item in raw_files.read_record_chunks(str(path), chunk_bytes):
             if isinstance(item, pa.Table):
                 records.update(zip(item["line"].to_pylist(), item["raw"].to_pylist(), strict=True))

@@ -15,7 +15,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from eventpipe.io import raw_files
+from eventpipe.io import raw_files, raw_records
 from eventpipe.io.raw_files import read_record_chunks
 from eventpipe.jobs.cli import main
 
@@ -40,7 +40,7 @@ def jsonl(events: list[dict]) -> bytes:
 
 def read(
     path: Path, chunk_bytes: int = raw_files.CHUNK_BYTES
-) -> tuple[list[dict], list[raw_files.Rejected]]:
+) -> tuple[list[dict], list[raw_records.Rejected]]:
     """Records (line, raw) and rejections of one file."""
     records, rejected = [], []
     for item in read_record_chunks(str(path), chunk_bytes):
@@ -51,7 +51,7 @@ def read(
     return records, rejected
 
 
-def only(rejected: list[raw_files.Rejected]) -> tuple[str, int, str, str]:
+def only(rejected: list[raw_records.Rejected]) -> tuple[str, int, str, str]:
     [r] = rejected
     [line], [message], [raw] = r.lines, r.messages, r.raws
     return r.reason, line, message, raw
@@ -159,8 +159,8 @@ def test_an_unreadable_file_is_a_failed_row(tmp_path):
 def test_a_line_over_the_limit_is_too_large_and_its_neighbours_are_kept(
     tmp_path, monkeypatch, chunk_bytes
 ):
-    monkeypatch.setattr(raw_files, "MAX_RECORD_BYTES", 2000)
-    monkeypatch.setattr(raw_files, "RAW_PREFIX_BYTES", 100)
+    monkeypatch.setattr(raw_records, "MAX_RECORD_BYTES", 2000)
+    monkeypatch.setattr(raw_records, "RAW_PREFIX_BYTES", 100)
     big = orjson.dumps(event(2, properties={"s": "y" * 5000}))
     (tmp_path / "f.jsonl").write_bytes(jsonl([event(1)]) + big + b"\n" + jsonl([event(3)]))
     records, rejected = read(tmp_path / "f.jsonl", chunk_bytes)
@@ -172,7 +172,7 @@ def test_a_line_over_the_limit_is_too_large_and_its_neighbours_are_kept(
 
 
 def test_a_last_line_over_the_limit_without_newline(tmp_path, monkeypatch):
-    monkeypatch.setattr(raw_files, "MAX_RECORD_BYTES", 2000)
+    monkeypatch.setattr(raw_records, "MAX_RECORD_BYTES", 2000)
     big = orjson.dumps(event(2, properties={"s": "y" * 5000}))
     (tmp_path / "f.jsonl").write_bytes(jsonl([event(1)]) + big)
     records, rejected = read(tmp_path / "f.jsonl", 512)
@@ -181,7 +181,7 @@ def test_a_last_line_over_the_limit_without_newline(tmp_path, monkeypatch):
 
 
 def test_big_records_are_parsed_in_chunks_of_their_own(tmp_path, monkeypatch):
-    monkeypatch.setattr(raw_files, "SOLO_BYTES", 1000)
+    monkeypatch.setattr(raw_records, "SOLO_BYTES", 1000)
     big = [event(i, properties={"s": "y" * 2000}) for i in (2, 4)]
     (tmp_path / "f.jsonl").write_bytes(jsonl([event(1), big[0], event(3), big[1], event(5)]))
     chunks = list(read_record_chunks(str(tmp_path / "f.jsonl")))
@@ -189,8 +189,8 @@ def test_big_records_are_parsed_in_chunks_of_their_own(tmp_path, monkeypatch):
 
 
 def test_a_json_document_over_the_limits(tmp_path, monkeypatch):
-    monkeypatch.setattr(raw_files, "MAX_RECORD_BYTES", 3000)
-    monkeypatch.setattr(raw_files, "MAX_DOCUMENT_BYTES", 50_000)
+    monkeypatch.setattr(raw_records, "MAX_RECORD_BYTES", 3000)
+    monkeypatch.setattr(raw_records, "MAX_DOCUMENT_BYTES", 50_000)
     array = [event(i) for i in range(40)]
     array[17] = event(17, properties={"s": "y" * 4000})
     (tmp_path / "array.json").write_bytes(orjson.dumps(array))
