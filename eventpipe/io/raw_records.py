@@ -150,7 +150,8 @@ def _line_records(
         view = memoryview(data)
         newlines = np.flatnonzero(np.frombuffer(view, np.uint8) == 10)
         bad, not_utf8 = _bad_utf8(view, newlines, lines_before, rejected)
-        out.append(not_utf8)
+        if not_utf8.lines:
+            out.append(not_utf8)
         rejected |= bad
     if rejected.any():  # blanked: not records
         lines = pc.if_else(pa.array(rejected), pa.scalar(b"" if not valid else ""), lines)
@@ -207,7 +208,7 @@ def line_chunks(path: str, blocks: Iterator[bytes]) -> Iterator[pa.Table | Rejec
                 yield _too_large(number + 1, len(pending) + skipped + cut, pending)
                 number, pending, skipped = number + 1, b"", 0
                 block = block[cut + 1 :]
-            data = bytes(pending) + block if pending else block
+            data = b"".join((pending, block)) if pending else block
             cut = len(data) if last else data.rfind(b"\n")
             if cut < 0:
                 pending = data
