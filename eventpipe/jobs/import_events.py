@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "already holds are counted as duplicates and not written. Each stored event is also "
             "archived as parsed in LAKE/raw, for `eventpipe reprocess`. New events of known "
             "profiles get their kpid from LAKE/identity (see `eventpipe identity`). Prints and "
-            "records (LAKE/_runs/RUN.json) read = written + failed + duplicates. Unknown flags are passed to Beam as "
+            "records (LAKE/_runs/RUN.json) read = written + failed + duplicates; exits 1 when they differ, 3 when a file was damaged or unreadable (failed reason invalid_file). Unknown flags are passed to Beam as "
             "pipeline options, e.g. --runner DataflowRunner, --direct_num_workers 2, "
             "--direct_running_mode multi_processing, --setup_file ./setup.py."
         ),
