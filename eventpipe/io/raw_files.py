@@ -3,22 +3,28 @@
 A JSONL/NDJSON file gives one record per non-blank line; a `.json` file is one
 record. Records travel in chunks (Arrow tables of `parse.RECORDS_SCHEMA`) of a
 few MB, so Beam moves a few big elements instead of millions of small ones.
+
+What cannot become a record (see `raw_records`: bad UTF-8, over a size limit, a file
+that cannot be read to its end) becomes failed rows: the second output of `ReadRawRecords`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import datetime
+from functools import partial
 
 import apache_beam as beam
-import numpy as np
-import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 
-from eventpipe.transforms.parse import RECORDS_SCHEMA
+from eventpipe.io.gzip_blocks import read_blocks
+from eventpipe.io.raw_records import Rejected, document_chunks, line_chunks
+from eventpipe.transforms import failures as F
+from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
 
 log = logging.getLogger(__name__)
 
@@ -66,116 +72,61 @@ def expand_patterns(patterns: list[str]) -> list[tuple[str, int]]:
     return sorted(found.items())
 
 
-def _chunk(source: str, lines: list[int], texts: list[str], first: int = 0) -> pa.Table:
-    n = len(texts)
-    return pa.table([[source] * n, lines, [first] * n, texts], schema=RECORDS_SCHEMA)
-
-
-def _document_records(path: str, data: bytes, chunk_bytes: int) -> Iterator[pa.Table]:
-    """A whole-file JSON document as one record; a big JSON array split into parts.
-
-    A part is a JSON array of consecutive events of about `chunk_bytes`, re-encoded
-    by orjson, whose `first_index` keeps each event's position in the document.
-    Anything else (an object, invalid JSON) stays one record, to be judged as such.
-    """
-    if len(data) > chunk_bytes:
-        try:
-            document = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            document = None
-        if isinstance(document, list) and len(document) > 1:
-            step = max(1, len(document) * chunk_bytes // len(data))
-            for first in range(0, len(document), step):
-                part = orjson.dumps(document[first : first + step]).decode()
-                yield _chunk(path, [1], [part], first)
-            return
-    yield _chunk(path, [1], [data.decode("utf-8", errors="replace")])
-
-
-_WHITESPACE = pa.array(["", " ", "\t", "\r", "\x0b", "\x0c"])  # what bytes.strip() removes
-
-
-def _text(data: bytes | memoryview) -> pa.Array:
-    """`data` as one Arrow string: as it is when valid UTF-8, else decoded with replacements."""
-    if len(data) >= 2**31:
-        raise ValueError(
-            f"a block of {len(data):,} bytes: lines and --chunk-mb must stay under 2 GB"
-        )
-    offsets = pa.array([0, len(data)], pa.int32()).buffers()[1]
-    one = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(data)])
-    try:
-        return one.cast(pa.string())  # validates in place: no copy, no Python decode
-    except pa.ArrowInvalid:
-        return pa.array([bytes(data).decode("utf-8", errors="replace")], pa.string())
-
-
-def _line_records(path: str, data: bytes | memoryview, lines_before: int) -> tuple[pa.Table, int]:
-    """The non-blank lines of `data` (whole lines) as records, and how many lines it holds.
-
-    Vectorised: one split per block; only lines that start with whitespace (rare) are
-    looked at one by one to tell the blank ones.
-    """
-    lines = pc.list_flatten(pc.split_pattern(_text(data), "\n"))
-    keep = pc.invert(pc.is_in(pc.utf8_slice_codeunits(lines, 0, 1), _WHITESPACE))
-    keep = keep.to_numpy(zero_copy_only=False)
-    for i in np.flatnonzero(~keep):
-        keep[i] = bool(lines[int(i)].as_py().encode().strip())
-    texts = lines if keep.all() else lines.filter(keep)
-    if pc.any(pc.ends_with(texts, "\r")).as_py():
-        texts = pc.utf8_rtrim(texts, characters="\r")
-    n = len(texts)
-    numbers = np.arange(lines_before + 1, lines_before + 1 + len(lines), dtype=np.int64)[keep]
-    columns = [pa.repeat(pa.scalar(path), n), numbers, np.zeros(n, dtype=np.int32), texts]
-    return pa.table(columns, schema=RECORDS_SCHEMA), len(lines)
-
-
-def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
-    """Yield the records of one file as Arrow tables of about `chunk_bytes` of text."""
-    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as handle:
-        if _base_name(path).endswith(DOCUMENT_SUFFIXES):
-            yield from _document_records(path, handle.read(), chunk_bytes)
-            return
-        number = 0
-        carry = b""
-        block = handle.read(chunk_bytes)
-        while block:
-            following = handle.read(chunk_bytes)
-            data, carry = (carry + block if carry else block), b""
-            if following:  # an unfinished last line waits for the next block
-                cut = data.rfind(b"\n")
-                if cut >= 0:
-                    data, carry = memoryview(data)[:cut], data[cut + 1 :]
-                else:
-                    data, carry = None, data
-            if data is not None:
-                chunk, lines = _line_records(path, data, number)
-                number += lines
-                if chunk.num_rows:
-                    yield chunk
-            block = following
+def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table | Rejected]:
+    """Yield the records of one file as Arrow tables of about `chunk_bytes` of text,
+    and what cannot be records as `Rejected`."""
+    opener = partial(FileSystems.open, path, compression_type=CompressionTypes.UNCOMPRESSED)
+    blocks = read_blocks(opener, chunk_bytes, gzip=path.endswith(".gz"))
+    if _base_name(path).endswith(DOCUMENT_SUFFIXES):
+        yield from document_chunks(path, blocks, chunk_bytes)
+    else:
+        yield from line_chunks(path, blocks)
 
 
 @beam.typehints.with_output_types(pa.Table)
 class _ReadChunks(beam.DoFn):
-    def __init__(self, chunk_bytes: int) -> None:
+    """Reads a file: record chunks, and (tagged FAILED, counted as read) its rejections."""
+
+    def __init__(self, run_id: str, run_start: datetime, chunk_bytes: int) -> None:
+        self.run_id = run_id
+        self.run_start = run_start
         self.chunk_bytes = chunk_bytes
 
-    def process(self, path: str) -> Iterator[pa.Table]:
-        yield from read_record_chunks(path, self.chunk_bytes)
+    def setup(self) -> None:
+        self.read = Metrics.counter(NAMESPACE, "read")
+
+    def process(self, path: str) -> Iterator:
+        for item in read_record_chunks(path, self.chunk_bytes):
+            if isinstance(item, pa.Table):
+                yield item
+                continue
+            failed = F.rejected_records(
+                path, item.lines, item.reason, item.messages, item.raws,
+                self.run_id, self.run_start, item.indexes,
+            )  # fmt: skip
+            if item.reason == F.INVALID_FILE:
+                log.warning("%s: %s", path, item.messages[0])
+            self.read.inc(failed.num_rows)
+            count_failed(failed)
+            yield beam.pvalue.TaggedOutput(FAILED, failed)
 
 
 class ReadRawRecords(beam.PTransform):
-    """Files (already expanded, see `expand_patterns`) -> chunks of raw records."""
+    """Files (already expanded, see `expand_patterns`) -> (chunks of raw records, failed rows)."""
 
-    def __init__(self, paths: list[str], chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self, paths: list[str], run_id: str, run_start: datetime, chunk_bytes: int = CHUNK_BYTES
+    ) -> None:
         super().__init__()
         self.paths = paths
-        self.chunk_bytes = chunk_bytes
+        self.fn = _ReadChunks(run_id, run_start, chunk_bytes)
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        return (
+    def expand(self, pbegin: beam.pvalue.PBegin) -> tuple[beam.PCollection, beam.PCollection]:
+        outputs = (
             pbegin
             | "ListFiles" >> beam.Create(self.paths)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadChunks" >> beam.ParDo(_ReadChunks(self.chunk_bytes))
+            | "ReadChunks"
+            >> beam.ParDo(self.fn).with_output_types(pa.Table).with_outputs(FAILED, main=MAIN)
         )
+        return outputs[MAIN], outputs[FAILED]

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "already holds are counted as duplicates and not written. Each stored event is also "
             "archived as parsed in LAKE/raw, for `eventpipe reprocess`. New events of known "
             "profiles get their kpid from LAKE/identity (see `eventpipe identity`). Prints and "
-            "records (LAKE/_runs/RUN.json) read = written + failed + duplicates. Unknown flags are passed to Beam as "
+            "records (LAKE/_runs/RUN.json) read = written + failed + duplicates; exits 1 when they differ, 3 when a file was damaged or unreadable (failed reason invalid_file). Unknown flags are passed to Beam as "
             "pipeline options, e.g. --runner DataflowRunner, --direct_num_workers 2, "
             "--direct_running_mode multi_processing, --setup_file ./setup.py."
         ),
@@ -77,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    """Run one import; the exit code is 0 when every record is accounted for."""
+    """Run one import; the exit code is 0 when every record is accounted for and every file
+    was read whole, 1 when records are unaccounted for, 3 when files were damaged."""
     run_start = datetime.now(UTC)
     run_id = new_run_id(run_start)
     try:
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         prepare_lake(args.lake, run_id)
     with staging_folder(target, beam_args, args.lake) as target:
         summary = _run_import(args, beam_args, files, run_id, run_start, enrich, target)
-    return 0 if summary.reconciles else 1
+    return summary.exit_code()
 
 
 def _run_import(

@@ -7,7 +7,11 @@ from dataclasses import asdict, dataclass, field
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.runners.runner import PipelineResult
 
+from eventpipe.transforms.failures import INVALID_FILE
 from eventpipe.transforms.stages import NAMESPACE
+
+EXIT_MISMATCH = 1  # records read are not all accounted for
+EXIT_DAMAGED_INPUT = 3  # every record read is accounted for, but some files could not be read whole
 
 
 @dataclass
@@ -30,12 +34,25 @@ class RunSummary:
         """Whether every record read is accounted for."""
         return self.read == self.written + self.failed + self.duplicates
 
+    @property
+    def damaged_files(self) -> int:
+        """Files that could not be read to their end (failed rows `invalid_file`)."""
+        return self.failed_by_reason.get(INVALID_FILE, 0)
+
+    def exit_code(self) -> int:
+        """0 when every record is accounted for and every file was read whole."""
+        if not self.reconciles:
+            return EXIT_MISMATCH
+        return EXIT_DAMAGED_INPUT if self.damaged_files else 0
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "reconciles": self.reconciles}
+        return {**asdict(self), "reconciles": self.reconciles, "damaged_files": self.damaged_files}
 
     def lines(self) -> list[str]:
         """The human summary."""
         status = "OK" if self.reconciles else "MISMATCH"
+        if self.reconciles and self.damaged_files:
+            status = f"INCOMPLETE: damaged or unreadable files: {self.damaged_files:,}"
         read_from = (
             f"{self.files} files"
             if self.messages is None

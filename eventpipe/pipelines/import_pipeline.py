@@ -69,8 +69,11 @@ def apply_stages(
 def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None:
     """Add the import graph to `pipeline`: every stage's failed output goes to one failed sink."""
     run, start = config.run_id, config.run_start
-    records = pipeline | "ReadRecords" >> ReadRawRecords(config.files, config.chunk_bytes)
+    records, unread = pipeline | "ReadRecords" >> ReadRawRecords(
+        config.files, run, start, config.chunk_bytes
+    )
     events, failures = apply_stages(records, run, start, config.default_connection, config.enrich)
+    failures.append(unread)  # what the reader rejects: bad files, bad UTF-8, too large
     if config.lake:  # (a BigQuery import without --lake has no identity map to stitch from)
         events = events | "StitchKpids" >> StitchKpids(config.lake)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()

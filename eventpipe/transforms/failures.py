@@ -16,6 +16,9 @@ INVALID_RECORD = "invalid_record"
 INVALID_ENVELOPE = "invalid_envelope"
 INVALID_BATCH = "invalid_batch"
 EMPTY_BATCH = "empty_batch"
+TOO_LARGE = "too_large"
+# File-level: a file that cannot be read to its end (unreadable, not gzip, truncated, corrupt).
+INVALID_FILE = "invalid_file"
 # Event-level reasons: one event of a record is rejected.
 INVALID_EVENT = "invalid_event"
 MISSING_PROPERTY = "missing_property"
@@ -28,11 +31,13 @@ BOT = "bot"
 TOO_OLD = "too_old"
 
 REASONS: dict[str, str] = {
-    INVALID_JSON: "the record is not valid JSON",
+    INVALID_JSON: "the record is not valid JSON (or not valid UTF-8)",
     INVALID_RECORD: "the record is JSON but neither an object nor an array",
     INVALID_ENVELOPE: "a field of the landing envelope (body, receivedAt, ip, connectionId) is invalid",
     INVALID_BATCH: "a batch-level field (batch, sentAt, context, connectionId) is invalid",
     EMPTY_BATCH: "the batch or array holds no event",
+    TOO_LARGE: "the record (a line, a .json file or one of its events) is over the size limit",
+    INVALID_FILE: "the file cannot be read to its end: unreadable, not gzip, truncated or corrupt",
     INVALID_EVENT: "an element of the batch is not a JSON object",
     MISSING_PROPERTY: "a property the event type requires is missing",
     PROPERTY_NOT_PERMITTED: "a property is present that the event type does not permit",
@@ -108,6 +113,40 @@ def failed_rows(
         pa.array([run_id] * n, pa.string()),
     ]
     return pa.Table.from_arrays(columns, schema=FAILED_SCHEMA)
+
+
+def rejected_records(
+    source: str,
+    lines: list[int],
+    reason: str,
+    messages: list[str],
+    raws: list[str],
+    run_id: str,
+    run_start: object,
+    indexes: list[int | None] | None = None,
+) -> pa.Table:
+    """Failed rows for records of `source` rejected before parsing (by the file reader)."""
+    n = len(lines)
+    problems = pa.StructArray.from_arrays(
+        [
+            pa.array([reason] * n, pa.string()),
+            pa.nulls(n, pa.string()),
+            pa.array(messages, pa.string()),
+        ],
+        fields=list(PROBLEM_TYPE),
+    )
+    rows = pa.table(
+        {
+            "problem": problems,
+            "received_at": pa.nulls(n, FAILED_SCHEMA.field("receivedAt").type),
+            "source": pa.array([source] * n, pa.string()),
+            "line": pa.array(lines, pa.int64()),
+            "index": pa.array(indexes or [None] * n, pa.int32()),
+            "connection_id": pa.nulls(n, pa.int32()),
+            "raw": pa.array(raws, pa.string()),
+        }
+    )
+    return failed_rows(rows, "raw", run_id, run_start)
 
 
 def dropped_bots(events: pa.Table, run_id: str) -> pa.Table:

@@ -236,8 +236,44 @@ class RecordParser:
         return self
 
     def parse(self, records: pa.Table) -> ParseResult:
-        """Parse one chunk of records (RECORDS_SCHEMA)."""
+        """Parse one chunk of records (RECORDS_SCHEMA).
+
+        A chunk DuckDB has not the memory for is parsed in halves; a single record it
+        has not the memory for is rejected (`too_large`), so the session stays usable.
+        """
         assert self.con is not None, "bind() the parser to a DuckDB session first"
+        try:
+            return self._parse(records)
+        except duckdb.OutOfMemoryException as exc:
+            if records.num_rows > 1:
+                half = records.num_rows // 2
+                parts = [self.parse(records.slice(0, half)), self.parse(records.slice(half))]
+                return ParseResult(
+                    pa.concat_tables([p.events for p in parts]),
+                    pa.concat_tables([p.failed for p in parts]),
+                    sum(p.units_read for p in parts),
+                )
+            return ParseResult(PARSED_SCHEMA.empty_table(), self._too_large(records, exc), 1)
+
+    def _too_large(self, record: pa.Table, exc: Exception) -> pa.Table:
+        [(limit,)] = self.con.sql("SELECT current_setting('memory_limit')").fetchall()
+        first = record["first_index"][0].as_py()
+        message = (
+            f"parsing the record ({len(record['raw'][0].as_py().encode()):,} bytes"
+            f"{f', events from position {first:,} of its document' if first else ''}) needs "
+            f"more than the stage's memory limit ({limit}): {str(exc).splitlines()[0]}"
+        )
+        return F.rejected_records(
+            record["source"][0].as_py(),
+            [record["line"][0].as_py()],
+            F.TOO_LARGE,
+            [message],
+            [record["raw"][0].as_py()],
+            self.run_id,
+            self.run_start,
+        )
+
+    def _parse(self, records: pa.Table) -> ParseResult:
         # ok, k, plain (no copy of the text), row for row with the records
         shape = self.classify.run(self.con, records, in_order_of=("line", "first_index"))
         plain = shape["plain"]

@@ -61,7 +61,8 @@ def test_the_sources_and_key_shuffle_use_it():
 
     pipeline = beam.Pipeline()
     paths = pipeline | beam.Create(["a"])
-    for fn in (_ReadChunks(1), _ReadLakeKeys("lake"), _BucketKeys(4)):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for fn in (_ReadChunks("run", start, 1), _ReadLakeKeys("lake"), _BucketKeys(4)):
         out = paths | type(fn).__name__ >> beam.ParDo(fn)
         coder = beam.coders.registry.get_coder(out.element_type)
         assert "ArrowTableCoder" in repr(coder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -107,3 +108,78 @@ def test_random_records_reconcile(texts):
     # Every failure names a reason and says why.
     for row in failed.to_pylist():
         assert row["reason"] and row["message"] and row["raw"] is not None
+
+
+# Bytes that make files hard to read: invalid UTF-8, a BOM, CR, NUL, and JSON pieces.
+PIECES = [
+    b"\n",
+    b"\r\n",
+    b" ",
+    b"\xef\xbb\xbf",
+    b"\xff",
+    b"\xc0\xaf",
+    b"\xe2\x82",
+    b"\x00",
+    b"{}",
+    b"[]",
+    b'"\xc3\xa9"',
+]
+
+
+@st.composite
+def file_bytes(draw) -> bytes:
+    parts = draw(
+        st.lists(
+            st.sampled_from(PIECES) | st.binary(max_size=6) | records().map(str.encode), max_size=20
+        )
+    )
+    return b"".join(parts)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    data=file_bytes(),
+    gz=st.sampled_from(["no", "whole", "cut"]),
+    chunk_bytes=st.sampled_from([16, 64, 1 << 20]),
+)
+def test_random_files_account_for_every_line(tmp_path, data, gz, chunk_bytes):
+    """Every non-blank line of a file becomes one record or one failed row, and the
+    records' text is the line's, unchanged; a damaged file is one failed row more."""
+    import gzip
+
+    import pyarrow as pa
+
+    from eventpipe.io import raw_files, raw_records
+
+    path = tmp_path / ("f.jsonl.gz" if gz != "no" else "f.jsonl")
+    packed = gzip.compress(data) if gz != "no" else data
+    path.write_bytes(packed[: len(packed) // 2] if gz == "cut" else packed)
+    records, rejected, damaged = {}, {}, 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(raw_records, "MAX_RECORD_BYTES", 40)
+        for item in raw_files.read_record_chunks(str(path), chunk_bytes):
+            if isinstance(item, pa.Table):
+                records.update(zip(item["line"].to_pylist(), item["raw"].to_pylist(), strict=True))
+                parsed = STAGES.run_tables(item["raw"].to_pylist())
+                assert parsed[2] == parsed[0].num_rows + parsed[1].num_rows
+            elif item.reason == "invalid_file":
+                damaged += 1
+            else:
+                rejected.update(dict.fromkeys(item.lines, item.reason))
+    assert not set(records) & set(rejected)
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    expected = {i + 1: line.rstrip(b"\r") for i, line in enumerate(lines) if line.strip()}
+    if gz == "cut" and damaged:
+        assert damaged == 1
+        expected = {n: line for n, line in expected.items() if n in records or n in rejected}
+    else:
+        assert damaged == 0
+    assert set(records) | set(rejected) == set(expected)
+    for n, text in records.items():
+        assert text.encode() == expected[n] and len(expected[n]) <= 40
+    for n, reason in rejected.items():
+        assert reason == ("too_large" if len(expected[n]) > 40 else "invalid_json")

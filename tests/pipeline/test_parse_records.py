@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from pipeline_support import make_event
@@ -125,3 +126,27 @@ def test_one_bad_record_does_not_affect_its_neighbours(stages):
     assert len(out.events) == 4
     assert [f["reason"] for f in out.failed] == ["invalid_json"]
     assert out.read == 5
+
+
+def test_a_record_too_big_for_the_memory_budget_is_rejected_alone():
+    """DuckDB runs out of memory on a record with millions of values: its chunk is parsed
+    in halves, the record is rejected (`too_large`), its neighbours and the session live on."""
+    from eventpipe.transforms.duck import connect
+    from eventpipe.transforms.parse import RECORDS_SCHEMA, RecordParser
+
+    from pipeline_support import RUN_START
+
+    parser = RecordParser("test-run", RUN_START).bind(connect(memory_limit="64MB"))
+    huge = {
+        "receivedAt": "2026-11-20T10:00:02Z",
+        "body": [make_event(properties={"a": [0] * 500_000})],
+    }
+    texts = [orjson.dumps(r).decode() for r in (BATCH, huge, BATCH, make_event())]
+    records = pa.table([["f.jsonl"] * 4, [1, 2, 3, 4], [0] * 4, texts], schema=RECORDS_SCHEMA)
+    result = parser.parse(records)
+    assert result.units_read == 6
+    assert sorted(result.events["line"].to_pylist()) == [1, 1, 3, 3, 4]
+    [failure] = result.failed.to_pylist()
+    assert (failure["reason"], failure["line"], failure["raw"]) == ("too_large", 2, texts[1])
+    assert "more than the stage's memory limit (61.0 MiB)" in failure["message"]
+    assert parser.parse(records.slice(0, 1)).events.num_rows == 2  # the session still works
