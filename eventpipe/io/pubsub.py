@@ -41,9 +41,10 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from eventpipe.transforms import failures as F
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.parse import RECORDS_SCHEMA
-from eventpipe.transforms.stages import NAMESPACE
+from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +91,56 @@ _SHAPE_SQL = """
 """
 
 
+def message_source(subscription: str, message: Message) -> str:
+    """The `source` of a message's records and failed rows."""
+    return f"{subscription}/messages/{message.message_id}"
+
+
+def split_not_utf8(messages: list[Message]) -> tuple[list[Message], list[tuple[Message, str]]]:
+    """(messages whose data is UTF-8, [(message, why not) for the others])."""
+    good: list[Message] = []
+    bad: list[tuple[Message, str]] = []
+    for m in messages:
+        try:
+            m.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            at = exc.start
+            why = f"{exc.reason}: byte 0x{m.data[at]:02x} at byte {at + 1} of the message"
+            bad.append((m, f"the message is not valid UTF-8 ({why})"))
+        else:
+            good.append(m)
+    return good, bad
+
+
+def failed_not_utf8(
+    bad: list[tuple[Message, str]], subscription: str, run_id: str
+) -> list[pa.Table]:
+    """Failed rows (`invalid_json`) of messages that are not UTF-8: their bytes kept in `raw`
+    (invalid ones as `\\xNN`), received at their publish time."""
+    return [
+        F.rejected_records(
+            message_source(subscription, m),
+            [1],
+            F.INVALID_JSON,
+            [why],
+            [m.data.decode("utf-8", errors="backslashreplace")],
+            run_id,
+            m.publish_time,
+        )
+        for m, why in bad
+    ]
+
+
 def records_from_messages(
     messages: list[Message], subscription: str, con: duckdb.DuckDBPyConnection
 ) -> pa.Table:
-    """A chunk of raw records (RECORDS_SCHEMA), one per message.
+    """A chunk of raw records (RECORDS_SCHEMA), one per message (all valid UTF-8: see
+    `split_not_utf8`).
 
     Envelopes pass as they are; other JSON is wrapped (`envelope_text`); text that
     is not JSON passes as it is, so parse rejects it (`invalid_json`) with its text.
     """
-    texts = [m.data.decode("utf-8", errors="replace") for m in messages]
+    texts = [m.data.decode("utf-8") for m in messages]
     con.register("messages", pa.table({"raw": pa.array(texts, pa.string())}))
     try:
         shape = con.sql(_SHAPE_SQL).to_arrow_table()
@@ -113,7 +155,7 @@ def records_from_messages(
     n = len(messages)
     return pa.Table.from_arrays(
         [
-            pa.array([f"{subscription}/messages/{m.message_id}" for m in messages], pa.string()),
+            pa.array([message_source(subscription, m) for m in messages], pa.string()),
             pa.array([1] * n, pa.int64()),
             pa.array([0] * n, pa.int32()),
             pa.array(raws, pa.string()),
@@ -126,15 +168,18 @@ def records_from_messages(
 
 
 class _MessagesToRecordsFn(beam.DoFn):
-    """Buffers the messages of a bundle and emits them as one record chunk (Arrow table)."""
+    """Buffers the messages of a bundle and emits them as one record chunk (Arrow table);
+    messages that are not UTF-8 become failed rows (tagged FAILED, counted as read)."""
 
-    def __init__(self, subscription: str, max_records: int) -> None:
+    def __init__(self, subscription: str, max_records: int, run_id: str) -> None:
         self.subscription = subscription
         self.max_records = max_records
+        self.run_id = run_id
 
     def setup(self) -> None:
         self.con = connect()
         self.messages_counter = Metrics.counter(NAMESPACE, "messages")
+        self.read = Metrics.counter(NAMESPACE, "read")
 
     def teardown(self) -> None:
         self.con.close()
@@ -164,25 +209,38 @@ class _MessagesToRecordsFn(beam.DoFn):
         if not self.buffer:
             return
         self.messages_counter.inc(len(self.buffer))
-        table = records_from_messages(self.buffer, self.subscription, self.con)
+        good, bad = split_not_utf8(self.buffer)
         oldest = self.oldest
         self.buffer, self.oldest = [], None
-        if windowed:
-            yield WindowedValue(table, oldest, [GlobalWindow()])
-        else:
-            yield table
+        outputs: list = [records_from_messages(good, self.subscription, self.con)] if good else []
+        for failed in failed_not_utf8(bad, self.subscription, self.run_id):
+            self.read.inc(failed.num_rows)
+            count_failed(failed)
+            outputs.append(beam.pvalue.TaggedOutput(FAILED, failed))
+        for output in outputs:
+            if not windowed:
+                yield output
+            elif isinstance(output, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(
+                    output.tag, WindowedValue(output.value, oldest, [GlobalWindow()])
+                )
+            else:
+                yield WindowedValue(output, oldest, [GlobalWindow()])
 
 
 class MessagesToRecords(beam.PTransform):
-    """Pub/Sub messages -> chunks of raw records, one chunk per bundle (at most `max_records`)."""
+    """Pub/Sub messages -> (chunks of raw records, one chunk per bundle of at most
+    `max_records`; failed rows of messages that are not UTF-8)."""
 
-    def __init__(self, subscription: str, max_records: int = 5000) -> None:
+    def __init__(self, subscription: str, run_id: str, max_records: int = 5000) -> None:
         super().__init__()
-        self.subscription = subscription
-        self.max_records = max_records
+        self.fn = _MessagesToRecordsFn(subscription, max_records, run_id)
 
-    def expand(self, messages: beam.PCollection) -> beam.PCollection:
-        return messages | beam.ParDo(_MessagesToRecordsFn(self.subscription, self.max_records))
+    def expand(self, messages: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        outputs = messages | beam.ParDo(self.fn).with_output_types(pa.Table).with_outputs(
+            FAILED, main=MAIN
+        )
+        return outputs[MAIN], outputs[FAILED]
 
 
 def failed_to_messages(failed: pa.Table) -> list[bytes]:

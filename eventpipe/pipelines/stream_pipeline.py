@@ -106,12 +106,13 @@ class StreamConfig:
 def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> None:
     """Add the streaming graph, fed by `messages` (PubsubMessage elements)."""
     run = config.run_id
-    records = messages | "MessagesToRecords" >> MessagesToRecords(
-        config.subscription, config.max_records
+    records, not_utf8 = messages | "MessagesToRecords" >> MessagesToRecords(
+        config.subscription, run, config.max_records
     )
     events, failures = apply_stages(
         records, run, config.run_start, config.default_connection, config.enrich
     )
+    failures = (*failures, not_utf8)
     unique = (
         events
         | "AttachKpid" >> AttachKpid(config.lake, config.kpid_refresh_s)

@@ -45,8 +45,12 @@ def make_event(i: int, at: datetime, **overrides: Any) -> dict[str, Any]:
 def make_message(
     body: Any, published: datetime, message_id: str, attributes: dict[str, str] | None = None
 ) -> PubsubMessage:
-    """A Pub/Sub message as Beam's reader gives it (body: text as is, else JSON-encoded)."""
-    data = body.encode() if isinstance(body, str) else orjson.dumps(body)
+    """A Pub/Sub message as Beam's reader gives it (body: bytes or text as is, else
+    JSON-encoded)."""
+    if isinstance(body, bytes):
+        data = body
+    else:
+        data = body.encode() if isinstance(body, str) else orjson.dumps(body)
     return PubsubMessage(
         data,
         attributes if attributes is not None else {"connectionId": "7"},

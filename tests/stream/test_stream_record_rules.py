@@ -82,3 +82,25 @@ def test_record_rules_apply_to_the_stream(tmp_path: Path) -> None:
         ("invalid_value", "properties.v"),
         ("invalid_value", "properties.v"),
     ]
+
+
+def test_a_message_that_is_not_utf8_is_a_failed_row_not_a_repaired_event(tmp_path: Path) -> None:
+    """Issue 12.5 on the stream: bytes that are not UTF-8 are never replaced by U+FFFD."""
+    published = T0 + timedelta(seconds=5)
+    at = T0 + timedelta(seconds=1)
+    good = orjson.dumps(make_event(0, at, properties={"name": "café"}))
+    latin1 = orjson.dumps(make_event(1, at, properties={"name": "caf"})).replace(
+        b'"caf"', b'"caf\xe9"'
+    )
+    messages = [
+        timestamped(make_message(body, published, f"ps-{i}"))
+        for i, body in enumerate([good, latin1])
+    ]
+    run = stream_all(messages, tmp_path)
+
+    assert run.summary.reconciles and run.summary.read == 2
+    [row] = run.events
+    assert orjson.loads(row["properties"]) == {"name": "café"}
+    [failed] = run.failed
+    assert failed["reason"] == "invalid_json" and "not valid UTF-8" in failed["message"]
+    assert "caf\\xe9" in failed["raw"] and "\ufffd" not in failed["raw"]

@@ -9,7 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from eventpipe.io.pubsub import Message, envelope_text, records_from_messages
+from eventpipe.io.pubsub import (
+    Message,
+    envelope_text,
+    failed_not_utf8,
+    records_from_messages,
+    split_not_utf8,
+)
 from eventpipe.schemas import arrow_schema
 from eventpipe.transforms import streaming as S
 from eventpipe.transforms.duck import connect
@@ -182,3 +188,22 @@ def test_a_rewritten_window_file_replaces_the_old_one_atomically(tmp_path) -> No
 
 def test_received_times_are_utc() -> None:
     assert datetime.fromtimestamp(us(0) / US, UTC) == T0
+
+
+def test_messages_that_are_not_utf8_become_failed_rows_with_their_bytes() -> None:
+    good = Message(b'{"type": "page"}', {}, "m-ok", T0)
+    bad = Message(b'{"type": "page", "name": "caf\xe9"}', {}, "m-latin1", T0)
+    utf8, not_utf8 = split_not_utf8([good, bad])
+    assert utf8 == [good]
+    [(message, why)] = not_utf8
+    assert message is bad
+    assert why == (
+        "the message is not valid UTF-8 (invalid continuation byte: byte 0xe9 at byte 30 "
+        "of the message)"
+    )
+    [failed] = failed_not_utf8(not_utf8, "projects/p/subscriptions/s", "run-1")
+    [row] = failed.to_pylist()
+    assert row["reason"] == "invalid_json" and row["message"] == why
+    assert row["raw"] == '{"type": "page", "name": "caf\\xe9"}'  # the bytes, not U+FFFD
+    assert row["source"] == "projects/p/subscriptions/s/messages/m-latin1"
+    assert row["receivedAt"] == T0
