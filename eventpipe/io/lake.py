@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from datetime import datetime
 
 import pyarrow as pa
@@ -40,6 +41,25 @@ RUNS = "_runs"
 COMMITTING = "_COMMITTING"
 RUNNING = "_RUNNING.json"
 ROW_GROUP_ROWS = 16_384
+PAUSE_AT = "EVENTPIPE_PAUSE_AT"  # test hook: the name of a moment to pause at (see pause_point)
+PAUSE_FILE = "EVENTPIPE_PAUSE_FILE"  # ... and the file that says it was reached
+
+
+def pause_point(moment: str) -> None:
+    """Test hook: pause here while `$EVENTPIPE_PAUSE_AT` names `moment`.
+
+    The job writes its pid to `$EVENTPIPE_PAUSE_FILE` and waits until that file is
+    removed (or the process is killed), so a test can kill a job at an exact moment
+    and check that it was reached. Does nothing unless both variables are set.
+    """
+    marker = os.environ.get(PAUSE_FILE)
+    if os.environ.get(PAUSE_AT) != moment or not marker:
+        return
+    with open(marker + ".tmp", "w") as handle:
+        handle.write(f"{moment} {os.getpid()}")
+    os.replace(marker + ".tmp", marker)
+    while os.path.exists(marker):
+        time.sleep(0.05)
 
 
 def time_ordered_id(now: datetime) -> str:
@@ -130,7 +150,10 @@ def _finish_commit(staging: str, journal: dict) -> None:
         if "://" not in dest:
             make_dirs(os.path.dirname(dest))
     if pending:
-        FileSystems.rename([s for s, _ in pending], [d for _, d in pending])
+        FileSystems.rename([pending[0][0]], [pending[0][1]])
+        pause_point("commit-renamed-first")
+        if pending[1:]:
+            FileSystems.rename([s for s, _ in pending[1:]], [d for _, d in pending[1:]])
     FileSystems.delete([staging])
 
 

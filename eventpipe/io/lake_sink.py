@@ -46,6 +46,7 @@ from eventpipe.io.lake import (
     STAGING,
     commit_files,
     lake_path,
+    pause_point,
     read_parquet,
     write_parquet,
 )
@@ -285,6 +286,7 @@ class _CommitFn(beam.DoFn):
 
     def process(self, staged: list[Staged], rewritten: list[str]) -> Iterator[int]:
         del rewritten  # a side input only so that the commit waits for the rewrites
+        pause_point("before-commit")
         present = [s for s in staged if FileSystems.exists(s.staged)]
         for s in present:
             if s.table == EVENTS:
