@@ -32,10 +32,12 @@ folder. One killed after step 3 is rolled forward by the next compaction
 files. Only the files listed as old are ever deleted, so files an import adds to
 a partition while it is being compacted are kept.
 
-Compaction folders carry no `_RUNNING.json`, so the import's own recovery
-(`lake.recover_abandoned_runs`) leaves them alone, and vice versa. Two
-compactions of the same lake must not run at once: a compaction refuses to start
-while another one's owner process is alive (or runs on another host).
+`eventpipe compact` runs as the lake's only writer, after the one recovery step of
+every writer (`io.lake_lock.open_writer`: interrupted commits of runs, then of
+compactions). Compaction folders carry no `_RUNNING.json`, so the runs' part
+(`lake.recover_abandoned_runs`) leaves them alone, and vice versa. As a second
+guard, a compaction refuses to start while another one's owner process is alive
+(or runs on another host).
 """
 
 from __future__ import annotations

@@ -139,9 +139,7 @@ def recover_lake(lake: str, by_run: str = "", dry_run: bool = False) -> list[str
 def open_writer(
     lake: str, job: str, run_id: str, wait: float | None = 0.0, dry_run: bool = False
 ) -> Iterator[list[str]]:
-    """Hold the writer lock and run the recovery first: yields the recovery notes."""
+    """Hold the writer lock and run the recovery first: yields the recovery notes (for the
+    job to report)."""
     with writer_lock(lake, job, run_id, wait):
-        notes = recover_lake(lake, run_id, dry_run)
-        for note in notes:
-            log.warning("%s", note)
-        yield notes
+        yield recover_lake(lake, run_id, dry_run)

@@ -19,7 +19,8 @@ Each writer buffer (up to FLUSH_ROWS rows) drops its own duplicates before it
 stages anything; the shuffle only settles copies in different buffers or in the
 lake (the lake's keys are read only when it holds events, and not when the run
 replaces the days it writes: reprocessing). The `written` counter is counted at
-commit, from the files that become visible.
+commit, from the files that become visible. The commit also drops staged failed rows
+the lake already holds (`io.failed_dedupe`: counted as duplicates, not failed).
 """
 
 from __future__ import annotations

@@ -91,6 +91,8 @@ def run_locked(
     running. Exit code EXIT_BUSY when another writer holds the lake beyond `wait` seconds."""
     try:
         with open_writer(lake, job, run_id, wait) as notes:
+            for note in notes:
+                log.warning("%s", note)
             mark_running(lake, run_id, job)
             return body(notes)
     except LakeBusy as exc:
@@ -102,7 +104,9 @@ def prepare_lake(lake: str, run_id: str, job: str = "stream") -> None:
     """Finish or clean up what dead runs left, then mark `run_id` as running (holding the
     writer lock meanwhile, waiting for it as long as it takes): for a writer that takes
     the lock only around its commits (the streaming job)."""
-    with open_writer(lake, job, run_id, wait=None):
+    with open_writer(lake, job, run_id, wait=None) as notes:
+        for note in notes:
+            log.warning("%s", note)
         mark_running(lake, run_id, job)
 
 
