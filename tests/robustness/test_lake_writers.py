@@ -12,9 +12,11 @@ import threading
 from pathlib import Path
 
 import duckdb
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from api_support import serve_process
 
 from eventpipe.io import lake as L
 from eventpipe.io import lake_lock
@@ -243,3 +245,16 @@ def test_a_stream_commit_waits_while_a_batch_writer_holds_the_lake(tmp_path):
         streamer.join()
         logging.getLogger(lake_lock.__name__).removeHandler(signal_handler)
     assert final.exists()
+
+
+def test_serving_reads_while_a_writer_holds_the_lake(corpus, tmp_path):
+    folder, _ = corpus
+    lake = tmp_path / "lake"
+    assert main(_import_args(folder, lake)) == 0
+    with (
+        writer_lock(str(lake), "import", "holder"),
+        serve_process(lake, "--insecure-no-auth") as url,
+    ):
+        response = httpx.get(url + "/v1/events", params={"limit": 5}, timeout=30)
+    assert response.status_code == 200
+    assert len(response.json()["events"]) == 5
