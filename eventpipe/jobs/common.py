@@ -11,6 +11,7 @@ from datetime import date, datetime
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from eventpipe.io.compaction import CompactionError
 from eventpipe.io.lake import lake_path, mark_running, time_ordered_id, write_run_summary
 from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer
 from eventpipe.jobs.summary import RunSummary, summary_from_metrics
@@ -88,14 +89,15 @@ def run_locked(
     lake: str, job: str, run_id: str, wait: float, body: Callable[[list[str]], int]
 ) -> int:
     """Run `body(recovery notes)` as the lake's only writer: lock, recover, mark `run_id`
-    running. Exit code EXIT_BUSY when another writer holds the lake beyond `wait` seconds."""
+    running. Exit code EXIT_BUSY when another writer holds the lake beyond `wait` seconds
+    (or a compaction of another host may be running: the recovery leaves it alone)."""
     try:
         with open_writer(lake, job, run_id, wait) as notes:
             for note in notes:
                 log.warning("%s", note)
             mark_running(lake, run_id, job)
             return body(notes)
-    except LakeBusy as exc:
+    except (LakeBusy, CompactionError) as exc:
         log.error("%s", exc)
         return EXIT_BUSY
 

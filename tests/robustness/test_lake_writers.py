@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from api_support import serve_process
 
+from eventpipe.io import compaction, lake_lock
 from eventpipe.io import lake as L
-from eventpipe.io import lake_lock
 from eventpipe.io.lake_lock import EXIT_BUSY, writer_lock
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
@@ -258,3 +258,13 @@ def test_serving_reads_while_a_writer_holds_the_lake(corpus, tmp_path):
         response = httpx.get(url + "/v1/events", params={"limit": 5}, timeout=30)
     assert response.status_code == 200
     assert len(response.json()["events"]) == 5
+
+
+def test_a_writer_exits_busy_when_a_compaction_may_be_running(corpus, tmp_path, caplog):
+    folder, _ = corpus
+    lake = tmp_path / "lake"
+    staging = compaction.mark_compacting(str(lake), compaction.new_compaction_id())
+    Path(staging, compaction.OWNER).write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+    assert main(_import_args(folder, lake)) == EXIT_BUSY
+    assert "another compaction may be running" in caplog.text
+    assert not list(lake.glob("events/*/*.parquet"))
