@@ -155,8 +155,10 @@ def _commit_order(final: str) -> tuple[bool, str]:
 
 
 def _finish_commit(staging: str, journal: dict) -> None:
-    for staged_folder, partition in journal.get("replace", []):
+    for number, (staged_folder, partition) in enumerate(journal.get("replace", [])):
         swap_partition(staged_folder, partition, journal["run"])
+        if number == 0:
+            pause_point("commit-swapped-first")
     pending = [(s, d) for s, d in journal["add"] if FileSystems.exists(s)]
     for _, dest in pending:
         if "://" not in dest:
