@@ -32,10 +32,12 @@ folder. One killed after step 3 is rolled forward by the next compaction
 files. Only the files listed as old are ever deleted, so files an import adds to
 a partition while it is being compacted are kept.
 
-Compaction folders carry no `_RUNNING.json`, so the import's own recovery
-(`lake.recover_abandoned_runs`) leaves them alone, and vice versa. Two
-compactions of the same lake must not run at once: a compaction refuses to start
-while another one's owner process is alive (or runs on another host).
+`eventpipe compact` runs as the lake's only writer, after the one recovery step of
+every writer (`io.lake_lock.open_writer`: interrupted commits of runs, then of
+compactions). Compaction folders carry no `_RUNNING.json`, so the runs' part
+(`lake.recover_abandoned_runs`) leaves them alone, and vice versa. As a second
+guard, a compaction refuses to start while another one's owner process is alive
+(or runs on another host).
 """
 
 from __future__ import annotations
@@ -401,17 +403,19 @@ def compact_lake(
     last: date | None = None,
     dry_run: bool = False,
     progress: Callable[[str], None] | None = None,
-) -> tuple[list[str], list[TableReport]]:
-    """Recover abandoned compactions, then compact `tables`. Returns (recovery notes, reports).
+    compaction_id: str = "",
+) -> list[TableReport]:
+    """Compact `tables`; returns a report per table. Call it as the lake's writer, after
+    its recovery (`io.lake_lock.open_writer`, which also rolls interrupted compactions
+    forward).
 
-    Raises CompactionError when the lake is missing or another compaction is running.
+    Raises CompactionError when the lake is missing.
     """
     if not lake_exists(lake):
         raise CompactionError(f"no lake at {lake}")
-    recovered = recover_abandoned_compactions(lake, dry_run=dry_run)
     if dry_run:
-        return recovered, [compact_table(lake, "", t, first, last, True, progress) for t in tables]
-    compaction_id = new_compaction_id()
+        return [compact_table(lake, "", t, first, last, True, progress) for t in tables]
+    compaction_id = compaction_id or new_compaction_id()
     staging = mark_compacting(lake, compaction_id)
     try:
         reports = [
@@ -423,4 +427,4 @@ def compact_lake(
             FileSystems.delete([staging])
         raise
     FileSystems.delete([staging])
-    return recovered, reports
+    return reports

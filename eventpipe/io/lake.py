@@ -9,8 +9,11 @@ reprocessing), `LAKE/failed/date=YYYY-MM-DD/part-*.parquet` (date of
 Atomicity: writers put files under `LAKE/_staging/<run_id>/`; one final step
 (after every writer is done) records the list of files in `_COMMITTING`, then
 renames them into place and removes the staging folder. A killed run leaves
-only its staging folder: the next run deletes it when it never reached
-`_COMMITTING` (nothing of it was visible), or finishes its renames when it did.
+only its staging folder: the next writer deletes it when it never reached
+`_COMMITTING` (nothing of it was visible), or finishes its renames when it did and
+records the dead run in `_runs/` from the counts its journal carries (every writer
+runs this recovery first: `io.lake_lock.open_writer`). Raw files are renamed before
+event files, so a visible event always has its archive.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from datetime import datetime
 
 import pyarrow as pa
@@ -40,6 +44,25 @@ RUNS = "_runs"
 COMMITTING = "_COMMITTING"
 RUNNING = "_RUNNING.json"
 ROW_GROUP_ROWS = 16_384
+PAUSE_AT = "EVENTPIPE_PAUSE_AT"  # test hook: the name of a moment to pause at (see pause_point)
+PAUSE_FILE = "EVENTPIPE_PAUSE_FILE"  # ... and the file that says it was reached
+
+
+def pause_point(moment: str) -> None:
+    """Test hook: pause here while `$EVENTPIPE_PAUSE_AT` names `moment`.
+
+    The job writes its pid to `$EVENTPIPE_PAUSE_FILE` and waits until that file is
+    removed (or the process is killed), so a test can kill a job at an exact moment
+    and check that it was reached. Does nothing unless both variables are set.
+    """
+    marker = os.environ.get(PAUSE_FILE)
+    if os.environ.get(PAUSE_AT) != moment or not marker:
+        return
+    with open(marker + ".tmp", "w") as handle:
+        handle.write(f"{moment} {os.getpid()}")
+    os.replace(marker + ".tmp", marker)
+    while os.path.exists(marker):
+        time.sleep(0.05)
 
 
 def time_ordered_id(now: datetime) -> str:
@@ -104,15 +127,19 @@ def commit_files(
     run_id: str,
     pairs: list[tuple[str, str]],
     replace: list[tuple[str, str]] = (),
+    counts: dict | None = None,
 ) -> None:
     """Make a run's staged work visible: record it, then do it, then drop the staging folder.
 
     `pairs` are (staged file, final path) to add; `replace` are (staged partition
-    folder, partition folder) to swap whole (see io.partition_swap).
+    folder, partition folder) to swap whole (see io.partition_swap). `counts` (e.g.
+    rows written and failed) go into the journal: if the run dies while committing,
+    the run that completes the commit records them for it in `_runs/`.
     """
     staging = lake_path(lake, STAGING, run_id)
     marker = lake_path(staging, COMMITTING)
-    journal = {"run": run_id, "add": list(pairs), "replace": list(replace)}
+    pairs = sorted(pairs, key=lambda pair: _commit_order(pair[1]))
+    journal = {"run": run_id, "add": pairs, "replace": list(replace), "counts": counts or {}}
     # Written aside, then renamed: a run killed while writing it has no journal (and
     # nothing visible), never an empty or partial one.
     pending = marker + ".pending"
@@ -122,15 +149,25 @@ def commit_files(
     _finish_commit(staging, journal)
 
 
+def _commit_order(final: str) -> tuple[bool, str]:
+    """Raw files first: a visible event always has its archive (and events before failed)."""
+    return (f"/{RAW}/" not in final, final)
+
+
 def _finish_commit(staging: str, journal: dict) -> None:
-    for staged_folder, partition in journal.get("replace", []):
+    for number, (staged_folder, partition) in enumerate(journal.get("replace", [])):
         swap_partition(staged_folder, partition, journal["run"])
+        if number == 0:
+            pause_point("commit-swapped-first")
     pending = [(s, d) for s, d in journal["add"] if FileSystems.exists(s)]
     for _, dest in pending:
         if "://" not in dest:
             make_dirs(os.path.dirname(dest))
     if pending:
-        FileSystems.rename([s for s, _ in pending], [d for _, d in pending])
+        FileSystems.rename([pending[0][0]], [pending[0][1]])
+        pause_point("commit-renamed-first")
+        if pending[1:]:
+            FileSystems.rename([s for s, _ in pending[1:]], [d for _, d in pending[1:]])
     FileSystems.delete([staging])
 
 
@@ -144,20 +181,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def mark_running(lake: str, run_id: str) -> None:
-    """Record that `run_id` is in progress on this host (so cleanup leaves it alone)."""
+def mark_running(lake: str, run_id: str, job: str = "") -> None:
+    """Record that `run_id` (of `job`) is in progress on this host (so cleanup leaves it alone)."""
     path = lake_path(lake, STAGING, run_id, RUNNING)
     if "://" not in path:
         make_dirs(os.path.dirname(path))
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "job": job}
     with FileSystems.create(path) as handle:
-        handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
+        handle.write(json.dumps(owner).encode())
 
 
-def recover_abandoned_runs(lake: str) -> list[str]:
-    """Finish or remove the staging folders of runs that died. Returns what was done.
+def recover_abandoned_runs(lake: str, by_run: str = "", dry_run: bool = False) -> list[str]:
+    """Finish or remove the staging folders of runs that died. Returns what was done
+    (with `dry_run`, what would be done, and nothing is).
 
     A run whose `_RUNNING.json` names a live process on this host is left alone;
-    runs of other hosts are left alone too (they may be running).
+    runs of other hosts are left alone too (they may be running). A completed commit
+    is recorded in `_runs/<dead run>.json` (status `recovered`, `recovered_by`), with
+    the counts of its journal, so the ledger covers every row the lake holds.
     """
     staging_root = lake_path(lake, STAGING)
     if not FileSystems.exists(staging_root):
@@ -174,16 +215,23 @@ def recover_abandoned_runs(lake: str) -> list[str]:
         if owner.get("host") != socket.gethostname() or _pid_alive(int(owner.get("pid", 0))):
             continue
         marker = lake_path(staging, COMMITTING)
-        if FileSystems.exists(marker):
-            with FileSystems.open(marker) as handle:
-                journal = json.loads(handle.read())
-            if isinstance(journal, list):  # written before partition swaps existed
-                journal = {"run": run_id, "add": journal}
-            _finish_commit(staging, journal)
-            done.append(f"completed the commit of interrupted run {run_id}")
-        else:
-            FileSystems.delete([staging])
+        if not FileSystems.exists(marker):
+            if not dry_run:
+                FileSystems.delete([staging])
             done.append(f"removed the staged files of abandoned run {run_id}")
+            continue
+        with FileSystems.open(marker) as handle:
+            journal = json.loads(handle.read())
+        if isinstance(journal, list):  # written before partition swaps existed
+            journal = {"run": run_id, "add": journal}
+        if not dry_run:
+            _finish_commit(staging, journal)
+            record = {"run_id": run_id, "job": owner.get("job", ""), "status": "recovered"}
+            record["recovered_by"] = by_run
+            write_run_summary(lake, run_id, {**record, **journal.get("counts", {})})
+        done.append(f"completed the commit of interrupted run {run_id}")
+    if dry_run:
+        done = [f"would have {note}" for note in done]
     return done
 
 

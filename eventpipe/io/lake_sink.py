@@ -19,7 +19,8 @@ Each writer buffer (up to FLUSH_ROWS rows) drops its own duplicates before it
 stages anything; the shuffle only settles copies in different buffers or in the
 lake (the lake's keys are read only when it holds events, and not when the run
 replaces the days it writes: reprocessing). The `written` counter is counted at
-commit, from the files that become visible.
+commit, from the files that become visible. The commit also drops staged failed rows
+the lake already holds (`io.failed_dedupe`: counted as duplicates, not failed).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from eventpipe.io.failed_dedupe import drop_stored_failed
 from eventpipe.io.lake import (
     EVENTS,
     FAILED,
@@ -46,6 +48,7 @@ from eventpipe.io.lake import (
     STAGING,
     commit_files,
     lake_path,
+    pause_point,
     read_parquet,
     write_parquet,
 )
@@ -269,7 +272,8 @@ class _DropDuplicates(beam.DoFn):
 
 
 class _CommitFn(beam.DoFn):
-    """After every staged file is final: count the events written, make the files visible.
+    """After every staged file is final: drop failed rows the lake holds already, count the
+    events written and the failed rows, make the files visible.
 
     Partitions in `replace` (events and raw) are swapped whole for what the run staged
     there, even nothing; the run's other files are added.
@@ -282,14 +286,20 @@ class _CommitFn(beam.DoFn):
 
     def setup(self) -> None:
         self.written = Metrics.counter(NAMESPACE, "written")
+        self.failed = Metrics.counter(NAMESPACE, "failed")
+        self.duplicates = Metrics.counter(NAMESPACE, "duplicates")
 
     def process(self, staged: list[Staged], rewritten: list[str]) -> Iterator[int]:
         del rewritten  # a side input only so that the commit waits for the rewrites
+        pause_point("before-commit")
+        self._drop_stored_failed([s.staged for s in staged if s.table == FAILED])
         present = [s for s in staged if FileSystems.exists(s.staged)]
+        counts = {EVENTS: 0, FAILED: 0}
         for s in present:
-            if s.table == EVENTS:
+            if s.table in counts:
                 with FileSystems.open(s.staged) as handle:
-                    self.written.inc(pq.ParquetFile(handle).metadata.num_rows)
+                    counts[s.table] += pq.ParquetFile(handle).metadata.num_rows
+        self.written.inc(counts[EVENTS])
         swapped = []
         for table in (EVENTS, RAW):
             for partition in self.replace:
@@ -297,8 +307,22 @@ class _CommitFn(beam.DoFn):
                 mark_staged_partition(folder, self.run_id)
                 swapped.append((folder, lake_path(self.lake, table, partition)))
         added = [s for s in present if not self._replaced(s)]
-        commit_files(self.lake, self.run_id, sorted((s.staged, s.final) for s in added), swapped)
+        pairs = [(s.staged, s.final) for s in added]
+        counts = {"written": counts[EVENTS], "failed": counts[FAILED]}
+        commit_files(self.lake, self.run_id, pairs, swapped, counts)
         yield len(present)
+
+    def _drop_stored_failed(self, paths: list[str]) -> None:
+        """Failed rows are counted when staged: those the lake holds become duplicates."""
+        con = connect()
+        try:
+            dropped = drop_stored_failed(con, self.lake, paths)
+        finally:
+            con.close()
+        for reason, n in dropped.items():
+            Metrics.counter(NAMESPACE, f"failed.{reason}").dec(n)
+            self.failed.dec(n)
+            self.duplicates.inc(n)
 
     def _replaced(self, staged: Staged) -> bool:
         return staged.table != FAILED and staged.file.split("/")[0] in self.replace

@@ -8,9 +8,18 @@ import sys
 import time
 from datetime import date
 
-from eventpipe.io.compaction import MAX_FILE_ROWS, TABLES, CompactionError, compact_lake
+from eventpipe.io.compaction import (
+    MAX_FILE_ROWS,
+    TABLES,
+    CompactionError,
+    compact_lake,
+    lake_exists,
+    new_compaction_id,
+)
 from eventpipe.io.lake import EVENTS
+from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer
 from eventpipe.io.serving_index import INDEX, index_lake
+from eventpipe.jobs.common import add_wait_argument
 
 log = logging.getLogger("eventpipe.compact")
 
@@ -64,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not build the read API's serving index (json filters then scan)",
     )
+    add_wait_argument(parser)
     parser.set_defaults(func=run, _parser=parser)
 
 
@@ -71,15 +81,27 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     """Compact the lake; 0 when every partition in range ends compacted, 1 when some failed."""
     if args.first and args.last and args.first > args.last:
         args._parser.error("--from is after --to")
-    tables = TABLES if args.table == "both" else (args.table,)
-    started = time.monotonic()
+    if not lake_exists(args.lake):
+        print(f"eventpipe compact: no lake at {args.lake}", file=sys.stderr)
+        return 2
+    compaction_id = new_compaction_id()
     try:
-        recovered, reports = compact_lake(
-            args.lake, tables, args.first, args.last, args.dry_run, progress=log.info
-        )
+        with open_writer(args.lake, "compact", compaction_id, args.wait, args.dry_run) as notes:
+            return _compact(args, compaction_id, notes)
+    except LakeBusy as exc:
+        print(f"eventpipe compact: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     except CompactionError as exc:
         print(f"eventpipe compact: {exc}", file=sys.stderr)
         return 2
+
+
+def _compact(args: argparse.Namespace, compaction_id: str, recovered: list[str]) -> int:
+    tables = TABLES if args.table == "both" else (args.table,)
+    started = time.monotonic()
+    reports = compact_lake(
+        args.lake, tables, args.first, args.last, args.dry_run, log.info, compaction_id
+    )
     for note in recovered:
         print(note)
     for report in reports:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -14,7 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from eventpipe.identity import build_identity, identity_connection, write_identity
 from eventpipe.io.compaction import list_partitions
 from eventpipe.io.lake import EVENTS, lake_path, write_run_summary
-from eventpipe.jobs.common import new_run_id, prepare_lake
+from eventpipe.jobs.common import add_wait_argument, new_run_id, run_locked
 from eventpipe.pipelines.identity_pipeline import build_restitch_pipeline
 from eventpipe.transforms.stages import NAMESPACE
 
@@ -45,18 +46,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--temp-dir", default=None, help="where the build spills (default: a new temporary folder)"
     )
+    add_wait_argument(parser)
     parser.set_defaults(func=run, accepts_pipeline_options=True)
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Build and write the identity graph, then re-stitch; 0 on success."""
-    started = time.monotonic()
     run_id = new_run_id(datetime.now(UTC))
-    partitions = [p.name for p in list_partitions(args.lake, EVENTS)]
-    if not partitions:
+    if not list_partitions(args.lake, EVENTS):
         log.error("no event partition in %s: import events first", lake_path(args.lake, EVENTS))
         return 2
-    prepare_lake(args.lake, run_id)
+    body = partial(_build_and_restitch, args, beam_args, run_id)
+    return run_locked(args.lake, "identity", run_id, args.wait, body)
+
+
+def _build_and_restitch(
+    args: argparse.Namespace, beam_args: list[str], run_id: str, recovered: list[str]
+) -> int:
+    started = time.monotonic()
+    partitions = [p.name for p in list_partitions(args.lake, EVENTS)]
     con = identity_connection(memory_limit=args.memory_limit, temp_directory=args.temp_dir)
     events = lake_path(args.lake, EVENTS, "date=*", "*.parquet")
     result = build_identity(con, events)
@@ -84,6 +92,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         "partitions": len(partitions),
         "partitions_rewritten": counters.get("partitions_rewritten", 0),
         "seconds": round(time.monotonic() - started, 2),
+        "recovered": recovered,
     }
     path = write_run_summary(args.lake, run_id, record)
     counts = result.counts

@@ -19,9 +19,10 @@ from eventpipe.jobs.bigquery_options import (
 )
 from eventpipe.jobs.common import (
     add_enrich_arguments,
+    add_wait_argument,
     enrich_options,
     new_run_id,
-    prepare_lake,
+    run_locked,
     run_to_summary,
 )
 from eventpipe.jobs.summary import RunSummary
@@ -71,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="MB of raw records each worker validates at once, as one Arrow table "
         "(default %(default)s; bigger chunks cost less per event and more memory)",
     )
+    add_wait_argument(parser)
     add_enrich_arguments(parser)
     add_bigquery_arguments(parser)
     parser.set_defaults(func=run, accepts_pipeline_options=True)
@@ -102,11 +104,17 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         except IncompatibleTableError as exc:
             log.error("%s", exc)
             return 2
-    if args.lake:
-        prepare_lake(args.lake, run_id)
-    with staging_folder(target, beam_args, args.lake) as target:
-        summary = _run_import(args, beam_args, files, run_id, run_start, enrich, target)
-    return summary.exit_code()
+
+    def run_import(recovered: list[str]) -> int:
+        with staging_folder(target, beam_args, args.lake) as staging_target:
+            summary = _run_import(
+                args, beam_args, files, run_id, run_start, enrich, staging_target, recovered
+            )
+        return summary.exit_code()
+
+    if not args.lake:
+        return run_import([])
+    return run_locked(args.lake, "import", run_id, args.wait, run_import)
 
 
 def _run_import(
@@ -117,6 +125,7 @@ def _run_import(
     run_start: datetime,
     enrich: EnrichOptions | None,
     target: BigQueryTarget | None,
+    recovered: list[str],
 ) -> RunSummary:
     total = sum(size for _, size in files)
     config = ImportConfig(
@@ -131,7 +140,7 @@ def _run_import(
         bigquery=target,
     )
     build = partial(build_import_pipeline, config=config)
-    record = {"job": "import", "inputs": args.inputs}
+    record = {"job": "import", "inputs": args.inputs, "recovered": recovered}
     if target is not None:
         return run_to_bigquery_summary(target, run_id, beam_args, build, record, len(files))
     return run_to_summary(args.lake, run_id, beam_args, build, record, files=len(files))

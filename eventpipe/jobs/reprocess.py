@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime
 from functools import partial
 
-from eventpipe.io.bigquery import IncompatibleTableError, prepare_tables
+from eventpipe.io.bigquery import BigQueryTarget, IncompatibleTableError, prepare_tables
 from eventpipe.io.compaction import list_partitions
 from eventpipe.io.lake import RAW
 from eventpipe.io.lake_sink import dedupe_buckets
@@ -18,13 +18,15 @@ from eventpipe.jobs.bigquery_options import (
 )
 from eventpipe.jobs.common import (
     add_enrich_arguments,
+    add_wait_argument,
     enrich_options,
     new_run_id,
     parse_day,
-    prepare_lake,
+    run_locked,
     run_to_summary,
 )
 from eventpipe.pipelines.reprocess_pipeline import ReprocessConfig, build_reprocess_pipeline
+from eventpipe.transforms.enrich import EnrichOptions
 
 log = logging.getLogger("eventpipe.reprocess")
 
@@ -47,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lake", required=True, help="lake folder or URL")
     parser.add_argument("--from", dest="first", type=parse_day, required=True, metavar="YYYY-MM-DD")
     parser.add_argument("--to", dest="last", type=parse_day, required=True, metavar="YYYY-MM-DD")
+    add_wait_argument(parser)
     add_enrich_arguments(parser)
     add_bigquery_arguments(
         parser,
@@ -72,7 +75,19 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         return 2
     run_start = datetime.now(UTC)
     run_id = new_run_id(run_start)
-    prepare_lake(args.lake, run_id)
+    body = partial(_reprocess, args, beam_args, run_id, run_start, enrich, target)
+    return run_locked(args.lake, "reprocess", run_id, args.wait, body)
+
+
+def _reprocess(
+    args: argparse.Namespace,
+    beam_args: list[str],
+    run_id: str,
+    run_start: datetime,
+    enrich: EnrichOptions | None,
+    target: BigQueryTarget | None,
+    recovered: list[str],
+) -> int:
     partitions = list_partitions(args.lake, RAW, args.first, args.last)
     if not partitions:
         log.warning("no raw partition between %s and %s: nothing to do", args.first, args.last)
@@ -94,6 +109,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     )
     build = partial(build_reprocess_pipeline, config=config)
     record = {"job": "reprocess", "from": str(args.first), "to": str(args.last)}
+    record["recovered"] = recovered
     if target is not None:
         summary = run_to_bigquery_summary(target, run_id, beam_args, build, record, len(files))
     else:

@@ -39,6 +39,7 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 from eventpipe.identity.store import IDENTITY, current_kpid_map
 from eventpipe.io.lake import EVENTS, FAILED, RAW, lake_path, write_parquet
+from eventpipe.io.lake_lock import writer_lock
 from eventpipe.io.lake_sink import archive_table, day_slices, staged_file
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.transforms import streaming as S
@@ -272,7 +273,8 @@ def write_atomically(table: pa.Table, lake: str, run_id: str, kind: str, rel: st
     write_parquet(table, staged.staged, event_table=kind == EVENTS)
     if "://" not in staged.final:
         os.makedirs(os.path.dirname(staged.final), exist_ok=True)
-    FileSystems.rename([staged.staged], [staged.final])
+    with writer_lock(lake, "stream", run_id, wait=None):  # not while a batch job writes
+        FileSystems.rename([staged.staged], [staged.final])
 
 
 def late_file_name(run_id: str, shard: int, seq: int) -> str:

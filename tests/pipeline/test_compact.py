@@ -17,6 +17,7 @@ import pytest
 
 from eventpipe.io import compaction as C
 from eventpipe.io import lake as L
+from eventpipe.io.lake_lock import LOCK_FILE
 from eventpipe.io.serving_index import INDEX, index_is_current
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
@@ -68,10 +69,11 @@ def contents(lake: Path, table: str) -> tuple[int, collections.Counter]:
 
 
 def snapshot(lake: Path) -> dict[str, tuple[int, int]]:
+    """Size and mtime of every file (but the writer lock's, which each writer rewrites)."""
     return {
         str(p.relative_to(lake)): (p.stat().st_size, p.stat().st_mtime_ns)
         for p in lake.rglob("*")
-        if p.is_file()
+        if p.is_file() and p.name != LOCK_FILE
     }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from eventpipe.jobs.cli import main
@@ -141,8 +142,13 @@ def test_importing_the_same_files_twice_adds_nothing(corpus, tmp_path):
     second = run_import(lake, str(corpus_dir / "*"))
     assert second["reconciles"]
     assert second["written"] == 0
-    assert second["duplicates"] == manifest["expected_written"] + manifest["duplicates"]
-    assert second["failed"] == first["failed"]  # invalid records are rejected again, not deduped
+    # Invalid records are rejected again, and found stored: duplicates, not new failed rows.
+    assert second["duplicates"] == (
+        manifest["expected_written"] + manifest["duplicates"] + first["failed"]
+    )
+    assert second["failed"] == 0
+    failed = sum(pq.read_metadata(p).num_rows for p in lake.glob("failed/*/*.parquet"))
+    assert failed == first["failed"]
     assert lake_rows(lake) == rows
     # The raw archive holds each stored event once, partition by partition.
     con = duckdb.connect()

@@ -143,18 +143,19 @@ def test_a_run_killed_between_swaps_is_rolled_forward(tmp_path):
 def test_killed_reprocess_leaves_each_partition_old_or_new(lakes, tmp_path):
     lake = copy_lake(lakes, "plain", tmp_path)
     old, new = partitions(lake), partitions(lakes["enriched"])
+    # Kill it between two partition swaps (after the first): the most delicate moment.
+    marker = tmp_path / "paused"
     proc = subprocess.Popen(
         [sys.executable, "-m", "eventpipe.jobs.cli", "reprocess", "--lake", str(lake), *FULL],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env={**os.environ, L.PAUSE_AT: "commit-swapped-first", L.PAUSE_FILE: str(marker)},
     )
-    deadline = time.monotonic() + 120
-    # Kill it as soon as it starts swapping partitions: the most delicate moment.
-    while not list((lake / L.STAGING).glob(f"*/{L.COMMITTING}")):
+    while not marker.exists():
         assert proc.poll() is None, "the reprocess ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
+        time.sleep(0.05)
+    assert marker.read_text() == f"commit-swapped-first {proc.pid}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     now = partitions(lake)
@@ -162,6 +163,7 @@ def test_killed_reprocess_leaves_each_partition_old_or_new(lakes, tmp_path):
     states = {day: "old" if now[day].equals(old[day]) else "new" for day in now}
     for day, state in states.items():
         assert now[day].equals(old[day] if state == "old" else new[day]), day
+    assert sorted(set(states.values())) == ["new", "old"]  # killed half-way
     # The next run finishes the interrupted swaps first, then reprocesses again.
     cli("reprocess", "--lake", str(lake), *FULL)
     assert same(partitions(lake), new)
