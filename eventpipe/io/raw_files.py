@@ -94,6 +94,7 @@ class _ReadChunks(beam.DoFn):
 
     def setup(self) -> None:
         self.read = Metrics.counter(NAMESPACE, "read")
+        self.damaged = Metrics.counter(NAMESPACE, "damaged_files")
 
     def process(self, path: str) -> Iterator:
         for item in read_record_chunks(path, self.chunk_bytes):
@@ -106,6 +107,7 @@ class _ReadChunks(beam.DoFn):
             )  # fmt: skip
             if item.reason == F.INVALID_FILE:
                 log.warning("%s: %s", path, item.messages[0])
+                self.damaged.inc()
             self.read.inc(failed.num_rows)
             count_failed(failed)
             yield beam.pvalue.TaggedOutput(FAILED, failed)

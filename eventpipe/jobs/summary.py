@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.runners.runner import PipelineResult
 
-from eventpipe.transforms.failures import INVALID_FILE
 from eventpipe.transforms.stages import NAMESPACE
 
 EXIT_MISMATCH = 1  # records read are not all accounted for
@@ -28,16 +27,14 @@ class RunSummary:
     seconds: float = 0.0
     messages: int | None = None  # a stream's Pub/Sub messages (None: a job that reads files)
     late: int = 0  # a stream's events written after their window closed (part of `written`)
+    # Files that could not be read to their end (each also a failed row `invalid_file`,
+    # which a re-run counts as a duplicate: the file is still reported damaged).
+    damaged_files: int = 0
 
     @property
     def reconciles(self) -> bool:
         """Whether every record read is accounted for."""
         return self.read == self.written + self.failed + self.duplicates
-
-    @property
-    def damaged_files(self) -> int:
-        """Files that could not be read to their end (failed rows `invalid_file`)."""
-        return self.failed_by_reason.get(INVALID_FILE, 0)
 
     def exit_code(self) -> int:
         """0 when every record is accounted for and every file was read whole."""
@@ -46,7 +43,7 @@ class RunSummary:
         return EXIT_DAMAGED_INPUT if self.damaged_files else 0
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "reconciles": self.reconciles, "damaged_files": self.damaged_files}
+        return {**asdict(self), "reconciles": self.reconciles}
 
     def lines(self) -> list[str]:
         """The human summary."""
@@ -66,7 +63,8 @@ class RunSummary:
         if self.messages is not None:
             out.append(f"    written late: {self.late:,} (window closed; in their day's partition)")
         for reason, n in sorted(self.failed_by_reason.items(), key=lambda kv: -kv[1]):
-            out.append(f"    failed {reason}: {n:,}")
+            if n:  # (a reason whose rows the lake held already counts 0: they are duplicates)
+                out.append(f"    failed {reason}: {n:,}")
         return out
 
 
@@ -85,6 +83,7 @@ def summary_from_metrics(
     summary.written = values.get("written", 0)
     summary.failed = values.get("failed", 0)
     summary.duplicates = values.get("duplicates", 0)
+    summary.damaged_files = values.get("damaged_files", 0)
     if streaming:
         summary.messages = values.get("messages", 0)
         summary.late = values.get("late", 0)

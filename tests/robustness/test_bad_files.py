@@ -316,3 +316,16 @@ def test_the_import_survives_every_bad_input_and_reconciles(bad_inputs, tmp_path
     assert summary["read"] == written + len(failed)
     ids = duckdb.sql(f"SELECT messageId FROM read_parquet('{lake}/events/*/*.parquet')").fetchall()
     assert {f"msg-{i}" for i in range(100)} <= {i for (i,) in ids}  # every good event
+
+
+def test_a_damaged_file_imported_again_is_reported_again(tmp_path, capsys):
+    """Its invalid_file row is stored once (the re-run's copy is a duplicate), but each run
+    that reads the file says it is damaged and exits 3."""
+    data = gzip.compress(jsonl([event(i) for i in range(400)]))
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    args = ["import", str(tmp_path / "cut.jsonl.gz"), "--lake", str(tmp_path / "lake")]
+    for _ in range(2):
+        assert main([*args, "--connection-id", "1"]) == 3
+        assert "INCOMPLETE: damaged or unreadable files: 1" in capsys.readouterr().out
+    failed = duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path}/lake/failed/*/*.parquet')")
+    assert failed.fetchall() == [(1,)]

@@ -23,7 +23,16 @@ from eventpipe.jobs.summary import RunSummary
 )
 def test_damaged_files_make_the_run_incomplete(counts, by_reason, status, code):
     read, written, failed, duplicates = counts
-    summary = RunSummary("run", read, written, failed, duplicates, by_reason)
+    damaged = by_reason.get("invalid_file", 0)
+    summary = RunSummary("run", read, written, failed, duplicates, by_reason, damaged_files=damaged)
     assert summary.lines()[1].endswith(status)
     assert summary.exit_code() == code
-    assert summary.to_dict()["damaged_files"] == by_reason.get("invalid_file", 0)
+    assert summary.to_dict()["damaged_files"] == damaged
+
+
+def test_a_damaged_file_read_again_is_still_reported():
+    """A re-run's invalid_file row is a duplicate of the stored one: the file is still damaged."""
+    summary = RunSummary("run", 5, 0, 0, 5, {"invalid_file": 0}, damaged_files=1)
+    assert summary.lines()[1].endswith("[INCOMPLETE: damaged or unreadable files: 1]")
+    assert summary.exit_code() == 3
+    assert not [line for line in summary.lines() if line.endswith(": 0")]  # no zero counts
