@@ -82,6 +82,12 @@ def city_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def make_city_db(tmp_path: Path) -> Callable[[dict[str, tuple[Any, ...]]], Path]:
+    """Factory of City databases holding the networks given (in the test's tmp_path)."""
+    return lambda networks: build_city_db(tmp_path / f"city-{len(networks)}.mmdb", networks)
+
+
+@pytest.fixture
 def make_event() -> Callable[..., dict[str, Any]]:
     """Factory of valid event rows; keyword arguments replace top-level fields."""
 
