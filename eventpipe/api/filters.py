@@ -23,8 +23,11 @@ Operators by property type (a mismatch is a 400 naming the operator and property
 Values: none for is true/false, is (not) empty, is (not) null, exists, does not exist;
 two for is (not) between; 1 to 1000 for is (not) one of; exactly one otherwise. Each
 is parsed for the property's type (integers within the bit size, finite numbers, ISO
-8601 datetimes, UUIDs, IP addresses) or refused with a 400 naming `values[i]`. At most
-100 conditions and 64 KB of filter JSON.
+8601 datetimes, UUIDs, IP addresses) or refused with a 400 naming `values[i]`; text
+that is not valid Unicode (a lone surrogate such as `"\\ud800"`) is a 400 too. At most
+100 conditions, 3,000 values in all the conditions together, and 64 KB of filter JSON.
+A long `is one of` list is matched with one hash lookup per row, not a comparison per
+value.
 
 Semantics of null and missing values (the whole rule set):
 
@@ -69,6 +72,10 @@ from eventpipe.schemas import EVENT_FIELDS, Field
 MAX_FILTER_BYTES = 64 * 1024
 MAX_CONDITIONS = 100
 MAX_VALUES = 1000
+MAX_FILTER_VALUES = 3000
+"""Most values in all the conditions of one filter together."""
+INLINE_VALUES = 16
+"""A longer `is one of` list is bound as one list parameter and matched by a hash join."""
 MAX_JSON_PATH_DEPTH = 32
 
 COMPARISONS = {
@@ -339,6 +346,25 @@ class _Params:
         self.values[name] = value
         return "$" + name
 
+    def one_of(self, expression: str, values: Sequence[object]) -> str:
+        """`expression IN (values)`: a few values inline, more as a semi-join on one list
+        parameter (DuckDB compares a long IN list value by value on every row: three lists
+        of 1,000 json values took minutes and gigabytes)."""
+        if len(values) <= INLINE_VALUES:
+            return f"{expression} IN ({', '.join(self.add(v) for v in values)})"
+        return f"{expression} IN (SELECT unnest({self.add(list(values))}))"
+
+
+def valid_text(value: str, parameter: str) -> str:
+    """`value`, or a FilterError naming `parameter` when it is not valid Unicode (a lone
+    surrogate, which JSON's `\\ud800` escape can carry and no engine can take)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+        raise FilterError(parameter, f"is not valid Unicode (lone surrogate {bad})") from None
+    return value
+
 
 def _values(raw: object, operator: str, parameter: str) -> list[str]:
     """The condition's values as strings, checked against the operator's value count."""
@@ -351,7 +377,7 @@ def _values(raw: object, operator: str, parameter: str) -> list[str]:
         if isinstance(v, bool):
             values.append("true" if v else "false")
         elif isinstance(v, str):
-            values.append(v)
+            values.append(valid_text(v, f"{parameter}[{i}]"))
         elif isinstance(v, int | float):
             values.append(json.dumps(v))
         else:
@@ -387,22 +413,24 @@ def _typed_sql(
         return f"{col} = ''"
     if operator == "is not empty":
         return f"{col} <> ''"
-    typed: list[str] = []
+    parsed: list[object] = []
     for i, text in enumerate(values):
         try:
-            typed.append(params.add(typed_value(target.field, text)))
+            parsed.append(typed_value(target.field, text))
         except ValueError as exc:
             raise FilterError(
                 f"{where}.values[{i}]", f"{exc} ({target.kind} property {target.property!r})"
             ) from None
+    if operator in ("is one of", "is not one of"):
+        # Decimals as doubles: a list of mixed scales has no single DECIMAL type.
+        options = [float(v) if isinstance(v, Decimal) else v for v in dict.fromkeys(parsed)]
+        negate = "NOT " if operator == "is not one of" else ""
+        return f"{negate}({params.one_of(col, options)})"
+    typed = [params.add(v) for v in parsed]
     if operator == "is":
         return f"{col} = {typed[0]}"
     if operator == "is not":
         return f"{col} <> {typed[0]}"
-    if operator == "is one of":
-        return f"{col} IN ({', '.join(typed)})"
-    if operator == "is not one of":
-        return f"{col} NOT IN ({', '.join(typed)})"
     if operator in COMPARISONS:
         return f"{col} {COMPARISONS[operator]} {typed[0]}"
     if operator in DATE_COMPARISONS:
@@ -448,20 +476,23 @@ def _json_sql(target: Target, operator: str, values: list[str], params: _Params,
     present = f"({j} IS NOT NULL AND {jtype} <> 'NULL')"
 
     def equals_any(options: list[str]) -> str:
-        """Any option equal to the value in its JSON type (string, number or boolean)."""
+        """Any option equal to the value in its JSON type (string, number or boolean):
+        at most four branches, whatever the number of options."""
         branches: list[str] = []
-        plain = [v for v in options if target.json_path and _is_plain_text(v)]
+        unique = list(dict.fromkeys(options))
+        plain = [v for v in unique if target.json_path and _is_plain_text(v)]
         if plain:
             # One JSON parse per row: compare the extracted value's JSON text ('"pro"').
-            quoted = ", ".join(params.add(json.dumps(v, ensure_ascii=False)) for v in plain)
-            branches.append(f"(CAST({j} AS VARCHAR) IN ({quoted}))")
-        for value in options:
-            if value not in plain:
-                branches.append(f"({is_string} AND {text} = {params.add(value)})")
-            number_value = _number_or_none(value)
-            if number_value is not None:
-                branches.append(f"({is_number} AND {number} = {params.add(number_value)})")
-            if value in ("true", "false"):
+            quoted = [json.dumps(v, ensure_ascii=False) for v in plain]
+            branches.append(f"({params.one_of(f'CAST({j} AS VARCHAR)', quoted)})")
+        others = [v for v in unique if v not in plain]
+        if others:
+            branches.append(f"({is_string} AND {params.one_of(text, others)})")
+        numbers = list(dict.fromkeys(n for n in map(_number_or_none, unique) if n is not None))
+        if numbers:
+            branches.append(f"({is_number} AND {params.one_of(number, numbers)})")
+        for value in ("true", "false"):
+            if value in unique:
                 branches.append(
                     f"({jtype} = 'BOOLEAN' AND TRY_CAST({j} AS BOOLEAN) = {value.upper()})"
                 )
@@ -614,6 +645,16 @@ def compile_filter(document: object, parameter: str = "filter") -> Predicate:
     bounds: list[tuple[dt.date | None, ...]] = []
     indexed_conditions: list[IndexedCondition] = []
     columns: set[str] = set()
+    counted = sum(
+        len(c["values"])
+        for c in conditions
+        if isinstance(c, dict) and isinstance(c.get("values"), list)
+    )
+    if counted > MAX_FILTER_VALUES:
+        raise FilterError(
+            f"{parameter}.conditions",
+            f"at most {MAX_FILTER_VALUES} values in all conditions together, got {counted}",
+        )
     for i, condition in enumerate(conditions):
         sql, bound, indexed_condition = compile_condition(
             condition, params, f"{parameter}.conditions[{i}]"

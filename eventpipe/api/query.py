@@ -40,7 +40,13 @@ row groups by their statistics), and Parquet statistics written for every column
 
 DuckDB runs in-process on an in-memory database that may only read inside the lake
 folder (external access is locked to it); each request gets its own cursor
-(DuckDB connections are not thread-safe; a cursor costs ~15 us).
+(DuckDB connections are not thread-safe; a cursor costs ~15 us). Memory, time and
+concurrent queries are bounded by `ServingLimits` (`eventpipe.api.limits`).
+
+A job may replace a partition's files while a request reads them (compaction renames
+the new file in, then deletes the old ones). A request whose file vanished lists the
+partitions again and starts over, up to MAX_ATTEMPTS times within its deadline; it
+fails only if the files it could not open are still listed.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from eventpipe.api.event_query import EventQuery, empty_page, order_sql
 from eventpipe.api.filters import Predicate, quote_identifier
 from eventpipe.api.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.api.index_pages import page_by_position, page_from_index
+from eventpipe.api.limits import Deadline, ServerBusy, ServingLimits
 
 __all__ = ["ORDER_COLUMNS", "EventQuery", "LakeReader", "Partition"]
 
@@ -87,6 +94,8 @@ _SCAN_OPTIONS = "hive_partitioning = false, filename = true, file_row_number = t
 DENSE_SPAN = 65_536  # a wider row range of one file is read with the filter applied again
 RECENT_ROWS = 32_768  # a filtered page is first looked for among the newest rows of its batch
 ROW_STORE_ROWS = 1_000  # at most this many candidate rows are read from the row stores
+MAX_ATTEMPTS = 8  # a request whose files vanished (a job replaced them) starts over
+_LOGGED_QUERY_CHARS = 2_000  # a failed query is logged with at most this much of its text
 _PARTITION_RE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
@@ -113,6 +122,18 @@ class ScanPlan:
 
     scans: dict[dt.date, list[FileScan]]
     over_cap: bool = False
+
+
+def _over_limit(reason: str) -> ServerBusy:
+    """The 503 of a query stopped by a limit."""
+    return ServerBusy(f"{reason}: narrow the filter or its timestamp range")
+
+
+def _described(query: EventQuery) -> str:
+    """`query` for a log line, cut to _LOGGED_QUERY_CHARS (a filter can be 64 KB)."""
+    text = repr(query)
+    cut = len(text) - _LOGGED_QUERY_CHARS
+    return text if cut <= 0 else f"{text[:_LOGGED_QUERY_CHARS]}... ({cut} more characters)"
 
 
 def list_partitions(events_dir: Path) -> list[Partition]:
@@ -165,6 +186,7 @@ class LakeReader:
         recent_rows: int = RECENT_ROWS,
         candidate_cap: int = CANDIDATE_CAP,
         row_store_rows: int = ROW_STORE_ROWS,
+        limits: ServingLimits | None = None,
     ) -> None:
         self.lake = Path(lake).resolve()
         self.events_dir = self.lake / "events"
@@ -173,6 +195,8 @@ class LakeReader:
         self.candidate_cap = candidate_cap
         self.row_store_rows = row_store_rows
         self.indexes = IndexCatalog(self.lake) if use_index else None
+        self.limits = limits or ServingLimits()
+        self._slots = threading.BoundedSemaphore(self.limits.max_queries)
         self._lock = threading.Lock()
         self._db = self._connect()
 
@@ -184,6 +208,8 @@ class LakeReader:
         # DuckDB 2.0.0 fails an internal assertion (and invalidates the database) on late
         # materialisation with a filter on a struct field; _page does its own instead.
         db.execute("SET GLOBAL late_materialization_max_rows = 0")
+        db.execute("SET GLOBAL memory_limit = $limit", {"limit": self.limits.memory_limit})
+        db.execute("SET GLOBAL temp_directory = ''")  # no spilling: the limit is a bound
         allowed = str(self.lake).rstrip("/") + "/"
         db.execute("SET allowed_directories = $dirs", {"dirs": [allowed]})
         db.execute("SET enable_external_access = false")
@@ -195,32 +221,78 @@ class LakeReader:
         return list_partitions(self.events_dir)
 
     def list_events(self, query: EventQuery) -> pa.Table:
-        """The page of events `query` asks for, as an Arrow table of its columns."""
+        """The page of events `query` asks for, as an Arrow table of its columns.
+
+        Raises ServerBusy when a limit stops it: no free query slot within the statement
+        timeout, the timeout itself, or the memory limit.
+        """
+        limits = self.limits
+        if not self._slots.acquire(timeout=limits.statement_timeout):
+            raise ServerBusy(
+                f"the server is already running {limits.max_queries} queries "
+                "(--max-queries); try again"
+            )
+        try:
+            return self._guarded(query)
+        finally:
+            self._slots.release()
+
+    def _guarded(self, query: EventQuery) -> pa.Table:
+        """`_list_events` on a cursor of its own, within the statement timeout."""
+        limits = self.limits
         db = self._db
         cursor = db.cursor()  # one per request: connections are not thread-safe
+        deadline = Deadline(cursor, limits.statement_timeout)
         try:
-            try:
-                return self._list_events(cursor, query)
-            except duckdb.IOException:
-                # A job swapped a partition while we read it: list the files again, once.
-                log.warning("lake files changed during a query; retrying", exc_info=True)
-                return self._list_events(cursor, query)
+            with deadline:
+                return self._list_events_again_on_change(cursor, query)
+        except duckdb.InterruptException:
+            if not deadline.expired:
+                raise
+            timeout = f"{limits.statement_timeout:g} s, --statement-timeout"
+            raise _over_limit(
+                f"the query ran longer than the statement timeout ({timeout})"
+            ) from None
+        except duckdb.OutOfMemoryException:
+            log.warning("query over the memory limit: %s", _described(query))
+            memory = f"{limits.memory_limit}, --memory-limit"
+            raise _over_limit(
+                f"the query needs more memory than the server's limit ({memory})"
+            ) from None
         except duckdb.FatalException:
             # DuckDB invalidates a database after an internal error: start a new one so
             # that one bad query does not fail every later request.
-            log.exception("query failed, DuckDB database restarted: %s", query)
+            log.exception("query failed, DuckDB database restarted: %s", _described(query))
             with self._lock:
                 if self._db is db:
                     self._db = self._connect()
             raise
         except duckdb.Error:
-            log.exception("query failed: %s", query)
+            log.exception("query failed: %s", _described(query))
             raise
         finally:
             cursor.close()
 
-    def _list_events(self, cursor: duckdb.DuckDBPyConnection, query: EventQuery) -> pa.Table:
-        partitions = prune(self.partitions(), query.predicate)
+    def _list_events_again_on_change(
+        self, cursor: duckdb.DuckDBPyConnection, query: EventQuery
+    ) -> pa.Table:
+        """`_list_events`, started over (listing the partitions again) when a file it read
+        vanished because a job replaced it; the error is raised when the lake's files did
+        not change (a damaged file) or after MAX_ATTEMPTS."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            listed = self.partitions()
+            try:
+                return self._list_events(cursor, query, listed)
+            except (duckdb.IOException, FileNotFoundError):
+                if attempt == MAX_ATTEMPTS or self.partitions() == listed:
+                    raise
+                log.info("lake files changed during a query (attempt %d); reading again", attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _list_events(
+        self, cursor: duckdb.DuckDBPyConnection, query: EventQuery, listed: list[Partition]
+    ) -> pa.Table:
+        partitions = prune(listed, query.predicate)
         if not partitions:
             return self._empty(query.columns)
         served = self._page_from_index(cursor, partitions, query)
