@@ -219,7 +219,7 @@ def resolve_property(name: object, parameter: str = "property") -> Target:
     """The schema field at `name`, or a FilterError naming `parameter`."""
     if not isinstance(name, str) or not name:
         raise FilterError(parameter, "must be a non-empty string")
-    parts = name.split(".")
+    parts = valid_text(name, parameter).split(".")
     fields: Sequence[Field] = EVENT_FIELDS
     column = "t"
     for index, part in enumerate(parts):
