@@ -340,11 +340,21 @@ class _Params:
 
     def __init__(self) -> None:
         self.values: dict[str, object] = {}
+        self._pointers: dict[str, str] = {}
 
     def add(self, value: object) -> str:
         name = f"p{len(self.values)}"
         self.values[name] = value
         return "$" + name
+
+    def pointer(self, pointer: str) -> str:
+        """The parameter of a JSON pointer, one per distinct pointer: the same extraction
+        written the same way, so that DuckDB computes it once per row for every condition
+        on that path."""
+        name = self._pointers.get(pointer)
+        if name is None:
+            name = self._pointers[pointer] = self.add(pointer)
+        return name
 
     def one_of(self, expression: str, values: Sequence[object]) -> str:
         """`expression IN (values)`: a few values inline, more as a semi-join on one list
@@ -465,7 +475,7 @@ def _number_or_none(text: str) -> float | None:
 def _json_sql(target: Target, operator: str, values: list[str], params: _Params, where: str) -> str:
     """SQL for a condition on a json column or a path inside one."""
     if target.json_path:
-        j = f"json_extract({target.column_sql}, {params.add(json_pointer(target.json_path))})"
+        j = f"json_extract({target.column_sql}, {params.pointer(json_pointer(target.json_path))})"
     else:
         j = f"CAST({target.column_sql} AS JSON)"
     jtype = f"json_type({j})"

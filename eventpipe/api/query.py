@@ -56,6 +56,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,10 @@ DENSE_SPAN = 65_536  # a wider row range of one file is read with the filter app
 RECENT_ROWS = 32_768  # a filtered page is first looked for among the newest rows of its batch
 ROW_STORE_ROWS = 1_000  # at most this many candidate rows are read from the row stores
 MAX_ATTEMPTS = 8  # a request whose files vanished (a job replaced them) starts over
+HEAVY_SECONDS = 1.0
+"""A request that ran this long replaces the DuckDB database when it ends: DuckDB keeps
+memory a heavy query used (not in its buffer pool: ~400 MB after a 100-condition json
+filter over 200k events) until its database is closed."""
 _LOGGED_QUERY_CHARS = 2_000  # a failed query is logged with at most this much of its text
 _PARTITION_RE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
@@ -243,6 +248,7 @@ class LakeReader:
         db = self._db
         cursor = db.cursor()  # one per request: connections are not thread-safe
         deadline = Deadline(cursor, limits.statement_timeout)
+        started = time.monotonic()
         try:
             with deadline:
                 return self._list_events_again_on_change(cursor, query)
@@ -263,15 +269,22 @@ class LakeReader:
             # DuckDB invalidates a database after an internal error: start a new one so
             # that one bad query does not fail every later request.
             log.exception("query failed, DuckDB database restarted: %s", _described(query))
-            with self._lock:
-                if self._db is db:
-                    self._db = self._connect()
+            self._replace(db)
             raise
         except duckdb.Error:
             log.exception("query failed: %s", _described(query))
             raise
         finally:
             cursor.close()
+            if time.monotonic() - started >= HEAVY_SECONDS:
+                self._replace(db)  # what a heavy query leaves goes with its database
+
+    def _replace(self, db: duckdb.DuckDBPyConnection) -> None:
+        """Start a new database in place of `db` (unless done already); `db` closes when its
+        running requests end."""
+        with self._lock:
+            if self._db is db:
+                self._db = self._connect()
 
     def _list_events_again_on_change(
         self, cursor: duckdb.DuckDBPyConnection, query: EventQuery

@@ -16,9 +16,11 @@ import psutil
 import pytest
 from api_support import API_KEY, make_event, raw_get, running_server, serve_process, write_lake
 
+from eventpipe.api import query as query_module
 from eventpipe.api.app import create_app
 from eventpipe.api.filters import MAX_FILTER_VALUES, compile_filter
 from eventpipe.api.limits import Deadline, ServingLimits
+from eventpipe.api.query import EventQuery, LakeReader
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 DAYS = 4
@@ -210,3 +212,18 @@ def test_deadline_interrupts_every_statement_after_it_expires() -> None:
             cursor.execute(endless)
     assert deadline.expired
     assert cursor.execute("SELECT 42").fetchall() == [(42,)]
+
+
+def test_a_heavy_request_leaves_a_fresh_database(
+    lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: DuckDB keeps memory a heavy query used until its database closes, so a
+    request that ran HEAVY_SECONDS replaces the database; the next request uses the new one."""
+    reader = LakeReader(lake)
+    first = reader._db
+    reader.list_events(EventQuery(limit=5))
+    assert reader._db is first  # a light request keeps it
+    monkeypatch.setattr(query_module, "HEAVY_SECONDS", 0.0)
+    reader.list_events(EventQuery(limit=5))
+    assert reader._db is not first
+    assert reader.list_events(EventQuery(limit=5)).num_rows == 5
