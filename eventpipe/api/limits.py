@@ -4,8 +4,8 @@
   database; DuckDB's default is 80% of RAM), without spilling to disk. A query that
   needs more fails and is answered 503.
 - `statement_timeout`: a request's queries are interrupted after this many seconds (503).
-- `max_queries`: requests that query the lake at once; others wait for a slot up to the
-  timeout (then 503). Each running query holds buffers and allocator arenas of its own:
+- `max_queries`: requests that query the lake at once; others wait for a slot up to
+  three statement timeouts (then 503). Each running query holds buffers and allocator arenas of its own:
   40 at once (the server's thread pool) held ~0.5 GB on a 200k-event lake, 4 ~0.2 GB.
 
 The server's memory is then about its baseline + `memory_limit` at most, whatever the
@@ -35,6 +35,12 @@ class ServingLimits:
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
     max_queries: int = DEFAULT_MAX_QUERIES
+
+    @property
+    def queue_timeout(self) -> float:
+        """How long a request waits for a query slot: three statement timeouts (50 clients
+        while `compact` ran waited up to ~15 s for one of 4 slots on 2 cores)."""
+        return 3 * self.statement_timeout
 
 
 class ServerBusy(Exception):

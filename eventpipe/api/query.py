@@ -232,7 +232,7 @@ class LakeReader:
         timeout, the timeout itself, or the memory limit.
         """
         limits = self.limits
-        if not self._slots.acquire(timeout=limits.statement_timeout):
+        if not self._slots.acquire(timeout=limits.queue_timeout):
             raise ServerBusy(
                 f"the server is already running {limits.max_queries} queries "
                 "(--max-queries); try again"

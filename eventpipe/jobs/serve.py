@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-queries",
         type=_positive_int,
         default=DEFAULT_MAX_QUERIES,
-        help="requests querying the lake at once; others wait up to the statement timeout "
+        help="requests querying the lake at once; others wait up to 3 statement timeouts "
         "for a slot, then get a 503; default %(default)s",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")

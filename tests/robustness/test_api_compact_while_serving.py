@@ -19,8 +19,9 @@ from eventpipe.io.compaction import compact_lake
 from eventpipe.io.serving_index import index_lake
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
-DAYS = 4
-ROUNDS = 3
+DAYS = 10
+ROUNDS = 4
+CLIENTS = 16
 REQUESTS = 300
 MAX_REQUESTS = 3_000  # requests go on while the writer works, up to this many
 
@@ -82,7 +83,7 @@ def test_a_request_gives_up_after_max_attempts(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_compaction_and_indexing_while_serving_fail_no_request(tmp_path: Path) -> None:
     """ROUNDS times: new files land in every partition, then `compact` rewrites each
-    partition and rebuilds its serving index, while 8 clients send requests of every shape
+    partition and rebuilds its serving index, while CLIENTS clients send requests of every shape
     on loopback (at least REQUESTS, and on until the writer is done). Every request gets a
     200 and only rows the lake holds."""
     lake = tmp_path
@@ -155,8 +156,8 @@ def test_compaction_and_indexing_while_serving_fail_no_request(tmp_path: Path) -
 
         writer = threading.Thread(target=write)
         writer.start()
-        with ThreadPoolExecutor(8) as pool:
-            for future in [pool.submit(client_loop) for _ in range(8)]:
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            for future in [pool.submit(client_loop) for _ in range(CLIENTS)]:
                 future.result()
         writer.join()
     assert written.is_set()
