@@ -227,3 +227,20 @@ def test_a_heavy_request_leaves_a_fresh_database(
     reader.list_events(EventQuery(limit=5))
     assert reader._db is not first
     assert reader.list_events(EventQuery(limit=5)).num_rows == 5
+
+
+def test_a_database_is_replaced_after_database_requests(
+    lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query_module, "DATABASE_REQUESTS", 3)
+    reader = LakeReader(lake)
+    first = reader._db
+    for _ in range(2):
+        reader.list_events(EventQuery(limit=5))
+    assert reader._db is first
+    reader.list_events(EventQuery(limit=5))
+    second = reader._db
+    assert second is not first
+    for _ in range(2):
+        reader.list_events(EventQuery(limit=5))
+    assert reader._db is second  # counted afresh
