@@ -298,14 +298,17 @@ class LakeReader:
         self, cursor: duckdb.DuckDBPyConnection, query: EventQuery
     ) -> pa.Table:
         """`_list_events`, started over (listing the partitions again) when a file it read
-        vanished because a job replaced it; the error is raised when the lake's files did
-        not change (a damaged file) or after MAX_ATTEMPTS."""
+        vanished because a job replaced it; the error is raised when an event file that
+        failed is still listed (a damaged file) or after MAX_ATTEMPTS."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             listed = self.partitions()
             try:
                 return self._list_events(cursor, query, listed)
-            except (duckdb.IOException, FileNotFoundError):
-                if attempt == MAX_ATTEMPTS or self.partitions() == listed:
+            except (duckdb.IOException, FileNotFoundError) as exc:
+                # A vanished index file (FileNotFoundError: a newer index replaced it) is
+                # found anew on the next attempt; an event file only if the listing changed.
+                unchanged = isinstance(exc, duckdb.IOException) and self.partitions() == listed
+                if attempt == MAX_ATTEMPTS or unchanged:
                     raise
                 log.info("lake files changed during a query (attempt %d); reading again", attempt)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -16,7 +16,7 @@ from api_support import API_KEY, make_event, running_server, write_lake
 from eventpipe.api.app import create_app
 from eventpipe.api.query import MAX_ATTEMPTS, EventQuery, LakeReader, Partition, list_partitions
 from eventpipe.io.compaction import compact_lake
-from eventpipe.io.serving_index import index_lake
+from eventpipe.io.serving_index import build_partition_index, index_lake
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 DAYS = 10
@@ -63,6 +63,27 @@ def test_files_replaced_twice_during_one_request_are_read_again(tmp_path: Path) 
     reader.partitions = lambda: next(stale, None) or list_partitions(reader.events_dir)
     page = reader.list_events(EventQuery(columns=("messageId",)))
     assert page["messageId"].to_pylist() == ["v2"]
+
+
+def test_an_index_replaced_during_a_request_is_found_anew(tmp_path: Path) -> None:
+    """`compact` indexes a partition whose files stay the same: a request that found the
+    old index (now deleted) while another request opened the new one reads again."""
+    rows = [make_event(messageId=f"m{i}", timestamp=_stamp(0, i)) for i in range(5)]
+    write_lake(tmp_path, rows)
+    folder = tmp_path / "events" / "date=2025-10-01"
+    build_partition_index(tmp_path, str(folder))
+    reader = LakeReader(tmp_path)
+    assert reader.indexes is not None
+    files = reader.partitions()[0].files
+    stale = reader.indexes.current("date=2025-10-01", files)
+    assert stale is not None
+    build_partition_index(tmp_path, str(folder))  # the old index files are deleted
+    assert reader.indexes.current("date=2025-10-01", files) != stale  # another request
+    current = reader.indexes.current
+    found = iter([stale])
+    reader.indexes.current = lambda name, listed: next(found, None) or current(name, listed)
+    page = reader.list_events(EventQuery(columns=("messageId",)))
+    assert page["messageId"].to_pylist() == ["m4", "m3", "m2", "m1", "m0"]
 
 
 def test_a_request_gives_up_after_max_attempts(tmp_path: Path) -> None:
