@@ -307,8 +307,9 @@ class LakeReader:
             except (duckdb.IOException, FileNotFoundError) as exc:
                 # A vanished index file (FileNotFoundError: a newer index replaced it) is
                 # found anew on the next attempt; an event file only if the listing changed.
-                unchanged = isinstance(exc, duckdb.IOException) and self.partitions() == listed
-                if attempt == MAX_ATTEMPTS or unchanged:
+                if attempt == MAX_ATTEMPTS or (
+                    isinstance(exc, duckdb.IOException) and self.partitions() == listed
+                ):
                     raise
                 log.info("lake files changed during a query (attempt %d); reading again", attempt)
         raise AssertionError("unreachable")  # pragma: no cover
