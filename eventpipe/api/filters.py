@@ -208,6 +208,18 @@ class Predicate:
     max_date: dt.date | None = None  # ... and <= max_date
     indexed_conditions: tuple[IndexedCondition, ...] = ()
     columns: frozenset[str] = frozenset()  # the top-level columns the conditions read
+    extracts: tuple[tuple[str, str], ...] = ()  # (alias, SQL) of json values `sql` reads
+
+
+def table_source(relation: str, predicate: Predicate | None) -> str:
+    """`relation AS t`, with the json values `predicate`'s conditions read added as columns
+    (`_j0`...): each is extracted once per row, however many conditions read it (each
+    extraction parses the row's whole json column: 100 conditions on one path took 5.5 s
+    instead of 1.1 s over 200k events)."""
+    if predicate is None or not predicate.extracts:
+        return f"{relation} AS t"
+    added = ", ".join(f"{sql} AS {alias}" for alias, sql in predicate.extracts)
+    return f"(SELECT *, {added} FROM {relation} AS t) AS t"
 
 
 def quote_identifier(name: str) -> str:
@@ -341,6 +353,7 @@ class _Params:
     def __init__(self) -> None:
         self.values: dict[str, object] = {}
         self._pointers: dict[str, str] = {}
+        self._extracts: dict[tuple[str, str], str] = {}  # (column SQL, pointer) -> alias
 
     def add(self, value: object) -> str:
         name = f"p{len(self.values)}"
@@ -355,6 +368,22 @@ class _Params:
         if name is None:
             name = self._pointers[pointer] = self.add(pointer)
         return name
+
+    def extract(self, column_sql: str, pointer: str) -> str:
+        """The json value at `pointer` in `column_sql`, as a column of the source
+        (`table_source`)."""
+        key = (column_sql, pointer)
+        alias = self._extracts.get(key)
+        if alias is None:
+            alias = self._extracts[key] = f"_j{len(self._extracts)}"
+        return f"t.{alias}"
+
+    def extracts(self) -> tuple[tuple[str, str], ...]:
+        """(alias, SQL) of every json value `extract` named."""
+        return tuple(
+            (alias, f"json_extract({column}, {self.pointer(pointer)})")
+            for (column, pointer), alias in self._extracts.items()
+        )
 
     def one_of(self, expression: str, values: Sequence[object]) -> str:
         """`expression IN (values)`: a few values inline, more as a semi-join on one list
@@ -475,7 +504,7 @@ def _number_or_none(text: str) -> float | None:
 def _json_sql(target: Target, operator: str, values: list[str], params: _Params, where: str) -> str:
     """SQL for a condition on a json column or a path inside one."""
     if target.json_path:
-        j = f"json_extract({target.column_sql}, {params.pointer(json_pointer(target.json_path))})"
+        j = params.extract(target.column_sql, json_pointer(target.json_path))
     else:
         j = f"CAST({target.column_sql} AS JSON)"
     jtype = f"json_type({j})"
@@ -674,7 +703,9 @@ def compile_filter(document: object, parameter: str = "filter") -> Predicate:
         bounds.append(bound)
         if indexed_condition is not None:
             indexed_conditions.append(indexed_condition)
+    extracts = params.extracts()
     predicate = Predicate(f" {logical.upper()} ".join(parts), params.values)
+    predicate.extracts = extracts
     predicate.columns = frozenset(columns)
     if logical == "and" or len(bounds) == 1:
         predicate.indexed_conditions = tuple(indexed_conditions)

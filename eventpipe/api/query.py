@@ -65,7 +65,7 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.api.event_query import EventQuery, empty_page, order_sql
-from eventpipe.api.filters import Predicate, quote_identifier
+from eventpipe.api.filters import Predicate, quote_identifier, table_source
 from eventpipe.api.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.api.index_pages import page_by_position, page_from_index
 from eventpipe.api.limits import Deadline, ServerBusy, ServingLimits
@@ -403,26 +403,30 @@ class LakeReader:
         return f"({predicate.sql})", dict(predicate.params)
 
     def _source(
-        self, scans: Sequence[FileScan], columns: str, condition: str, params: dict[str, object]
+        self,
+        scans: Sequence[FileScan],
+        columns: str,
+        condition: str,
+        params: dict[str, object],
+        predicate: Predicate | None,
     ) -> str:
         """SQL (a UNION ALL) of `columns` of the rows of `scans` meeting `condition` (SQL, or
-        "" for all rows); the file names are added to `params`."""
+        "" for all rows; it may use `predicate`'s json values); the file names are added to
+        `params`."""
         whole = [f for f, rows in scans if rows is None]
         selects = []
         if whole:
             params["files"] = whole
             where = f" WHERE {condition}" if condition else ""
-            selects.append(
-                f"SELECT {columns} FROM read_parquet($files, {_SCAN_OPTIONS}) AS t{where}"
-            )
+            relation = table_source(f"read_parquet($files, {_SCAN_OPTIONS})", predicate)
+            selects.append(f"SELECT {columns} FROM {relation}{where}")
         for i, (filename, rows) in enumerate(s for s in scans if s[1] is not None):
             params[f"f{i}"] = filename
             listed = ", ".join(map(str, rows))  # row numbers from the index: no user text
             where = f" WHERE t.file_row_number IN ({listed})"
             where += f" AND {condition}" if condition else ""
-            selects.append(
-                f"SELECT {columns} FROM read_parquet($f{i}, {_SCAN_OPTIONS}) AS t{where}"
-            )
+            relation = table_source(f"read_parquet($f{i}, {_SCAN_OPTIONS})", predicate)
+            selects.append(f"SELECT {columns} FROM {relation}{where}")
         return " UNION ALL ".join(selects)
 
     def _count(
@@ -432,7 +436,8 @@ class LakeReader:
         predicate: Predicate | None,
     ) -> int:
         where, params = self._where(predicate)
-        sql = f"SELECT count(*) FROM ({self._source(scans, 'NULL', where, params)})"
+        source = self._source(scans, "NULL", where, params, predicate)
+        sql = f"SELECT count(*) FROM ({source})"
         return int(cursor.execute(sql, params).fetchall()[0][0])
 
     def _page(
@@ -483,7 +488,8 @@ class LakeReader:
         needed = ["filename", "file_row_number", query.order, "messageId"]
         columns = ", ".join(f"t.{quote_identifier(c)}" for c in dict.fromkeys(needed))
         locate = (
-            f"SELECT filename, file_row_number FROM ({self._source(scans, columns, where, params)})"
+            "SELECT filename, file_row_number FROM "
+            f"({self._source(scans, columns, where, params, query.predicate)})"
             f" AS t ORDER BY {order_sql(query.order, query.ascending)}"
             " LIMIT $limit OFFSET $offset"
         )
@@ -528,12 +534,15 @@ class LakeReader:
             params[f"f{i}"] = filename
             # Row numbers found by the locate query: integers, no user text.
             condition = f"file_row_number IN ({', '.join(map(str, rows))})"
+            filtered = None
             if query.predicate is not None and high - low > self.dense_span:
                 condition += f" AND ({query.predicate.sql})"
                 params.update(query.predicate.params)
+                filtered = query.predicate
+            relation = table_source(f"read_parquet($f{i}, {_SCAN_OPTIONS})", filtered)
             selects.append(
                 f"SELECT $f{i} AS _file, file_row_number AS _row, {columns}"
-                f" FROM read_parquet($f{i}, {_SCAN_OPTIONS}) AS t WHERE {condition}"
+                f" FROM {relation} WHERE {condition}"
             )
         table = cursor.sql(" UNION ALL ".join(selects), params=params).to_arrow_table()
         position = {key: i for i, key in enumerate(keys)}
