@@ -21,6 +21,9 @@ JOB_MODULES = (
     "eventpipe.jobs.serve",
     "eventpipe.jobs.compact",
     "eventpipe.jobs.stream",
+    "eventpipe.jobs.workspaces",
+    "eventpipe.jobs.connections",
+    "eventpipe.jobs.keys",
 )
 
 

@@ -1,0 +1,452 @@
+"""The catalog's SQLite store: workspaces, connections and keys (docs/workspaces.md).
+
+One SQLite file in the lake (`LAKE/_catalog.sqlite`), created on first use, in WAL mode
+with a busy timeout, so several processes (CLI calls, collectors, read APIs) share it;
+every write is one `BEGIN IMMEDIATE` transaction.
+
+Keys are 32 random bytes (256 bits); only their SHA-256 is stored. A slow password hash
+(bcrypt, scrypt) protects secrets a person chose, which are guessable; a random 256-bit
+secret cannot be guessed, so one SHA-256 is as strong and keeps `authenticate` cheap on
+every request. `authenticate` looks the hash up in an index: the secret itself is never
+compared, so there is no comparison whose timing could leak it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+CATALOG_FILE = "_catalog.sqlite"
+SCHEMA_VERSION = 1
+API_SCOPES = ("read", "write", "admin")
+INGEST_SCOPE = "ingest"  # an event write key's only power: ingestion for its connection
+WRITE_KEY = "write"
+API_KEY = "api"
+MAX_CONNECTION_ID = 2**31 - 1  # connectionId is an int32
+SECRET_PREFIX = {WRITE_KEY: "epw_", API_KEY: "epk_"}
+PREFIX_LENGTH = 12  # shown in listings: the kind's prefix and 8 characters of the secret
+MAX_SECRET_LENGTH = 200
+SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
+
+SCHEMA = """
+CREATE TABLE workspaces (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    slug TEXT NOT NULL UNIQUE,
+    project_key TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL
+);
+CREATE TABLE connections (
+    id INTEGER PRIMARY KEY CHECK (id BETWEEN 1 AND 2147483647),
+    workspace INTEGER NOT NULL REFERENCES workspaces (id),
+    name TEXT,
+    created TEXT NOT NULL
+);
+CREATE INDEX connections_workspace ON connections (workspace);
+CREATE TABLE keys (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('write', 'api')),
+    hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    workspace INTEGER NOT NULL REFERENCES workspaces (id),
+    connection INTEGER REFERENCES connections (id),
+    created TEXT NOT NULL,
+    revoked TEXT,
+    CHECK ((kind = 'write') = (connection IS NOT NULL))
+);
+CREATE INDEX keys_workspace ON keys (workspace);
+"""
+
+
+class CatalogError(ValueError):
+    """A request the catalog refuses (unknown workspace, duplicate slug...): the message
+    says why, for the operator or the API client."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A customer's space: owns connections and keys. `project_key` names it in URLs."""
+
+    id: int
+    name: str
+    slug: str
+    project_key: str
+    created: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "slug": self.slug,
+            "projectKey": self.project_key,
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A source connection (seed 000): its int32 id is the events' `connectionId`."""
+
+    id: int
+    workspace: int
+    name: str | None
+    created: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workspace": self.workspace,
+            "name": self.name,
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True)
+class Key:
+    """A key as listings show it: never its secret, only the secret's first characters."""
+
+    id: int
+    kind: str  # WRITE_KEY (bound to `connection`) or API_KEY (bound to `workspace`)
+    prefix: str
+    scopes: tuple[str, ...]
+    workspace: int
+    connection: int | None
+    created: str
+    revoked: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "prefix": self.prefix,
+            "scope": list(self.scopes),
+            "workspace": self.workspace,
+            "connection": self.connection,
+            "created": self.created,
+            "revoked": self.revoked,
+        }
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key just created, with its secret: the only moment the secret exists outside
+    the caller's hands."""
+
+    key: Key
+    secret: str
+
+    def to_json(self) -> dict[str, Any]:
+        shown = self.key.to_json()
+        del shown["prefix"], shown["revoked"]
+        return {"id": shown.pop("id"), "key": self.secret, **shown}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request is: the key's kind, workspace, connection (write keys) and scopes."""
+
+    key_id: int
+    kind: str
+    workspace: int
+    connection: int | None
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        """Whether the key carries `scope` (`ingest` for a write key)."""
+        return scope in self.scopes
+
+
+def catalog_path(lake: str | Path) -> Path:
+    """The catalog file of a local lake folder."""
+    if "://" in str(lake):
+        raise CatalogError(f"the catalog needs a local lake folder, not {lake}")
+    return Path(lake) / CATALOG_FILE
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a key (see the module docstring for why SHA-256 suffices)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def slug_of(name: str) -> str:
+    """A URL-safe slug from a workspace name ("Acme Shop" -> "acme-shop")."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].rstrip("-")
+    return slug if slug[:1].isalpha() else f"w-{slug}".rstrip("-")
+
+
+class Catalog:
+    """The catalog file at `path`; each call opens its own SQLite connection, so one
+    Catalog may serve several threads and several processes may share the file."""
+
+    def __init__(
+        self, path: str | Path, now: Callable[[], datetime] = utc_now, timeout: float = 30.0
+    ) -> None:
+        self.path = Path(path)
+        self._now = now
+        self._timeout = timeout
+        self._ready = False
+
+    @classmethod
+    def in_lake(cls, lake: str | Path, **kwargs: Any) -> Catalog:
+        """The catalog of the lake folder `lake` (`LAKE/_catalog.sqlite`)."""
+        return cls(catalog_path(lake), **kwargs)
+
+    # -- connections and transactions
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with closing(self._open()) as db:
+            yield db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with closing(self._open()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        db.execute("PRAGMA foreign_keys = ON")
+        if not self._ready:
+            self._migrate(db)
+            self._ready = True
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+            version = row[0] or 0
+            if version > SCHEMA_VERSION:
+                raise CatalogError(
+                    f"{self.path} has catalog schema version {version}; this eventpipe "
+                    f"knows versions up to {SCHEMA_VERSION}: upgrade eventpipe"
+                )
+            if version < 1:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _timestamp(self) -> str:
+        return self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # -- workspaces
+
+    def create_workspace(self, name: str, slug: str | None = None) -> Workspace:
+        """A new workspace; its slug is `slug` or derived from `name`, and unique."""
+        name = name.strip()
+        if not name:
+            raise CatalogError("a workspace needs a non-empty name")
+        slug = slug_of(name) if slug is None else slug
+        if not SLUG.fullmatch(slug):
+            raise CatalogError(
+                f"slug {slug!r} is not valid: a lower-case letter, then up to 62 lower-case "
+                "letters, digits or '-'"
+            )
+        with self._write() as db:
+            taken = db.execute("SELECT id FROM workspaces WHERE slug = ?", (slug,)).fetchone()
+            if taken:
+                raise CatalogError(
+                    f"a workspace with slug {slug!r} exists already (id {taken['id']}); "
+                    "choose another slug"
+                )
+            row = db.execute(
+                "INSERT INTO workspaces (name, slug, project_key, created) VALUES (?, ?, ?, ?)"
+                " RETURNING *",
+                (name, slug, secrets.token_hex(10), self._timestamp()),
+            ).fetchone()
+        return _workspace(row)
+
+    def workspaces(self) -> list[Workspace]:
+        """Every workspace, by id."""
+        with self._read() as db:
+            return [_workspace(r) for r in db.execute("SELECT * FROM workspaces ORDER BY id")]
+
+    def workspace(self, ref: int | str) -> Workspace:
+        """The workspace of id or slug `ref`; CatalogError when there is none."""
+        with self._read() as db:
+            return _find_workspace(db, ref)
+
+    # -- connections
+
+    def create_connection(self, workspace: int | str, name: str | None = None) -> Connection:
+        """A new connection of `workspace`, with a random int32 id unique in the lake."""
+        with self._write() as db:
+            owner = _find_workspace(db, workspace)
+            while True:
+                candidate = secrets.randbelow(MAX_CONNECTION_ID) + 1
+                if not db.execute(
+                    "SELECT 1 FROM connections WHERE id = ?", (candidate,)
+                ).fetchone():
+                    break
+            row = db.execute(
+                "INSERT INTO connections (id, workspace, name, created) VALUES (?, ?, ?, ?)"
+                " RETURNING *",
+                (candidate, owner.id, (name or "").strip() or None, self._timestamp()),
+            ).fetchone()
+        return _connection(row)
+
+    def connections_of(self, workspace: int | str) -> list[Connection]:
+        """The connections of `workspace`, by creation."""
+        with self._read() as db:
+            owner = _find_workspace(db, workspace)
+            rows = db.execute(
+                "SELECT * FROM connections WHERE workspace = ? ORDER BY created, rowid", (owner.id,)
+            )
+            return [_connection(r) for r in rows]
+
+    def workspace_of_connection(self, connection: int) -> Workspace | None:
+        """The workspace that owns connection `connection`, None for an unknown id."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT w.* FROM workspaces w JOIN connections c ON c.workspace = w.id"
+                " WHERE c.id = ?",
+                (connection,),
+            ).fetchone()
+        return _workspace(row) if row else None
+
+    # -- keys
+
+    def create_write_key(self, workspace: int | str, connection: int) -> NewKey:
+        """An event write key for `connection`, which must belong to `workspace`."""
+        with self._write() as db:
+            owner = _find_workspace(db, workspace)
+            row = db.execute("SELECT workspace FROM connections WHERE id = ?", (connection,))
+            found = row.fetchone()
+            if not found or found["workspace"] != owner.id:
+                raise CatalogError(
+                    f"workspace {owner.slug!r} (id {owner.id}) has no connection {connection}"
+                )
+            return self._insert_key(db, WRITE_KEY, (INGEST_SCOPE,), owner.id, connection)
+
+    def create_api_key(self, workspace: int | str, scopes: Iterable[str]) -> NewKey:
+        """An API key of `workspace` with `scopes` (some of read, write, admin)."""
+        chosen = tuple(s for s in API_SCOPES if s in set(scopes))
+        unknown = sorted(set(scopes) - set(API_SCOPES))
+        if unknown or not chosen:
+            raise CatalogError(
+                f"an API key needs scopes among {', '.join(API_SCOPES)}"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        with self._write() as db:
+            owner = _find_workspace(db, workspace)
+            return self._insert_key(db, API_KEY, chosen, owner.id, None)
+
+    def _insert_key(
+        self,
+        db: sqlite3.Connection,
+        kind: str,
+        scopes: tuple[str, ...],
+        workspace: int,
+        connection: int | None,
+    ) -> NewKey:
+        secret = SECRET_PREFIX[kind] + secrets.token_urlsafe(32)
+        row = db.execute(
+            "INSERT INTO keys (kind, hash, prefix, scopes, workspace, connection, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            (
+                kind,
+                hash_secret(secret),
+                secret[:PREFIX_LENGTH],
+                ",".join(scopes),
+                workspace,
+                connection,
+                self._timestamp(),
+            ),
+        ).fetchone()
+        return NewKey(_key(row), secret)
+
+    def keys_of(self, workspace: int | str) -> list[Key]:
+        """The keys of `workspace`, revoked ones included, by id."""
+        with self._read() as db:
+            owner = _find_workspace(db, workspace)
+            rows = db.execute("SELECT * FROM keys WHERE workspace = ? ORDER BY id", (owner.id,))
+            return [_key(r) for r in rows]
+
+    def revoke_key(self, key_id: int, workspace: int | str | None = None) -> Key:
+        """Revoke key `key_id` (of `workspace` when given): it never authenticates again.
+        Revoking a revoked key changes nothing."""
+        with self._write() as db:
+            row = db.execute("SELECT * FROM keys WHERE id = ?", (key_id,)).fetchone()
+            owner = None if workspace is None else _find_workspace(db, workspace)
+            if not row or (owner is not None and row["workspace"] != owner.id):
+                raise CatalogError(
+                    f"no key {key_id}" + (f" in workspace {owner.slug!r}" if owner else "")
+                )
+            if row["revoked"] is None:
+                row = db.execute(
+                    "UPDATE keys SET revoked = ? WHERE id = ? RETURNING *",
+                    (self._timestamp(), key_id),
+                ).fetchone()
+        return _key(row)
+
+    def authenticate(self, secret: str) -> Principal | None:
+        """The principal of the unrevoked key `secret`, None for anything else."""
+        if not isinstance(secret, str) or not 0 < len(secret) <= MAX_SECRET_LENGTH:
+            return None
+        with self._read() as db:
+            row = db.execute(
+                "SELECT * FROM keys WHERE hash = ? AND revoked IS NULL", (hash_secret(secret),)
+            ).fetchone()
+        if not row:
+            return None
+        key = _key(row)
+        return Principal(key.id, key.kind, key.workspace, key.connection, frozenset(key.scopes))
+
+
+def _find_workspace(db: sqlite3.Connection, ref: int | str) -> Workspace:
+    text = str(ref).strip()
+    column, value = ("id", int(text)) if text.isdigit() else ("slug", text)
+    row = db.execute(f"SELECT * FROM workspaces WHERE {column} = ?", (value,)).fetchone()
+    if not row:
+        raise CatalogError(f"no workspace with {column} {text!r}")
+    return _workspace(row)
+
+
+def _workspace(row: sqlite3.Row) -> Workspace:
+    return Workspace(row["id"], row["name"], row["slug"], row["project_key"], row["created"])
+
+
+def _connection(row: sqlite3.Row) -> Connection:
+    return Connection(row["id"], row["workspace"], row["name"], row["created"])
+
+
+def _key(row: sqlite3.Row) -> Key:
+    return Key(
+        row["id"],
+        row["kind"],
+        row["prefix"],
+        tuple(row["scopes"].split(",")),
+        row["workspace"],
+        row["connection"],
+        row["created"],
+        row["revoked"],
+    )
