@@ -315,11 +315,11 @@ class Catalog:
         return _connection(row)
 
     def connections_of(self, workspace: int | str) -> list[Connection]:
-        """The connections of `workspace`, by creation."""
+        """The connections of `workspace`, by id."""
         with self._read() as db:
             owner = _find_workspace(db, workspace)
             rows = db.execute(
-                "SELECT * FROM connections WHERE workspace = ? ORDER BY created, rowid", (owner.id,)
+                "SELECT * FROM connections WHERE workspace = ? ORDER BY id", (owner.id,)
             )
             return [_connection(r) for r in rows]
 
@@ -427,7 +427,7 @@ def _find_workspace(db: sqlite3.Connection, ref: int | str) -> Workspace:
     column, value = ("id", int(text)) if text.isdigit() else ("slug", text)
     row = db.execute(f"SELECT * FROM workspaces WHERE {column} = ?", (value,)).fetchone()
     if not row:
-        raise CatalogError(f"no workspace with {column} {text!r}")
+        raise CatalogError(f"no workspace with {column} {value!r}")
     return _workspace(row)
 
 

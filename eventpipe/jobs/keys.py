@@ -6,7 +6,12 @@ import argparse
 import sys
 
 from eventpipe.catalog import API_SCOPES, Catalog
-from eventpipe.jobs.catalog_output import add_catalog_arguments, catalog_job, print_objects
+from eventpipe.jobs.catalog_cli import (
+    add_catalog_action,
+    add_catalog_command,
+    add_workspace_argument,
+    print_objects,
+)
 
 CREATED_COLUMNS = ("id", "kind", "scope", "workspace", "connection", "key")
 LISTED_COLUMNS = ("id", "kind", "prefix", "scope", "workspace", "connection", "created", "revoked")
@@ -14,27 +19,25 @@ LISTED_COLUMNS = ("id", "kind", "prefix", "scope", "workspace", "connection", "c
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `keys` subcommand."""
-    parser = subparsers.add_parser(
+    actions = add_catalog_command(
+        subparsers,
         "keys",
-        help="create, list and revoke event write keys and API keys",
-        description="An event write key (--connection) may only send events, which get its "
-        "connection's id. An API key (--scope) is bound to a workspace: read (query "
-        "endpoints), write (ingestion with a connectionId of the workspace), admin. A key's "
-        "secret is printed once, at creation; the catalog keeps only its SHA-256.",
+        "create, list and revoke event write keys and API keys",
+        "An event write key (--connection) may only send events, which get its connection's "
+        "id. An API key (--scope) is bound to a workspace: read (query endpoints), write "
+        "(ingestion with a connectionId of the workspace), admin. A key's secret is printed "
+        "once, at creation; the catalog keeps only its SHA-256.",
     )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = actions.add_parser(
+    create = add_catalog_action(
+        actions,
         "create",
-        help="create a key and print its secret (shown only this once)",
+        "create a key and print its secret (shown only this once)",
+        "print it as one JSON object: id, key (the secret), scope, workspace, connection",
+        create_key,
         description="Create an event write key (--connection C) or an API key (--scope, "
         "repeatable) of workspace W, and print it with its secret.",
     )
-    add_catalog_arguments(
-        create, "print it as one JSON object: id, key (the secret), scope, workspace, connection"
-    )
-    create.add_argument(
-        "--workspace", required=True, metavar="W", help="the workspace's id or slug"
-    )
+    add_workspace_argument(create)
     bound = create.add_mutually_exclusive_group(required=True)
     bound.add_argument(
         "--connection", type=int, metavar="C", help="an event write key for connection C of W"
@@ -45,17 +48,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=API_SCOPES,
         help="an API key of W with this scope (repeatable)",
     )
-    create.set_defaults(func=catalog_job(create_key))
-    listing = actions.add_parser("list", help="list a workspace's keys (never their secrets)")
-    add_catalog_arguments(listing, "one JSON object per line")
-    listing.add_argument(
-        "--workspace", required=True, metavar="W", help="the workspace's id or slug"
+    listing = add_catalog_action(
+        actions,
+        "list",
+        "list a workspace's keys (never their secrets)",
+        "one JSON object per line",
+        list_keys,
     )
-    listing.set_defaults(func=catalog_job(list_keys))
-    revoke = actions.add_parser("revoke", help="revoke a key: it never authenticates again")
-    add_catalog_arguments(revoke, "print the revoked key as one JSON object")
+    add_workspace_argument(listing)
+    revoke = add_catalog_action(
+        actions,
+        "revoke",
+        "revoke a key: it never authenticates again",
+        "print the revoked key as one JSON object",
+        revoke_key,
+    )
     revoke.add_argument("key_id", type=int, metavar="KEY_ID", help="the key's id (see keys list)")
-    revoke.set_defaults(func=catalog_job(revoke_key))
 
 
 def create_key(catalog: Catalog, args: argparse.Namespace) -> int:

@@ -5,31 +5,35 @@ from __future__ import annotations
 import argparse
 
 from eventpipe.catalog import Catalog
-from eventpipe.jobs.catalog_output import add_catalog_arguments, catalog_job, print_objects
+from eventpipe.jobs.catalog_cli import add_catalog_action, add_catalog_command, print_objects
 
 COLUMNS = ("id", "slug", "name", "projectKey", "created")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `workspaces` subcommand."""
-    parser = subparsers.add_parser(
+    actions = add_catalog_command(
+        subparsers,
         "workspaces",
-        help="create and list workspaces (a customer's connections, keys and events)",
-        description="A workspace owns connections and keys; every event belongs to one "
-        "workspace through its connectionId. Other commands name a workspace by its id or "
-        "slug. The catalog is the SQLite file LAKE/_catalog.sqlite, created on first use.",
+        "create and list workspaces (a customer's connections, keys and events)",
+        "A workspace owns connections and keys; every event belongs to one workspace "
+        "through its connectionId. Other commands name a workspace by its id or slug. The "
+        "catalog is the SQLite file LAKE/_catalog.sqlite, created on first use.",
     )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = actions.add_parser("create", help="create a workspace and print it")
-    add_catalog_arguments(create, "print it as one JSON object: id, name, slug, projectKey")
+    create = add_catalog_action(
+        actions,
+        "create",
+        "create a workspace and print it",
+        "print it as one JSON object: id, name, slug, projectKey",
+        create_workspace,
+    )
     create.add_argument("--name", required=True, help="a display name")
     create.add_argument(
         "--slug", help="the short name other commands may use (default: from the name)"
     )
-    create.set_defaults(func=catalog_job(create_workspace))
-    listing = actions.add_parser("list", help="list the workspaces")
-    add_catalog_arguments(listing, "one JSON object per line")
-    listing.set_defaults(func=catalog_job(list_workspaces))
+    add_catalog_action(
+        actions, "list", "list the workspaces", "one JSON object per line", list_workspaces
+    )
 
 
 def create_workspace(catalog: Catalog, args: argparse.Namespace) -> int:

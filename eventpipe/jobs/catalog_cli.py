@@ -1,5 +1,6 @@
-"""What `eventpipe workspaces|connections|keys` share: the lake and --json arguments,
-the catalog errors as exit code 2, and printing objects as a table or as JSON lines."""
+"""What `eventpipe workspaces|connections|keys` share: a command of actions, each with
+--lake and --json, the catalog's refusals as exit code 2, and printing objects as a table
+or as JSON lines."""
 
 from __future__ import annotations
 
@@ -14,12 +15,37 @@ from eventpipe.catalog import Catalog, CatalogError
 CatalogAction = Callable[[Catalog, argparse.Namespace], int]
 
 
-def add_catalog_arguments(parser: argparse.ArgumentParser, json_help: str) -> None:
-    """--lake (the catalog's folder) and --json."""
+def add_catalog_command(
+    subparsers: argparse._SubParsersAction, name: str, summary: str, description: str
+) -> argparse._SubParsersAction:
+    """The subcommand `name`, whose actions (create, list...) are added to the result."""
+    parser = subparsers.add_parser(name, help=summary, description=description)
+    return parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+
+def add_catalog_action(
+    actions: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    json_help: str,
+    action: CatalogAction,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """The action `name` with --lake and --json, running `action` on the lake's catalog."""
+    parser = actions.add_parser(name, help=summary, description=description or summary)
     parser.add_argument(
         "--lake", required=True, help="the lake folder; its catalog is DIR/_catalog.sqlite"
     )
     parser.add_argument("--json", action="store_true", help=json_help)
+    parser.set_defaults(func=catalog_job(action))
+    return parser
+
+
+def add_workspace_argument(parser: argparse.ArgumentParser) -> None:
+    """--workspace W, an id or a slug."""
+    parser.add_argument(
+        "--workspace", required=True, metavar="W", help="the workspace's id or slug"
+    )
 
 
 def catalog_job(action: CatalogAction) -> Callable[[argparse.Namespace, list[str]], int]:
