@@ -14,22 +14,32 @@ compared, so there is no comparison whose timing could leak it.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from eventpipe.catalog.model import (
+    API_KEY,
+    API_SCOPES,
+    INGEST_SCOPE,
+    WRITE_KEY,
+    CatalogError,
+    Connection,
+    Key,
+    NewKey,
+    Principal,
+    Workspace,
+)
+
 CATALOG_FILE = "_catalog.sqlite"
 SCHEMA_VERSION = 1
-API_SCOPES = ("read", "write", "admin")
-INGEST_SCOPE = "ingest"  # an event write key's only power: ingestion for its connection
-WRITE_KEY = "write"
-API_KEY = "api"
 MAX_CONNECTION_ID = 2**31 - 1  # connectionId is an int32
 SECRET_PREFIX = {WRITE_KEY: "epw_", API_KEY: "epk_"}
 PREFIX_LENGTH = 12  # shown in listings: the kind's prefix and 8 characters of the secret
@@ -67,104 +77,6 @@ CREATE INDEX keys_workspace ON keys (workspace);
 """
 
 
-class CatalogError(ValueError):
-    """A request the catalog refuses (unknown workspace, duplicate slug...): the message
-    says why, for the operator or the API client."""
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """A customer's space: owns connections and keys. `project_key` names it in URLs."""
-
-    id: int
-    name: str
-    slug: str
-    project_key: str
-    created: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "slug": self.slug,
-            "projectKey": self.project_key,
-            "created": self.created,
-        }
-
-
-@dataclass(frozen=True)
-class Connection:
-    """A source connection (seed 000): its int32 id is the events' `connectionId`."""
-
-    id: int
-    workspace: int
-    name: str | None
-    created: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "workspace": self.workspace,
-            "name": self.name,
-            "created": self.created,
-        }
-
-
-@dataclass(frozen=True)
-class Key:
-    """A key as listings show it: never its secret, only the secret's first characters."""
-
-    id: int
-    kind: str  # WRITE_KEY (bound to `connection`) or API_KEY (bound to `workspace`)
-    prefix: str
-    scopes: tuple[str, ...]
-    workspace: int
-    connection: int | None
-    created: str
-    revoked: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "prefix": self.prefix,
-            "scope": list(self.scopes),
-            "workspace": self.workspace,
-            "connection": self.connection,
-            "created": self.created,
-            "revoked": self.revoked,
-        }
-
-
-@dataclass(frozen=True)
-class NewKey:
-    """A key just created, with its secret: the only moment the secret exists outside
-    the caller's hands."""
-
-    key: Key
-    secret: str
-
-    def to_json(self) -> dict[str, Any]:
-        shown = self.key.to_json()
-        del shown["prefix"], shown["revoked"]
-        return {"id": shown.pop("id"), "key": self.secret, **shown}
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a request is: the key's kind, workspace, connection (write keys) and scopes."""
-
-    key_id: int
-    kind: str
-    workspace: int
-    connection: int | None
-    scopes: frozenset[str]
-
-    def allows(self, scope: str) -> bool:
-        """Whether the key carries `scope` (`ingest` for a write key)."""
-        return scope in self.scopes
-
-
 def catalog_path(lake: str | Path) -> Path:
     """The catalog file of a local lake folder."""
     if "://" in str(lake):
@@ -188,8 +100,9 @@ def slug_of(name: str) -> str:
 
 
 class Catalog:
-    """The catalog file at `path`; each call opens its own SQLite connection, so one
-    Catalog may serve several threads and several processes may share the file."""
+    """The catalog file at `path`. Writes open their own SQLite connection, reads use one
+    per thread, so one Catalog may serve several threads and several processes may share
+    the file."""
 
     def __init__(
         self, path: str | Path, now: Callable[[], datetime] = utc_now, timeout: float = 30.0
@@ -198,6 +111,7 @@ class Catalog:
         self._now = now
         self._timeout = timeout
         self._ready = False
+        self._local = threading.local()
 
     @classmethod
     def in_lake(cls, lake: str | Path, **kwargs: Any) -> Catalog:
@@ -208,38 +122,48 @@ class Catalog:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with closing(self._open()) as db:
-            yield db
+        if not self.path.exists():  # nothing created yet: read an empty catalog, make no file
+            with closing(self._connect(":memory:")) as db:
+                self._migrate(db)
+                yield db
+            return
+        yield self._reader()
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection, kept open: `authenticate` runs on every request.
+        It holds no transaction between statements, so each read sees the latest commit
+        (a key revoked by another process fails its next authentication)."""
+        cached = getattr(self._local, "reader", None)
+        if cached is None or cached[0] != os.getpid():  # a forked child opens its own
+            cached = (os.getpid(), self._open())
+            self._local.reader = cached
+        return cached[1]
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with closing(self._open()) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._open()) as db, _transaction(db):
+            yield db
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-        db.execute("PRAGMA foreign_keys = ON")
+        db = self._connect(self.path)
         if not self._ready:
+            db.execute("PRAGMA journal_mode = WAL")
             self._migrate(db)
             self._ready = True
         return db
 
+    def _connect(self, path: Path | str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=self._timeout, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        db.execute("PRAGMA foreign_keys = ON")
+        return db
+
     def _migrate(self, db: sqlite3.Connection) -> None:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
-            version = row[0] or 0
+            version = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
             if version > SCHEMA_VERSION:
                 raise CatalogError(
                     f"{self.path} has catalog schema version {version}; this eventpipe "
@@ -250,10 +174,6 @@ class Catalog:
                     if statement.strip():
                         db.execute(statement)
                 db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def _timestamp(self) -> str:
         return self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -420,6 +340,18 @@ class Catalog:
             return None
         key = _key(row)
         return Principal(key.id, key.kind, key.workspace, key.connection, frozenset(key.scopes))
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, taking the write lock at once (waits up to the busy timeout)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _find_workspace(db: sqlite3.Connection, ref: int | str) -> Workspace:

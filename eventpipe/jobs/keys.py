@@ -64,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         revoke_key,
     )
     revoke.add_argument("key_id", type=int, metavar="KEY_ID", help="the key's id (see keys list)")
+    revoke.add_argument(
+        "--workspace", metavar="W", help="refuse unless the key is of workspace W (id or slug)"
+    )
 
 
 def create_key(catalog: Catalog, args: argparse.Namespace) -> int:
@@ -87,6 +90,6 @@ def list_keys(catalog: Catalog, args: argparse.Namespace) -> int:
 
 def revoke_key(catalog: Catalog, args: argparse.Namespace) -> int:
     """Revoke the key and print it."""
-    key = catalog.revoke_key(args.key_id)
+    key = catalog.revoke_key(args.key_id, args.workspace)
     print_objects([key.to_json()], args.json, LISTED_COLUMNS)
     return 0

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,18 +25,23 @@ def catalog_bytes(lake: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(lake.glob(f"{CATALOG_FILE}*")))
 
 
-def test_the_catalog_is_created_on_first_use_in_wal_mode_with_its_schema_version(tmp_path):
+def test_the_catalog_is_created_on_first_write_in_wal_mode_with_its_schema_version(tmp_path):
     lake = tmp_path / "lake"
-    assert not lake.exists()
-    Catalog.in_lake(lake).workspaces()
+    catalog = Catalog.in_lake(lake)
+    assert catalog.workspaces() == [] and catalog.authenticate("epk_x") is None
+    with pytest.raises(CatalogError, match="no workspace"):
+        catalog.connections_of("acme")
+    assert not lake.exists()  # reading an absent catalog creates nothing
+    catalog.create_workspace("Acme")
     with sqlite3.connect(lake / CATALOG_FILE) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    assert [w.slug for w in Catalog.in_lake(lake).workspaces()] == ["acme"]
 
 
 def test_a_catalog_of_a_newer_schema_version_is_refused_not_altered(tmp_path):
     lake = tmp_path / "lake"
-    Catalog.in_lake(lake).workspaces()
+    Catalog.in_lake(lake).create_workspace("Acme")
     with sqlite3.connect(lake / CATALOG_FILE) as db:
         db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
     with pytest.raises(CatalogError, match="upgrade eventpipe"):
@@ -181,6 +187,33 @@ def test_a_revoked_key_never_authenticates_and_revoking_again_changes_nothing(ca
     assert [k.revoked is None for k in catalog.keys_of(acme.id)] == [True, False]
     with pytest.raises(CatalogError, match="no key 999"):
         catalog.revoke_key(999)
+
+
+REVOKE = """
+import sys
+from eventpipe.catalog import Catalog
+Catalog.in_lake(sys.argv[1]).revoke_key(int(sys.argv[2]))
+"""
+
+
+def test_a_long_lived_catalog_sees_keys_created_and_revoked_by_other_processes(tmp_path):
+    lake = tmp_path / "lake"
+    server = Catalog.in_lake(lake)
+    assert server.authenticate("epk_x") is None  # before the catalog exists
+    other = Catalog.in_lake(lake)
+    acme = other.create_workspace("Acme")
+    key = other.create_api_key(acme.id, ["read"])
+    assert server.authenticate(key.secret).key_id == key.key.id
+    subprocess.run([sys.executable, "-c", REVOKE, str(lake), str(key.key.id)], check=True)
+    assert server.authenticate(key.secret) is None
+
+
+def test_one_catalog_authenticates_from_several_threads(catalog):
+    acme = catalog.create_workspace("Acme")
+    keys = [catalog.create_api_key(acme.id, ["read"]) for _ in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda k: catalog.authenticate(k.secret), keys * 25))
+    assert [p.key_id for p in found] == [k.key.id for k in keys] * 25
 
 
 @pytest.mark.parametrize("secret", ["", "epk_nothing", "x" * 10_000, None, 42])
