@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -180,3 +182,22 @@ def test_help_explains_the_commands(capsys, args, explains):
         main(args)
     assert exited.value.code == 0
     assert explains in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_script_reads_the_console_commands_json_from_stdout(tmp_path):
+    eventpipe = Path(sys.executable).with_name("eventpipe")
+    lake = str(tmp_path / "lake")
+
+    def run(*args: str) -> dict:
+        done = subprocess.run(
+            [eventpipe, *args, "--lake", lake, "--json"], capture_output=True, text=True, check=True
+        )
+        return json.loads(done.stdout)
+
+    workspace = run("workspaces", "create", "--name", "Acme")
+    connection = run("connections", "create", "--workspace", str(workspace["id"]))
+    key = run(
+        "keys", "create", "--workspace", workspace["slug"], "--connection", str(connection["id"])
+    )
+    principal = Catalog.in_lake(lake).authenticate(key["key"])
+    assert (principal.workspace, principal.connection) == (workspace["id"], connection["id"])
