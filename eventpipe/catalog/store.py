@@ -44,6 +44,7 @@ MAX_CONNECTION_ID = 2**31 - 1  # connectionId is an int32
 SECRET_PREFIX = {WRITE_KEY: "epw_", API_KEY: "epk_"}
 PREFIX_LENGTH = 12  # shown in listings: the kind's prefix and 8 characters of the secret
 MAX_SECRET_LENGTH = 200
+MAX_NAME_LENGTH = 200
 SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 SCHEMA = """
@@ -95,8 +96,8 @@ def hash_secret(secret: str) -> str:
 
 def slug_of(name: str) -> str:
     """A URL-safe slug from a workspace name ("Acme Shop" -> "acme-shop")."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].rstrip("-")
-    return slug if slug[:1].isalpha() else f"w-{slug}".rstrip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return (slug if slug[:1].isalpha() else f"w-{slug}")[:63].rstrip("-")
 
 
 class Catalog:
@@ -182,7 +183,7 @@ class Catalog:
 
     def create_workspace(self, name: str, slug: str | None = None) -> Workspace:
         """A new workspace; its slug is `slug` or derived from `name`, and unique."""
-        name = name.strip()
+        name = _name(name, "a workspace")
         if not name:
             raise CatalogError("a workspace needs a non-empty name")
         slug = slug_of(name) if slug is None else slug
@@ -230,7 +231,7 @@ class Catalog:
             row = db.execute(
                 "INSERT INTO connections (id, workspace, name, created) VALUES (?, ?, ?, ?)"
                 " RETURNING *",
-                (candidate, owner.id, (name or "").strip() or None, self._timestamp()),
+                (candidate, owner.id, _name(name, "a connection") or None, self._timestamp()),
             ).fetchone()
         return _connection(row)
 
@@ -340,6 +341,13 @@ class Catalog:
             return None
         key = _key(row)
         return Principal(key.id, key.kind, key.workspace, key.connection, frozenset(key.scopes))
+
+
+def _name(name: str | None, of: str) -> str:
+    name = (name or "").strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise CatalogError(f"the name of {of} has at most {MAX_NAME_LENGTH} characters")
+    return name
 
 
 @contextmanager

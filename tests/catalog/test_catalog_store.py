@@ -88,9 +88,27 @@ def test_a_workspace_with_a_bad_or_taken_slug_is_refused(catalog, name, slug, me
     assert len(catalog.workspaces()) == 1
 
 
-def test_a_name_without_letters_still_gets_a_slug_that_is_not_an_id(catalog):
-    assert catalog.create_workspace("2024").slug == "w-2024"
-    assert catalog.create_workspace("!!!").slug == "w"
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("2024", "w-2024"),
+        ("!!!", "w"),
+        ("Café  Ünïcode", "caf-n-code"),
+        ("7" * 100, "w-" + "7" * 61),
+        ("a" * 62 + " b", "a" * 62),
+    ],
+)
+def test_every_name_gets_a_valid_slug_that_is_not_an_id(catalog, name, slug):
+    assert catalog.create_workspace(name).slug == slug
+
+
+def test_names_are_bounded(catalog):
+    with pytest.raises(CatalogError, match="at most 200 characters"):
+        catalog.create_workspace("x" * 201)
+    acme = catalog.create_workspace("x" * 200)
+    with pytest.raises(CatalogError, match="at most 200 characters"):
+        catalog.create_connection(acme.id, "y" * 201)
+    assert catalog.connections_of(acme.id) == []
 
 
 def test_connection_ids_are_positive_int32_and_name_their_workspace(catalog):
