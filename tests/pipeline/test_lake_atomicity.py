@@ -78,10 +78,9 @@ def test_live_run_is_left_alone(tmp_path):
     assert (tmp_path / L.STAGING / "live" / "events").exists()
 
 
-def test_killed_import_leaves_no_visible_file_and_next_run_cleans_up(tmp_path):
-    corpus = tmp_path / "corpus"
-    manifest = generate(corpus, events=60000, seed=5)
-    lake = tmp_path / "lake"
+def _import_killed_at(moment: str, corpus: Path, lake: Path, tmp_path: Path) -> None:
+    """Run an import that pauses at the test hook `moment`; kill it there (asserted reached)."""
+    marker = tmp_path / "paused"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -95,14 +94,28 @@ def test_killed_import_leaves_no_visible_file_and_next_run_cleans_up(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env={**os.environ, L.PAUSE_AT: moment, L.PAUSE_FILE: str(marker)},
     )
-    deadline = time.monotonic() + 120
-    while not list((lake / L.STAGING).glob("*/events/*/*.parquet")) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the import ended before it could be killed"
+    while not marker.exists():
+        assert proc.poll() is None, f"the import ended before it reached {moment}"
         time.sleep(0.05)
+    assert marker.read_text() == f"{moment} {proc.pid}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    # Nothing of the killed run is visible: no event or failed file, no run summary.
+
+
+def _rows(lake: Path, table: str) -> int:
+    return sum(pq.read_metadata(p).num_rows for p in lake.glob(f"{table}/*/*.parquet"))
+
+
+def test_killed_import_leaves_no_visible_file_and_next_run_cleans_up(tmp_path):
+    corpus = tmp_path / "corpus"
+    manifest = generate(corpus, events=20000, seed=5)
+    lake = tmp_path / "lake"
+    # Killed between staging and commit: everything is staged, nothing is visible.
+    _import_killed_at("before-commit", corpus, lake, tmp_path)
+    assert list((lake / L.STAGING).glob("*/events/*/*.parquet"))
+    assert not list((lake / L.STAGING).glob("*/" + L.COMMITTING))
     assert not list(lake.glob("events/*/*.parquet"))
     assert not list(lake.glob("failed/*/*.parquet"))
     assert not list(lake.glob("_runs/*.json"))
@@ -111,8 +124,26 @@ def test_killed_import_leaves_no_visible_file_and_next_run_cleans_up(tmp_path):
     assert [p.name for p in (lake / L.STAGING).iterdir()] == []
     [summary] = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.json")]
     assert summary["written"] == manifest["expected_written"]
-    written = sum(pq.read_metadata(p).num_rows for p in lake.glob("events/*/*.parquet"))
-    assert written == manifest["expected_written"]
+    assert _rows(lake, "events") == manifest["expected_written"]
+
+
+def test_import_killed_mid_commit_is_completed_by_the_next_run(tmp_path):
+    corpus = tmp_path / "corpus"
+    manifest = generate(corpus, events=20000, seed=6)
+    lake = tmp_path / "lake"
+    # Killed after the first rename of its commit, before the others and the delete.
+    _import_killed_at("commit-renamed-first", corpus, lake, tmp_path)
+    [journal] = (lake / L.STAGING).glob("*/" + L.COMMITTING)
+    dead = journal.parent.name
+    assert list((lake / L.STAGING / dead).rglob("*.parquet"))  # files still staged
+    assert _rows(lake, "events") < manifest["expected_written"]
+    # The next run completes the dead run's commit, then adds nothing twice.
+    assert main(["import", str(corpus / "*"), "--lake", str(lake)]) == 0
+    assert [p.name for p in (lake / L.STAGING).iterdir()] == []
+    recovered = json.loads((lake / "_runs" / f"{dead}.json").read_text())
+    assert recovered["status"] == "recovered"
+    assert recovered["written"] == manifest["expected_written"]
+    assert _rows(lake, "events") == manifest["expected_written"]
 
 
 def test_ids_of_runs_started_within_one_second_sort_in_start_order():
