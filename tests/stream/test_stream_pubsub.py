@@ -75,6 +75,30 @@ def pull_all(subscription: str) -> list:
         )
 
 
+def wait_until_read(subscription: str, job: subprocess.Popen) -> None:
+    """Wait until the running job has pulled (and acked) every message of `subscription`.
+
+    A probe pull that still finds one gives it back at once (ack deadline 0), for the job.
+    """
+    from google.api_core.exceptions import DeadlineExceeded
+
+    subscriber = pubsub_v1.SubscriberClient()
+    while True:
+        assert job.poll() is None, "the stream job ended before it read the messages"
+        try:
+            response = subscriber.pull(subscription=subscription, max_messages=1, timeout=1)
+        except DeadlineExceeded:
+            return
+        if not response.received_messages:
+            return
+        subscriber.modify_ack_deadline(
+            subscription=subscription,
+            ack_ids=[m.ack_id for m in response.received_messages],
+            ack_deadline_seconds=0,
+        )
+        time.sleep(0.2)
+
+
 def test_stream_job_lands_every_message_and_stops_when_idle(
     pubsub_emulator: PubSubEmulator, tmp_path: Path
 ) -> None:
@@ -199,15 +223,14 @@ def test_stream_job_drains_on_sigterm_and_loses_nothing(
     now = datetime.now(UTC)
     published = 100
     publish_all(topic, [(orjson.dumps(make_event(i, now)), {}) for i in range(published)])
-    time.sleep(6)  # the job starts and reads; its 60 s window stays open
-    assert job.poll() is None
+    wait_until_read(subscription, job)  # its 60 s window stays open
     job.send_signal(signal.SIGTERM)
     out = finish(job)
 
     summary = run_summary(lake)
     assert summary["reconciles"], out
-    left = pull_all(subscription)
-    assert summary["read"] + len(left) == published
+    assert pull_all(subscription) == []
+    assert summary["read"] == published
     # Every message the job read was written by the drain (its window was still open).
     assert summary["written"] == len(read_table(lake, "events")) == summary["read"] > 0
     assert "SIGTERM: draining" in job.stderr_text
