@@ -41,6 +41,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from measured import partitioned_rows, require
 
 from eventpipe.io.serving_index import INDEX, index_lake
 from eventpipe.schemas import arrow_schema
@@ -396,6 +397,10 @@ def main() -> int:
         print(report.line())
     if args.build_only:
         return 0
+    require(
+        partitioned_rows(lake / "events") > 0 and args.repeat > 0,
+        f"no event in {lake}, or --repeat 0",
+    )
     sizes = {name: _folder_bytes(lake / name) / 2**20 for name in ("events", INDEX)}
     ratio = sizes[INDEX] / sizes["events"] if sizes["events"] else 0.0
     print(f"lake: events {sizes['events']:.0f} MiB, {INDEX} {sizes[INDEX]:.0f} MiB ({ratio:.2f}x)")
@@ -429,17 +434,22 @@ def main() -> int:
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
+        else:
+            raise SystemExit("the API server did not answer in 60 s")
         process = psutil.Process(server.pid)
         print(
             f"\n{'query':38} {'rows':>5} {'p50':>8} {'p95':>8} {'p99':>8}   (ms, {args.repeat} runs)"
         )
+        returned = 0
         for name, params in query_shapes(lake).items():
             times, rows = measure(url, params, args.repeat)
+            returned += rows
             print(
                 f"{name:38} {rows:5d} {statistics.median(times):8.1f} {pct(times, 0.95):8.1f} "
                 f"{pct(times, 0.99):8.1f}",
                 flush=True,
             )
+        require(returned > 0, "every query returned no event")
         rss = process.memory_info().rss / 2**20
         print(f"\nAPI process RSS after the run: {rss:.0f} MiB")
     finally:

@@ -3,11 +3,6 @@ an import killed between the two loads what the crash left (each event once)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 
 import duckdb
@@ -16,6 +11,8 @@ import pytest
 from eventpipe.io import lake as L
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
+
+from pipeline_support import kill_job_at
 
 
 def table_keys(client, table_id: str) -> Counter:
@@ -34,23 +31,10 @@ def test_an_import_killed_after_archiving_is_loaded_by_the_next_run(tmp_path, bq
     args = ["import", str(corpus / "*"), "--lake", str(lake), "--sink", "bigquery"]
     args += ["--bq-table", bq_target.table, "--bq-failed-table", bq_target.failed_table]
     args += ["--bq-endpoint", bq_target.endpoint]
-    marker = tmp_path / "paused"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "eventpipe.jobs.cli", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, L.PAUSE_AT: "archived-before-load", L.PAUSE_FILE: str(marker)},
-    )
-    while not marker.exists():
-        assert proc.poll() is None, "the import ended before it archived"
-        time.sleep(0.05)
-    assert marker.read_text() == f"archived-before-load {proc.pid}"
+    kill_job_at("archived-before-load", args, tmp_path / "paused")
     # The archive is committed; no load job has run.
     assert archive_rows(lake) == manifest["expected_written"]
     assert table_keys(bq_client, bq_target.table) == Counter()
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     # The re-run loads every archived event once.
     assert main(args) == 0
     loaded = table_keys(bq_client, bq_target.table)

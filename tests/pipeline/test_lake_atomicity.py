@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +14,8 @@ import pyarrow.parquet as pq
 from eventpipe.io import lake as L
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
+
+from pipeline_support import kill_job_at
 
 
 def _stage(lake: Path, run_id: str, pid: int, names: list[str]) -> list[tuple[str, str]]:
@@ -79,29 +79,7 @@ def test_live_run_is_left_alone(tmp_path):
 
 
 def _import_killed_at(moment: str, corpus: Path, lake: Path, tmp_path: Path) -> None:
-    """Run an import that pauses at the test hook `moment`; kill it there (asserted reached)."""
-    marker = tmp_path / "paused"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eventpipe.jobs.cli",
-            "import",
-            str(corpus / "*"),
-            "--lake",
-            str(lake),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, L.PAUSE_AT: moment, L.PAUSE_FILE: str(marker)},
-    )
-    while not marker.exists():
-        assert proc.poll() is None, f"the import ended before it reached {moment}"
-        time.sleep(0.05)
-    assert marker.read_text() == f"{moment} {proc.pid}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_job_at(moment, ["import", str(corpus / "*"), "--lake", str(lake)], tmp_path / "paused")
 
 
 def _rows(lake: Path, table: str) -> int:
