@@ -38,6 +38,7 @@ test: $(STAMP) $(BQEMU_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check eventpipe tests benchmarks dataflow
 	$(BIN)/ruff format --check eventpipe tests benchmarks
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layering.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py --events 500000

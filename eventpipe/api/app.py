@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Query, Response
 from eventpipe.api import filters as filter_language
 from eventpipe.api.auth import BearerAuth
 from eventpipe.api.errors import ApiError, install_error_handlers
+from eventpipe.api.limits import ServingLimits
 from eventpipe.api.query import ORDER_COLUMNS, EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, schema_document
@@ -33,10 +34,15 @@ _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         "`error.message` the reason."
     },
     401: {"description": "Missing or invalid API key."},
+    503: {
+        "description": "A server limit stopped the request (its statement timeout, memory "
+        "limit, or no free query slot): `error.message` says which; `Retry-After` is set."
+    },
 }
 _FILTER_DOC = (
     'URL-escaped JSON: `{"logical": "and"|"or", "conditions": [{"property": ..., '
-    '"operator": ..., "values": [...]}]}`. At most 100 conditions and 64 KB. '
+    '"operator": ..., "values": [...]}]}`. At most 64 KB, 100 conditions, 1,000 values '
+    "in one condition and 3,000 in all together (a 400 beyond). "
     "`property` is a column, a nested path (`context.browser.name`) or a path into a "
     "json column (`properties.plan`). Nulls and missing json keys match only `is null` "
     "and `does not exist`; every other operator, negative ones included, is false on them."
@@ -70,17 +76,18 @@ def create_app(
     api_keys: list[str] | None,
     insecure_no_auth: bool = False,
     reader: object | None = None,
+    limits: ServingLimits | None = None,
 ) -> FastAPI:
     """The API over the lake folder `lake`, accepting `api_keys` as bearer tokens.
 
     Without any key it refuses (ValueError) unless `insecure_no_auth` is set. Another
     backend (e.g. `bigquery_backend.BigQueryReader`) is passed as `reader`; one with a
-    `parse_filter` compiles filters to its own SQL.
+    `parse_filter` compiles filters to its own SQL. `limits` bound the lake reader.
     """
     keys = [k for k in (api_keys or []) if k]
     if not keys and not insecure_no_auth:
         raise ValueError("no API key configured (use --insecure-no-auth to serve without one)")
-    reader = reader or LakeReader(lake or ".")
+    reader = reader or LakeReader(lake or ".", limits=limits)
     parse_filter = getattr(reader, "parse_filter", filter_language.parse_filter)
     auth = BearerAuth(keys, enabled=not insecure_no_auth)
     app = FastAPI(

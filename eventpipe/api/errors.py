@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eventpipe.api.filters import FilterError
+from eventpipe.api.limits import ServerBusy
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +25,21 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, parameter: str | None, message: str) -> JSONResponse:
+def _utf8(text: str) -> str:
+    """`text` with anything UTF-8 cannot encode (a lone surrogate echoed from the request)
+    escaped, so the error body can always be written."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_response(
+    status: int, parameter: str | None, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """The JSON error body for `status`."""
-    body: dict[str, object] = {"status": status, "message": message}
+    body: dict[str, object] = {"status": status, "message": _utf8(message)}
     if parameter is not None:
-        body["parameter"] = parameter
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        body["parameter"] = _utf8(parameter)
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
@@ -48,6 +58,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FilterError)
     async def _filter_error(_request: Request, exc: FilterError) -> JSONResponse:
         return error_response(400, exc.parameter, exc.reason)
+
+    @app.exception_handler(ServerBusy)
+    async def _server_busy(_request: Request, exc: ServerBusy) -> JSONResponse:
+        return error_response(503, None, exc.message, {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from eventpipe.api.event_query import EventQuery, empty_page, order_sql
+from eventpipe.api.filters import table_source
 from eventpipe.api.index_lookup import ROW_SCHEMA, IndexCatalog, IndexedPartition, PartitionIndex
 from eventpipe.io.row_store import unsliced
 
@@ -72,7 +73,7 @@ def filter_rows(cursor: duckdb.DuckDBPyConnection, rows: pa.Table, query: EventQ
     cursor.register(name, narrow)
     try:
         found = cursor.execute(
-            f"SELECT _position FROM {name} AS t{where}"
+            f"SELECT _position FROM {table_source(name, predicate)}{where}"
             f" ORDER BY {order_sql(query.order, query.ascending)} LIMIT $limit OFFSET $offset",
             params,
         ).fetchnumpy()["_position"]

@@ -40,7 +40,13 @@ row groups by their statistics), and Parquet statistics written for every column
 
 DuckDB runs in-process on an in-memory database that may only read inside the lake
 folder (external access is locked to it); each request gets its own cursor
-(DuckDB connections are not thread-safe; a cursor costs ~15 us).
+(DuckDB connections are not thread-safe; a cursor costs ~15 us). Memory, time and
+concurrent queries are bounded by `ServingLimits` (`eventpipe.api.limits`).
+
+A job may replace a partition's files while a request reads them (compaction renames
+the new file in, then deletes the old ones). A request whose file vanished lists the
+partitions again and starts over, up to MAX_ATTEMPTS times within its deadline; it
+fails only if the files it could not open are still listed.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +65,10 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.api.event_query import EventQuery, empty_page, order_sql
-from eventpipe.api.filters import Predicate, quote_identifier
+from eventpipe.api.filters import Predicate, quote_identifier, table_source
 from eventpipe.api.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.api.index_pages import page_by_position, page_from_index
+from eventpipe.api.limits import Deadline, ServerBusy, ServingLimits
 
 __all__ = ["ORDER_COLUMNS", "EventQuery", "LakeReader", "Partition"]
 
@@ -87,6 +95,15 @@ _SCAN_OPTIONS = "hive_partitioning = false, filename = true, file_row_number = t
 DENSE_SPAN = 65_536  # a wider row range of one file is read with the filter applied again
 RECENT_ROWS = 32_768  # a filtered page is first looked for among the newest rows of its batch
 ROW_STORE_ROWS = 1_000  # at most this many candidate rows are read from the row stores
+MAX_ATTEMPTS = 8  # a request whose files vanished (a job replaced them) starts over
+HEAVY_SECONDS = 1.0
+"""A request that ran this long replaces the DuckDB database when it ends: DuckDB keeps
+memory a heavy query used (not in its buffer pool: ~400 MB after a 100-condition json
+filter over 200k events) until its database is closed."""
+DATABASE_REQUESTS = 500
+"""A database that served this many requests is replaced too: what ordinary queries leave
+behind grows with the lake (42 MB after 300 requests on 200k events) until it closes."""
+_LOGGED_QUERY_CHARS = 2_000  # a failed query is logged with at most this much of its text
 _PARTITION_RE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 
 
@@ -113,6 +130,18 @@ class ScanPlan:
 
     scans: dict[dt.date, list[FileScan]]
     over_cap: bool = False
+
+
+def _over_limit(reason: str) -> ServerBusy:
+    """The 503 of a query stopped by a limit."""
+    return ServerBusy(f"{reason}: narrow the filter or its timestamp range")
+
+
+def _described(query: EventQuery) -> str:
+    """`query` for a log line, cut to _LOGGED_QUERY_CHARS (a filter can be 64 KB)."""
+    text = repr(query)
+    cut = len(text) - _LOGGED_QUERY_CHARS
+    return text if cut <= 0 else f"{text[:_LOGGED_QUERY_CHARS]}... ({cut} more characters)"
 
 
 def list_partitions(events_dir: Path) -> list[Partition]:
@@ -165,6 +194,7 @@ class LakeReader:
         recent_rows: int = RECENT_ROWS,
         candidate_cap: int = CANDIDATE_CAP,
         row_store_rows: int = ROW_STORE_ROWS,
+        limits: ServingLimits | None = None,
     ) -> None:
         self.lake = Path(lake).resolve()
         self.events_dir = self.lake / "events"
@@ -173,7 +203,10 @@ class LakeReader:
         self.candidate_cap = candidate_cap
         self.row_store_rows = row_store_rows
         self.indexes = IndexCatalog(self.lake) if use_index else None
+        self.limits = limits or ServingLimits()
+        self._slots = threading.BoundedSemaphore(self.limits.max_queries)
         self._lock = threading.Lock()
+        self._served = 0  # requests the current database has served
         self._db = self._connect()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -184,6 +217,8 @@ class LakeReader:
         # DuckDB 2.0.0 fails an internal assertion (and invalidates the database) on late
         # materialisation with a filter on a struct field; _page does its own instead.
         db.execute("SET GLOBAL late_materialization_max_rows = 0")
+        db.execute("SET GLOBAL memory_limit = $limit", {"limit": self.limits.memory_limit})
+        db.execute("SET GLOBAL temp_directory = ''")  # no spilling: the limit is a bound
         allowed = str(self.lake).rstrip("/") + "/"
         db.execute("SET allowed_directories = $dirs", {"dirs": [allowed]})
         db.execute("SET enable_external_access = false")
@@ -195,32 +230,94 @@ class LakeReader:
         return list_partitions(self.events_dir)
 
     def list_events(self, query: EventQuery) -> pa.Table:
-        """The page of events `query` asks for, as an Arrow table of its columns."""
+        """The page of events `query` asks for, as an Arrow table of its columns.
+
+        Raises ServerBusy when a limit stops it: no free query slot within the statement
+        timeout, the timeout itself, or the memory limit.
+        """
+        limits = self.limits
+        if not self._slots.acquire(timeout=limits.queue_timeout):
+            raise ServerBusy(
+                f"the server is already running {limits.max_queries} queries "
+                "(--max-queries); try again"
+            )
+        try:
+            return self._guarded(query)
+        finally:
+            self._slots.release()
+
+    def _guarded(self, query: EventQuery) -> pa.Table:
+        """`_list_events` on a cursor of its own, within the statement timeout."""
+        limits = self.limits
         db = self._db
         cursor = db.cursor()  # one per request: connections are not thread-safe
+        deadline = Deadline(cursor, limits.statement_timeout)
+        started = time.monotonic()
         try:
-            try:
-                return self._list_events(cursor, query)
-            except duckdb.IOException:
-                # A job swapped a partition while we read it: list the files again, once.
-                log.warning("lake files changed during a query; retrying", exc_info=True)
-                return self._list_events(cursor, query)
+            with deadline:
+                return self._list_events_again_on_change(cursor, query)
+        except duckdb.InterruptException:
+            if not deadline.expired:
+                raise
+            timeout = f"{limits.statement_timeout:g} s, --statement-timeout"
+            raise _over_limit(
+                f"the query ran longer than the statement timeout ({timeout})"
+            ) from None
+        except duckdb.OutOfMemoryException:
+            log.warning("query over the memory limit: %s", _described(query))
+            memory = f"{limits.memory_limit}, --memory-limit"
+            raise _over_limit(
+                f"the query needs more memory than the server's limit ({memory})"
+            ) from None
         except duckdb.FatalException:
             # DuckDB invalidates a database after an internal error: start a new one so
             # that one bad query does not fail every later request.
-            log.exception("query failed, DuckDB database restarted: %s", query)
-            with self._lock:
-                if self._db is db:
-                    self._db = self._connect()
+            log.exception("query failed, DuckDB database restarted: %s", _described(query))
+            self._replace(db)
             raise
         except duckdb.Error:
-            log.exception("query failed: %s", query)
+            log.exception("query failed: %s", _described(query))
             raise
         finally:
             cursor.close()
+            with self._lock:
+                self._served += 1
+                served = self._served
+            if time.monotonic() - started >= HEAVY_SECONDS or served >= DATABASE_REQUESTS:
+                self._replace(db)  # what its queries left goes with the database
 
-    def _list_events(self, cursor: duckdb.DuckDBPyConnection, query: EventQuery) -> pa.Table:
-        partitions = prune(self.partitions(), query.predicate)
+    def _replace(self, db: duckdb.DuckDBPyConnection) -> None:
+        """Start a new database in place of `db` (unless done already); `db` closes when its
+        running requests end."""
+        with self._lock:
+            if self._db is db:
+                self._db = self._connect()
+                self._served = 0
+
+    def _list_events_again_on_change(
+        self, cursor: duckdb.DuckDBPyConnection, query: EventQuery
+    ) -> pa.Table:
+        """`_list_events`, started over (listing the partitions again) when a file it read
+        vanished because a job replaced it; the error is raised when an event file that
+        failed is still listed (a damaged file) or after MAX_ATTEMPTS."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            listed = self.partitions()
+            try:
+                return self._list_events(cursor, query, listed)
+            except (duckdb.IOException, FileNotFoundError) as exc:
+                # A vanished index file (FileNotFoundError: a newer index replaced it) is
+                # found anew on the next attempt; an event file only if the listing changed.
+                if attempt == MAX_ATTEMPTS or (
+                    isinstance(exc, duckdb.IOException) and self.partitions() == listed
+                ):
+                    raise
+                log.info("lake files changed during a query (attempt %d); reading again", attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _list_events(
+        self, cursor: duckdb.DuckDBPyConnection, query: EventQuery, listed: list[Partition]
+    ) -> pa.Table:
+        partitions = prune(listed, query.predicate)
         if not partitions:
             return self._empty(query.columns)
         served = self._page_from_index(cursor, partitions, query)
@@ -306,26 +403,30 @@ class LakeReader:
         return f"({predicate.sql})", dict(predicate.params)
 
     def _source(
-        self, scans: Sequence[FileScan], columns: str, condition: str, params: dict[str, object]
+        self,
+        scans: Sequence[FileScan],
+        columns: str,
+        condition: str,
+        params: dict[str, object],
+        predicate: Predicate | None,
     ) -> str:
         """SQL (a UNION ALL) of `columns` of the rows of `scans` meeting `condition` (SQL, or
-        "" for all rows); the file names are added to `params`."""
+        "" for all rows; it may use `predicate`'s json values); the file names are added to
+        `params`."""
         whole = [f for f, rows in scans if rows is None]
         selects = []
         if whole:
             params["files"] = whole
             where = f" WHERE {condition}" if condition else ""
-            selects.append(
-                f"SELECT {columns} FROM read_parquet($files, {_SCAN_OPTIONS}) AS t{where}"
-            )
+            relation = table_source(f"read_parquet($files, {_SCAN_OPTIONS})", predicate)
+            selects.append(f"SELECT {columns} FROM {relation}{where}")
         for i, (filename, rows) in enumerate(s for s in scans if s[1] is not None):
             params[f"f{i}"] = filename
             listed = ", ".join(map(str, rows))  # row numbers from the index: no user text
             where = f" WHERE t.file_row_number IN ({listed})"
             where += f" AND {condition}" if condition else ""
-            selects.append(
-                f"SELECT {columns} FROM read_parquet($f{i}, {_SCAN_OPTIONS}) AS t{where}"
-            )
+            relation = table_source(f"read_parquet($f{i}, {_SCAN_OPTIONS})", predicate)
+            selects.append(f"SELECT {columns} FROM {relation}{where}")
         return " UNION ALL ".join(selects)
 
     def _count(
@@ -335,7 +436,8 @@ class LakeReader:
         predicate: Predicate | None,
     ) -> int:
         where, params = self._where(predicate)
-        sql = f"SELECT count(*) FROM ({self._source(scans, 'NULL', where, params)})"
+        source = self._source(scans, "NULL", where, params, predicate)
+        sql = f"SELECT count(*) FROM ({source})"
         return int(cursor.execute(sql, params).fetchall()[0][0])
 
     def _page(
@@ -386,7 +488,8 @@ class LakeReader:
         needed = ["filename", "file_row_number", query.order, "messageId"]
         columns = ", ".join(f"t.{quote_identifier(c)}" for c in dict.fromkeys(needed))
         locate = (
-            f"SELECT filename, file_row_number FROM ({self._source(scans, columns, where, params)})"
+            "SELECT filename, file_row_number FROM "
+            f"({self._source(scans, columns, where, params, query.predicate)})"
             f" AS t ORDER BY {order_sql(query.order, query.ascending)}"
             " LIMIT $limit OFFSET $offset"
         )
@@ -431,12 +534,15 @@ class LakeReader:
             params[f"f{i}"] = filename
             # Row numbers found by the locate query: integers, no user text.
             condition = f"file_row_number IN ({', '.join(map(str, rows))})"
+            filtered = None
             if query.predicate is not None and high - low > self.dense_span:
                 condition += f" AND ({query.predicate.sql})"
                 params.update(query.predicate.params)
+                filtered = query.predicate
+            relation = table_source(f"read_parquet($f{i}, {_SCAN_OPTIONS})", filtered)
             selects.append(
                 f"SELECT $f{i} AS _file, file_row_number AS _row, {columns}"
-                f" FROM read_parquet($f{i}, {_SCAN_OPTIONS}) AS t WHERE {condition}"
+                f" FROM {relation} WHERE {condition}"
             )
         table = cursor.sql(" UNION ALL ".join(selects), params=params).to_arrow_table()
         position = {key: i for i, key in enumerate(keys)}

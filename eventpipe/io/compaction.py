@@ -20,12 +20,14 @@ Atomicity, per partition (mirrors `lake.commit_files`/`recover_abandoned_runs`):
 2. the new file(s) are written under `LAKE/_staging/compact-<id>/<table>/date=D/`;
 3. `_COMMITTING` (in that folder) records the new files (staged -> final path)
    and the old files they replace;
-4. the new files are renamed into the partition, then the old files are deleted,
-   then `_COMMITTING` and the partition's staged folder are removed.
+4. the new files are put into the partition (below), the old files deleted, then
+   `_COMMITTING` and the partition's staged folder are removed.
 
-A reader sees the old files, or the new ones; between steps 4's rename and delete
-(an instant, or until the next compaction if the process dies right there) both
-are visible and the partition's rows are counted twice. A compaction killed
+A reader sees the old files, or the new ones: on a local lake step 4 exchanges the
+staged folder and the partition folder in one `renameat2(RENAME_EXCHANGE)` (as
+`io.partition_swap` does). On gs:// (no atomic exchange) the new files are renamed in,
+then the old ones deleted: in between (an instant, or until the next compaction if the
+process dies right there) both are visible and the rows are counted twice. A compaction killed
 before step 3 left nothing visible: the next compaction deletes its staging
 folder. One killed after step 3 is rolled forward by the next compaction
 (`recover_abandoned_compactions`): it finishes the renames and deletes the old
@@ -42,6 +44,7 @@ guard, a compaction refuses to start while another one's owner process is alive
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -67,6 +70,7 @@ from eventpipe.io.lake import (
     time_ordered_id,
     write_parquet,
 )
+from eventpipe.io.partition_swap import exchange_folders
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.transforms.failures import FAILED_SCHEMA
 
@@ -252,10 +256,44 @@ def stage_partition(lake: str, compaction_id: str, plan: PartitionPlan) -> Stage
     return result
 
 
+def _exchange_whole(new: list[tuple[str, str]], old: list[str]) -> bool:
+    """Put every staged file in place at once by exchanging the staged folder with the
+    partition folder, when both are local and hold exactly the new / the old files (the
+    writer lock keeps other writers out meanwhile). False when that cannot be done."""
+    staged_dirs = {os.path.dirname(s) for s, _ in new}
+    final_dirs = {os.path.dirname(d) for _, d in new}
+    if len(staged_dirs) != 1 or len(final_dirs) != 1 or _is_remote(next(iter(final_dirs))):
+        return False
+    staged_dir, final_dir = staged_dirs.pop(), final_dirs.pop()
+
+    def parquet(folder: str) -> set[str]:
+        try:
+            return {e.path for e in os.scandir(folder) if e.name.endswith(".parquet")}
+        except FileNotFoundError:
+            return set()
+
+    if parquet(staged_dir) != {s for s, _ in new} or parquet(final_dir) != set(old):
+        return False
+    try:
+        exchange_folders(staged_dir, final_dir)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSYS, errno.EINVAL):
+            raise
+        return False
+    return True
+
+
 def finish_partition(staging: str, new: list[tuple[str, str]], old: list[str]) -> None:
-    """Step 4 (also the roll-forward of an interrupted compaction): rename the staged files
-    that are still there into place, delete the old files, remove the marker."""
+    """Step 4 (also the roll-forward of an interrupted compaction): put the staged files
+    that are still there into place, delete the old files, remove the marker.
+
+    A local partition's folder is exchanged with the staged one in one system call, so a
+    reader sees the old files or the new ones, never both; otherwise (gs://, a file system
+    without the exchange) the new files are renamed in, then the old ones deleted.
+    """
     pending = [(s, d) for s, d in new if FileSystems.exists(s)]
+    if pending and len(pending) == len(new) and _exchange_whole(new, old):
+        pending = []  # in place; the staged folder now holds the old files: removed below
     for _, dest in pending:
         if not _is_remote(dest):
             make_dirs(os.path.dirname(dest))

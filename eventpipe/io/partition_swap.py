@@ -47,7 +47,9 @@ def _swapped_by(folder: str) -> str | None:
         return handle.read().decode()
 
 
-def _exchange(a: str, b: str) -> None:
+def exchange_folders(a: str, b: str) -> None:
+    """Exchange two local folders in one system call (OSError ENOSYS/EINVAL where the file
+    system cannot)."""
     libc = ctypes.CDLL(None, use_errno=True)
     result = libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     if result != 0:
@@ -67,7 +69,7 @@ def swap_partition(staged: str, final: str, run_id: str) -> None:
         os.rename(staged, final)
     else:
         try:
-            _exchange(staged, final)
+            exchange_folders(staged, final)
         except OSError as exc:
             if exc.errno not in (errno.ENOSYS, errno.EINVAL):
                 raise

@@ -48,8 +48,6 @@ from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
 
 log = logging.getLogger(__name__)
 
-ENVELOPE_ATTRIBUTES = ("receivedAt", "ip", "connectionId")
-
 
 # --- messages -> records (pure) -------------------------------------------------------
 

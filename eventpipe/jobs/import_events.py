@@ -147,4 +147,6 @@ def _run_import(
 
 
 if __name__ == "__main__":
-    sys.exit(run(*argparse.ArgumentParser().parse_known_args()))
+    from eventpipe.jobs.cli import main
+
+    sys.exit(main(["import", *sys.argv[1:]]))

@@ -8,9 +8,30 @@ import logging
 import os
 from pathlib import Path
 
+from eventpipe.api.limits import (
+    DEFAULT_MAX_QUERIES,
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_STATEMENT_TIMEOUT,
+    ServingLimits,
+)
+
 API_KEYS_ENV = "EVENTPIPE_API_KEYS"
 
 log = logging.getLogger(__name__)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve the read API (GET /v1/events, /v1/events/schema) over a lake",
         description="Serve the read API over LAKE/events. API keys come from --api-key "
         f"(repeatable) and the comma-separated environment variable {API_KEYS_ENV}; "
-        "clients send them as 'Authorization: Bearer <key>'. OpenAPI docs are at /docs.",
+        "clients send them as 'Authorization: Bearer <key>'. OpenAPI docs are at /docs. "
+        "Memory (lake backend): the process's baseline (~300 MB, plus the serving index's "
+        "per-partition state) plus at most --memory-limit for DuckDB's queries, which run "
+        "at most --max-queries at a time; a request stopped by a limit gets a 503.",
     )
     parser.add_argument("--lake", help="the lake folder (holding events/); with --backend lake")
     parser.add_argument(
@@ -38,6 +62,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="URL",
         help="BigQuery API endpoint (an emulator; anonymous credentials); default: Google's API "
         "with Application Default Credentials",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        default=DEFAULT_MEMORY_LIMIT,
+        help="DuckDB memory for all running queries together, e.g. 512MB, 2GB (no spilling; "
+        "a query that needs more gets a 503); default %(default)s",
+    )
+    parser.add_argument(
+        "--statement-timeout",
+        type=_positive_float,
+        default=DEFAULT_STATEMENT_TIMEOUT,
+        metavar="SECONDS",
+        help="interrupt a request's queries after this long (503); default %(default)g",
+    )
+    parser.add_argument(
+        "--max-queries",
+        type=_positive_int,
+        default=DEFAULT_MAX_QUERIES,
+        help="requests querying the lake at once; others wait up to 3 statement timeouts "
+        "for a slot, then get a 503; default %(default)s",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
@@ -68,6 +112,7 @@ def _log_index_coverage(lake: Path) -> None:
 
 def run(args: argparse.Namespace, _extra: list[str]) -> int:
     """Start the server; returns when it stops (2 when it cannot start)."""
+    import duckdb
     import uvicorn
 
     from eventpipe.api.app import UVICORN_OPTIONS, create_app
@@ -99,7 +144,14 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
         )
     else:
         _log_index_coverage(Path(args.lake))
-    app = create_app(args.lake, keys, insecure_no_auth=args.insecure_no_auth, reader=reader)
+    limits = ServingLimits(args.memory_limit, args.statement_timeout, args.max_queries)
+    try:
+        app = create_app(
+            args.lake, keys, insecure_no_auth=args.insecure_no_auth, reader=reader, limits=limits
+        )
+    except duckdb.Error as exc:  # e.g. an unreadable --memory-limit
+        log.error("cannot start: %s", exc)
+        return 2
     source = args.bq_table if reader else args.lake
     log.info("serving %s on http://%s:%d (docs at /docs)", source, args.host, args.port)
     # The startup's objects (modules, FastAPI, DuckDB, Arrow) leave the garbage collector's

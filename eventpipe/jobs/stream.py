@@ -231,4 +231,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(*argparse.ArgumentParser().parse_known_args()))
+    from eventpipe.jobs.cli import main
+
+    sys.exit(main(["stream", *sys.argv[1:]]))

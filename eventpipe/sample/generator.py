@@ -42,7 +42,6 @@ from eventpipe.sample.writers import Sink
 MANIFEST = "_manifest.json"
 MANIFEST_VERSION = 1
 COLLECTOR, BATCHES, EXPORT, EVENTS = "collector", "batches", "export", "events"
-FORMS = (COLLECTOR, BATCHES, EXPORT, EVENTS)
 DEFAULT_BASE_DATE = datetime(2026, 11, 1, tzinfo=UTC)
 MAX_UNITS_PER_FILE = 40_000
 MIN_UNITS_PER_FILE = 20

@@ -9,7 +9,6 @@ from eventpipe.schemas.event_schema import (
     TOP_LEVEL_COLUMNS,
     Field,
     arrow_schema,
-    field_at,
     iter_leaves,
     schema_document,
 )
@@ -23,7 +22,6 @@ __all__ = [
     "TOP_LEVEL_COLUMNS",
     "Field",
     "arrow_schema",
-    "field_at",
     "iter_leaves",
     "schema_document",
 ]

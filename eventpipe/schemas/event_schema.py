@@ -227,16 +227,4 @@ def iter_leaves(
             yield path, f
 
 
-def field_at(path: str) -> Field | None:
-    """The field at a dotted path (`context.browser.name`), or None."""
-    fields: tuple[Field, ...] = EVENT_FIELDS
-    found: Field | None = None
-    for part in path.split("."):
-        found = next((f for f in fields if f.name == part), None)
-        if found is None:
-            return None
-        fields = found.children
-    return found
-
-
 TOP_LEVEL_COLUMNS: tuple[str, ...] = tuple(f.name for f in EVENT_FIELDS)

@@ -97,7 +97,7 @@ def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
 
 
 # Objects whose keys are checked for duplicates: the event, its context, and the first
-# level of its JSON properties (deeper levels are not: see the README).
+# level of its JSON properties (deeper levels are not: see docs/import.md).
 _KEYED_OBJECTS = ["", "context", "properties", "traits"]
 
 

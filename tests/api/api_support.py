@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.client
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -285,27 +287,45 @@ def serve_process(lake: Path, *args: str, env: dict[str, str] | None = None) -> 
     """Run `eventpipe serve --lake LAKE ARGS` as its own process on a free port; yields its URL."""
     port = free_port()
     command = [sys.executable, "-m", "eventpipe.jobs.cli", "serve", "--lake", str(lake)]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
+    # Its log goes to a file: a pipe nobody reads fills up (long URLs in the access log)
+    # and blocks the server.
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            [*command, "--port", str(port), *args],
+            env={**os.environ, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None:
+                    output.seek(0)
+                    raise AssertionError(output.read().decode(errors="replace"))
+                try:
+                    httpx.get(url + "/openapi.json", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "eventpipe serve did not start"
+                    time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def raw_get(url: str, target: str) -> tuple[int, dict]:
+    """GET `target` (path and query) with the test key, through http.client (httpx refuses
+    query strings over 64 KB); returns the status and the JSON body."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                httpx.get(url + "/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "eventpipe serve did not start"
-                time.sleep(0.1)
-        yield url
+        connection.request("GET", target, headers={"Authorization": f"Bearer {API_KEY}"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        connection.close()
 
 
 def list_ids(client: httpx.Client, **params: Any) -> list[str]:

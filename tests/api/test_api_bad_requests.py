@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import urllib.parse
 from typing import Any
 
 import httpx
 import pytest
-from api_support import API_KEY, list_ids
+from api_support import list_ids, raw_get
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -133,6 +132,47 @@ def _condition(prop: Any, operator: Any, values: Any = None) -> str:
             "filter.conditions",
             "at most 100 conditions",
         ),
+        (
+            {
+                "filter": json.dumps(
+                    {
+                        "logical": "or",
+                        "conditions": [
+                            {"property": f"properties.p{i}", "operator": "is one of", "values": v}
+                            for i, v in enumerate([["1"] * 1000] * 3 + [["2"]])
+                        ],
+                    }
+                )
+            },
+            "filter.conditions",
+            "at most 3000 values in all conditions together, got 3001",
+        ),
+        # Lone surrogates (JSON's \ud800 escape) anywhere: 400, never a 500.
+        (
+            {"filter": _condition("userId", "is", ["\ud800"])},
+            "filter.conditions[0].values[0]",
+            "not valid Unicode (lone surrogate \\ud800)",
+        ),
+        (
+            {"filter": _condition("properties.plan", "is one of", ["pro", "a\udfffb"])},
+            "filter.conditions[0].values[1]",
+            "lone surrogate",
+        ),
+        (
+            {"filter": _condition("properties.\ud800", "is", ["a"])},
+            "filter.conditions[0].property",
+            "lone surrogate",
+        ),
+        (
+            {"filter": _condition("userId", "\ud800", ["a"])},
+            "filter.conditions[0].operator",
+            "unknown operator",
+        ),
+        (
+            {"filter": json.dumps({"logical": "and", "conditions": [{"\ud800": 1}]})},
+            "filter.conditions[0]",
+            "unknown key(s): \\ud800",
+        ),
     ],
 )
 def test_bad_list_request(
@@ -147,18 +187,6 @@ def test_bad_list_request(
     assert reason in error["message"]
 
 
-def _raw_get(server_url: str, target: str) -> tuple[int, dict]:
-    """GET with http.client (httpx refuses query strings over 64 KB)."""
-    host, port = server_url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        connection.request("GET", target, headers={"Authorization": f"Bearer {API_KEY}"})
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        connection.close()
-
-
 def test_filter_over_64_kb_is_refused(server_url: str) -> None:
     text = json.dumps(
         {
@@ -166,7 +194,7 @@ def test_filter_over_64_kb_is_refused(server_url: str) -> None:
             "conditions": [{"property": "userId", "operator": "is", "values": ["x" * (64 * 1024)]}],
         }
     )
-    status, body = _raw_get(server_url, "/v1/events?filter=" + urllib.parse.quote(text))
+    status, body = raw_get(server_url, "/v1/events?filter=" + urllib.parse.quote(text))
     assert status == 400
     assert body["error"]["parameter"] == "filter"
     assert "larger than 64 KB" in body["error"]["message"]
@@ -177,7 +205,7 @@ def test_filter_just_under_64_kb_is_answered(server_url: str) -> None:
     conditions = [{"property": "userId", "operator": "is", "values": [value]}] * 10
     text = json.dumps({"logical": "or", "conditions": conditions}, ensure_ascii=False)
     assert 50_000 < len(text.encode()) < 64 * 1024
-    status, body = _raw_get(server_url, "/v1/events?filter=" + urllib.parse.quote(text))
+    status, body = raw_get(server_url, "/v1/events?filter=" + urllib.parse.quote(text))
     assert (status, body) == (200, {"events": []})
 
 

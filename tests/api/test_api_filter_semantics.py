@@ -7,6 +7,7 @@ import pytest
 from api_support import list_ids, make_event, running_server, write_lake
 
 from eventpipe.api.app import create_app
+from eventpipe.api.filters import INLINE_VALUES
 
 ALL = ["e10", "e09", "e08", "e07", "e06", "e05", "e04", "e03", "e02", "e01"]
 
@@ -171,6 +172,20 @@ def test_condition_matches(
         condition["values"] = values
     got = list_ids(client, filter={"logical": "and", "conditions": [condition]})
     assert got == expected
+
+
+LONG_LIST_CASES = [c for c in CASES if c[1] in ("is one of", "is not one of")]
+
+
+@pytest.mark.parametrize(("prop", "operator", "values", "expected"), LONG_LIST_CASES)
+def test_long_one_of_lists_match_as_short_ones(
+    client: httpx.Client, prop: str, operator: str, values: list[str], expected: list[str]
+) -> None:
+    """Past INLINE_VALUES values, `is one of` is a semi-join on a list parameter: the same
+    rows match (the padding values, negative integers, match no canonical event)."""
+    padded = values + [str(-7000 - i) for i in range(INLINE_VALUES + 1)]
+    condition = {"property": prop, "operator": operator, "values": padded}
+    assert list_ids(client, filter={"logical": "and", "conditions": [condition]}) == expected
 
 
 def test_and_combines_conditions(client: httpx.Client) -> None:

@@ -14,7 +14,7 @@ import pytest
 from api_support import make_event, write_lake
 
 from eventpipe.api.event_query import order_sql
-from eventpipe.api.filters import parse_filter
+from eventpipe.api.filters import parse_filter, table_source
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.io import row_store
 from eventpipe.io.serving_index import index_lake
@@ -47,9 +47,9 @@ def _reference(lake: Path, query: EventQuery) -> list[str]:
     where = f" WHERE {query.predicate.sql}" if query.predicate else ""
     params = dict(query.predicate.params) if query.predicate else {}
     params.update(files=files, limit=query.limit, offset=query.first)
+    scan = "read_parquet($files, filename = true, file_row_number = true)"
     sql = (
-        f"SELECT messageId FROM read_parquet($files, filename = true, file_row_number = true)"
-        f" AS t{where}"
+        f"SELECT messageId FROM {table_source(scan, query.predicate)}{where}"
         f" ORDER BY {order_sql(query.order, query.ascending)} LIMIT $limit OFFSET $offset"
     )
     return [r[0] for r in duckdb.connect().execute(sql, params).fetchall()]

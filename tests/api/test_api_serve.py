@@ -46,3 +46,24 @@ def test_serves_in_its_own_process_with_keys_from_flag_and_env(tmp_path: Path) -
             f"{url}/v1/events", params={"limit": 2}, headers={"Authorization": "Bearer env-1"}
         )
         assert [e["messageId"] for e in response.json()["events"]] == ["e10", "e09"]
+
+
+def test_limit_flags_defaults_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["serve", "--lake", "L"])
+    assert (args.memory_limit, args.statement_timeout, args.max_queries) == ("1GB", 10.0, 4)
+    for bad in (
+        ["--statement-timeout", "0"],
+        ["--statement-timeout", "inf"],
+        ["--max-queries", "0"],
+    ):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", "--lake", "L", *bad])
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "plus at most --memory-limit for DuckDB's queries" in text
+    assert "--statement-timeout SECONDS" in text
+
+
+def test_an_unreadable_memory_limit_stops_the_start(tmp_path: Path) -> None:
+    assert main(["serve", "--lake", str(tmp_path), "--api-key", "k", "--memory-limit", "lots"]) == 2

@@ -17,7 +17,7 @@ import pytest
 from api_support import CANONICAL_EVENTS, make_event, write_lake
 from test_api_query_plan import _reference
 
-from eventpipe.api.filters import parse_filter
+from eventpipe.api.filters import parse_filter, table_source
 from eventpipe.api.index_pages import page_from_index
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
@@ -205,7 +205,8 @@ def test_the_index_is_used_and_finds_only_candidates(lakes: tuple[Path, Path, Pa
     assert candidates is not None
     found = len(candidates)
     matches = cursor.execute(
-        "SELECT count(*) FROM read_parquet($files) AS t WHERE " + predicate.sql,
+        f"SELECT count(*) FROM {table_source('read_parquet($files)', predicate)}"
+        f" WHERE {predicate.sql}",
         {**predicate.params, "files": [f for c in current if c for f in c.files]},
     ).fetchone()[0]
     assert 0 < matches == found < 2000  # the condition is exact here: candidates = matches

@@ -301,3 +301,23 @@ def test_compaction_builds_the_serving_index_of_every_event_partition(lake, caps
     assert compact(lake) == 0
     assert "serving index: indexed 1 of" in capsys.readouterr().out
     assert index_is_current(str(lake), str(folders[0]))
+
+
+def test_a_reader_never_sees_old_and_new_files_together(lake, monkeypatch):
+    """Issue 12.11: whenever compaction deletes anything, each partition of the lake holds
+    the old files or the new ones, never both (the staged folder is exchanged whole)."""
+    staged, old = stage_one(lake)
+    new = {Path(final) for _, final in staged.new}
+    partition = old[0].parent
+    seen: list[set[Path]] = []
+    delete = C.FileSystems.delete
+
+    def delete_and_look(paths):
+        seen.append(set(partition.glob("*.parquet")))
+        return delete(paths)
+
+    monkeypatch.setattr(C.FileSystems, "delete", delete_and_look)
+    C.commit_partition(staged)
+    assert seen and all(files == new for files in seen)
+    assert set(partition.glob("*.parquet")) == new
+    assert not Path(staged.staging, L.COMMITTING).exists()

@@ -159,11 +159,6 @@ _resolver: Resolver | None = None
 _resolver_lock = threading.Lock()
 
 
-def resolver_name() -> str:
-    """The module of the resolver in use (`ua_parser.regex` is ua-parser-rs)."""
-    return type(load_resolver()).__module__
-
-
 def load_resolver() -> Resolver:
     """The process-wide ua-parser resolver, built on first use (thread-safe)."""
     global _resolver
@@ -256,9 +251,3 @@ def _device_type(ua: str, parsed: PartialResult, os_name: str | None) -> str | N
 
 def _contains_any(text: str, tokens: tuple[str, ...]) -> bool:
     return any(token in text for token in tokens)
-
-
-def parse_cache_info() -> tuple[int, int, int]:
-    """(hits, misses, current size) of the user agent cache."""
-    info = parse_user_agent.cache_info()
-    return info.hits, info.misses, info.currsize
