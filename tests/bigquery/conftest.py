@@ -8,7 +8,6 @@ end. When it cannot start, the tests that need it fail with the reason (never sk
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from eventpipe.io.bigquery import BigQueryTarget
+from eventpipe.io.pubsub_emulator import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EMULATOR = Path(os.environ.get("EVENTPIPE_BQEMU", ROOT / ".venv" / "bqemu" / "bin" / "bqemulator"))
@@ -30,12 +30,6 @@ os.environ.update(
     GCE_METADATA_IP="127.0.0.1:9",
     GOOGLE_CLOUD_PROJECT=PROJECT,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listens_on(process: subprocess.Popen, port: int) -> bool:
