@@ -26,8 +26,8 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +41,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from measured import partitioned_rows, require
 
 from eventpipe.io.serving_index import INDEX, index_lake
 from eventpipe.schemas import arrow_schema
@@ -347,6 +348,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def server_url(server: subprocess.Popen, log: Path, timeout: float = 60) -> str:
+    """The URL the API server logs once it listens (it was started on port 0)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the API server exited:\n{log.read_text()[-2000:]}")
+        found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", log.read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.1)
+    raise SystemExit(f"the API server did not start in {timeout:.0f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -396,57 +410,58 @@ def main() -> int:
         print(report.line())
     if args.build_only:
         return 0
+    require(
+        partitioned_rows(lake / "events") > 0 and args.repeat > 0,
+        f"no event in {lake}, or --repeat 0",
+    )
     sizes = {name: _folder_bytes(lake / name) / 2**20 for name in ("events", INDEX)}
     ratio = sizes[INDEX] / sizes["events"] if sizes["events"] else 0.0
     print(f"lake: events {sizes['events']:.0f} MiB, {INDEX} {sizes[INDEX]:.0f} MiB ({ratio:.2f}x)")
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, "EVENTPIPE_API_KEYS": API_KEY}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eventpipe.jobs.cli",
-            "serve",
-            "--lake",
-            str(lake),
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            if server.poll() is not None:
-                raise SystemExit("the API server exited")
-            try:
-                httpx.get(url + "/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        process = psutil.Process(server.pid)
-        print(
-            f"\n{'query':38} {'rows':>5} {'p50':>8} {'p95':>8} {'p99':>8}   (ms, {args.repeat} runs)"
+    # Port 0: the server binds a free port itself and logs it (no race for a port picked here).
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-api-") as logs,
+        open(Path(logs) / "server.log", "wb") as log,
+    ):
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "eventpipe.jobs.cli",
+                "serve",
+                "--lake",
+                str(lake),
+                "--port",
+                "0",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
-        for name, params in query_shapes(lake).items():
-            times, rows = measure(url, params, args.repeat)
+        try:
+            url = server_url(server, Path(log.name))
+            process = psutil.Process(server.pid)
             print(
-                f"{name:38} {rows:5d} {statistics.median(times):8.1f} {pct(times, 0.95):8.1f} "
-                f"{pct(times, 0.99):8.1f}",
-                flush=True,
+                f"\n{'query':38} {'rows':>5} {'p50':>8} {'p95':>8} {'p99':>8}   (ms, {args.repeat} runs)"
             )
-        rss = process.memory_info().rss / 2**20
-        print(f"\nAPI process RSS after the run: {rss:.0f} MiB")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        if not args.lake:
-            shutil.rmtree(lake, ignore_errors=True)
+            returned = 0
+            for name, params in query_shapes(lake).items():
+                times, rows = measure(url, params, args.repeat)
+                returned += rows
+                print(
+                    f"{name:38} {rows:5d} {statistics.median(times):8.1f} {pct(times, 0.95):8.1f} "
+                    f"{pct(times, 0.99):8.1f}",
+                    flush=True,
+                )
+            require(returned > 0, "every query returned no event")
+            rss = process.memory_info().rss / 2**20
+            print(f"\nAPI process RSS after the run: {rss:.0f} MiB")
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            if not args.lake:
+                shutil.rmtree(lake, ignore_errors=True)
     return 0
 
 

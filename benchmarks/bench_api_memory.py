@@ -17,9 +17,9 @@ import argparse
 import json
 import random
 import shlex
-import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -28,13 +28,8 @@ from pathlib import Path
 
 import httpx
 import psutil
-from bench_api import API_KEY, query_shapes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from bench_api import API_KEY, query_shapes, server_url
+from measured import require
 
 
 def _heavy_filters() -> list[dict[str, str]]:
@@ -65,21 +60,14 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=40)
     parser.add_argument("--serve-args", default="", help="more `eventpipe serve` options")
     args = parser.parse_args()
-    port = _free_port()
     command = [sys.executable, "-m", "eventpipe.jobs.cli", "serve", "--lake", str(args.lake)]
-    command += ["--port", str(port), "--api-key", API_KEY, *shlex.split(args.serve_args)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    command += ["--port", "0", "--api-key", API_KEY, *shlex.split(args.serve_args)]
+    logs = tempfile.TemporaryDirectory(prefix="bench-api-memory-")
+    log = Path(logs.name) / "server.log"
+    with log.open("wb") as out:  # port 0: the server binds a free port and logs it
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=out)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(url + "/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("eventpipe serve did not start") from None
-                time.sleep(0.1)
+        url = server_url(server, log)
         process = psutil.Process(server.pid)
         peak = [process.memory_info().rss]
         done = threading.Event()
@@ -136,10 +124,12 @@ def main() -> int:
             time.sleep(1)
             print(f"after 6 heavy filters: RSS {mb(process.memory_info().rss)}, peak {mb(peak[0])}")
             print(f"statuses: {dict(statuses)}")
+            require(statuses[200] > 0, f"no request was answered ({dict(statuses)})")
         done.set()
     finally:
         server.terminate()
         server.wait(timeout=30)
+        logs.cleanup()
     return 0
 
 

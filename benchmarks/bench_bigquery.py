@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+from measured import require
 
 from eventpipe.io.bigquery import (
     FLUSH_ROWS,
@@ -100,6 +101,7 @@ def main_bench() -> None:
         table = sample_rows(args.events, Path(tmp))
     con = connect()
     run_start = dt.datetime.now(dt.UTC)
+    require(table.num_rows > 0, "no sample event")
     bundles = [table.slice(i, FLUSH_ROWS) for i in range(0, table.num_rows, FLUSH_ROWS)]
     print(f"{table.num_rows:,} events in {len(bundles)} bundles of up to {FLUSH_ROWS:,} rows")
     good = timed(

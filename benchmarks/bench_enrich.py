@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pyarrow as pa
+from measured import require
 from ua_parser import Domain
 
 from eventpipe.schemas.event_schema import arrow_schema
@@ -175,6 +176,7 @@ def main() -> None:
     parser.add_argument("--ip-policy", default="mask")
     args = parser.parse_args()
 
+    require(args.rows > 0 and args.repeat > 0, "--rows and --repeat must be positive")
     started = time.perf_counter()
     table = make_table(args.rows, args.user_agents, args.ips)
     batches = table.to_batches(max_chunksize=args.batch)
@@ -242,6 +244,7 @@ def main() -> None:
     enricher = Enricher(options)
     enricher.setup()
     stats = enricher.enrich(table).stats
+    require(stats.locations_derived > 0, f"no location derived ({stats})")
     print(f"per call: {stats}")
 
 

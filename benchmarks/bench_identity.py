@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from measured import require
 
 DAY_US = 86_400_000_000
 START_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
@@ -268,6 +269,7 @@ def main() -> None:
         if "failed" in report:
             raise SystemExit(f"build {report['failed']}")
         ids = report["counts"]["users"] + report["counts"]["anonymous"]
+        require(shape["event_rows"] > 0 and ids > 0, f"no event or id to resolve ({shape})")
         print(
             f"identity build + write of {shape['event_rows']:,} events, "
             f"{shape['distinct_ids_generated']:,} distinct ids ({ids:,} with a profile): "

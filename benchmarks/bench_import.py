@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import orjson
+from measured import partitioned_rows, require
 
 from eventpipe.schemas import EVENT_FIELDS, Field
 
@@ -194,6 +195,7 @@ def main() -> None:
             capture_output=True,
         )
         n = flatten_events(corpus, jsonl)
+    require(n > 0, f"no valid event in the generated corpus ({corpus})")
     size_mb = jsonl.stat().st_size / 1e6
     print(f"{n:,} events, {size_mb:,.0f} MB of JSONL ({size_mb * 1e6 / n:,.0f} B/event) in {work}")
     for lake in ("floor-lake", "lake-jsonl", "lake-corpus", "lake-plain"):
@@ -225,6 +227,11 @@ def main() -> None:
                 "--no-enrich",
             ]
         )
+    stored = {"floor": "floor-lake", "import": "lake-jsonl/events"}
+    stored |= {"corpus": "lake-corpus/events", "corpus-no-enrich": "lake-plain/events"}
+    for name in results:
+        folder = work / stored[name]
+        require(partitioned_rows(folder) > 0, f"{name} stored no event in {folder}")
     floor_rate = n / results["floor"]["cpu_s"]
     print(
         f"{'path':16} {'wall s':>8} {'CPU s':>8} {'events/s':>10} {'events/CPU-s':>13} {'vs floor':>9} {'peak RSS MB':>12}"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_import import measure
+from measured import require
 
 
 def main() -> None:
@@ -55,8 +56,7 @@ def main() -> None:
     results = {name: measure(command) for name, command in steps.items()}
     runs = sorted((lake / "_runs").glob("*.json"))
     events = json.loads(runs[0].read_text())["written"] if runs else 0
-    if not events:
-        sys.exit(f"measured nothing: the import stored no event in {lake}")
+    require(events > 0, f"the import stored no event in {lake}")
     print(f"{events:,} stored events in {lake}")
     print(
         f"{'job':<16}{'wall s':>9}{'CPU s':>9}{'events/s':>11}{'events/CPU-s':>14}{'peak RSS MB':>13}"

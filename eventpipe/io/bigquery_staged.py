@@ -39,6 +39,7 @@ from eventpipe.io.lake import (
     lake_path,
     make_dirs,
     mark_running,
+    pause_point,
     read_parquet,
 )
 from eventpipe.io.lake_sink import Staged, StageDeduplicated
@@ -95,6 +96,7 @@ class _FinishStaging(beam.DoFn):
             FileSystems.rename([s.staged for s in events], moved)
         raw = sorted((s.staged, s.final) for s in present if s.table == RAW)
         commit_files(self.root, self.run_id, raw)
+        pause_point("archived-before-load")
         yield from moved
 
 

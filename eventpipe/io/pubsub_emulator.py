@@ -19,6 +19,7 @@ from pathlib import Path
 
 EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 PROJECT = "eventpipe-local"
+START_ATTEMPTS = 5
 
 
 def free_port() -> int:
@@ -42,6 +43,25 @@ class PubSubEmulator:
     def __enter__(self) -> PubSubEmulator:
         self._data = tempfile.TemporaryDirectory(prefix="pubsub-emulator-")
         self._log = open(Path(self._data.name) / "emulator.log", "wb")
+        # The emulator cannot report a port it chose (`--port=0` logs "listening on 0"), so
+        # a free port is picked first; another process may take it before the emulator
+        # binds it: the emulator then logs a BindException, and it is started again.
+        for attempt in range(START_ATTEMPTS):
+            if attempt:
+                self.port = free_port()
+                self.host = f"127.0.0.1:{self.port}"
+            self._start()
+            if self._wait_ready(timeout=60):
+                break
+            self._stop()
+        else:
+            raise RuntimeError(f"the Pub/Sub emulator found no free port (see {self._log.name})")
+        self._previous_host = os.environ.get("PUBSUB_EMULATOR_HOST")
+        os.environ["PUBSUB_EMULATOR_HOST"] = self.host
+        return self
+
+    def _start(self) -> None:
+        self._log_start = self._log.tell()
         self.process = subprocess.Popen(
             [str(self.binary), "--host=127.0.0.1", f"--port={self.port}"],
             stdout=self._log,
@@ -49,21 +69,24 @@ class PubSubEmulator:
             cwd=self._data.name,
             start_new_session=True,
         )
-        self._wait_ready(timeout=60)
-        self._previous_host = os.environ.get("PUBSUB_EMULATOR_HOST")
-        os.environ["PUBSUB_EMULATOR_HOST"] = self.host
-        return self
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float) -> bool:
+        """True once this emulator listens on its port (its log says so: a connection could
+        reach another process); False if the port was taken."""
+        started = f"Server started, listening on {self.port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"the Pub/Sub emulator exited (see {self._log.name})")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
-                return
+            self._log.flush()
+            with open(self._log.name, "rb") as log:
+                log.seek(self._log_start)
+                text = log.read().decode(errors="replace")
+            if "BindException" in text:
+                return False
+            if started in text:
+                with socket.create_connection(("127.0.0.1", self.port), 5):
+                    return True
             time.sleep(0.1)
         raise TimeoutError(f"the Pub/Sub emulator did not listen on {self.host} in {timeout}s")
 
@@ -72,6 +95,11 @@ class PubSubEmulator:
             os.environ.pop("PUBSUB_EMULATOR_HOST", None)
         else:
             os.environ["PUBSUB_EMULATOR_HOST"] = self._previous_host
+        self._stop()
+        self._log.close()
+        self._data.cleanup()
+
+    def _stop(self) -> None:
         if self.process is not None:
             # The launcher script starts Java: stop the whole process group it leads.
             with contextlib.suppress(ProcessLookupError):
@@ -81,8 +109,7 @@ class PubSubEmulator:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        self._log.close()
-        self._data.cleanup()
+            self.process = None
 
     def create(self, name: str) -> tuple[str, str]:
         """Create topic `name` and subscription `name`; returns their paths."""

@@ -8,7 +8,6 @@ end. When it cannot start, the tests that need it fail with the reason (never sk
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from eventpipe.io.bigquery import BigQueryTarget
+from eventpipe.io.pubsub_emulator import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EMULATOR = Path(os.environ.get("EVENTPIPE_BQEMU", ROOT / ".venv" / "bqemu" / "bin" / "bqemulator"))
@@ -32,29 +32,69 @@ os.environ.update(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _listens_on(process: subprocess.Popen, port: int) -> bool:
+    """Whether `process` itself holds the listening socket of `port` (not another server)."""
+    import psutil
+
+    try:
+        sockets = psutil.Process(process.pid).net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets)
 
 
-def _wait_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 60.0) -> None:
+def _wait_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 60.0) -> bool:
+    """True once this emulator answers on `port`; False if it could not bind its ports (taken
+    by another process between `free_port()` and its start)."""
     import urllib.request
 
     url = f"http://127.0.0.1:{port}/bigquery/v2/projects/{PROJECT}/datasets"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            if "address already in use" in log.read_text():
+                return False
             pytest.fail(f"the BigQuery emulator exited at start:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
+                if response.status == 200 and _listens_on(process, port):
+                    return True
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     pytest.fail(
         f"the BigQuery emulator did not answer in {timeout:.0f}s:\n{log.read_text()[-3000:]}"
     )
+
+
+def _start_emulator(log: Path, attempts: int = 5) -> tuple[subprocess.Popen, int]:
+    """The emulator on free ports, started again if another process took one first."""
+    env = {**os.environ, "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"}
+    for _ in range(attempts):
+        rest, grpc = free_port(), free_port()
+        command = [
+            str(EMULATOR), "start", "--rest-host", "127.0.0.1", "--rest-port", str(rest),
+            "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc), "--project", PROJECT,
+            "--ephemeral", "--log-level", "warning",
+        ]  # fmt: skip
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            if _wait_ready(process, rest, log):
+                return process, rest
+        except BaseException:
+            _stop(process)
+            raise
+    pytest.fail(f"the BigQuery emulator found no free port in {attempts} attempts")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -75,26 +115,12 @@ def bq_endpoint(tmp_path_factory) -> Iterator[str]:
     )
     if installed.returncode:
         pytest.fail(f"could not install DuckDB's spatial extension:\n{installed.stderr[-3000:]}")
-    rest, grpc = free_port(), free_port()
     log = tmp_path_factory.mktemp("bqemu") / "emulator.log"
-    env = {**os.environ, "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"}
-    command = [
-        str(EMULATOR), "start", "--rest-host", "127.0.0.1", "--rest-port", str(rest),
-        "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc), "--project", PROJECT,
-        "--ephemeral", "--log-level", "warning",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    process, rest = _start_emulator(log)
     try:
-        _wait_ready(process, rest, log)
         yield f"http://127.0.0.1:{rest}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
+from eventpipe.io import lake as L
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.normalise import ARCHIVE_COLUMN, EventNormaliser
 from eventpipe.transforms.parse import RECORDS_SCHEMA, RecordParser
@@ -77,3 +84,21 @@ class Stages:
         return StageOutput(
             events.drop_columns([ARCHIVE_COLUMN]).to_pylist(), failed.to_pylist(), read
         )
+
+
+def kill_job_at(moment: str, args: list[str], marker: Path) -> None:
+    """Run `eventpipe ARGS` until it pauses at the test hook `moment` (see io.lake.pause_point);
+    assert it got there, then SIGKILL it (its whole process group)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eventpipe.jobs.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, L.PAUSE_AT: moment, L.PAUSE_FILE: str(marker)},
+    )
+    while not marker.exists():
+        assert proc.poll() is None, f"the job ended before it reached {moment}"
+        time.sleep(0.05)
+    assert marker.read_text() == f"{moment} {proc.pid}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import duckdb
+import maxminddb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from _maxminddb_geolite2 import geolite2_database
 
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
+from eventpipe.sample.user_agents import AGENTS, BOT, BROWSER
 from eventpipe.schemas import arrow_schema
 from eventpipe.transforms.failures import FAILED_SCHEMA
 
@@ -84,19 +88,68 @@ def test_import_multi_processing(corpus, tmp_path):
     check_lake(lake, manifest, summary)
 
 
-def test_enrichment_fills_browser_os_and_location(corpus, tmp_path):
+# Desktop user agents -> browser name, first match wins (seed 000's normalised names).
+DESKTOP_BROWSERS = (
+    ("YaBrowser/", "Other"),
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+)
+
+
+def _enriched_contexts(lake: Path) -> list[dict]:
+    return (
+        duckdb.sql(
+            "SELECT context.userAgent AS ua, context.ip AS ip, context.browser.name AS browser, "
+            "context.browser.version AS version, context.os.name AS os, context.device.type AS device, context.location AS location "
+            f"FROM read_parquet('{lake}/events/*/*.parquet')"
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+
+
+def test_enrichment_derives_the_values_an_independent_reading_gives(corpus, tmp_path):
     corpus_dir, _ = corpus
     lake = tmp_path / "lake"
     run_import(corpus_dir, lake)
-    con = duckdb.connect()
-    rows = con.execute(
-        f"""SELECT count(*) FILTER (WHERE context.browser.name IS NOT NULL),
-                   count(*) FILTER (WHERE context.location.country IS NOT NULL),
-                   count(*) FILTER (WHERE context.device.type = 'bot')
-            FROM read_parquet('{lake}/events/*/*.parquet')"""
-    ).fetchall()
-    browsers, located, bots = rows[0]
-    assert browsers > 0 and located > 0 and bots > 0
+    rows = _enriched_contexts(lake)
+    # Location: the country the GeoLite2 database gives for the IP, read here with maxminddb;
+    # a location the app sent (with a speed: GeoIP has none) is kept whole.
+    reader = maxminddb.open_database(geolite2_database())
+    checked = Counter()
+    for row in rows:
+        if row["ip"] is None:
+            continue
+        location = row["location"] or {}
+        if location.get("speed") is not None:
+            assert location["country"] is None, row
+            checked["explicit location"] += 1
+            continue
+        record = reader.get(row["ip"]) or {}
+        assert location.get("country") == (record.get("country") or {}).get("iso_code"), row
+        checked["country" if location.get("country") else "no country"] += 1
+    # Browser, OS and bots from the user-agent string (derived names come with a version) and the generator's own agent table.
+    kinds = {agent.ua: agent.kind for agent in AGENTS}
+    for row in rows:
+        ua = row["ua"] or ""
+        if kinds.get(ua) == BOT:
+            assert row["device"] == "bot", row
+            checked["bot"] += 1
+        elif kinds.get(ua) == BROWSER:
+            assert row["device"] != "bot", row
+        desktop = "Windows NT" in ua or "Macintosh" in ua
+        if kinds.get(ua) == BROWSER and desktop and row["version"] is None:
+            checked["explicit browser"] += 1  # a name the SDK sent (without a version) wins
+        elif kinds.get(ua) == BROWSER and desktop:
+            expected = next(name for marker, name in DESKTOP_BROWSERS if marker in ua)
+            assert row["browser"] == expected, row
+            assert row["os"] == ("Windows" if "Windows NT" in ua else "macOS"), row
+            checked[expected] += 1
+    assert min(checked[k] for k in ("explicit location", "country", "no country", "bot")) > 10
+    assert {name for _, name in DESKTOP_BROWSERS} <= set(checked)
 
 
 def test_drop_bots_moves_them_to_failed(corpus, tmp_path):
@@ -128,15 +181,34 @@ def test_reimport_gives_identical_rows(corpus, tmp_path):
 
 def test_no_enrich_stores_events_as_normalised(corpus, tmp_path):
     corpus_dir, manifest = corpus
-    lake = tmp_path / "lake"
-    summary = run_import(corpus_dir, lake, "--no-enrich")
+    summary = run_import(corpus_dir, tmp_path / "plain", "--no-enrich")
     assert summary["written"] == manifest["expected_written"]
-    con = duckdb.connect()
-    [(derived,)] = con.execute(
-        f"SELECT count(*) FROM read_parquet('{lake}/events/*/*.parquet') "
-        "WHERE context.device.type = 'bot'"
-    ).fetchall()
-    assert derived == 0
+    run_import(corpus_dir, tmp_path / "enriched")
+    plain = {r["messageId"]: r for r in _events_by_id(tmp_path / "plain")}
+    enriched = {r["messageId"]: r for r in _events_by_id(tmp_path / "enriched")}
+    assert plain.keys() == enriched.keys()
+    derived = Counter()
+    for key, row in plain.items():
+        other = enriched[key]
+        # Only the enriched context fields differ, and only where nothing was sent.
+        assert {k: v for k, v in row.items() if k != "context"} == {
+            k: v for k, v in other.items() if k != "context"
+        }
+        for field, value in row["context"].items():
+            if field in ENRICHED_FIELDS and value != other["context"][field]:
+                derived[field] += 1
+            else:
+                assert value == other["context"][field], (key, field)
+        assert (row["context"]["device"] or {}).get("type") != "bot"
+        assert (row["context"]["location"] or {}).get("country") is None
+    assert {"browser", "os", "location", "device"} <= set(derived)
+
+
+ENRICHED_FIELDS = {"browser", "os", "device", "location", "campaign"}
+
+
+def _events_by_id(lake: Path) -> list[dict]:
+    return ds.dataset(lake / "events", format="parquet", partitioning="hive").to_table().to_pylist()
 
 
 def _arrow_type_of(doc_type: dict) -> pa.DataType:
@@ -166,7 +238,9 @@ def test_lake_files_hold_what_eventpipe_schema_prints(corpus, tmp_path, capsys):
     assert main(["schema"]) == 0
     document = json.loads(capsys.readouterr().out)
     expected = [(p["name"], _arrow_type_of(p["type"])) for p in document["schema"]["properties"]]
-    for path in sorted((lake / "events").glob("date=*/*.parquet"))[:5]:
+    paths = sorted((lake / "events").glob("date=*/*.parquet"))[:5]
+    assert paths
+    for path in paths:
         stored = pq.read_schema(path)
         assert [(f.name, f.type) for f in stored] == expected
         required = {

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +14,8 @@ import pyarrow.parquet as pq
 from eventpipe.io import lake as L
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
+
+from pipeline_support import kill_job_at
 
 
 def _stage(lake: Path, run_id: str, pid: int, names: list[str]) -> list[tuple[str, str]]:
@@ -78,31 +78,22 @@ def test_live_run_is_left_alone(tmp_path):
     assert (tmp_path / L.STAGING / "live" / "events").exists()
 
 
+def _import_killed_at(moment: str, corpus: Path, lake: Path, tmp_path: Path) -> None:
+    kill_job_at(moment, ["import", str(corpus / "*"), "--lake", str(lake)], tmp_path / "paused")
+
+
+def _rows(lake: Path, table: str) -> int:
+    return sum(pq.read_metadata(p).num_rows for p in lake.glob(f"{table}/*/*.parquet"))
+
+
 def test_killed_import_leaves_no_visible_file_and_next_run_cleans_up(tmp_path):
     corpus = tmp_path / "corpus"
-    manifest = generate(corpus, events=60000, seed=5)
+    manifest = generate(corpus, events=20000, seed=5)
     lake = tmp_path / "lake"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eventpipe.jobs.cli",
-            "import",
-            str(corpus / "*"),
-            "--lake",
-            str(lake),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while not list((lake / L.STAGING).glob("*/events/*/*.parquet")) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the import ended before it could be killed"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    # Nothing of the killed run is visible: no event or failed file, no run summary.
+    # Killed between staging and commit: everything is staged, nothing is visible.
+    _import_killed_at("before-commit", corpus, lake, tmp_path)
+    assert list((lake / L.STAGING).glob("*/events/*/*.parquet"))
+    assert not list((lake / L.STAGING).glob("*/" + L.COMMITTING))
     assert not list(lake.glob("events/*/*.parquet"))
     assert not list(lake.glob("failed/*/*.parquet"))
     assert not list(lake.glob("_runs/*.json"))
@@ -111,8 +102,26 @@ def test_killed_import_leaves_no_visible_file_and_next_run_cleans_up(tmp_path):
     assert [p.name for p in (lake / L.STAGING).iterdir()] == []
     [summary] = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.json")]
     assert summary["written"] == manifest["expected_written"]
-    written = sum(pq.read_metadata(p).num_rows for p in lake.glob("events/*/*.parquet"))
-    assert written == manifest["expected_written"]
+    assert _rows(lake, "events") == manifest["expected_written"]
+
+
+def test_import_killed_mid_commit_is_completed_by_the_next_run(tmp_path):
+    corpus = tmp_path / "corpus"
+    manifest = generate(corpus, events=20000, seed=6)
+    lake = tmp_path / "lake"
+    # Killed after the first rename of its commit, before the others and the delete.
+    _import_killed_at("commit-renamed-first", corpus, lake, tmp_path)
+    [journal] = (lake / L.STAGING).glob("*/" + L.COMMITTING)
+    dead = journal.parent.name
+    assert list((lake / L.STAGING / dead).rglob("*.parquet"))  # files still staged
+    assert _rows(lake, "events") < manifest["expected_written"]
+    # The next run completes the dead run's commit, then adds nothing twice.
+    assert main(["import", str(corpus / "*"), "--lake", str(lake)]) == 0
+    assert [p.name for p in (lake / L.STAGING).iterdir()] == []
+    recovered = json.loads((lake / "_runs" / f"{dead}.json").read_text())
+    assert recovered["status"] == "recovered"
+    assert recovered["written"] == manifest["expected_written"]
+    assert _rows(lake, "events") == manifest["expected_written"]
 
 
 def test_ids_of_runs_started_within_one_second_sort_in_start_order():

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,6 +17,8 @@ from eventpipe.io import lake as L
 from eventpipe.io.partition_swap import MARKER, mark_staged_partition, swap_partition
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
+
+from pipeline_support import kill_job_at
 
 FULL = ["--from", "2000-01-01", "--to", "2100-12-31"]
 
@@ -144,20 +144,7 @@ def test_killed_reprocess_leaves_each_partition_old_or_new(lakes, tmp_path):
     lake = copy_lake(lakes, "plain", tmp_path)
     old, new = partitions(lake), partitions(lakes["enriched"])
     # Kill it between two partition swaps (after the first): the most delicate moment.
-    marker = tmp_path / "paused"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "eventpipe.jobs.cli", "reprocess", "--lake", str(lake), *FULL],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, L.PAUSE_AT: "commit-swapped-first", L.PAUSE_FILE: str(marker)},
-    )
-    while not marker.exists():
-        assert proc.poll() is None, "the reprocess ended before it could be killed"
-        time.sleep(0.05)
-    assert marker.read_text() == f"commit-swapped-first {proc.pid}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_job_at("commit-swapped-first", ["reprocess", "--lake", str(lake), *FULL], tmp_path / "p")
     now = partitions(lake)
     assert now.keys() == old.keys()
     states = {day: "old" if now[day].equals(old[day]) else "new" for day in now}

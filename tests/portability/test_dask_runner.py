@@ -8,8 +8,9 @@ must equal, row for row, the lake the DirectRunner writes from the same files.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,30 +31,24 @@ HERE = Path(__file__).resolve().parent
 DASK = Path(sys.executable).with_name("dask")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def dask_scheduler(tmp_path_factory) -> Iterator[str]:
     """A dask.distributed scheduler and two single-threaded workers, each its own process."""
     from dask.distributed import Client
 
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path_factory.mktemp("dask")
+    # The scheduler binds a port of its own choice (0) and writes its address to a file.
+    scheduler_file = logs / "scheduler.json"
     # Workers import this folder's fixed_dask_runner module (the functions of the fixed translation).
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
-    common = ["--no-dashboard"]
+    common = ["--no-dashboard", "--scheduler-file", str(scheduler_file)]
     commands = [
-        [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), *common],
+        [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", *common],
         *[
-            [str(DASK), "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
+            [str(DASK), "worker", "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
              "--memory-limit", "2GB", *common]
             for _ in range(2)
         ],
@@ -66,7 +61,8 @@ def dask_scheduler(tmp_path_factory) -> Iterator[str]:
                     subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
                 )
             if i == 0:
-                time.sleep(1)
+                address = _scheduler_address(scheduler_file, processes[0], logs / "process-0.log")
+        assert address.startswith("tcp://127.0.0.1:")
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
             pids = client.run(os.getpid)
@@ -81,6 +77,15 @@ def dask_scheduler(tmp_path_factory) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _scheduler_address(scheduler_file: Path, scheduler: subprocess.Popen, log: Path) -> str:
+    """The address the scheduler wrote (polled: it may be missing or half-written)."""
+    while True:
+        assert scheduler.poll() is None, log.read_text()
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+            return json.loads(scheduler_file.read_text())["address"]
+        time.sleep(0.1)
 
 
 def lake_rows(lake: Path, table: str, order: list[str]):

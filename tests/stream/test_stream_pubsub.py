@@ -75,6 +75,30 @@ def pull_all(subscription: str) -> list:
         )
 
 
+def wait_until_read(subscription: str, job: subprocess.Popen) -> None:
+    """Wait until the running job has pulled (and acked) every message of `subscription`.
+
+    A probe pull that still finds one gives it back at once (ack deadline 0), for the job.
+    """
+    from google.api_core.exceptions import DeadlineExceeded
+
+    subscriber = pubsub_v1.SubscriberClient()
+    while True:
+        assert job.poll() is None, "the stream job ended before it read the messages"
+        try:
+            response = subscriber.pull(subscription=subscription, max_messages=1, timeout=1)
+        except DeadlineExceeded:
+            return
+        if not response.received_messages:
+            return
+        subscriber.modify_ack_deadline(
+            subscription=subscription,
+            ack_ids=[m.ack_id for m in response.received_messages],
+            ack_deadline_seconds=0,
+        )
+        time.sleep(0.2)
+
+
 def test_stream_job_lands_every_message_and_stops_when_idle(
     pubsub_emulator: PubSubEmulator, tmp_path: Path
 ) -> None:
@@ -199,15 +223,66 @@ def test_stream_job_drains_on_sigterm_and_loses_nothing(
     now = datetime.now(UTC)
     published = 100
     publish_all(topic, [(orjson.dumps(make_event(i, now)), {}) for i in range(published)])
-    time.sleep(6)  # the job starts and reads; its 60 s window stays open
-    assert job.poll() is None
+    wait_until_read(subscription, job)  # its 60 s window stays open
     job.send_signal(signal.SIGTERM)
     out = finish(job)
 
     summary = run_summary(lake)
     assert summary["reconciles"], out
-    left = pull_all(subscription)
-    assert summary["read"] + len(left) == published
+    assert pull_all(subscription) == []
+    assert summary["read"] == published
     # Every message the job read was written by the drain (its window was still open).
     assert summary["written"] == len(read_table(lake, "events")) == summary["read"] > 0
     assert "SIGTERM: draining" in job.stderr_text
+
+
+def wait_past(moment: float) -> None:
+    """Wait until the clock (that the emulator stamps publish times with) is past `moment`."""
+    while time.time() <= moment:
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("dedupe_seconds", "written"), [(3600, 1), (1, 2)])
+def test_dedupe_seconds_sets_how_long_a_message_id_is_remembered(
+    pubsub_emulator: PubSubEmulator, tmp_path: Path, dedupe_seconds: int, written: int
+) -> None:
+    topic, subscription = pubsub_emulator.create(f"events-dedupe-{dedupe_seconds}")
+    lake = tmp_path / "lake"
+    job = start_job(
+        lake, subscription, "--no-enrich", "--connection-id", "8", "--stop-after-idle", "3",
+        "--dedupe-seconds", str(dedupe_seconds), "--max-messages", "1",
+    )  # fmt: skip
+    event = orjson.dumps(make_event(1, datetime.now(UTC)))
+    publish_all(topic, [(event, {})])
+    sent = time.time()
+    wait_until_read(subscription, job)
+    wait_past(sent + 2)  # the copy's publish time (its stream time) is > 1 s later
+    publish_all(topic, [(event, {})])  # a redelivery of the same messageId
+    out = finish(job)
+    summary = run_summary(lake)
+    assert summary["reconciles"], out
+    assert (summary["read"], summary["written"]) == (2, written)
+    assert summary["duplicates"] == 2 - written
+    assert [e["messageId"] for e in read_table(lake, "events")] == ["msg-1"] * written
+
+
+@pytest.mark.parametrize(("max_messages", "written"), [(1000, 1), (1, 2)])
+def test_max_messages_sets_the_messages_of_one_pull(
+    pubsub_emulator: PubSubEmulator, tmp_path: Path, max_messages: int, written: int
+) -> None:
+    # Two copies of one messageId published 50 ms apart; remembered for 1 us only, they
+    # are duplicates only when one pull (one batch) brings both.
+    topic, subscription = pubsub_emulator.create(f"events-pull-{max_messages}")
+    event = orjson.dumps(make_event(1, datetime.now(UTC)))
+    publish_all(topic, [(event, {})])
+    wait_past(time.time() + 0.05)
+    publish_all(topic, [(event, {})])
+    lake = tmp_path / "lake"
+    job = start_job(
+        lake, subscription, "--no-enrich", "--connection-id", "8", "--stop-after-idle", "3",
+        "--dedupe-seconds", "0.000001", "--max-messages", str(max_messages),
+    )  # fmt: skip
+    out = finish(job)
+    summary = run_summary(lake)
+    assert summary["reconciles"], out
+    assert (summary["read"], summary["written"], summary["duplicates"]) == (2, written, 2 - written)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta, timezone
 
 import orjson
 import pyarrow as pa
@@ -186,8 +186,15 @@ def test_a_rewritten_window_file_replaces_the_old_one_atomically(tmp_path) -> No
     assert not list((tmp_path / "_staging").rglob("*.parquet"))  # nothing left aside
 
 
-def test_received_times_are_utc() -> None:
-    assert datetime.fromtimestamp(us(0) / US, UTC) == T0
+def test_a_publish_time_in_another_zone_becomes_a_utc_received_at() -> None:
+    # The same instant as T0, given as 13:00+01:00: the envelope says 12:00 UTC.
+    published = T0.astimezone(timezone(timedelta(hours=1)))
+    msg = Message(b'{"type":"track"}', {}, "m-tz", published)
+    received = orjson.loads(envelope_text(msg, msg.data.decode()))["receivedAt"]
+    assert received == "2026-11-25T12:00:00+00:00"
+    [failed] = failed_not_utf8([(Message(b"\xff", {}, "m-x", published), "why")], "s", "r")
+    [at] = failed["receivedAt"].to_pylist()
+    assert at == T0 and at.utcoffset() == timedelta(0)
 
 
 def test_messages_that_are_not_utf8_become_failed_rows_with_their_bytes() -> None:
