@@ -2,7 +2,7 @@
 
 ```
 messages --MessagesToRecords--> record chunks --apply_stages (as import)--> events
-events --AttachKpid--> --DeduplicateEvents--> (shard, events) [--RejectTooOldEvents-->]
+events --StitchKpids--> --DeduplicateEvents--> (shard, events) [--RejectTooOldEvents-->]
     --WriteWindowedEvents--> lake/events (+ lake/raw), late events included
 every failed output --WriteWindowedFailed--> lake/failed [+ dead-letter topic]
 ```
@@ -28,8 +28,8 @@ from eventpipe.io.bigquery_sinks import InsertToBigQuery
 from eventpipe.io.pubsub import MessagesToRecords, failed_to_messages
 from eventpipe.pipelines.import_pipeline import apply_stages
 from eventpipe.transforms.enrich import EnrichOptions
+from eventpipe.transforms.stages import StitchKpids
 from eventpipe.transforms.streaming_stages import (
-    AttachKpid,
     DeduplicateEvents,
     RejectTooOldEvents,
     WriteWindowedEvents,
@@ -74,7 +74,7 @@ def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> N
     failures = (*failures, not_utf8)
     unique = (
         events
-        | "AttachKpid" >> AttachKpid(config.lake, config.kpid_refresh_s)
+        | "StitchKpids" >> StitchKpids(config.lake, config.kpid_refresh_s)
         | "DeduplicateEvents" >> DeduplicateEvents(config.shards, config.dedupe_expiry_s)
     )
     if config.max_event_age_s is not None:

@@ -37,85 +37,21 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
-from eventpipe.identity.store import IDENTITY, current_kpid_map
-from eventpipe.io.lake import EVENTS, FAILED, RAW, lake_path, write_parquet
+from eventpipe.io.lake import EVENTS, FAILED, RAW, write_parquet
 from eventpipe.io.lake_lock import writer_lock
 from eventpipe.io.lake_sink import archive_table, day_slices, staged_file
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.transforms import streaming as S
-from eventpipe.transforms.duck import connect
 from eventpipe.transforms.failures import FAILED_SCHEMA
 from eventpipe.transforms.normalise import ARCHIVE_COLUMN
 from eventpipe.transforms.stages import FAILED as FAILED_TAG
 from eventpipe.transforms.stages import MAIN, NAMESPACE, count_failed
-from eventpipe.transforms.stitch import KpidStitcher
 
 US = 1_000_000
-KPID_MAP_FILE = "kpid_map.parquet"
 
 
 def _ts_us(timestamp: Timestamp) -> int:
     return int(timestamp.micros)
-
-
-# --- kpid ---------------------------------------------------------------------------------
-
-
-class _AttachKpidFn(beam.DoFn):
-    """Sets kpid from the lake's identity map, re-read (when it changed) each `refresh_s` of
-    stream time."""
-
-    def __init__(self, lake: str, refresh_s: float) -> None:
-        self.lake = lake
-        self.refresh_us = int(refresh_s * US)
-
-    def setup(self) -> None:
-        self.con = connect()
-        self.stitcher: KpidStitcher | None = None
-        self.loaded_at: int | None = None  # stream time (us) of the last look at the map
-        self.version: tuple | None = None
-        self.loads = Metrics.counter(NAMESPACE, "kpid_map.loads")
-
-    def teardown(self) -> None:
-        self.con.close()
-
-    def _refresh(self, now_us: int) -> None:
-        if self.loaded_at is not None and now_us < self.loaded_at + self.refresh_us:
-            return
-        self.loaded_at = now_us
-        found = FileSystems.match([lake_path(self.lake, IDENTITY, KPID_MAP_FILE)])[0]
-        version = tuple((m.size_in_bytes, m.last_updated_in_seconds) for m in found.metadata_list)
-        if version == self.version:
-            return
-        self.version = version
-        kpid_map = current_kpid_map(self.lake)
-        self.stitcher = KpidStitcher(kpid_map).bind(self.con) if kpid_map.num_rows else None
-        self.loads.inc()
-
-    def process(
-        self, events: pa.Table, timestamp: Timestamp = beam.DoFn.TimestampParam
-    ) -> Iterator[pa.Table]:
-        self._refresh(_ts_us(timestamp))
-        yield events if self.stitcher is None else self.stitcher.stitch(events)
-
-
-class AttachKpid(beam.PTransform):
-    """Events -> events with the kpid of their profile from `LAKE/identity/kpid_map.parquet`
-    (userId's, else anonymousId's, else null; no map yet: null), refreshed periodically.
-
-    The map is looked at again once the stream time has moved `refresh_s` past the
-    last look, and re-read when the file changed. New identities are resolved by the
-    batch identity job (`eventpipe identity`), which also re-stitches stored events:
-    an event of a person the map does not know yet keeps kpid null until then.
-    """
-
-    def __init__(self, lake: str, refresh_s: float) -> None:
-        super().__init__()
-        self.lake = lake
-        self.refresh_s = refresh_s
-
-    def expand(self, events: beam.PCollection) -> beam.PCollection:
-        return events | beam.ParDo(_AttachKpidFn(self.lake, self.refresh_s))
 
 
 # --- shards -------------------------------------------------------------------------------
