@@ -68,6 +68,10 @@ ISO_8601 = (
 )
 
 
+ProblemCase = tuple[str, str, str | None, str]
+"""(SQL condition, failure reason, field or None, message): one check of `first_problem`."""
+
+
 @dataclass(frozen=True)
 class Leaf:
     """One path read from incoming JSON (a value, or an object section)."""
@@ -240,13 +244,13 @@ def problem_cases(
     value_of,
     label: str = "property",
     reason: str | None = None,
-) -> list[tuple[str, str, str | None, str]]:
+) -> list[ProblemCase]:
     """(condition, reason, field, message) for every leaf, each guarded by its presence.
 
     `jtype_of(leaf)` / `value_of(leaf)` give the SQL of a leaf's JSON type and
     check-typed value; `reason`, when given, replaces each check's own reason.
     """
-    cases: list[tuple[str, str, str | None, str]] = []
+    cases: list[ProblemCase] = []
     for leaf in leaves:
         for cond, why, msg in leaf_problems(leaf, jtype_of(leaf), value_of(leaf), label):
             cases.append(
@@ -287,7 +291,7 @@ def grouped_problems(
     return parts
 
 
-def first_problem(cases: list[tuple[str, str, str | None, str]]) -> str:
+def first_problem(cases: list[ProblemCase]) -> str:
     """SQL: a struct {reason, field, message} for the first case that holds, else NULL."""
     whens = "\n      ".join(
         f"WHEN {cond} THEN {{'reason': {qs(reason)}, "

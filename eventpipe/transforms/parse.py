@@ -88,7 +88,7 @@ def _checked_sql() -> str:
     batch_paths = [leaf.path for leaf in _BATCH]
     batch_spec = J.transform_spec(_BATCH)
     body_spec = J.transform_spec([J.Leaf("body." + leaf.path, leaf.field) for leaf in _BATCH])
-    cases: list[tuple[str, str, str | None, str]] = [
+    cases: list[J.ProblemCase] = [
         ("NOT ok", F.INVALID_JSON, None, "the record is not valid JSON"),
         (
             "rt NOT IN ('OBJECT', 'ARRAY')",
@@ -107,7 +107,7 @@ def _checked_sql() -> str:
     env_cases = J.problem_cases(
         _ENVELOPE, env_type, env_value, "envelope property", F.INVALID_ENVELOPE
     )
-    batch_cases: list[tuple[str, str, str | None, str]] = [
+    batch_cases: list[J.ProblemCase] = [
         (
             "batch_type <> 'ARRAY'",
             F.INVALID_BATCH,

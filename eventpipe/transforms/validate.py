@@ -44,10 +44,10 @@ VALIDATE_INPUT = PARSED_SCHEMA.append(pa.field("suspect", pa.bool_()))
 """What `problem_sql` reads: parsed events, and whether `json_audit.suspects` flags each."""
 
 
-def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
+def _rule_cases(present, value) -> list[J.ProblemCase]:
     """The per-type rules of `event_rules`, as problem cases."""
     t = value("type")
-    cases: list[tuple[str, str, str | None, str]] = []
+    cases: list[J.ProblemCase] = []
     for name in R.NON_EMPTY:
         cases.append(
             (
