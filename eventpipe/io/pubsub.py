@@ -32,8 +32,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from eventpipe.transforms import failures as F
 from eventpipe.transforms.duck import connect
+from eventpipe.transforms.failures import INVALID_JSON, rejected_records
 from eventpipe.transforms.parse import RECORDS_SCHEMA
 from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
 
@@ -107,10 +107,10 @@ def failed_not_utf8(
     """Failed rows (`invalid_json`) of messages that are not UTF-8: their bytes kept in `raw`
     (invalid ones as `\\xNN`), received at their publish time."""
     return [
-        F.rejected_records(
+        rejected_records(
             message_source(subscription, m),
             [1],
-            F.INVALID_JSON,
+            INVALID_JSON,
             [why],
             [m.data.decode("utf-8", errors="backslashreplace")],
             run_id,

@@ -21,10 +21,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventpipe.schemas import Field
-from eventpipe.transforms import failures as F
-from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.duck import ChunkQuery, strictly
+from eventpipe.transforms.failures import (
+    EMPTY_BATCH,
+    INVALID_BATCH,
+    INVALID_ENVELOPE,
+    INVALID_JSON,
+    INVALID_RECORD,
+    TOO_LARGE,
+    empty_failed,
+    failed_rows,
+    rejected_records,
+)
 from eventpipe.transforms.json_audit import duplicate_keys
+from eventpipe.transforms.json_leaves import (
+    Leaf,
+    ProblemCase,
+    context_leaves,
+    first_problem,
+    grouped_problems,
+    object_keys,
+    problem_cases,
+    struct_access,
+    transform_spec,
+    types_list,
+    valid_timestamp,
+)
 
 RECORDS_SCHEMA = pa.schema(
     [
@@ -54,15 +76,15 @@ PARSED_SCHEMA = pa.schema(
 """One event of a record (its JSON text, `payload`) with what its record says of all its events."""
 
 _ENVELOPE = [
-    J.Leaf("receivedAt", Field("receivedAt", "datetime", "")),
-    J.Leaf("ip", Field("ip", "ip", "")),
-    J.Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
+    Leaf("receivedAt", Field("receivedAt", "datetime", "")),
+    Leaf("ip", Field("ip", "ip", "")),
+    Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
 ]
 _BATCH = [
-    J.Leaf("sentAt", Field("sentAt", "datetime", "")),
-    J.Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
-    J.Leaf("context", Field("context", "object", "")),
-    *J.context_leaves(),
+    Leaf("sentAt", Field("sentAt", "datetime", "")),
+    Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
+    Leaf("context", Field("context", "object", "")),
+    *context_leaves(),
 ]
 
 
@@ -77,58 +99,54 @@ class ParseResult:
     units_read: int  # events found + records rejected whole
 
 
-def _indexed(leaves: list[J.Leaf], types: str):
+def _indexed(leaves: list[Leaf], types: str):
     position = {leaf.path: i for i, leaf in enumerate(leaves, 1)}
     return lambda leaf: f"{types}[{position[leaf.path]}]"
 
 
 def _checked_sql() -> str:
-    env_types = J.types_list("raw", [leaf.path for leaf in _ENVELOPE])
-    env_spec = J.transform_spec(_ENVELOPE)
+    env_types = types_list("raw", [leaf.path for leaf in _ENVELOPE])
+    env_spec = transform_spec(_ENVELOPE)
     batch_paths = [leaf.path for leaf in _BATCH]
-    batch_spec = J.transform_spec(_BATCH)
-    body_spec = J.transform_spec([J.Leaf("body." + leaf.path, leaf.field) for leaf in _BATCH])
-    cases: list[J.ProblemCase] = [
-        ("NOT ok", F.INVALID_JSON, None, "the record is not valid JSON"),
+    batch_spec = transform_spec(_BATCH)
+    body_spec = transform_spec([Leaf("body." + leaf.path, leaf.field) for leaf in _BATCH])
+    cases: list[ProblemCase] = [
+        ("NOT ok", INVALID_JSON, None, "the record is not valid JSON"),
         (
             "rt NOT IN ('OBJECT', 'ARRAY')",
-            F.INVALID_RECORD,
+            INVALID_RECORD,
             None,
             "the record must be a JSON object or an array of events",
         ),
         (
             "is_env AND body_type NOT IN ('OBJECT', 'ARRAY')",
-            F.INVALID_ENVELOPE,
+            INVALID_ENVELOPE,
             "body",
             "envelope property 'body' must be a batch, an event object or an array of events",
         ),
     ]
-    env_type, env_value = _indexed(_ENVELOPE, "et"), (lambda leaf: J.struct_access("ev", leaf.path))
-    env_cases = J.problem_cases(
-        _ENVELOPE, env_type, env_value, "envelope property", F.INVALID_ENVELOPE
-    )
-    batch_cases: list[J.ProblemCase] = [
+    env_type, env_value = _indexed(_ENVELOPE, "et"), (lambda leaf: struct_access("ev", leaf.path))
+    env_cases = problem_cases(_ENVELOPE, env_type, env_value, "envelope property", INVALID_ENVELOPE)
+    batch_cases: list[ProblemCase] = [
         (
             "batch_type <> 'ARRAY'",
-            F.INVALID_BATCH,
+            INVALID_BATCH,
             "batch",
             "property 'batch' must be an array of events",
         )
     ]
     batch_type, batch_value = (
         _indexed(_BATCH, "bt"),
-        (lambda leaf: J.struct_access("bv", leaf.path)),
+        (lambda leaf: struct_access("bv", leaf.path)),
     )
-    batch_parts = J.grouped_problems(
-        _BATCH, batch_type, batch_value, "batch property", F.INVALID_BATCH
-    )
-    empty = [("len(events) = 0", F.EMPTY_BATCH, None, "the batch or array holds no event")]
+    batch_parts = grouped_problems(_BATCH, batch_type, batch_value, "batch property", INVALID_BATCH)
+    empty = [("len(events) = 0", EMPTY_BATCH, None, "the batch or array holds no event")]
     # The first problem of the record, else of its envelope, else of its batch, else emptiness.
     problem = (
-        f"coalesce({J.first_problem(cases)}, "
-        f"CASE WHEN is_env THEN {J.first_problem(env_cases)} END, "
-        f"CASE WHEN is_batch THEN coalesce({J.first_problem(batch_cases)}, {', '.join(batch_parts)}) END, "
-        f"{J.first_problem(empty)})"
+        f"coalesce({first_problem(cases)}, "
+        f"CASE WHEN is_env THEN {first_problem(env_cases)} END, "
+        f"CASE WHEN is_batch THEN coalesce({first_problem(batch_cases)}, {', '.join(batch_parts)}) END, "
+        f"{first_problem(empty)})"
     )
     return f"""
     WITH c AS (
@@ -140,11 +158,11 @@ def _checked_sql() -> str:
             FROM parse_input)
     ), f AS (
       SELECT *,
-        CASE WHEN ok THEN {J.object_keys("raw", _KEYED_OBJECTS)} END AS keys,
+        CASE WHEN ok THEN {object_keys("raw", _KEYED_OBJECTS)} END AS keys,
         CASE WHEN is_env THEN {env_types} END AS et,
         CASE WHEN is_env THEN json_transform(raw, {env_spec}) END AS ev,
-        CASE WHEN is_batch AND is_env THEN {J.types_list("raw", ["body." + p for p in batch_paths])}
-             WHEN is_batch THEN {J.types_list("raw", batch_paths)} END AS bt,
+        CASE WHEN is_batch AND is_env THEN {types_list("raw", ["body." + p for p in batch_paths])}
+             WHEN is_batch THEN {types_list("raw", batch_paths)} END AS bt,
         CASE WHEN is_batch AND is_env THEN json_transform(raw, {body_spec}).body
              WHEN is_batch THEN json_transform(raw, {batch_spec}) END AS bv,
         CASE WHEN is_batch AND batch_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body.batch[*]')::VARCHAR[]
@@ -159,8 +177,8 @@ def _checked_sql() -> str:
            CASE WHEN is_batch AND is_env AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.body.context')::VARCHAR
                 WHEN is_batch AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.context')::VARCHAR END
              AS batch_context,
-           CASE WHEN is_batch THEN {J.valid_timestamp("bv.sentAt")} END AS batch_sent_at,
-           CASE WHEN is_env THEN {J.valid_timestamp("ev.receivedAt")} END AS received_at,
+           CASE WHEN is_batch THEN {valid_timestamp("bv.sentAt")} END AS batch_sent_at,
+           CASE WHEN is_env THEN {valid_timestamp("ev.receivedAt")} END AS received_at,
            CASE WHEN is_env AND ev.ip IS NOT NULL THEN ip_canonical(ev.ip) END AS request_ip,
            coalesce(TRY_CAST(ev.connectionId AS INTEGER), TRY_CAST(bv.connectionId AS INTEGER))
              AS connection_id
@@ -263,10 +281,10 @@ class RecordParser:
             f"{f', events from position {first:,} of its document' if first else ''}) needs "
             f"more than the stage's memory limit ({limit}): {str(exc).splitlines()[0]}"
         )
-        return F.rejected_records(
+        return rejected_records(
             record["source"][0].as_py(),
             [record["line"][0].as_py()],
-            F.TOO_LARGE,
+            TOO_LARGE,
             [message],
             [record["raw"][0].as_py()],
             self.run_id,
@@ -278,18 +296,18 @@ class RecordParser:
         shape = self.classify.run(self.con, records, in_order_of=("line", "first_index"))
         plain = shape["plain"]
         if pc.all(plain).as_py():  # one event per line: the records are the events
-            return ParseResult(_plain_events(records), F.empty_failed(), records.num_rows)
+            return ParseResult(_plain_events(records), empty_failed(), records.num_rows)
         events = [_plain_events(records.filter(plain))]
         classified = records.append_column("ok", shape["ok"]).append_column("k", shape["k"])
         others = classified.filter(pc.invert(plain)).cast(CLASSIFIED_SCHEMA)
-        failed = F.empty_failed()
+        failed = empty_failed()
         if others.num_rows:
             checked = self.query.run(self.con, others)
             twice = duplicate_keys(checked["keys"], _KEYED_OBJECTS, "the record")
             if twice is not None:  # a key twice comes first: which value counts is unknown
                 at = checked.schema.get_field_index("problem")
                 checked = checked.set_column(at, "problem", pc.coalesce(twice, checked["problem"]))
-            failed = F.failed_rows(checked, "raw", self.run_id, self.run_start, record_level=True)
+            failed = failed_rows(checked, "raw", self.run_id, self.run_start, record_level=True)
             events.append(_explode(checked.filter(pc.is_null(checked["problem"]))))
         table = pa.concat_tables(events)
         return ParseResult(table, failed, table.num_rows + failed.num_rows)

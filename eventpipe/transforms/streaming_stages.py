@@ -41,11 +41,20 @@ from eventpipe.io.lake import EVENTS, FAILED, RAW, write_parquet
 from eventpipe.io.lake_lock import writer_lock
 from eventpipe.io.lake_sink import archive_table, day_slices, staged_file
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
-from eventpipe.transforms import streaming as S
 from eventpipe.transforms.failures import FAILED_SCHEMA
 from eventpipe.transforms.normalise import ARCHIVE_COLUMN
 from eventpipe.transforms.stages import FAILED as FAILED_TAG
 from eventpipe.transforms.stages import MAIN, NAMESPACE, count_failed
+from eventpipe.transforms.streaming import (
+    SEEN_SCHEMA,
+    drop_seen,
+    prune_seen,
+    shard_of,
+    split_by_window,
+    split_late,
+    split_too_old,
+    window_starts,
+)
 
 US = 1_000_000
 
@@ -67,7 +76,7 @@ class _ShardEventsFn(beam.DoFn):
         self.shards = shards
 
     def process(self, events: pa.Table) -> Iterator[tuple[int, pa.Table]]:
-        shards = S.shard_of(events, self.shards)
+        shards = shard_of(events, self.shards)
         for shard in np.unique(shards).tolist():
             yield shard, events.filter(pa.array(shards == shard))
 
@@ -105,9 +114,9 @@ class _DedupeFn(beam.DoFn):
         expire=EXPIRE_TIMER,
     ) -> Iterator[tuple[int, pa.Table]]:
         shard, events = element
-        seen = seen_state.read() or S.SEEN_SCHEMA.empty_table()
+        seen = seen_state.read() or SEEN_SCHEMA.empty_table()
         now = _ts_us(timestamp)
-        result = S.drop_seen(events, seen, now, self.expiry_us)
+        result = drop_seen(events, seen, now, self.expiry_us)
         seen_state.write(result.seen)
         expire.set(Timestamp(micros=now + self.expiry_us))
         if result.duplicates:
@@ -124,7 +133,7 @@ class _DedupeFn(beam.DoFn):
         seen = seen_state.read()
         if seen is None:
             return
-        kept = S.prune_seen(seen, _ts_us(fired) - self.expiry_us) if fired < MAX_TIMESTAMP else None
+        kept = prune_seen(seen, _ts_us(fired) - self.expiry_us) if fired < MAX_TIMESTAMP else None
         if kept is None or kept.num_rows == 0:
             seen_state.clear()
         else:
@@ -164,7 +173,7 @@ class _RejectTooOldFn(beam.DoFn):
 
     def process(self, element: Keyed, timestamp: Timestamp = beam.DoFn.TimestampParam) -> Iterator:
         shard, events = element
-        split = S.split_too_old(events, _ts_us(timestamp), self.max_age_us, self.run_id)
+        split = split_too_old(events, _ts_us(timestamp), self.max_age_us, self.run_id)
         if split.kept.num_rows:
             yield shard, split.kept
         if split.too_old.num_rows:
@@ -270,15 +279,15 @@ class _WindowedWriteFn(beam.DoFn):
         due: list[int] = []
         if self.kind == EVENTS:
             if self.lateness_us is not None:
-                split = S.split_late(table, now, self.window_us, self.lateness_us)
+                split = split_late(table, now, self.window_us, self.lateness_us)
                 table = split.on_time
                 if split.late.num_rows:
                     late_buffer.add(split.late)
                     self.late.inc(split.late.num_rows)
                     due.append(now)  # written once the watermark reaches the stream time
-            parts = S.split_by_window(table, "timestamp", self.window_us)
+            parts = split_by_window(table, "timestamp", self.window_us)
         else:
-            parts = [(int(S.window_starts(np.array([now]), self.window_us)[0]), table)]
+            parts = [(int(window_starts(np.array([now]), self.window_us)[0]), table)]
         for start, rows in parts:
             buffer.add((start, rows))
         if parts:
