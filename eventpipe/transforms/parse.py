@@ -113,7 +113,7 @@ def _checked_sql() -> str:
     cases: list[ProblemCase] = [
         ("NOT ok", INVALID_JSON, None, "the record is not valid JSON"),
         (
-            "rt NOT IN ('OBJECT', 'ARRAY')",
+            "record_type NOT IN ('OBJECT', 'ARRAY')",
             INVALID_RECORD,
             None,
             "the record must be a JSON object or an array of events",
@@ -125,7 +125,10 @@ def _checked_sql() -> str:
             "envelope property 'body' must be a batch, an event object or an array of events",
         ),
     ]
-    env_type, env_value = _indexed(_ENVELOPE, "et"), (lambda leaf: struct_access("ev", leaf.path))
+    env_type, env_value = (
+        _indexed(_ENVELOPE, "envelope_types"),
+        (lambda leaf: struct_access("envelope_values", leaf.path)),
+    )
     env_cases = problem_cases(_ENVELOPE, env_type, env_value, "envelope property", INVALID_ENVELOPE)
     batch_cases: list[ProblemCase] = [
         (
@@ -136,8 +139,8 @@ def _checked_sql() -> str:
         )
     ]
     batch_type, batch_value = (
-        _indexed(_BATCH, "bt"),
-        (lambda leaf: struct_access("bv", leaf.path)),
+        _indexed(_BATCH, "batch_types"),
+        (lambda leaf: struct_access("batch_values", leaf.path)),
     )
     batch_parts = grouped_problems(_BATCH, batch_type, batch_value, "batch property", INVALID_BATCH)
     empty = [("len(events) = 0", EMPTY_BATCH, None, "the batch or array holds no event")]
@@ -149,40 +152,40 @@ def _checked_sql() -> str:
         f"{first_problem(empty)})"
     )
     return f"""
-    WITH c AS (
-      SELECT source, line, first_index, raw, ok, rt, is_env, body_type, batch_type,
+    WITH classified AS (
+      SELECT source, line, first_index, raw, ok, record_type, is_env, body_type, batch_type,
              body_type = 'OBJECT' AND batch_type IS NOT NULL AS is_batch
-      FROM (SELECT *, k[1] AS rt, coalesce(k[1] = 'OBJECT' AND k[2] IS NOT NULL, false) AS is_env,
+      FROM (SELECT *, k[1] AS record_type, coalesce(k[1] = 'OBJECT' AND k[2] IS NOT NULL, false) AS is_env,
                    CASE WHEN k[1] = 'OBJECT' AND k[2] IS NOT NULL THEN k[2] ELSE k[1] END AS body_type,
                    CASE WHEN k[1] = 'OBJECT' AND k[2] IS NOT NULL THEN k[4] ELSE k[3] END AS batch_type
             FROM parse_input)
-    ), f AS (
+    ), extracted AS (
       SELECT *,
         CASE WHEN ok THEN {object_keys("raw", _KEYED_OBJECTS)} END AS keys,
-        CASE WHEN is_env THEN {env_types} END AS et,
-        CASE WHEN is_env THEN json_transform(raw, {env_spec}) END AS ev,
+        CASE WHEN is_env THEN {env_types} END AS envelope_types,
+        CASE WHEN is_env THEN json_transform(raw, {env_spec}) END AS envelope_values,
         CASE WHEN is_batch AND is_env THEN {types_list("raw", ["body." + p for p in batch_paths])}
-             WHEN is_batch THEN {types_list("raw", batch_paths)} END AS bt,
+             WHEN is_batch THEN {types_list("raw", batch_paths)} END AS batch_types,
         CASE WHEN is_batch AND is_env THEN json_transform(raw, {body_spec}).body
-             WHEN is_batch THEN json_transform(raw, {batch_spec}) END AS bv,
+             WHEN is_batch THEN json_transform(raw, {batch_spec}) END AS batch_values,
         CASE WHEN is_batch AND batch_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body.batch[*]')::VARCHAR[]
              WHEN is_batch AND batch_type = 'ARRAY' THEN json_extract(raw, '$.batch[*]')::VARCHAR[]
              WHEN NOT is_batch AND body_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body[*]')::VARCHAR[]
              WHEN NOT is_batch AND body_type = 'ARRAY' THEN json_extract(raw, '$[*]')::VARCHAR[]
              WHEN NOT is_batch AND body_type = 'OBJECT' AND is_env THEN [json_extract(raw, '$.body')::VARCHAR]
              END AS events
-      FROM c
+      FROM classified
     )
     SELECT source, line, first_index, raw, events, {problem} AS problem, keys,
-           CASE WHEN is_batch AND is_env AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.body.context')::VARCHAR
-                WHEN is_batch AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.context')::VARCHAR END
+           CASE WHEN is_batch AND is_env AND batch_types[3] = 'OBJECT' THEN json_extract(raw, '$.body.context')::VARCHAR
+                WHEN is_batch AND batch_types[3] = 'OBJECT' THEN json_extract(raw, '$.context')::VARCHAR END
              AS batch_context,
-           CASE WHEN is_batch THEN {valid_timestamp("bv.sentAt")} END AS batch_sent_at,
-           CASE WHEN is_env THEN {valid_timestamp("ev.receivedAt")} END AS received_at,
-           CASE WHEN is_env AND ev.ip IS NOT NULL THEN ip_canonical(ev.ip) END AS request_ip,
-           coalesce(TRY_CAST(ev.connectionId AS INTEGER), TRY_CAST(bv.connectionId AS INTEGER))
+           CASE WHEN is_batch THEN {valid_timestamp("batch_values.sentAt")} END AS batch_sent_at,
+           CASE WHEN is_env THEN {valid_timestamp("envelope_values.receivedAt")} END AS received_at,
+           CASE WHEN is_env AND envelope_values.ip IS NOT NULL THEN ip_canonical(envelope_values.ip) END AS request_ip,
+           coalesce(TRY_CAST(envelope_values.connectionId AS INTEGER), TRY_CAST(batch_values.connectionId AS INTEGER))
              AS connection_id
-    FROM f
+    FROM extracted
     """
 
 
