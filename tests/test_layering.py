@@ -64,7 +64,6 @@ KNOWN: set[tuple[str, str]] = {
     ("schemas.bigquery_schema", "transforms.failures"),
     ("transforms.stages", "identity.store"),
     ("transforms.stages", "io.arrow_coder"),
-    ("transforms.streaming_stages", "identity.store"),
     ("transforms.streaming_stages", "io.lake"),
     ("transforms.streaming_stages", "io.lake_lock"),
     ("transforms.streaming_stages", "io.lake_sink"),

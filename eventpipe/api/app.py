@@ -95,7 +95,7 @@ def create_app(
         version="1",
         description="Lists the events of the lake with seed 000's filter language, and "
         "returns the event schema. Send `Authorization: Bearer <key>`.\n\n"
-        "## The filter language\n\n" + (filter_language.__doc__ or ""),
+        "## The filter language\n\n" + filter_language.FILTER_LANGUAGE,
     )
     app.state.reader = reader
     install_error_handlers(app)

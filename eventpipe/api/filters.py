@@ -1,6 +1,30 @@
 """The filter language of GET /v1/events (seed 000), compiled to a parameterised SQL predicate.
 
 A filter is `{"logical": "and"|"or", "conditions": [{"property", "operator", "values"}]}`.
+Property names are resolved against the schema and only schema names ever reach the SQL
+text; every value, and every JSON key, is bound as a parameter. A bad filter is a 400
+naming the operator, property or `values[i]`. Operators by type, values and the rules
+of null and missing keys: `FILTER_LANGUAGE` (served on `/docs`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from eventpipe.io.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
+from eventpipe.schemas import EVENT_FIELDS, Field
+from eventpipe.schemas.ip_addresses import IP_RULE, analyse_ip
+
+FILTER_LANGUAGE = """The filter language of GET /v1/events (seed 000), compiled to a parameterised SQL predicate.
+
+A filter is `{"logical": "and"|"or", "conditions": [{"property", "operator", "values"}]}`.
 `property` is a column of the event schema, a dotted path into the nested `context`
 (`context.browser.name`), or a dotted path into a json column (`properties.plan`,
 `traits.address.city`; a segment of digits also indexes a JSON array). Property names
@@ -53,21 +77,7 @@ Semantics of null and missing values (the whole rule set):
   parse as timestamps. Arrays and objects only match `is empty`, `is not empty`,
   `is not`, `is not one of`, `is null`-family and `exists`-family operators.
 """
-
-from __future__ import annotations
-
-import datetime as dt
-import json
-import math
-import re
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-
-from eventpipe.io.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
-from eventpipe.schemas import EVENT_FIELDS, Field
-from eventpipe.schemas.ip_addresses import IP_RULE, analyse_ip
+"""The reference of the filter language, served on the API's `/docs` page."""
 
 MAX_FILTER_BYTES = 64 * 1024
 MAX_CONDITIONS = 100

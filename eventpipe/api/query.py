@@ -1,52 +1,11 @@
 """Run list-events queries with DuckDB over the hive-partitioned Parquet lake.
 
-The lake is `LAKE/events/date=YYYY-MM-DD/*.parquet`, where `date` is the UTC date of
-`timestamp`. Each request lists the partition folders afresh (a few `scandir` calls),
-so partitions and files renamed into place by a job are seen at once; anything not
-named `*.parquet` (temporary files, `_staging/`...) is ignored.
-
-Query plan:
-
-- the partitions are pruned to the date bounds implied by `timestamp` conditions;
-- when the filter has conditions the serving index can look up (json paths, `userId`,
-  `anonymousId`, `context.session.id`) that every match must meet and every pruned
-  partition has a current serving index, the page is read through it
-  (`eventpipe.api.index_pages`): the conditions' candidate rows, newest (oldest) first
-  across partitions, are read from the row stores in growing prefixes until the page
-  is full, at most `row_store_rows` rows; the filter is always applied again to the
-  rows read;
-- otherwise (or beyond that), those conditions are looked up in the indexes of the
-  partitions that have a current one (`eventpipe.api.index_lookup`): candidate rows
-  (at most `candidate_cap`) replace whole-file scans there, and a partition without
-  candidates is not read;
-- ordered by `timestamp` (the default), partitions are scanned newest first (oldest
-  first when ascending) in growing batches of 1, 2, 4... partitions, stopping as soon
-  as the page is full; with `first` > 0 a batch is first counted (from Parquet
-  metadata when there is no filter) and skipped whole when the offset lies beyond it;
-  a filtered first page is first looked for among the batch's newest RECENT_ROWS rows,
-  an unfiltered page among the rows at or above the `first + limit`-th timestamp;
-- any other order scans the pruned partitions in one query;
-- ties are broken by `messageId` in the same direction, and nulls sort last, so
-  paging with `first`/`limit` never repeats or skips a row;
-- a page is read in two steps: the sort locates its rows as (file, row number), reading
-  only the filter and sort columns; then each file is read for the listed row numbers,
-  so only the row groups that hold them are decoded in full.
-
-What this needs from the lake's writer (measured in benchmarks/bench_api.py): few
-files per partition (every file touched by a page costs a row-group decode, ~5-9 ms
-for 16k rows of every column), rows sorted within a file (by `timestamp`, or by
-`userId, context.session.id, timestamp` to make user and session lookups prune
-row groups by their statistics), and Parquet statistics written for every column.
-
-DuckDB runs in-process on an in-memory database that may only read inside the lake
-folder (external access is locked to it); each request gets its own cursor
-(DuckDB connections are not thread-safe; a cursor costs ~15 us). Memory, time and
-concurrent queries are bounded by `ServingLimits` (`eventpipe.api.limits`).
-
-A job may replace a partition's files while a request reads them (compaction renames
-the new file in, then deletes the old ones). A request whose file vanished lists the
-partitions again and starts over, up to MAX_ATTEMPTS times within its deadline; it
-fails only if the files it could not open are still listed.
+Each request lists the partition folders afresh, prunes them to the `timestamp` bounds
+of the filter, serves the page through the serving index where it can and otherwise
+scans partitions newest first in growing batches; ties are broken by `messageId`, so
+paging never repeats or skips a row. A request whose file vanished (a job replaced it)
+starts over, up to MAX_ATTEMPTS times. The plan in full: docs/read-api.md ("How a page
+is found").
 """
 
 from __future__ import annotations

@@ -1,45 +1,12 @@
 """The identity graph of a whole lake, built in DuckDB SQL: `identity_rules`, at scale.
 
-`identity_rules` (pure Python) is the specification; this module gives exactly the same
-profiles, kpids and conflicts, set-at-a-time in SQL, so the memory it needs is bounded
-by DuckDB's `memory_limit` (larger inputs spill to `temp_directory`), not by the number
-of ids. Steps, each one SQL statement over the previous tables:
-
-1. links: per event, `links_of` (placeholders by `is_placeholder`, as the SQL macro of
-   `rules_sql`), grouped to one row per (userId, anonymousId, previousId) with its
-   earliest timestamp. One scan of the five columns.
-2. users: every user id (userId, and an alias's previousId) with its first_seen.
-3. alias components: only ids named by an alias take part (every other user id is a
-   profile of its own). Integer labels; each round a node takes the smallest label of
-   itself and its neighbours, a label's owner takes the smallest label proposed by the
-   nodes pointing at it, and every node jumps to its label's label (pointer jumping).
-   Python loops until no label changes (at most MAX_ROUNDS). Rounds grow like log2 of
-   the longest alias chain: 15 rounds for a 20,000-id chain in random node order.
-4. anchor = the component's smallest (first_seen, userId); kpid = uuid5(KPID_NAMESPACE,
-   anchor), vectorised: sha1 over the namespace bytes and the UTF-8 id, with the
-   version and variant bits set as RFC 4122 says (equal to Python's `uuid.uuid5`).
-5. anonymous ids: the first user (earliest link, ties by the smallest userId) gives
-   the kpid; each link to a user of another profile is one conflict, at its earliest
-   timestamp.
-
-Output tables (Arrow, or Parquet through `eventpipe.identity.store`): users (userId, kpid,
-first_seen), anonymous (anonymousId, userId, kpid, first_seen: the first user and the
-earliest link), aliases (previousId, userId, first_seen), conflicts (anonymousId,
-userId: the other user, first_seen, kpid_kept) and kpid_map (kind 'user'|'anonymous',
-id, kpid): one row per id with a profile, the lookup every other job uses.
-
-Inputs: a local path or glob of event Parquet files (hive partitions allowed; only the
-five columns are read), an Arrow table or a DuckDB relation with those columns. DuckDB
-reads local files; a gs:// lake needs DuckDB's httpfs extension, which this project
-does not set up: identity is built from a local lake (or a local copy of its events).
-
-Scale: bounded, not distributed. Every step is a DuckDB aggregate, join or sort, and
-all of them spill to `temp_directory`: the process needs DuckDB's `memory_limit` plus
-~350 MB, whatever the number of ids, and disk for the spill. CPU time grows with the
-events (one scan, then n log n at worst); the alias rounds with the log of the
-longest alias chain. Measured (benchmarks/bench_identity.py, 2 shared cores): 25.9M events,
-11.1M distinct ids, 10.3M with a profile, built and written in ~72 s of CPU, peak
-RSS 819 MB with memory_limit 512MB (1.29 GB with 1GB).
+Exactly the profiles, kpids and conflicts of `identity_rules`, set-at-a-time in SQL, so
+memory is bounded by DuckDB's `memory_limit` (larger inputs spill to `temp_directory`),
+not by the number of ids. Input: a local path or glob of event Parquet files, an Arrow
+table or a DuckDB relation with the five id/timestamp columns (gs:// lakes: build from
+a local copy). Output: users, anonymous, aliases, conflicts and kpid_map (written by
+`identity.store`). The steps and the output tables: docs/identity.md ("How the graph is
+built").
 """
 
 from __future__ import annotations

@@ -165,6 +165,12 @@ def read_kpid_map(lake: str) -> pa.Table:
     return read_identity(lake, ("kpid_map",))["kpid_map"].cast(KPID_MAP_SCHEMA)
 
 
+def kpid_map_version(lake: str) -> tuple:
+    """(size, mtime) of the kpid map file: changes when `eventpipe identity` replaces it."""
+    found = FileSystems.match([lake_path(lake, IDENTITY, "kpid_map.parquet")])[0]
+    return tuple((m.size_in_bytes, m.last_updated_in_seconds) for m in found.metadata_list)
+
+
 def current_kpid_map(lake: str) -> pa.Table:
     """The current kpid map, or an empty one when `eventpipe identity` has not run yet."""
     try:

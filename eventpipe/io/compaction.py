@@ -1,45 +1,12 @@
 """Compaction of the lake: each date partition's many small files -> one (or a few) big ones.
 
-An import writes one file per writer flush and day, so a day partition of a big
-import holds hundreds of small files; the read API pays a few ms per file it
-touches. Compaction rewrites a partition of several files, when it has more files
-than it needs or one of more than MAX_FILE_ROWS rows, as `ceil(rows /
-MAX_FILE_ROWS)` files of equal size (one at the scale of this project), sorted by
-the table's timestamp (`timestamp` for events, `receivedAt` for failed) and
-written with exactly the writer settings of `eventpipe.io.lake` (zstd,
-ROW_GROUP_ROWS-row groups, Bloom filters on BLOOM_COLUMNS for events).
-
-This is a driver-side maintenance job (pyarrow only, no Beam pipeline); paths go
-through Beam's `FileSystems`, so gs:// lakes work too. Memory: one partition at a
-time is read whole into memory (a day partition is a few hundred MB at most at
-this scale); partitions bigger than memory are not supported.
-
-Atomicity, per partition (mirrors `lake.commit_files`/`recover_abandoned_runs`):
-
-1. `LAKE/_staging/compact-<id>/_COMPACTING.json` names the owner (host, pid);
-2. the new file(s) are written under `LAKE/_staging/compact-<id>/<table>/date=D/`;
-3. `_COMMITTING` (in that folder) records the new files (staged -> final path)
-   and the old files they replace;
-4. the new files are put into the partition (below), the old files deleted, then
-   `_COMMITTING` and the partition's staged folder are removed.
-
-A reader sees the old files, or the new ones: on a local lake step 4 exchanges the
-staged folder and the partition folder in one `renameat2(RENAME_EXCHANGE)` (as
-`io.partition_swap` does). On gs:// (no atomic exchange) the new files are renamed in,
-then the old ones deleted: in between (an instant, or until the next compaction if the
-process dies right there) both are visible and the rows are counted twice. A compaction killed
-before step 3 left nothing visible: the next compaction deletes its staging
-folder. One killed after step 3 is rolled forward by the next compaction
-(`recover_abandoned_compactions`): it finishes the renames and deletes the old
-files. Only the files listed as old are ever deleted, so files an import adds to
-a partition while it is being compacted are kept.
-
-`eventpipe compact` runs as the lake's only writer, after the one recovery step of
-every writer (`io.lake_lock.open_writer`: interrupted commits of runs, then of
-compactions). Compaction folders carry no `_RUNNING.json`, so the runs' part
-(`lake.recover_abandoned_runs`) leaves them alone, and vice versa. As a second
-guard, a compaction refuses to start while another one's owner process is alive
-(or runs on another host).
+A partition with more files than it needs, or one of more than MAX_FILE_ROWS rows, is
+rewritten as `ceil(rows / MAX_FILE_ROWS)` files sorted by the table's timestamp, with the
+writer settings of `eventpipe.io.lake`. Driver-side (pyarrow, no Beam), one partition in
+memory at a time. Each partition is committed through `_COMPACTING.json` + `_COMMITTING`
+and swapped in with `renameat2` on local lakes; an interrupted compaction is finished
+(`recover_abandoned_compactions`) or discarded by the next. The protocol in full:
+docs/lake.md ("Compaction").
 """
 
 from __future__ import annotations

@@ -9,24 +9,15 @@ fields win over attributes. Each record's `source` is
 
 The graph reads with Beam's `ReadFromPubSub` (on Dataflow: the native source,
 which acks after durable checkpoints and drains with `gcloud dataflow jobs drain`).
-Beam 2.77's local (DirectRunner) evaluator for it cannot run this job as is: it
-pulls at most 10 messages per request with a 30 s blocking pull, so the watermark
-(the wall clock at each pull) stops while the stream is quiet and the last windows
-never close; it never ends, so a stop discards every open window; and it cannot
-drain. `use_local_reader` replaces that evaluator, for local runs only, by one
-that pulls `max_messages` with a short timeout (the watermark keeps moving) and
-that ends the source on a stop request or after `idle_stop_seconds` without a
-message: the runner then advances the watermark to the end of time, every window
-and timer fires, and the pipeline finishes (a drain). Like Beam's, it acks
-messages once they are handed to the runner (in memory: a crash of a local run
-loses what was pulled and not yet written).
+Local runs read with `beam_compat`'s local reader, configured by `LocalReadSettings`
+and stopped by `request_stop` (in memory: a crash of a local run loses what was
+pulled and not yet written).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,11 +29,11 @@ import pyarrow as pa
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
+from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from eventpipe.transforms import failures as F
 from eventpipe.transforms.duck import connect
+from eventpipe.transforms.failures import INVALID_JSON, rejected_records
 from eventpipe.transforms.parse import RECORDS_SCHEMA
 from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
 
@@ -116,10 +107,10 @@ def failed_not_utf8(
     """Failed rows (`invalid_json`) of messages that are not UTF-8: their bytes kept in `raw`
     (invalid ones as `\\xNN`), received at their publish time."""
     return [
-        F.rejected_records(
+        rejected_records(
             message_source(subscription, m),
             [1],
-            F.INVALID_JSON,
+            INVALID_JSON,
             [why],
             [m.data.decode("utf-8", errors="backslashreplace")],
             run_id,
@@ -251,7 +242,7 @@ def failed_to_messages(failed: pa.Table) -> list[bytes]:
 
 @dataclass(frozen=True)
 class LocalReadSettings:
-    """How the local reader pulls and when it stops (see the module docstring)."""
+    """How the local reader (`beam_compat`) pulls and when it stops."""
 
     stop_key: str  # request_stop(stop_key) ends the source
     max_messages: int = 1000
@@ -280,74 +271,3 @@ class ReadPubSubMessages(ReadFromPubSub):
     def __init__(self, subscription: str, local: LocalReadSettings | None = None) -> None:
         super().__init__(subscription=subscription, with_attributes=True)
         self._source.local_settings = local
-
-
-def use_local_reader() -> None:
-    """Make the DirectRunner read Pub/Sub with `_LocalPubSubReadEvaluator` (idempotent)."""
-    from apache_beam.runners.direct.direct_runner import _DirectReadFromPubSub
-    from apache_beam.runners.direct.transform_evaluator import TransformEvaluatorRegistry
-
-    TransformEvaluatorRegistry._test_evaluators_overrides[_DirectReadFromPubSub] = (
-        _local_evaluator_class()
-    )
-
-
-def _local_evaluator_class() -> type:
-    from apache_beam.runners.direct.transform_evaluator import _PubSubReadEvaluator
-    from apache_beam.runners.direct.util import TransformResult
-    from google.api_core import exceptions as gexc
-
-    class _LocalPubSubReadEvaluator(_PubSubReadEvaluator):
-        """Pulls many messages with a short timeout; ends on a stop request or when idle."""
-
-        # Per stop key: when the current run of empty pulls began (None: the last pull had messages).
-        _idle_since: dict[str, float | None] = {}
-
-        def settings(self) -> LocalReadSettings:
-            settings = getattr(self.source, "local_settings", None)
-            return settings or LocalReadSettings(stop_key=self._sub_name)
-
-        def _note_pull(self, got_messages: bool) -> None:
-            """Track idleness; request the stop once pulls found nothing for `idle_stop_seconds`."""
-            settings = self.settings()
-            if got_messages:
-                self._idle_since[settings.stop_key] = None
-                return
-            now = time.monotonic()
-            since = self._idle_since.get(settings.stop_key) or now
-            self._idle_since[settings.stop_key] = since
-            idle = settings.idle_stop_seconds
-            if idle is not None and now - since >= idle:
-                log.info("no message for %.0fs: stopping the Pub/Sub reader", idle)
-                request_stop(settings.stop_key)
-
-        def _read_from_pubsub(self, timestamp_attribute):
-            settings = self.settings()
-            client = self._get_subscriber_client(self._applied_ptransform)
-            try:
-                response = client.pull(
-                    subscription=self._sub_name,
-                    max_messages=settings.max_messages,
-                    timeout=settings.pull_timeout,
-                    retry=None,
-                )
-            except gexc.DeadlineExceeded:
-                received = []
-            else:
-                received = response.received_messages
-            self._note_pull(bool(received))
-            if not received:
-                return []
-            results = []
-            for rm in received:
-                message = PubsubMessage._from_message(rm.message)
-                results.append((Timestamp.from_utc_datetime(rm.message.publish_time), message))
-            client.acknowledge(subscription=self._sub_name, ack_ids=[r.ack_id for r in received])
-            return results
-
-        def finish_bundle(self):
-            if stop_event(self.settings().stop_key).is_set():
-                return TransformResult(self, [], [], None, {None: MAX_TIMESTAMP})
-            return super().finish_bundle()
-
-    return _LocalPubSubReadEvaluator

@@ -23,7 +23,7 @@ from apache_beam.metrics import Metrics
 
 from eventpipe.io.gzip_blocks import read_blocks
 from eventpipe.io.raw_records import Rejected, document_chunks, line_chunks
-from eventpipe.transforms import failures as F
+from eventpipe.transforms.failures import INVALID_FILE, rejected_records
 from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
 
 log = logging.getLogger(__name__)
@@ -101,11 +101,11 @@ class _ReadChunks(beam.DoFn):
             if isinstance(item, pa.Table):
                 yield item
                 continue
-            failed = F.rejected_records(
+            failed = rejected_records(
                 path, item.lines, item.reason, item.messages, item.raws,
                 self.run_id, self.run_start, item.indexes,
             )  # fmt: skip
-            if item.reason == F.INVALID_FILE:
+            if item.reason == INVALID_FILE:
                 log.warning("%s: %s", path, item.messages[0])
                 self.damaged.inc()
             self.read.inc(failed.num_rows)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventpipe.io.gzip_blocks import DamagedFileError
-from eventpipe.transforms import failures as F
+from eventpipe.transforms.failures import INVALID_FILE, INVALID_JSON, TOO_LARGE
 from eventpipe.transforms.parse import RECORDS_SCHEMA
 
 # Measured with DuckDB's 512 MB per stage: a 16 MB batch passes every stage, 31 MB does
@@ -60,7 +60,7 @@ def _raw_text(data: bytes | memoryview) -> str:
 
 def _too_large(line: int, size: int, head: bytes | memoryview, what: str = "record") -> Rejected:
     return Rejected(
-        F.TOO_LARGE,
+        TOO_LARGE,
         [line],
         [
             f"the {what} is {size:,} bytes, over the limit of {MAX_RECORD_BYTES:,} bytes "
@@ -111,7 +111,7 @@ def _bad_utf8(
                 f"{at - start:,} of the record); raw shows its invalid bytes as \\xNN"
             )
             raws.append(_raw_text(view[start:end]))
-    return bad, Rejected(F.INVALID_JSON, lines, messages, raws)
+    return bad, Rejected(INVALID_JSON, lines, messages, raws)
 
 
 def _as_array(data: bytes | memoryview, kind: pa.DataType) -> pa.Array:
@@ -229,7 +229,7 @@ def line_chunks(path: str, blocks: Iterator[bytes]) -> Iterator[pa.Table | Rejec
             if number or pending
             else "nothing of it is read"
         )
-        yield Rejected(F.INVALID_FILE, [number + 1], [f"{exc}; {kept}"], [_raw_text(pending)])
+        yield Rejected(INVALID_FILE, [number + 1], [f"{exc}; {kept}"], [_raw_text(pending)])
 
 
 def _parts(document: list, first: int, step: int, limit: int) -> Iterator[tuple[int, bytes | None]]:
@@ -304,7 +304,7 @@ def document_chunks(
             size += len(block)
             if size > MAX_DOCUMENT_BYTES:
                 yield Rejected(
-                    F.TOO_LARGE,
+                    TOO_LARGE,
                     [1],
                     [
                         f"the .json file is over the limit of {MAX_DOCUMENT_BYTES:,} bytes (read "
@@ -316,7 +316,7 @@ def document_chunks(
     except (DamagedFileError, OSError) as exc:
         head = b"".join(parts)
         yield Rejected(
-            F.INVALID_FILE,
+            INVALID_FILE,
             [1],
             [f"{exc}; the document ({len(head):,} bytes read) is not imported"],
             [_raw_text(head)],

@@ -1,15 +1,11 @@
 """A compressed row store: a partition's rows in small zstd blocks, for reading scattered rows.
 
-A Parquet file decodes a whole row group (16k rows of every column, 5-25 ms) to return
-one row. The row store holds the same rows in blocks of BLOCK_ROWS rows, each an Arrow
-IPC record-batch message compressed with zstd and a dictionary trained on the
-partition's own blocks: reading a row decompresses one block (~40 KB, ~0.05 ms). The
-blocks sit in one Arrow IPC file (`block`: binary, one row per block), read
-memory-mapped; the zstd dictionary and the block size are in its schema metadata.
-
-Measured on the benchmark's events (~1 KB each, 333k a day, zstd Parquet 18 MB): 32-row
-blocks at level 3 with a 110 KB dictionary (trained on 1,000 blocks in ~0.3 s) take 1.9x the Parquet size (plain zstd 2.9x,
-uncompressed Arrow 12x) and read in ~0.05 ms a block.
+A Parquet file decodes a whole row group (16k rows of every column) to return one row.
+The row store holds the same rows in blocks of BLOCK_ROWS rows, each an Arrow IPC
+record-batch message compressed with zstd and a dictionary trained on the partition's
+own blocks: reading a row decompresses one small block. The blocks sit in one Arrow IPC
+file (`block`: binary, one row per block), read memory-mapped; the zstd dictionary and
+the block size are in its schema metadata. Sizes and read times: benchmarks/README.md.
 """
 
 from __future__ import annotations

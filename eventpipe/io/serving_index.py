@@ -1,43 +1,11 @@
 """The lake's serving index: per event partition, json values -> the rows that hold them,
 and the partition's rows in a form that reads scattered rows fast.
 
-A json condition of the read API (`properties.plan is "pro"`, `properties.price > 499.5`)
-otherwise parses the JSON of every row it scans (~150 ns a row: 50-150 ms for a day of
-333k events, seconds for a month), and a rare value must scan everything. With the index
-the API finds the candidate rows of a json condition in microseconds, newest first, and
-reads only those.
-
-Three files per partition (`eventpipe.io.index_format`):
-
-- the row order: every row of the partition numbered in the API's default order
-  (`timestamp`, `messageId`, file, row number, newest first), with its file, row number
-  and timestamp;
-- the value table: one entry per distinct scalar value (JSON string, number or boolean,
-  at any depth, array elements included) of a json column (`properties`, `traits`) at a
-  JSON pointer (`/plan`, `/address/city`, `/tags/0`), keyed `<column> <kind> <pointer>`
-  (kind 's' string, 'n' number, 'b' boolean), sorted by key then value, with the sorted
-  numbers (in the row order) of the rows holding it. Numbers are cast to DOUBLE exactly as
-  the filter SQL casts them. So a value's rows come newest first, and a range of values
-  (`price > 499.5`, `plan starts with "p"`) is one contiguous run of row numbers. The
-  values of `userId`, `anonymousId` and `context.session.id` (as decimal text) are in it
-  too (key `userId s `), so a rare user or a session is found as fast as a rare json
-  value;
-- the row store (`eventpipe.io.row_store`): the rows in that order, in small zstd blocks.
-
-Values are extracted with DuckDB's own JSON functions (`json_tree`), the functions the
-filter SQL uses, so an index lookup finds every row the filter can match.
-
-The manifest (schema metadata `eventpipe.index` of the value table) lists the event files
-the index was built from, with their sizes, modification times and row counts: a reader
-trusts an index only while its partition holds exactly those files, so a partition
-rewritten by any job (compaction, reprocessing, identity re-stitching) is scanned until it
-is indexed again. Files appear atomically (written as hidden temporaries, then renamed:
-the row store and row order first, the value table last); the older files of the
-partition are deleted after the new ones are in place. Local lakes only (the read API
-reads local lakes).
-
-Built by `eventpipe compact` for every partition it compacts or finds without a valid
-index (`build_partition_index`); measured in benchmarks/bench_api.py.
+Three files per partition (`eventpipe.io.index_format`): the row order, the value table
+(json, user, anonymous and session values -> row numbers in that order, newest first)
+and the row store (`eventpipe.io.row_store`). A reader trusts an index only while its
+partition holds exactly the files its manifest lists. Built by `eventpipe compact`
+(`build_partition_index`). The format in full: docs/read-api.md ("The serving index").
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from eventpipe.io.beam_compat import local_streaming_runner
 from eventpipe.io.bigquery import IncompatibleTableError, prepare_tables
 from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.pubsub import LocalReadSettings, ReadPubSubMessages, request_stop
@@ -30,7 +31,6 @@ from eventpipe.pipelines.stream_pipeline import (
     LOCAL_RUNNER,
     StreamConfig,
     build_stream_pipeline,
-    local_streaming_runner,
 )
 
 log = logging.getLogger("eventpipe.stream")

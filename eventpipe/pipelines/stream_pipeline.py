@@ -2,7 +2,7 @@
 
 ```
 messages --MessagesToRecords--> record chunks --apply_stages (as import)--> events
-events --AttachKpid--> --DeduplicateEvents--> (shard, events) [--RejectTooOldEvents-->]
+events --StitchKpids--> --DeduplicateEvents--> (shard, events) [--RejectTooOldEvents-->]
     --WriteWindowedEvents--> lake/events (+ lake/raw), late events included
 every failed output --WriteWindowedFailed--> lake/failed [+ dead-letter topic]
 ```
@@ -18,25 +18,18 @@ any other (and counted `late`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import apache_beam as beam
-from apache_beam.runners.worker.statesampler import StateSampler
 
 from eventpipe.io.bigquery import BigQueryTarget
 from eventpipe.io.bigquery_sinks import InsertToBigQuery
-from eventpipe.io.pubsub import (
-    MessagesToRecords,
-    failed_to_messages,
-    use_local_reader,
-)
+from eventpipe.io.pubsub import MessagesToRecords, failed_to_messages
 from eventpipe.pipelines.import_pipeline import apply_stages
 from eventpipe.transforms.enrich import EnrichOptions
+from eventpipe.transforms.stages import StitchKpids
 from eventpipe.transforms.streaming_stages import (
-    AttachKpid,
     DeduplicateEvents,
     RejectTooOldEvents,
     WriteWindowedEvents,
@@ -46,40 +39,6 @@ from eventpipe.transforms.streaming_stages import (
 LOCAL_RUNNER = "BundleBasedDirectRunner"
 """The local runner for streaming: the DirectRunner's streaming engine. (The DirectRunner
 itself first tries Prism, which needs a download, then the FnApiRunner, which has no streaming.)"""
-
-
-@contextmanager
-def local_streaming_runner() -> Iterator[None]:
-    """Fix, while in the block, what keeps Beam 2.77's local streaming runner from running
-    this job.
-
-    1. Pub/Sub: read with `io.pubsub`'s local reader (see its docstring).
-    2. Metrics: its executor caches one state per step and thread together with the
-       metrics container of the step's first bundle, so every later bundle's counter
-       updates go to a container that was already committed and are lost (a counter
-       shows its first bundle only). Each bundle gets a state with its own container.
-
-    The second fix is undone on leaving: a patched method left on Beam's state sampler
-    outlives the interpreter's clean-up and keeps the modules it references (DuckDB's
-    among them) alive, which nanobind reports as dozens of `leaked ...` lines at exit.
-    """
-    use_local_reader()
-    original = StateSampler.scoped_state
-
-    def scoped_state(self, name_context, state_name, io_target=None, metrics_container=None):
-        state = original(self, name_context, state_name, io_target, metrics_container)
-        if metrics_container is not None and state.metrics_container is not metrics_container:
-            for name, cached in list(self._states_by_name.items()):
-                if cached is state:
-                    del self._states_by_name[name]
-            state = original(self, name_context, state_name, io_target, metrics_container)
-        return state
-
-    StateSampler.scoped_state = scoped_state  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        StateSampler.scoped_state = original  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -115,7 +74,7 @@ def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> N
     failures = (*failures, not_utf8)
     unique = (
         events
-        | "AttachKpid" >> AttachKpid(config.lake, config.kpid_refresh_s)
+        | "StitchKpids" >> StitchKpids(config.lake, config.kpid_refresh_s)
         | "DeduplicateEvents" >> DeduplicateEvents(config.shards, config.dedupe_expiry_s)
     )
     if config.max_event_age_s is not None:

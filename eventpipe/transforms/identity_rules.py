@@ -1,59 +1,10 @@
 """Identity resolution rules: which ids form one profile, and its `kpid`.
 
-Pure Python, no Beam and no I/O: this module is the reference semantics that the
-identity job must reproduce, and the documentation of identity resolution.
-
-Evidence (`links_of`, one event at a time)
-- Two namespaces: anonymous ids (`anonymousId`) and user ids (`userId`, and an
-  alias's `previousId`). The same string in both is two different ids.
-- Placeholder ids never link anything: None, "", whitespace-only, and (ignoring case
-  and surrounding spaces) the values in `PLACEHOLDERS` ("anonymous", "guest", "null",
-  "undefined", "0", "-1", "[object Object]", ...). They are treated as absent.
-- An event carrying both an anonymousId and a userId links them ("identified").
-- An alias links its previousId and its userId; both are user ids ("alias").
-- A userId whose partner is absent or a placeholder still declares that the user
-  exists ("user"), so it gets a profile of its own.
-- Ids are compared exactly (no trimming, no case folding) once they are not
-  placeholders.
-
-Resolution (`resolve`, all links at once; the result does not depend on their order)
-1. Aliases merge user ids, transitively: chains (a->b->c) and cycles (a->b->a) give
-   one profile. An alias merges two profiles even when each already holds its own
-   identified userId: an alias is an explicit statement by the customer's code that
-   the two ids are the same person, unlike a shared device, which is circumstantial.
-2. Every user id is in exactly one profile: its alias component (alone if never
-   aliased). Anonymous ids never merge two user ids.
-3. An anonymous id joins the profile of the FIRST user it is linked to: the earliest
-   link's timestamp, ties broken by the smallest userId. A link of the same anonymous
-   id to a user of ANOTHER profile is recorded as a `Conflict` (one per anonymous id
-   and other user, at its earliest timestamp) and merges nothing: a shared family
-   laptop, or one user logging out and another logging in without a reset of the
-   anonymousId. Events carrying that other userId still belong to its profile.
-   "Another profile" is judged after all aliases: an anonymous id linked to two user
-   ids that are aliased to each other is no conflict.
-4. An anonymous id never linked to a user has no profile and no kpid: an
-   anonymous-only kpid would change as soon as the visitor identifies, and most
-   anonymous visitors never do. Once it is linked, all its events (earlier ones
-   included) get the profile's kpid when the identity step re-runs.
-
-Per event (`Resolution.kpid_of_event`): the kpid of its userId's profile, else of its
-anonymousId's, else none. `profile_of(id)` looks an id up as a user id first, then as
-an anonymous id. (Normalised events without an anonymousId carry one derived from the
-userId; it links only to that user, so it is harmless here.)
-
-kpid
-- uuid5(`KPID_NAMESPACE`, anchor), where the anchor is the profile's EARLIEST-SEEN
-  user id: the smallest (first timestamp of any link naming it, id). Reprocessing the
-  same links gives the same kpids.
-- Earliest-seen rather than smallest id: new data normally arrives later, so a user id
-  aliased into a profile later never changes its kpid (a smallest-id anchor would
-  change whenever a lexically smaller id joined). The kpid still changes when (a) an
-  alias merges two profiles (the merged profile keeps the kpid of the one seen first)
-  or (b) older data is backfilled and names an id earlier than the anchor. Consumers
-  must therefore re-read kpids after each identity run rather than store them forever.
-
-Scale: union-find with path compression and union by size, after one sort of the
-links: O(n log n), memory linear in the number of distinct ids.
+Pure Python, no Beam and no I/O: the reference semantics that the identity job
+(`identity.graph`, in SQL) must reproduce. `links_of` turns one event into evidence,
+`resolve` turns all links into profiles, kpids and conflicts (order-independent;
+union-find after one sort), `Resolution.kpid_of_event` gives an event its kpid. The
+rules in full: docs/identity.md ("The rules").
 """
 
 from __future__ import annotations

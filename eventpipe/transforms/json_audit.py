@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.transforms import failures as F
+from eventpipe.transforms.failures import INVALID_JSON, PROBLEM_TYPE
 
 MAX_DEPTH = 64
 """The deepest nesting accepted by default (the event object is level 1)."""
@@ -156,8 +156,8 @@ def duplicate_keys(
         name = next(k for i, k in enumerate(listed) if k in listed[:i])
         where = f"object '{path}'" if path else whole
         found[row] = {
-            "reason": F.INVALID_JSON,
+            "reason": INVALID_JSON,
             "field": f"{path}.{name}" if path else name,
             "message": f"{where} has the key '{name}' more than once",
         }
-    return pa.array([found.get(row) for row in range(len(keys))], F.PROBLEM_TYPE)
+    return pa.array([found.get(row) for row in range(len(keys))], PROBLEM_TYPE)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from eventpipe.schemas import EVENT_FIELDS, Field, iter_leaves
 from eventpipe.schemas.ip_addresses import IP_RULE
-from eventpipe.transforms import failures as F
 from eventpipe.transforms.duck import quote_str as qs
+from eventpipe.transforms.failures import INVALID_TYPE, INVALID_VALUE
 
 # Fields computed by the pipeline, never read from input.
 NOT_READ = frozenset({"kpid"})
@@ -66,6 +66,10 @@ ISO_8601 = (
     r"^([1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-\d{2}-\d{2}"
     r"([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?([Zz]|[+-](0\d|1[0-3])(:?[0-5]\d)?|[+-]14(:?00)?)?$"
 )
+
+
+ProblemCase = tuple[str, str, str | None, str]
+"""(SQL condition, failure reason, field or None, message): one check of `first_problem`."""
 
 
 @dataclass(frozen=True)
@@ -164,13 +168,13 @@ def leaf_problems(
     """
     p, kind = leaf.path, leaf.field.kind
     allowed = ", ".join(qs(t) for t in JSON_TYPES[kind])
-    out = [(f"{jtype} NOT IN ({allowed})", F.INVALID_TYPE, f"'{p}' must be {_TYPE_WORDS[kind]}")]
+    out = [(f"{jtype} NOT IN ({allowed})", INVALID_TYPE, f"'{p}' must be {_TYPE_WORDS[kind]}")]
     if p == "type" and leaf.field.values:
         values = ", ".join(qs(v) for v in leaf.field.values)
         out.append(
             (
                 f"{value} NOT IN ({values})",
-                F.INVALID_VALUE,
+                INVALID_VALUE,
                 f"'type' must be one of {', '.join(leaf.field.values)}",
             )
         )
@@ -178,7 +182,7 @@ def leaf_problems(
         out.append(
             (
                 f"NOT coalesce(ip_ok({value}), false)",
-                F.INVALID_VALUE,
+                INVALID_VALUE,
                 f"'{p}' must be {IP_RULE}",
             )
         )
@@ -187,19 +191,19 @@ def leaf_problems(
         out.append(
             (
                 f"NOT coalesce({value} BETWEEN {lo} AND {hi}, false)",
-                F.INVALID_VALUE,
+                INVALID_VALUE,
                 f"'{p}' must be an integer in [{lo}, {hi}]",
             )
         )
     elif kind == "decimal":
         out += _decimal_problems(leaf, value)
     elif kind == "float":
-        out.append((f"NOT isfinite({value})", F.INVALID_VALUE, f"'{p}' must be a finite number"))
+        out.append((f"NOT isfinite({value})", INVALID_VALUE, f"'{p}' must be a finite number"))
     elif kind == "datetime":
         out.append(
             (
                 f"{valid_timestamp(value)} IS NULL",
-                F.INVALID_VALUE,
+                INVALID_VALUE,
                 f"'{p}' must be an ISO 8601 datetime with a year in 1..9999 "
                 "and a UTC offset within +-14:00",
             )
@@ -217,13 +221,13 @@ def _decimal_problems(leaf: Leaf, value: str) -> list[tuple[str, str, str]]:
     return [
         (
             f"{value} IS NULL OR {value} >= {top}",
-            F.INVALID_VALUE,
+            INVALID_VALUE,
             f"'{p}' must be a finite number below {top} {rounding}",
         ),
-        (f"{value} < 0", F.INVALID_VALUE, f"'{p}' must be positive"),
+        (f"{value} < 0", INVALID_VALUE, f"'{p}' must be positive"),
         (
             f"{value} = 0",
-            F.INVALID_VALUE,
+            INVALID_VALUE,
             f"'{p}' must be positive: it is 0 {rounding} (the smallest value stored is {unit})",
         ),
     ]
@@ -240,13 +244,13 @@ def problem_cases(
     value_of,
     label: str = "property",
     reason: str | None = None,
-) -> list[tuple[str, str, str | None, str]]:
+) -> list[ProblemCase]:
     """(condition, reason, field, message) for every leaf, each guarded by its presence.
 
     `jtype_of(leaf)` / `value_of(leaf)` give the SQL of a leaf's JSON type and
     check-typed value; `reason`, when given, replaces each check's own reason.
     """
-    cases: list[tuple[str, str, str | None, str]] = []
+    cases: list[ProblemCase] = []
     for leaf in leaves:
         for cond, why, msg in leaf_problems(leaf, jtype_of(leaf), value_of(leaf), label):
             cases.append(
@@ -287,7 +291,7 @@ def grouped_problems(
     return parts
 
 
-def first_problem(cases: list[tuple[str, str, str | None, str]]) -> str:
+def first_problem(cases: list[ProblemCase]) -> str:
     """SQL: a struct {reason, field, message} for the first case that holds, else NULL."""
     whens = "\n      ".join(
         f"WHEN {cond} THEN {{'reason': {qs(reason)}, "

@@ -45,12 +45,17 @@ from eventpipe.schemas.ip_addresses import (
     NO_IP,
     USE_REQUEST_IP,
 )
-from eventpipe.transforms import failures as F
-from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.context_merge import merge_context
 from eventpipe.transforms.duck import ChunkQuery, conform
 from eventpipe.transforms.duck import quote_ident as qi
 from eventpipe.transforms.duck import quote_str as qs
+from eventpipe.transforms.failures import MISSING_PROPERTY, PROBLEM_TYPE, empty_failed, failed_rows
+from eventpipe.transforms.json_leaves import (
+    context_leaves,
+    event_leaves,
+    struct_access,
+    transform_spec,
+)
 from eventpipe.transforms.parse import PARSED_SCHEMA
 
 LAKE_SCHEMA = arrow_schema()
@@ -114,7 +119,7 @@ BATCHES_SCHEMA = pa.schema([pa.field("batch_context", pa.string(), nullable=Fals
 
 def batches_sql() -> str:
     """SQL: the batch contexts of `normalise_batches` (BATCHES_SCHEMA), typed, in order."""
-    ctx_spec = J.transform_spec(J.context_leaves(), strip_prefix="context.", lake_types=True)
+    ctx_spec = transform_spec(context_leaves(), strip_prefix="context.", lake_types=True)
     return f"SELECT json_transform(batch_context, {ctx_spec}) AS bc FROM normalise_batches"
 
 
@@ -128,8 +133,8 @@ the chunk's distinct ones, and the IP that context gives."""
 def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
     """SQL: rows of `normalise_input` (NORMALISE_INPUT) -> event-table rows plus bookkeeping
     columns, one per input row and in input order (the parsed columns are not copied out)."""
-    leaves = J.event_leaves()
-    spec = J.transform_spec(leaves, lake_types=True)
+    leaves = event_leaves()
+    spec = transform_spec(leaves, lake_types=True)
     computed = {
         "kpid": "NULL::VARCHAR",
         "connectionId": "conn",
@@ -144,8 +149,7 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
         "properties": "v.properties::VARCHAR",
     }
     columns = ",\n          ".join(
-        f"{computed.get(f.name, J.struct_access('v', f.name))} AS {qi(f.name)}"
-        for f in EVENT_FIELDS
+        f"{computed.get(f.name, struct_access('v', f.name))} AS {qi(f.name)}" for f in EVENT_FIELDS
     )
     msg_key = "concat_ws('|', conn, \"index\", epoch_us(batch_sent_at), payload)"
     anon_key = "concat_ws('|', 'anonymousId', conn, v.\"userId\")"
@@ -191,7 +195,7 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
 
 
 _NO_CONNECTION = {
-    "reason": F.MISSING_PROPERTY,
+    "reason": MISSING_PROPERTY,
     "field": "connectionId",
     "message": "the connection of the event is unknown: neither the event, its envelope nor "
     "its batch has a connectionId; pass --connection-id",
@@ -244,15 +248,15 @@ class EventNormaliser:
         rows = rows.set_column(rows.schema.get_field_index("context"), "context", context)
         missing = rows["no_connection"]
         if not pc.any(missing).as_py():
-            return NormaliseResult(_events(valid, rows, texts), F.empty_failed())
+            return NormaliseResult(_events(valid, rows, texts), empty_failed())
         kept = pc.invert(missing)
         events = _events(valid.filter(kept), rows.filter(kept), texts)
         lost = valid.filter(missing).drop_columns(["received_at"])
-        problem = pa.array([_NO_CONNECTION] * lost.num_rows, F.PROBLEM_TYPE)
+        problem = pa.array([_NO_CONNECTION] * lost.num_rows, PROBLEM_TYPE)
         lost = lost.append_column("problem", problem).append_column(
             "received_at", rows["received_at"].filter(missing)
         )
-        failed = F.failed_rows(lost, "payload", self.run_id, self.run_start)
+        failed = failed_rows(lost, "payload", self.run_id, self.run_start)
         return NormaliseResult(events, failed)
 
 

@@ -21,10 +21,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventpipe.schemas import Field
-from eventpipe.transforms import failures as F
-from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.duck import ChunkQuery, strictly
+from eventpipe.transforms.failures import (
+    EMPTY_BATCH,
+    INVALID_BATCH,
+    INVALID_ENVELOPE,
+    INVALID_JSON,
+    INVALID_RECORD,
+    TOO_LARGE,
+    empty_failed,
+    failed_rows,
+    rejected_records,
+)
 from eventpipe.transforms.json_audit import duplicate_keys
+from eventpipe.transforms.json_leaves import (
+    Leaf,
+    ProblemCase,
+    context_leaves,
+    first_problem,
+    grouped_problems,
+    object_keys,
+    problem_cases,
+    struct_access,
+    transform_spec,
+    types_list,
+    valid_timestamp,
+)
 
 RECORDS_SCHEMA = pa.schema(
     [
@@ -54,15 +76,15 @@ PARSED_SCHEMA = pa.schema(
 """One event of a record (its JSON text, `payload`) with what its record says of all its events."""
 
 _ENVELOPE = [
-    J.Leaf("receivedAt", Field("receivedAt", "datetime", "")),
-    J.Leaf("ip", Field("ip", "ip", "")),
-    J.Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
+    Leaf("receivedAt", Field("receivedAt", "datetime", "")),
+    Leaf("ip", Field("ip", "ip", "")),
+    Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
 ]
 _BATCH = [
-    J.Leaf("sentAt", Field("sentAt", "datetime", "")),
-    J.Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
-    J.Leaf("context", Field("context", "object", "")),
-    *J.context_leaves(),
+    Leaf("sentAt", Field("sentAt", "datetime", "")),
+    Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
+    Leaf("context", Field("context", "object", "")),
+    *context_leaves(),
 ]
 
 
@@ -77,94 +99,93 @@ class ParseResult:
     units_read: int  # events found + records rejected whole
 
 
-def _indexed(leaves: list[J.Leaf], types: str):
+def _indexed(leaves: list[Leaf], types: str):
     position = {leaf.path: i for i, leaf in enumerate(leaves, 1)}
     return lambda leaf: f"{types}[{position[leaf.path]}]"
 
 
 def _checked_sql() -> str:
-    env_types = J.types_list("raw", [leaf.path for leaf in _ENVELOPE])
-    env_spec = J.transform_spec(_ENVELOPE)
+    env_types = types_list("raw", [leaf.path for leaf in _ENVELOPE])
+    env_spec = transform_spec(_ENVELOPE)
     batch_paths = [leaf.path for leaf in _BATCH]
-    batch_spec = J.transform_spec(_BATCH)
-    body_spec = J.transform_spec([J.Leaf("body." + leaf.path, leaf.field) for leaf in _BATCH])
-    cases: list[tuple[str, str, str | None, str]] = [
-        ("NOT ok", F.INVALID_JSON, None, "the record is not valid JSON"),
+    batch_spec = transform_spec(_BATCH)
+    body_spec = transform_spec([Leaf("body." + leaf.path, leaf.field) for leaf in _BATCH])
+    cases: list[ProblemCase] = [
+        ("NOT ok", INVALID_JSON, None, "the record is not valid JSON"),
         (
-            "rt NOT IN ('OBJECT', 'ARRAY')",
-            F.INVALID_RECORD,
+            "record_type NOT IN ('OBJECT', 'ARRAY')",
+            INVALID_RECORD,
             None,
             "the record must be a JSON object or an array of events",
         ),
         (
             "is_env AND body_type NOT IN ('OBJECT', 'ARRAY')",
-            F.INVALID_ENVELOPE,
+            INVALID_ENVELOPE,
             "body",
             "envelope property 'body' must be a batch, an event object or an array of events",
         ),
     ]
-    env_type, env_value = _indexed(_ENVELOPE, "et"), (lambda leaf: J.struct_access("ev", leaf.path))
-    env_cases = J.problem_cases(
-        _ENVELOPE, env_type, env_value, "envelope property", F.INVALID_ENVELOPE
+    env_type, env_value = (
+        _indexed(_ENVELOPE, "envelope_types"),
+        (lambda leaf: struct_access("envelope_values", leaf.path)),
     )
-    batch_cases: list[tuple[str, str, str | None, str]] = [
+    env_cases = problem_cases(_ENVELOPE, env_type, env_value, "envelope property", INVALID_ENVELOPE)
+    batch_cases: list[ProblemCase] = [
         (
             "batch_type <> 'ARRAY'",
-            F.INVALID_BATCH,
+            INVALID_BATCH,
             "batch",
             "property 'batch' must be an array of events",
         )
     ]
     batch_type, batch_value = (
-        _indexed(_BATCH, "bt"),
-        (lambda leaf: J.struct_access("bv", leaf.path)),
+        _indexed(_BATCH, "batch_types"),
+        (lambda leaf: struct_access("batch_values", leaf.path)),
     )
-    batch_parts = J.grouped_problems(
-        _BATCH, batch_type, batch_value, "batch property", F.INVALID_BATCH
-    )
-    empty = [("len(events) = 0", F.EMPTY_BATCH, None, "the batch or array holds no event")]
+    batch_parts = grouped_problems(_BATCH, batch_type, batch_value, "batch property", INVALID_BATCH)
+    empty = [("len(events) = 0", EMPTY_BATCH, None, "the batch or array holds no event")]
     # The first problem of the record, else of its envelope, else of its batch, else emptiness.
     problem = (
-        f"coalesce({J.first_problem(cases)}, "
-        f"CASE WHEN is_env THEN {J.first_problem(env_cases)} END, "
-        f"CASE WHEN is_batch THEN coalesce({J.first_problem(batch_cases)}, {', '.join(batch_parts)}) END, "
-        f"{J.first_problem(empty)})"
+        f"coalesce({first_problem(cases)}, "
+        f"CASE WHEN is_env THEN {first_problem(env_cases)} END, "
+        f"CASE WHEN is_batch THEN coalesce({first_problem(batch_cases)}, {', '.join(batch_parts)}) END, "
+        f"{first_problem(empty)})"
     )
     return f"""
-    WITH c AS (
-      SELECT source, line, first_index, raw, ok, rt, is_env, body_type, batch_type,
+    WITH classified AS (
+      SELECT source, line, first_index, raw, ok, record_type, is_env, body_type, batch_type,
              body_type = 'OBJECT' AND batch_type IS NOT NULL AS is_batch
-      FROM (SELECT *, k[1] AS rt, coalesce(k[1] = 'OBJECT' AND k[2] IS NOT NULL, false) AS is_env,
+      FROM (SELECT *, k[1] AS record_type, coalesce(k[1] = 'OBJECT' AND k[2] IS NOT NULL, false) AS is_env,
                    CASE WHEN k[1] = 'OBJECT' AND k[2] IS NOT NULL THEN k[2] ELSE k[1] END AS body_type,
                    CASE WHEN k[1] = 'OBJECT' AND k[2] IS NOT NULL THEN k[4] ELSE k[3] END AS batch_type
             FROM parse_input)
-    ), f AS (
+    ), extracted AS (
       SELECT *,
-        CASE WHEN ok THEN {J.object_keys("raw", _KEYED_OBJECTS)} END AS keys,
-        CASE WHEN is_env THEN {env_types} END AS et,
-        CASE WHEN is_env THEN json_transform(raw, {env_spec}) END AS ev,
-        CASE WHEN is_batch AND is_env THEN {J.types_list("raw", ["body." + p for p in batch_paths])}
-             WHEN is_batch THEN {J.types_list("raw", batch_paths)} END AS bt,
+        CASE WHEN ok THEN {object_keys("raw", _KEYED_OBJECTS)} END AS keys,
+        CASE WHEN is_env THEN {env_types} END AS envelope_types,
+        CASE WHEN is_env THEN json_transform(raw, {env_spec}) END AS envelope_values,
+        CASE WHEN is_batch AND is_env THEN {types_list("raw", ["body." + p for p in batch_paths])}
+             WHEN is_batch THEN {types_list("raw", batch_paths)} END AS batch_types,
         CASE WHEN is_batch AND is_env THEN json_transform(raw, {body_spec}).body
-             WHEN is_batch THEN json_transform(raw, {batch_spec}) END AS bv,
+             WHEN is_batch THEN json_transform(raw, {batch_spec}) END AS batch_values,
         CASE WHEN is_batch AND batch_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body.batch[*]')::VARCHAR[]
              WHEN is_batch AND batch_type = 'ARRAY' THEN json_extract(raw, '$.batch[*]')::VARCHAR[]
              WHEN NOT is_batch AND body_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body[*]')::VARCHAR[]
              WHEN NOT is_batch AND body_type = 'ARRAY' THEN json_extract(raw, '$[*]')::VARCHAR[]
              WHEN NOT is_batch AND body_type = 'OBJECT' AND is_env THEN [json_extract(raw, '$.body')::VARCHAR]
              END AS events
-      FROM c
+      FROM classified
     )
     SELECT source, line, first_index, raw, events, {problem} AS problem, keys,
-           CASE WHEN is_batch AND is_env AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.body.context')::VARCHAR
-                WHEN is_batch AND bt[3] = 'OBJECT' THEN json_extract(raw, '$.context')::VARCHAR END
+           CASE WHEN is_batch AND is_env AND batch_types[3] = 'OBJECT' THEN json_extract(raw, '$.body.context')::VARCHAR
+                WHEN is_batch AND batch_types[3] = 'OBJECT' THEN json_extract(raw, '$.context')::VARCHAR END
              AS batch_context,
-           CASE WHEN is_batch THEN {J.valid_timestamp("bv.sentAt")} END AS batch_sent_at,
-           CASE WHEN is_env THEN {J.valid_timestamp("ev.receivedAt")} END AS received_at,
-           CASE WHEN is_env AND ev.ip IS NOT NULL THEN ip_canonical(ev.ip) END AS request_ip,
-           coalesce(TRY_CAST(ev.connectionId AS INTEGER), TRY_CAST(bv.connectionId AS INTEGER))
+           CASE WHEN is_batch THEN {valid_timestamp("batch_values.sentAt")} END AS batch_sent_at,
+           CASE WHEN is_env THEN {valid_timestamp("envelope_values.receivedAt")} END AS received_at,
+           CASE WHEN is_env AND envelope_values.ip IS NOT NULL THEN ip_canonical(envelope_values.ip) END AS request_ip,
+           coalesce(TRY_CAST(envelope_values.connectionId AS INTEGER), TRY_CAST(batch_values.connectionId AS INTEGER))
              AS connection_id
-    FROM f
+    FROM extracted
     """
 
 
@@ -263,10 +284,10 @@ class RecordParser:
             f"{f', events from position {first:,} of its document' if first else ''}) needs "
             f"more than the stage's memory limit ({limit}): {str(exc).splitlines()[0]}"
         )
-        return F.rejected_records(
+        return rejected_records(
             record["source"][0].as_py(),
             [record["line"][0].as_py()],
-            F.TOO_LARGE,
+            TOO_LARGE,
             [message],
             [record["raw"][0].as_py()],
             self.run_id,
@@ -278,18 +299,18 @@ class RecordParser:
         shape = self.classify.run(self.con, records, in_order_of=("line", "first_index"))
         plain = shape["plain"]
         if pc.all(plain).as_py():  # one event per line: the records are the events
-            return ParseResult(_plain_events(records), F.empty_failed(), records.num_rows)
+            return ParseResult(_plain_events(records), empty_failed(), records.num_rows)
         events = [_plain_events(records.filter(plain))]
         classified = records.append_column("ok", shape["ok"]).append_column("k", shape["k"])
         others = classified.filter(pc.invert(plain)).cast(CLASSIFIED_SCHEMA)
-        failed = F.empty_failed()
+        failed = empty_failed()
         if others.num_rows:
             checked = self.query.run(self.con, others)
             twice = duplicate_keys(checked["keys"], _KEYED_OBJECTS, "the record")
             if twice is not None:  # a key twice comes first: which value counts is unknown
                 at = checked.schema.get_field_index("problem")
                 checked = checked.set_column(at, "problem", pc.coalesce(twice, checked["problem"]))
-            failed = F.failed_rows(checked, "raw", self.run_id, self.run_start, record_level=True)
+            failed = failed_rows(checked, "raw", self.run_id, self.run_start, record_level=True)
             events.append(_explode(checked.filter(pc.is_null(checked["problem"]))))
         table = pa.concat_tables(events)
         return ParseResult(table, failed, table.num_rows + failed.num_rows)

@@ -37,85 +37,30 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
-from eventpipe.identity.store import IDENTITY, current_kpid_map
-from eventpipe.io.lake import EVENTS, FAILED, RAW, lake_path, write_parquet
+from eventpipe.io.lake import EVENTS, FAILED, RAW, write_parquet
 from eventpipe.io.lake_lock import writer_lock
 from eventpipe.io.lake_sink import archive_table, day_slices, staged_file
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
-from eventpipe.transforms import streaming as S
-from eventpipe.transforms.duck import connect
 from eventpipe.transforms.failures import FAILED_SCHEMA
 from eventpipe.transforms.normalise import ARCHIVE_COLUMN
 from eventpipe.transforms.stages import FAILED as FAILED_TAG
 from eventpipe.transforms.stages import MAIN, NAMESPACE, count_failed
-from eventpipe.transforms.stitch import KpidStitcher
+from eventpipe.transforms.streaming import (
+    SEEN_SCHEMA,
+    drop_seen,
+    prune_seen,
+    shard_of,
+    split_by_window,
+    split_late,
+    split_too_old,
+    window_starts,
+)
 
 US = 1_000_000
-KPID_MAP_FILE = "kpid_map.parquet"
 
 
 def _ts_us(timestamp: Timestamp) -> int:
     return int(timestamp.micros)
-
-
-# --- kpid ---------------------------------------------------------------------------------
-
-
-class _AttachKpidFn(beam.DoFn):
-    """Sets kpid from the lake's identity map, re-read (when it changed) each `refresh_s` of
-    stream time."""
-
-    def __init__(self, lake: str, refresh_s: float) -> None:
-        self.lake = lake
-        self.refresh_us = int(refresh_s * US)
-
-    def setup(self) -> None:
-        self.con = connect()
-        self.stitcher: KpidStitcher | None = None
-        self.loaded_at: int | None = None  # stream time (us) of the last look at the map
-        self.version: tuple | None = None
-        self.loads = Metrics.counter(NAMESPACE, "kpid_map.loads")
-
-    def teardown(self) -> None:
-        self.con.close()
-
-    def _refresh(self, now_us: int) -> None:
-        if self.loaded_at is not None and now_us < self.loaded_at + self.refresh_us:
-            return
-        self.loaded_at = now_us
-        found = FileSystems.match([lake_path(self.lake, IDENTITY, KPID_MAP_FILE)])[0]
-        version = tuple((m.size_in_bytes, m.last_updated_in_seconds) for m in found.metadata_list)
-        if version == self.version:
-            return
-        self.version = version
-        kpid_map = current_kpid_map(self.lake)
-        self.stitcher = KpidStitcher(kpid_map).bind(self.con) if kpid_map.num_rows else None
-        self.loads.inc()
-
-    def process(
-        self, events: pa.Table, timestamp: Timestamp = beam.DoFn.TimestampParam
-    ) -> Iterator[pa.Table]:
-        self._refresh(_ts_us(timestamp))
-        yield events if self.stitcher is None else self.stitcher.stitch(events)
-
-
-class AttachKpid(beam.PTransform):
-    """Events -> events with the kpid of their profile from `LAKE/identity/kpid_map.parquet`
-    (userId's, else anonymousId's, else null; no map yet: null), refreshed periodically.
-
-    The map is looked at again once the stream time has moved `refresh_s` past the
-    last look, and re-read when the file changed. New identities are resolved by the
-    batch identity job (`eventpipe identity`), which also re-stitches stored events:
-    an event of a person the map does not know yet keeps kpid null until then.
-    """
-
-    def __init__(self, lake: str, refresh_s: float) -> None:
-        super().__init__()
-        self.lake = lake
-        self.refresh_s = refresh_s
-
-    def expand(self, events: beam.PCollection) -> beam.PCollection:
-        return events | beam.ParDo(_AttachKpidFn(self.lake, self.refresh_s))
 
 
 # --- shards -------------------------------------------------------------------------------
@@ -131,7 +76,7 @@ class _ShardEventsFn(beam.DoFn):
         self.shards = shards
 
     def process(self, events: pa.Table) -> Iterator[tuple[int, pa.Table]]:
-        shards = S.shard_of(events, self.shards)
+        shards = shard_of(events, self.shards)
         for shard in np.unique(shards).tolist():
             yield shard, events.filter(pa.array(shards == shard))
 
@@ -169,9 +114,9 @@ class _DedupeFn(beam.DoFn):
         expire=EXPIRE_TIMER,
     ) -> Iterator[tuple[int, pa.Table]]:
         shard, events = element
-        seen = seen_state.read() or S.SEEN_SCHEMA.empty_table()
+        seen = seen_state.read() or SEEN_SCHEMA.empty_table()
         now = _ts_us(timestamp)
-        result = S.drop_seen(events, seen, now, self.expiry_us)
+        result = drop_seen(events, seen, now, self.expiry_us)
         seen_state.write(result.seen)
         expire.set(Timestamp(micros=now + self.expiry_us))
         if result.duplicates:
@@ -188,7 +133,7 @@ class _DedupeFn(beam.DoFn):
         seen = seen_state.read()
         if seen is None:
             return
-        kept = S.prune_seen(seen, _ts_us(fired) - self.expiry_us) if fired < MAX_TIMESTAMP else None
+        kept = prune_seen(seen, _ts_us(fired) - self.expiry_us) if fired < MAX_TIMESTAMP else None
         if kept is None or kept.num_rows == 0:
             seen_state.clear()
         else:
@@ -228,7 +173,7 @@ class _RejectTooOldFn(beam.DoFn):
 
     def process(self, element: Keyed, timestamp: Timestamp = beam.DoFn.TimestampParam) -> Iterator:
         shard, events = element
-        split = S.split_too_old(events, _ts_us(timestamp), self.max_age_us, self.run_id)
+        split = split_too_old(events, _ts_us(timestamp), self.max_age_us, self.run_id)
         if split.kept.num_rows:
             yield shard, split.kept
         if split.too_old.num_rows:
@@ -334,15 +279,15 @@ class _WindowedWriteFn(beam.DoFn):
         due: list[int] = []
         if self.kind == EVENTS:
             if self.lateness_us is not None:
-                split = S.split_late(table, now, self.window_us, self.lateness_us)
+                split = split_late(table, now, self.window_us, self.lateness_us)
                 table = split.on_time
                 if split.late.num_rows:
                     late_buffer.add(split.late)
                     self.late.inc(split.late.num_rows)
                     due.append(now)  # written once the watermark reaches the stream time
-            parts = S.split_by_window(table, "timestamp", self.window_us)
+            parts = split_by_window(table, "timestamp", self.window_us)
         else:
-            parts = [(int(S.window_starts(np.array([now]), self.window_us)[0]), table)]
+            parts = [(int(window_starts(np.array([now]), self.window_us)[0]), table)]
         for start, rows in parts:
             buffer.add((start, rows))
         if parts:

@@ -25,12 +25,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventpipe.schemas import EVENT_TYPES
-from eventpipe.transforms import event_rules as R
-from eventpipe.transforms import failures as F
-from eventpipe.transforms import json_leaves as J
 from eventpipe.transforms.duck import ChunkQuery, conform
 from eventpipe.transforms.duck import quote_str as qs
+from eventpipe.transforms.event_rules import NON_EMPTY, PERMITTED_ONLY_FOR, REQUIRED_FOR, article
+from eventpipe.transforms.failures import (
+    INVALID_EVENT,
+    INVALID_VALUE,
+    MISSING_PROPERTY,
+    PROPERTY_NOT_PERMITTED,
+    empty_failed,
+    failed_rows,
+)
 from eventpipe.transforms.json_audit import MAX_DEPTH, deep_sql, duplicate_keys, suspects
+from eventpipe.transforms.json_leaves import (
+    Leaf,
+    ProblemCase,
+    event_leaves,
+    first_problem,
+    grouped_problems,
+    is_present,
+    object_keys,
+    problem_cases,
+    struct_access,
+    transform_spec,
+    types_list,
+    valid_timestamp,
+)
 from eventpipe.transforms.parse import PARSED_SCHEMA
 
 
@@ -44,43 +64,43 @@ VALIDATE_INPUT = PARSED_SCHEMA.append(pa.field("suspect", pa.bool_()))
 """What `problem_sql` reads: parsed events, and whether `json_audit.suspects` flags each."""
 
 
-def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
+def _rule_cases(present, value) -> list[ProblemCase]:
     """The per-type rules of `event_rules`, as problem cases."""
     t = value("type")
-    cases: list[tuple[str, str, str | None, str]] = []
-    for name in R.NON_EMPTY:
+    cases: list[ProblemCase] = []
+    for name in NON_EMPTY:
         cases.append(
             (
                 f"{present(name)} AND {value(name)} = ''",
-                F.INVALID_VALUE,
+                INVALID_VALUE,
                 name,
                 f"property '{name}' cannot be empty",
             )
         )
-    for name, types in R.PERMITTED_ONLY_FOR.items():
+    for name, types in PERMITTED_ONLY_FOR.items():
         for ty in (ty for ty in EVENT_TYPES if ty not in types):
             cases.append(
                 (
                     f"{present(name)} AND {t} = '{ty}'",
-                    F.PROPERTY_NOT_PERMITTED,
+                    PROPERTY_NOT_PERMITTED,
                     name,
-                    f"property '{name}' is not permitted for {R.article(ty)} {ty} event",
+                    f"property '{name}' is not permitted for {article(ty)} {ty} event",
                 )
             )
-    for name, types in R.REQUIRED_FOR.items():
+    for name, types in REQUIRED_FOR.items():
         for ty in types:
             cases.append(
                 (
                     f"NOT {present(name)} AND {t} = '{ty}'",
-                    F.MISSING_PROPERTY,
+                    MISSING_PROPERTY,
                     name,
-                    f"property '{name}' is required for {R.article(ty)} {ty} event",
+                    f"property '{name}' is required for {article(ty)} {ty} event",
                 )
             )
     cases.append(
         (
             f"NOT {present('anonymousId')} AND NOT {present('userId')}",
-            F.MISSING_PROPERTY,
+            MISSING_PROPERTY,
             "anonymousId",
             "either 'anonymousId' or 'userId' is required",
         )
@@ -88,7 +108,7 @@ def _rule_cases(present, value) -> list[tuple[str, str, str | None, str]]:
     cases.append(
         (
             f"{present('originalTimestamp')} AND NOT {present('timestamp')}",
-            F.MISSING_PROPERTY,
+            MISSING_PROPERTY,
             "timestamp",
             "property 'timestamp' is required when 'originalTimestamp' is present",
         )
@@ -105,7 +125,7 @@ def _audit_problem() -> str:
     """SQL: the problem struct of `audit` (json_audit's [path, message]), else NULL."""
     path, message = "json_extract_string(audit, '$[0]')", "json_extract_string(audit, '$[1]')"
     return (
-        f"CASE WHEN audit IS NOT NULL THEN {{'reason': {qs(F.INVALID_VALUE)}, "
+        f"CASE WHEN audit IS NOT NULL THEN {{'reason': {qs(INVALID_VALUE)}, "
         f"'field': {path}, 'message': {message}}} END"
     )
 
@@ -120,40 +140,40 @@ def problem_sql(max_depth: int = MAX_DEPTH) -> str:
     not one per leaf (most events carry a few of the 14 sections). Values no reader can
     hold (`json_audit`) come first: the other checks read the values.
     """
-    leaves = J.event_leaves()
+    leaves = event_leaves()
     paths = ["", *(leaf.path for leaf in leaves)]  # t[1] is the type of the event itself
     position = {p: i for i, p in enumerate(paths, 1)}
     by_path = {leaf.path: leaf for leaf in leaves}
 
-    def jtype(leaf: J.Leaf) -> str:
+    def jtype(leaf: Leaf) -> str:
         return f"t[{position[leaf.path]}]"
 
-    def value(leaf: J.Leaf) -> str:
-        return J.struct_access("v", leaf.path)
+    def value(leaf: Leaf) -> str:
+        return struct_access("v", leaf.path)
 
     def present(path: str) -> str:
-        return J.is_present(jtype(by_path[path]))
+        return is_present(jtype(by_path[path]))
 
     type_leaf = by_path["type"]
     type_cases = [
-        (f"NOT {present('type')}", F.MISSING_PROPERTY, "type", "property 'type' is required"),
-        *J.problem_cases([type_leaf], jtype, value),
+        (f"NOT {present('type')}", MISSING_PROPERTY, "type", "property 'type' is required"),
+        *problem_cases([type_leaf], jtype, value),
     ]
-    parts = [_audit_problem(), J.first_problem(type_cases)]
-    parts += J.grouped_problems([leaf for leaf in leaves if leaf is not type_leaf], jtype, value)
-    parts.append(J.first_problem(_rule_cases(present, lambda path: value(by_path[path]))))
+    parts = [_audit_problem(), first_problem(type_cases)]
+    parts += grouped_problems([leaf for leaf in leaves if leaf is not type_leaf], jtype, value)
+    parts.append(first_problem(_rule_cases(present, lambda path: value(by_path[path]))))
     problem = "coalesce(\n      " + ",\n      ".join(parts) + ")"
-    not_object = f"{{'reason': {qs(F.INVALID_EVENT)}, 'field': NULL::VARCHAR, 'message': 'the event must be a JSON object'}}"
-    received = J.valid_timestamp(value(by_path["receivedAt"]))
+    not_object = f"{{'reason': {qs(INVALID_EVENT)}, 'field': NULL::VARCHAR, 'message': 'the event must be a JSON object'}}"
+    received = valid_timestamp(value(by_path["receivedAt"]))
     # Most leaves only have their JSON type checked: the values read are a fraction.
     read = [leaf for leaf in leaves if _reads(problem + received, value(leaf))]
     return f"""
         WITH x AS (
-          SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {J.transform_spec(read)}) END AS v,
+          SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {transform_spec(read)}) END AS v,
                  CASE WHEN t[1] = 'OBJECT' AND (suspect OR {deep_sql("payload", max_depth)})
                       THEN json_audit(payload, {int(max_depth)}) END AS audit,
-                 CASE WHEN t[1] = 'OBJECT' THEN {J.object_keys("payload", _KEYED_OBJECTS)} END AS keys
-          FROM (SELECT *, {J.types_list("payload", paths)} AS t FROM validate_input))
+                 CASE WHEN t[1] = 'OBJECT' THEN {object_keys("payload", _KEYED_OBJECTS)} END AS keys
+          FROM (SELECT *, {types_list("payload", paths)} AS t FROM validate_input))
         SELECT line, "index",
                CASE WHEN t[1] IS DISTINCT FROM 'OBJECT' THEN {not_object} ELSE {problem} END AS problem,
                coalesce(received_at, {received}) AS failure_received_at, keys
@@ -201,11 +221,11 @@ class EventValidator:
             problem = pc.coalesce(twice, problem)
         invalid = pc.is_valid(problem)
         if not pc.any(invalid).as_py():
-            return ValidateResult(events, F.empty_failed())
+            return ValidateResult(events, empty_failed())
         checked = events.append_column("problem", problem).append_column(
             "failure_received_at", checked["failure_received_at"]
         )
-        failed = F.failed_rows(
+        failed = failed_rows(
             checked, "payload", self.run_id, self.run_start, received_column="failure_received_at"
         )
         return ValidateResult(events.filter(pc.invert(invalid)), failed)

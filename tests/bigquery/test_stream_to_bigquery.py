@@ -7,8 +7,8 @@ from datetime import timedelta
 from apache_beam.testing.test_stream import TestStream as EventScript
 from apache_beam.utils.timestamp import Timestamp
 
+from eventpipe.io.beam_compat import local_streaming_runner
 from eventpipe.io.bigquery import prepare_tables
-from eventpipe.pipelines.stream_pipeline import local_streaming_runner
 
 from stream_support import T0, make_event, make_message, run_test_stream, timestamped
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from eventpipe.io.beam_compat import local_streaming_runner
 from eventpipe.io.pubsub_emulator import EMULATOR, PubSubEmulator
-from eventpipe.pipelines.stream_pipeline import local_streaming_runner
 
 from stream_support import T0
 
@@ -24,7 +24,7 @@ def pubsub_emulator() -> Iterator[PubSubEmulator]:
 
 @pytest.fixture(scope="session", autouse=True)
 def local_runner() -> Iterator[None]:
-    """The fixes the local streaming runner needs (see stream_pipeline.local_streaming_runner)."""
+    """The fixes the local streaming runner needs (see io.beam_compat)."""
     with local_streaming_runner():
         yield
 

@@ -12,7 +12,7 @@ from apache_beam.testing.test_stream import TestStream as EventScript
 from apache_beam.utils.timestamp import Timestamp
 
 from eventpipe.identity.graph import KPID_MAP_SCHEMA
-from eventpipe.transforms.streaming_stages import _AttachKpidFn
+from eventpipe.transforms.stages import _StitchFn
 
 from stream_support import T0, make_event, make_message, run_test_stream, timestamped
 
@@ -159,7 +159,7 @@ def test_the_kpid_map_is_reread_when_stream_time_passes_the_refresh_period(tmp_p
 
     events = Stages().run_tables(['{"type":"identify","userId":"u1","messageId":"m"}'])[0]
     path = tmp_path / "identity" / "kpid_map.parquet"
-    fn = _AttachKpidFn(str(tmp_path), refresh_s=60)
+    fn = _StitchFn(str(tmp_path), refresh_us=60_000_000)
     fn.setup()
 
     def kpid_at(seconds: float) -> str | None:
