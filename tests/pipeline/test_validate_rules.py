@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import orjson
+import pyarrow as pa
 import pytest
 
-from pipeline_support import make_event
+from eventpipe.transforms.duck import connect
+from eventpipe.transforms.parse import RECORDS_SCHEMA
+from eventpipe.transforms.validate import EventValidator
+
+from pipeline_support import RUN_START, Stages, make_event
 
 # (case, event, reason, field) — field None means the event is valid.
 CASES = [
@@ -324,3 +330,59 @@ def test_failed_event_keeps_its_payload_and_position(stages):
         failure["message"]
         == "property 'type' must be one of alias, identify, group, page, screen, track"
     )
+
+
+def test_every_rule_in_one_chunk():
+    """The whole table as one chunk, in a fresh session (the validator plans its SQL once):
+    each event gets its own verdict, whatever its neighbours are."""
+    out = Stages().run(*(event for _, event, _, _ in CASES))
+    assert out.read == len(CASES)
+    failed = {f["line"]: f for f in out.failed}
+    for line, (case, _, reason, field) in enumerate(CASES, 1):
+        got = failed.get(line)
+        assert (got and (got["reason"], got["field"])) == (reason and (reason, field)), case
+        assert got is None or f"'{field}'" in got["message"], case
+    assert len(out.events) == sum(reason is None for _, _, reason, _ in CASES)
+
+
+def test_a_key_twice_does_not_hide_the_other_events_problems():
+    """A key twice is the first problem of its event only: the chunk's other events keep theirs."""
+    twice = '{"type": "track", "type": "page", "event": "E", "anonymousId": "a"}'
+    out = Stages().run(twice, make_event(type=5), make_event(), make_event(event=""))
+    assert [(f["line"], f["reason"], f["field"], f["message"]) for f in out.failed] == [
+        (1, "invalid_json", "type", "the event has the key 'type' more than once"),
+        (2, "invalid_type", "type", "property 'type' must be a string"),
+        (4, "invalid_value", "event", "property 'event' cannot be empty"),
+    ]
+    assert len(out.events) == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "received"),
+    [
+        (make_event(type="view", receivedAt="2026-11-20T09:30:00Z"), "2026-11-20T09:30:00+00:00"),
+        (make_event(type="view"), RUN_START.isoformat()),
+    ],
+    ids=["the event's receivedAt", "else the run's start"],
+)
+def test_a_failed_row_names_its_run_and_when_it_was_received(event, received):
+    out = Stages().run(event)
+    [failure] = out.failed
+    assert failure["runId"] == "test-run"
+    assert failure["receivedAt"].isoformat() == received
+
+
+def test_a_lower_depth_limit_rejects_shallower_nesting():
+    """max_depth counts levels below the event, whatever the text's suspect flags say."""
+    stages = Stages()
+    validator = EventValidator("t", RUN_START, max_depth=5).bind(connect())
+    deep = {"a": {"b": {"c": {"d": 1}}}}  # the event is level 1: d's object is level 5
+    records = [make_event(properties=deep), make_event(properties={"x": deep})]
+    table = pa.table(
+        [["f"] * 2, [1, 2], [0, 0], [orjson.dumps(r).decode() for r in records]],
+        schema=RECORDS_SCHEMA,
+    )
+    result = validator.validate(stages.parser.parse(table).events)
+    assert result.valid["line"].to_pylist() == [1]
+    assert result.failed["field"].to_pylist() == ["properties"]
+    assert "deeper than 5 levels" in result.failed["message"][0].as_py()
