@@ -332,9 +332,33 @@ def test_failed_event_keeps_its_payload_and_position(stages):
     )
 
 
+# The full message of some cases (seed 000's wording), checked in `test_every_rule_in_one_chunk`.
+MESSAGES = {
+    "unknown type": "property 'type' must be one of alias, identify, group, page, screen, track",
+    "missing type": "property 'type' is required",
+    "timestamp not a datetime": "property 'timestamp' must be an ISO 8601 datetime with a year"
+    " in 1..9999 and a UTC offset within +-14:00",
+    "density 9.995 rounds to 10": "property 'context.screen.density' must be a finite number"
+    " below 10 after rounding half-up to 2 decimals",
+    "screen width 0": "property 'context.screen.width' must be an integer in [1, 32767]",
+    "connectionId beyond int32": "property 'connectionId' must be an integer in"
+    " [-2147483648, 2147483647]",
+    "session id beyond int64": "property 'context.session.id' must be an integer in"
+    " [-9223372036854775808, 9223372036854775807]",
+    "event on page": "property 'event' is not permitted for a page event",
+    "identify without userId": "property 'userId' is required for an identify event",
+    "no anonymousId nor userId": "either 'anonymousId' or 'userId' is required",
+    "originalTimestamp without timestamp": "property 'timestamp' is required when"
+    " 'originalTimestamp' is present",
+    "empty event": "property 'event' cannot be empty",
+    "properties an array": "property 'properties' must be a JSON object",
+}
+
+
 def test_every_rule_in_one_chunk():
     """The whole table as one chunk, in a fresh session (the validator plans its SQL once):
     each event gets its own verdict, whatever its neighbours are."""
+    assert set(MESSAGES) <= {case for case, *_ in CASES}
     out = Stages().run(*(event for _, event, _, _ in CASES))
     assert out.read == len(CASES)
     failed = {f["line"]: f for f in out.failed}
@@ -342,6 +366,7 @@ def test_every_rule_in_one_chunk():
         got = failed.get(line)
         assert (got and (got["reason"], got["field"])) == (reason and (reason, field)), case
         assert got is None or f"'{field}'" in got["message"], case
+        assert case not in MESSAGES or got["message"] == MESSAGES[case]
     assert len(out.events) == sum(reason is None for _, _, reason, _ in CASES)
 
 
