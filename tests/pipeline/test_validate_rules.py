@@ -411,3 +411,35 @@ def test_a_lower_depth_limit_rejects_shallower_nesting():
     assert result.valid["line"].to_pylist() == [1]
     assert result.failed["field"].to_pylist() == ["properties"]
     assert "deeper than 5 levels" in result.failed["message"][0].as_py()
+
+
+_BEYOND_64 = "is an integer beyond 64 bits (JSON readers would round it)"
+_LONG = "1" + "0" * 45 + "e999"
+# (case, properties as JSON text, field or None when valid, what the message says of it)
+AUDIT_CASES = [
+    ("literals next to a long integer", '{"n": 1234567890123456789, "t": true, "f": false, "z": null}', None, None),
+    ("uint64 max", '{"n": 18446744073709551615}', None, None),
+    ("zero with a big exponent", '{"x": 0e-400, "y": 0E-400, "w": 0.0e-999}', None, None),
+    ("2**64", '{"n": 18446744073709551616}', "properties.n", _BEYOND_64),
+    ("below int64 min", '{"n": -9223372036854775809}', "properties.n", _BEYOND_64),
+    ("after a literal in an array", '{"x": [true, 12345678901234567890123]}', "properties.x[1]", _BEYOND_64),
+    ("underflow", '{"x": 1e-400}', "properties.x", "is a number outside the range of a double (1e-400)"),
+    ("underflow, capital E", '{"x": 1E-400}', "properties.x", "is a number outside the range of a double (1E-400)"),
+    ("overflow in a nested object", '{"a": [1, {"b": 1e999}]}', "properties.a[1].b", "is a number outside the range of a double (1e999)"),
+    ("a long number is cut to 40 characters", '{"x": ' + _LONG + "}", "properties.x", f"is a number outside the range of a double ({_LONG[:40]})"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "properties", "field", "says"), AUDIT_CASES, ids=[c[0] for c in AUDIT_CASES]
+)
+def test_values_no_reader_can_hold(stages, case, properties, field, says):
+    """No value that is not finite, beyond a double or 64 bits: rejected with its path."""
+    event = orjson.dumps(make_event(properties={})).decode()
+    out = stages.run(event.replace('"properties":{}', f'"properties":{properties}'))
+    if field is None:
+        assert (out.failed, len(out.events)) == ([], 1)
+    else:
+        [failure] = out.failed
+        assert (failure["reason"], failure["field"]) == ("invalid_value", field)
+        assert failure["message"] == f"property '{field}' {says}"
