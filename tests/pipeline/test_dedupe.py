@@ -20,7 +20,7 @@ from eventpipe.transforms import dedupe
 from eventpipe.transforms.duck import connect
 from eventpipe.transforms.failures import FAILED_SCHEMA
 
-from pipeline_support import make_event
+from pipeline_support import Stages, make_event
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -300,3 +300,33 @@ def test_failed_rows_stored_once(tmp_path, case, stored, staged, kept, dropped):
             assert not Path(path).exists()
         else:
             assert pq.read_table(path).to_pylist() == _failed_table(rows).to_pylist()
+
+
+def test_the_keys_of_staged_and_stored_events():
+    """A staged event's key carries what the survivor rule reads; a stored one is `existing`."""
+    record = {
+        "receivedAt": "2026-11-20T10:00:00Z",
+        "batch": [make_event(), make_event(messageId="m2")],
+    }
+    events, _, _ = Stages().run_tables(["{}", orjson.dumps(record).decode()])
+    got = dedupe.event_keys(events)
+    assert got.schema == dedupe.KEY_SCHEMA
+    assert got.to_pylist() == [
+        {"connectionId": 1, "messageId": m, "existing": False,
+         "receivedAt": datetime(2026, 11, 20, 10, tzinfo=UTC), "source": "test.jsonl",
+         "line": 2, "index": i, "file": None, "row": i}
+        for i, m in enumerate(["msg-1", "m2"])
+    ]  # fmt: skip
+    files = pa.array(["date=2026-11-20/a.parquet"] * 2).dictionary_encode()
+    placed = dedupe.event_keys(events, files, pa.array([7, 8], pa.int32()))
+    assert placed["file"].to_pylist() == ["date=2026-11-20/a.parquet"] * 2
+    assert placed["row"].to_pylist() == [7, 8]
+    stored = dedupe.existing_keys(events.select(["connectionId", "messageId"]))
+    assert stored.schema == dedupe.KEY_SCHEMA
+    assert stored.to_pylist()[0] == {
+        "connectionId": 1, "messageId": "msg-1", "existing": True, "receivedAt": None,
+        "source": None, "line": None, "index": None, "file": None, "row": None,
+    }  # fmt: skip
+    assert dict(dedupe.duplicate_rows(connect(), pa.concat_tables([stored, placed]))) == {
+        "date=2026-11-20/a.parquet": [7, 8]
+    }
