@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from eventpipe.io.failed_dedupe import drop_stored_failed
+from eventpipe.io.failed_dedupe import KEY_COLUMNS, _read, drop_stored_failed
 from eventpipe.io.lake import FAILED, write_parquet
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
@@ -330,3 +330,22 @@ def test_the_keys_of_staged_and_stored_events():
     assert dict(dedupe.duplicate_rows(connect(), pa.concat_tables([stored, placed]))) == {
         "date=2026-11-20/a.parquet": [7, 8]
     }
+
+
+def test_a_bucket_of_one_key_keeps_it():
+    [(bucket, part)] = list(
+        dedupe.split_by_bucket(connect(), keys((1, "a", NEW, 0, "f", 1, "x", 0)), 7)
+    )
+    assert 0 <= bucket < 7
+    assert part.to_pylist() == keys((1, "a", NEW, 0, "f", 1, "x", 0)).to_pylist()
+
+
+def test_only_the_keys_of_the_runs_sources_are_read_from_the_lake(tmp_path):
+    """failed_dedupe reads the lake's failed rows of the run's sources only, key columns only."""
+    path = str(tmp_path / "failed.parquet")
+    write_parquet(_failed_table([_A, ("b.jsonl", 1, 0, 5), _B]), path, False)
+    assert (
+        _read(path, ["a.jsonl"]).to_pylist()
+        == _failed_table([_A, _B]).select(KEY_COLUMNS).to_pylist()
+    )
+    assert _read(path).num_rows == 3
