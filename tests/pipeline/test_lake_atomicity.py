@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -185,15 +187,25 @@ def test_a_visible_event_file_always_has_its_archive(tmp_path, monkeypatch):
     marker = tmp_path / "paused"
     monkeypatch.setenv(L.PAUSE_AT, "commit-renamed-first")
     monkeypatch.setenv(L.PAUSE_FILE, str(marker))
-    commit = threading.Thread(target=L.commit_files, args=(str(lake), "run1", pairs))
+    commit = threading.Thread(
+        target=L.commit_files, args=(str(lake), "run1", pairs), kwargs={"counts": {"written": 1}}
+    )
     commit.start()
     while not marker.exists():
         assert commit.is_alive(), "the commit ended without pausing"
         time.sleep(0.01)
     visible = sorted(p.relative_to(lake).parts[0] for p in lake.glob("*/*/*.parquet"))
+    journal = json.loads((lake / L.STAGING / "run1" / L.COMMITTING).read_text())
     marker.unlink()
     commit.join()
     assert visible == ["raw"]
+    # The journal a recovery would complete: raw first, and the counts for the ledger.
+    assert journal == {
+        "run": "run1",
+        "add": [list(pairs[2]), list(pairs[0]), list(pairs[1])],
+        "replace": [],
+        "counts": {"written": 1},
+    }
     assert sorted(p.relative_to(lake).parts[0] for p in lake.glob("*/*/*.parquet")) == [
         "events",
         "failed",
@@ -206,3 +218,22 @@ def test_a_run_summary_is_written_to_the_ledger(tmp_path):
     path = L.write_run_summary(str(tmp_path), "run1", {"written": 3, "when": datetime(2026, 1, 1)})
     assert path == str(tmp_path / L.RUNS / "run1.json")
     assert json.loads(Path(path).read_text()) == {"written": 3, "when": "2026-01-01 00:00:00"}
+
+
+def test_a_run_id_is_its_start_time_then_a_random_suffix():
+    run_id = L.time_ordered_id(datetime(2026, 12, 4, 4, 49, 6, 999, tzinfo=UTC))
+    assert re.fullmatch(r"20261204T044906000999Z-[0-9a-f]{6}", run_id), run_id
+
+
+def test_lake_files_are_zstd_with_dictionaries_only_where_values_repeat(tmp_path):
+    """Failed and raw rows: the record texts are not dictionary-encoded, the rest is."""
+    failed = pa.table({"reason": ["invalid_value"] * 3, "raw": ["a", "b", "c"]})
+    path = str(tmp_path / "failed" / "date=2026-01-01" / "0.parquet")
+    L.write_parquet(failed, path, event_table=False)
+    chunks = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(2)}
+    assert "RLE_DICTIONARY" in encodings["reason"]
+    assert "RLE_DICTIONARY" not in encodings["raw"]
+    assert {chunks.column(i).compression for i in range(2)} == {"ZSTD"}
+    assert L.read_parquet(path, ["raw"]).to_pylist() == [{"raw": r} for r in "abc"]
+    assert L.read_parquet(path).equals(failed)
