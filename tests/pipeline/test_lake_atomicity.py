@@ -239,38 +239,6 @@ def test_lake_files_are_zstd_with_dictionaries_only_where_values_repeat(tmp_path
     assert L.read_parquet(path).equals(failed)
 
 
-def test_a_commit_swaps_whole_partitions_one_at_a_time(tmp_path, monkeypatch):
-    """`replace` partitions (compaction, reprocess) are swapped whole, in journal order."""
-    lake = tmp_path / "lake"
-    swaps = []
-    for day in ("2026-01-01", "2026-01-02"):
-        final = lake / "events" / f"date={day}"
-        final.mkdir(parents=True)
-        (final / "old.parquet").write_bytes(b"PAR1")
-        staged = lake / L.STAGING / "run1" / "swap" / f"date={day}"
-        staged.mkdir(parents=True)
-        (staged / "new.parquet").write_bytes(b"PAR1")
-        swaps.append((str(staged), str(final)))
-    marker = tmp_path / "paused"
-    monkeypatch.setenv(L.PAUSE_AT, "commit-swapped-first")
-    monkeypatch.setenv(L.PAUSE_FILE, str(marker))
-    commit = threading.Thread(target=L.commit_files, args=(str(lake), "run1", [], swaps))
-    commit.start()
-    while not marker.exists():
-        assert commit.is_alive(), "the commit ended without pausing"
-        time.sleep(0.01)
-
-    def names(day: str) -> list[str]:
-        return sorted(p.name for p in (lake / "events" / f"date={day}").glob("*.parquet"))
-
-    halfway = names("2026-01-01"), names("2026-01-02")
-    marker.unlink()
-    commit.join()
-    assert halfway == (["new.parquet"], ["old.parquet"])
-    assert (names("2026-01-01"), names("2026-01-02")) == (["new.parquet"], ["new.parquet"])
-    assert not (lake / L.STAGING / "run1").exists()
-
-
 def test_recovery_goes_on_past_a_live_run_and_records_a_marker_without_job(tmp_path):
     """Every abandoned run is handled, whatever is sorted before it."""
     _stage(tmp_path, "a-live", os.getpid(), ["a.parquet"])
