@@ -6,6 +6,7 @@ import os
 import uuid
 from datetime import datetime
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -275,3 +276,29 @@ def test_build_from_lake_files_and_stitch_a_partition(con, tmp_path):
     assert stitched.drop_columns(["kpid"]).equals(partition.drop_columns(["kpid"]))
     alice = str(uuid.uuid5(KPID_NAMESPACE, "alice"))
     assert stitched["kpid"].to_pylist() == [alice, alice]  # the page view before login too
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "memory", "threads"),
+    [({}, "1GB", 2), ({"memory_limit": "300MB", "threads": 1}, "300MB", 1)],
+    ids=["defaults", "given"],
+)
+def test_the_build_session_is_bounded_and_spills_to_disk(tmp_path, kwargs, memory, threads):
+    """The identity build's session: a memory limit, its threads, a spill folder on disk."""
+    session = identity_connection(**kwargs)
+
+    def setting(name: str) -> object:
+        return session.execute(f"SELECT current_setting('{name}')").fetchone()[0]
+
+    limit = duckdb.connect(config={"memory_limit": memory}).execute(
+        "SELECT current_setting('memory_limit')"
+    )
+    assert setting("memory_limit") == limit.fetchone()[0]
+    assert setting("threads") == threads
+    assert setting("preserve_insertion_order") is False
+    spill = setting("temp_directory")
+    assert os.path.isdir(spill) and os.path.basename(spill).startswith("eventpipe-identity-")
+    given = identity_connection(temp_directory=str(tmp_path / "spill"), **kwargs)
+    assert given.execute("SELECT current_setting('temp_directory')").fetchone()[0] == str(
+        tmp_path / "spill"
+    )
