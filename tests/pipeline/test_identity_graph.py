@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventpipe.identity import assign_kpids, build_identity, identity_connection, store
-from eventpipe.identity.graph import TABLES
+from eventpipe.identity.graph import KPID_MAP_SCHEMA, TABLES
 from eventpipe.identity.rules_sql import kpid_digest_sql, placeholder_macros, uuid5_sql
 from eventpipe.identity.store import (
     read_identity,
@@ -302,3 +302,27 @@ def test_the_build_session_is_bounded_and_spills_to_disk(tmp_path, kwargs, memor
     assert given.execute("SELECT current_setting('temp_directory')").fetchone()[0] == str(
         tmp_path / "spill"
     )
+
+
+def test_a_build_reports_its_counts_and_steps_and_keeps_only_its_outputs(tmp_path):
+    """Intermediate tables are dropped once used (bounded memory); the counts and step
+    times go to the job's summary."""
+    session = identity_connection(temp_directory=str(tmp_path))
+    rows = events_of_links(
+        events(track("dev", "alice", 1), identify("dev", "bob", 2), alias("old", "alice", 3))
+    )
+    result = build_identity(session, table_of(rows))
+    assert result.counts == {
+        "links": 3, "alias_nodes": 2, "users": 3, "aliases": 1, "conflicts": 1,
+        "anonymous": 1, "kpid_map": 4,
+    }  # fmt: skip
+    assert list(result.seconds) == ["links", "users_and_aliases", "alias_components", "profiles"]
+    assert all(0 <= s < 3600 for s in result.seconds.values())
+    kept = session.execute(
+        "SELECT table_name FROM duckdb_tables() UNION ALL "
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+    ).fetchall()
+    assert [name for (name,) in kept] == sorted(
+        [f"ep_{name}" for name in TABLES] + ["ep_first_user"]
+    )
+    assert result.table("kpid_map").schema == KPID_MAP_SCHEMA
