@@ -304,7 +304,7 @@ def test_the_build_session_is_bounded_and_spills_to_disk(tmp_path, kwargs, memor
     )
 
 
-def test_a_build_reports_its_counts_and_steps_and_keeps_only_its_outputs(tmp_path):
+def test_a_build_reports_its_counts_and_steps_and_keeps_only_its_outputs(tmp_path, caplog):
     """Intermediate tables are dropped once used (bounded memory); the counts and step
     times go to the job's summary."""
     session = identity_connection(temp_directory=str(tmp_path))
@@ -326,3 +326,8 @@ def test_a_build_reports_its_counts_and_steps_and_keeps_only_its_outputs(tmp_pat
         [f"ep_{name}" for name in TABLES] + ["ep_first_user"]
     )
     assert result.table("kpid_map").schema == KPID_MAP_SCHEMA
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "eventpipe.identity.graph"]
+    assert logged == (
+        f"identity graph: {result.counts}; alias components in {result.rounds} rounds; "
+        f"seconds {result.seconds}"
+    )
