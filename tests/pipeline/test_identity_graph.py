@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from datetime import datetime
@@ -307,6 +308,7 @@ def test_the_build_session_is_bounded_and_spills_to_disk(tmp_path, kwargs, memor
 def test_a_build_reports_its_counts_and_steps_and_keeps_only_its_outputs(tmp_path, caplog):
     """Intermediate tables are dropped once used (bounded memory); the counts and step
     times go to the job's summary."""
+    caplog.set_level(logging.INFO, logger="eventpipe.identity.graph")
     session = identity_connection(temp_directory=str(tmp_path))
     rows = events_of_links(
         events(track("dev", "alice", 1), identify("dev", "bob", 2), alias("old", "alice", 3))
