@@ -358,3 +358,17 @@ def test_density_that_decimal_3_2_cannot_hold_is_rejected(stages, text, says):
     [failure] = out.failed
     assert (failure["reason"], failure["field"]) == ("invalid_batch", "context.screen.density")
     assert says in failure["message"] and out.events == []
+
+
+@pytest.mark.parametrize(
+    ("event_context", "batch_context", "session"),
+    [
+        ({}, {"sessionId": 5, "sessionStart": True}, {"id": 5, "start": True}),
+        ({"sessionId": 6}, {"sessionId": 5, "sessionStart": True}, {"id": 6, "start": True}),
+        ({}, {"session": {"id": 7}, "sessionId": 5}, {"id": 7, "start": None}),
+    ],
+)
+def test_session_aliases_of_the_batch_context(stages, event_context, batch_context, session):
+    """The event's value, its alias in the event, the batch's, then its alias in the batch."""
+    record = {"batch": [make_event(context=event_context)], "context": batch_context}
+    assert one(stages, record)["context"]["session"] == session
