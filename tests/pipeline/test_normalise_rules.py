@@ -200,6 +200,10 @@ def test_clock_and_ip_rules_in_one_chunk():
     for row, (case, *_, r, s, o, t) in zip(clock, CLOCK_CASES, strict=True):
         assert clock_of(row) == (at(r), at(s), at(o), at(t)), case
     assert [(r["context"] or {}).get("ip") for r in ip] == [c[2] for c in IP_CASES]
+    # JSON sections are stored as text: the event's own, traits `{}` by default.
+    assert {(r["properties"], r["traits"], r["kpid"]) for r in out.events} == {
+        ('{"revenue":12.5}', "{}", None)
+    }
 
 
 def test_without_envelope_received_at_comes_from_the_event_then_sent_at(stages):
