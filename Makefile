@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BQEMU_VENV := $(VENV)/bqemu
 BQEMU_STAMP := $(BQEMU_VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -43,5 +43,26 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py --events 500000
 
+# Mutation testing of the rule modules ([tool.mutmut] in pyproject.toml), one module at a
+# time (2 workers); results are kept in mutants/ and only changed functions re-run.
+MUTATE_MODULES ?= transforms.validate transforms.json_leaves transforms.event_rules \
+	transforms.json_audit transforms.normalise transforms.context_merge transforms.dedupe \
+	io.failed_dedupe transforms.identity_rules identity.graph io.lake io.lake_lock
+MUTATE_STAMP := $(VENV)/.mutate-installed
+
+$(MUTATE_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	@for m in $(MUTATE_MODULES); do \
+	  start=$$(date +%s); \
+	  $(BIN)/mutmut run --max-children 2 "eventpipe.$$m.*" > /dev/null 2>&1 || exit 1; \
+	  echo "eventpipe.$$m: $$(( $$(date +%s) - start ))s"; \
+	done
+	@$(BIN)/mutmut results --all true 2>/dev/null | sed -E 's/^ *(eventpipe[^ǁ]*)\.x(ǁ|_).*: (.*)$$/\1 \3/' | \
+	  awk '{n[$$1]++; k[$$1]+=($$2=="killed"||$$2=="timeout")} END {for (m in n) \
+	  printf "%-36s %4d mutants %4d killed %5.1f%%\n", m, n[m], k[m], 100*k[m]/n[m]}' | sort
+
 clean:
-	rm -rf $(VENV) demo-data lake .pytest_cache
+	rm -rf $(VENV) demo-data lake .pytest_cache mutants

@@ -12,12 +12,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from eventpipe.io.failed_dedupe import KEY_COLUMNS, _read, drop_stored_failed
+from eventpipe.io.lake import FAILED, write_parquet
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 from eventpipe.transforms import dedupe
 from eventpipe.transforms.duck import connect
+from eventpipe.transforms.failures import FAILED_SCHEMA
 
-from pipeline_support import make_event
+from pipeline_support import Stages, make_event
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -206,3 +209,143 @@ def test_overlapping_exports_keep_the_copy_received_first(tmp_path):
     )
     assert {m for m, c in stored.items() if c == "monday"} == {f"m-{i}" for i in range(10)}
     assert lake_rows(lake) == [(1, f"m-{i}", 1) for i in sorted(range(15), key=lambda i: f"m-{i}")]
+
+
+def failed_row(source: str, line: int, index: int | None, minute: int, **other) -> dict:
+    """A failed row (FAILED_SCHEMA) of `source`; `other` replaces reason, raw, connectionId."""
+    return {
+        "receivedAt": T0 + timedelta(minutes=minute),
+        "reason": other.get("reason", "invalid_value"),
+        "field": "type",
+        "message": "property 'type' must be one of ...",
+        "source": source,
+        "line": line,
+        "index": index,
+        "connectionId": other.get("connectionId", 1),
+        "raw": other.get("raw", f"{source}:{line}:{index}"),
+        "runId": "run",
+    }
+
+
+# (case, lake rows, staged files (rows each), rows kept per staged file, dropped per reason)
+_A, _B = ("a.jsonl", 1, 0, 5), ("a.jsonl", 2, None, 5)
+FAILED_DEDUPE_CASES = [
+    ("nothing stored: all kept", [], [[_A, _B]], [[_A, _B]], {}),
+    ("a copy in the lake is dropped", [_A], [[_A, _B]], [[_B]], {"invalid_value": 1}),
+    ("a staged file of copies only is deleted", [_A, _B], [[_A, _B]], [None], {"invalid_value": 2}),
+    ("the same record twice in one run: first kept", [], [[_A, _A]], [[_A]], {"invalid_value": 1}),
+    (
+        "the copy of a later staged file is dropped",
+        [],
+        [[_A], [_A]],
+        [[_A], None],
+        {"invalid_value": 1},
+    ),
+    (
+        "received first wins between staged files",
+        [],
+        [[("a.jsonl", 1, 0, 9)], [("a.jsonl", 1, 0, 2)]],
+        [None, [("a.jsonl", 1, 0, 2)]],
+        {"invalid_value": 1},
+    ),
+    ("other source in the lake: kept", [("b.jsonl", 1, 0, 5)], [[_A]], [[_A]], {}),
+    ("other line: kept", [("a.jsonl", 3, 0, 5)], [[_A]], [[_A]], {}),
+    ("other index: kept", [("a.jsonl", 1, 1, 5)], [[_A]], [[_A]], {}),
+    ("null index and index 0 differ", [("a.jsonl", 1, None, 5)], [[_A]], [[_A]], {}),
+    ("other raw (file rewritten): kept", [(*_A, {"raw": "x"})], [[_A]], [[_A]], {}),
+    ("other reason: kept", [(*_A, {"reason": "invalid_type"})], [[_A]], [[_A]], {}),
+    ("other connection: kept", [(*_A, {"connectionId": 2})], [[_A]], [[_A]], {}),
+    (
+        "a copy under another receivedAt is still a copy",
+        [("a.jsonl", 1, 0, 50)],
+        [[_A]],
+        [None],
+        {"invalid_value": 1},
+    ),
+    (
+        "counts by reason",
+        [_A, (*_B, {"reason": "invalid_type"})],
+        [[_A, (*_B, {"reason": "invalid_type"})]],
+        [None],
+        {"invalid_value": 1, "invalid_type": 1},
+    ),
+]
+
+
+def _failed_table(rows: list[tuple]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [failed_row(*r[:4], **(r[4] if len(r) > 4 else {})) for r in rows], FAILED_SCHEMA
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "stored", "staged", "kept", "dropped"),
+    FAILED_DEDUPE_CASES,
+    ids=[c[0] for c in FAILED_DEDUPE_CASES],
+)
+def test_failed_rows_stored_once(tmp_path, case, stored, staged, kept, dropped):
+    """README: a re-run adds no copy of a rejected record the lake holds (failed_dedupe)."""
+    lake = str(tmp_path / "lake")
+    if stored:
+        write_parquet(_failed_table(stored), f"{lake}/{FAILED}/date=2026-11-01/0.parquet", False)
+    write_parquet(  # a lake file of other sources only is read and changes nothing
+        _failed_table([("z.jsonl", 1, 0, 5)]), f"{lake}/{FAILED}/date=2026-11-02/0.parquet", False
+    )
+    paths = [str(tmp_path / f"staged-{n}.parquet") for n in range(len(staged))]
+    for path, rows in zip(paths, staged, strict=True):
+        write_parquet(_failed_table(rows), path, False)
+    assert drop_stored_failed(connect(), lake, reversed(paths)) == dropped
+    for path, rows in zip(paths, kept, strict=True):
+        if rows is None:
+            assert not Path(path).exists()
+        else:
+            assert pq.read_table(path).to_pylist() == _failed_table(rows).to_pylist()
+
+
+def test_the_keys_of_staged_and_stored_events():
+    """A staged event's key carries what the survivor rule reads; a stored one is `existing`."""
+    record = {
+        "receivedAt": "2026-11-20T10:00:00Z",
+        "batch": [make_event(), make_event(messageId="m2")],
+    }
+    events, _, _ = Stages().run_tables(["{}", orjson.dumps(record).decode()])
+    got = dedupe.event_keys(events)
+    assert got.schema == dedupe.KEY_SCHEMA
+    assert got.to_pylist() == [
+        {"connectionId": 1, "messageId": m, "existing": False,
+         "receivedAt": datetime(2026, 11, 20, 10, tzinfo=UTC), "source": "test.jsonl",
+         "line": 2, "index": i, "file": None, "row": i}
+        for i, m in enumerate(["msg-1", "m2"])
+    ]  # fmt: skip
+    files = pa.array(["date=2026-11-20/a.parquet"] * 2).dictionary_encode()
+    placed = dedupe.event_keys(events, files, pa.array([7, 8], pa.int32()))
+    assert placed["file"].to_pylist() == ["date=2026-11-20/a.parquet"] * 2
+    assert placed["row"].to_pylist() == [7, 8]
+    stored = dedupe.existing_keys(events.select(["connectionId", "messageId"]))
+    assert stored.schema == dedupe.KEY_SCHEMA
+    assert stored.to_pylist()[0] == {
+        "connectionId": 1, "messageId": "msg-1", "existing": True, "receivedAt": None,
+        "source": None, "line": None, "index": None, "file": None, "row": None,
+    }  # fmt: skip
+    assert dict(dedupe.duplicate_rows(connect(), pa.concat_tables([stored, placed]))) == {
+        "date=2026-11-20/a.parquet": [7, 8]
+    }
+
+
+def test_a_bucket_of_one_key_keeps_it():
+    [(bucket, part)] = list(
+        dedupe.split_by_bucket(connect(), keys((1, "a", NEW, 0, "f", 1, "x", 0)), 7)
+    )
+    assert 0 <= bucket < 7
+    assert part.to_pylist() == keys((1, "a", NEW, 0, "f", 1, "x", 0)).to_pylist()
+
+
+def test_only_the_keys_of_the_runs_sources_are_read_from_the_lake(tmp_path):
+    """failed_dedupe reads the lake's failed rows of the run's sources only, key columns only."""
+    path = str(tmp_path / "failed.parquet")
+    write_parquet(_failed_table([_A, ("b.jsonl", 1, 0, 5), _B]), path, False)
+    assert (
+        _read(path, ["a.jsonl"]).to_pylist()
+        == _failed_table([_A, _B]).select(KEY_COLUMNS).to_pylist()
+    )
+    assert _read(path).num_rows == 3

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from datetime import datetime
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventpipe.identity import assign_kpids, build_identity, identity_connection, store
-from eventpipe.identity.graph import TABLES
+from eventpipe.identity.graph import KPID_MAP_SCHEMA, TABLES
 from eventpipe.identity.rules_sql import kpid_digest_sql, placeholder_macros, uuid5_sql
 from eventpipe.identity.store import (
     read_identity,
@@ -275,3 +277,59 @@ def test_build_from_lake_files_and_stitch_a_partition(con, tmp_path):
     assert stitched.drop_columns(["kpid"]).equals(partition.drop_columns(["kpid"]))
     alice = str(uuid.uuid5(KPID_NAMESPACE, "alice"))
     assert stitched["kpid"].to_pylist() == [alice, alice]  # the page view before login too
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "memory", "threads"),
+    [({}, "1GB", 2), ({"memory_limit": "300MB", "threads": 1}, "300MB", 1)],
+    ids=["defaults", "given"],
+)
+def test_the_build_session_is_bounded_and_spills_to_disk(tmp_path, kwargs, memory, threads):
+    """The identity build's session: a memory limit, its threads, a spill folder on disk."""
+    session = identity_connection(**kwargs)
+
+    def setting(name: str) -> object:
+        return session.execute(f"SELECT current_setting('{name}')").fetchone()[0]
+
+    limit = duckdb.connect(config={"memory_limit": memory}).execute(
+        "SELECT current_setting('memory_limit')"
+    )
+    assert setting("memory_limit") == limit.fetchone()[0]
+    assert setting("threads") == threads
+    assert setting("preserve_insertion_order") is False
+    spill = setting("temp_directory")
+    assert os.path.isdir(spill) and os.path.basename(spill).startswith("eventpipe-identity-")
+    given = identity_connection(temp_directory=str(tmp_path / "spill"), **kwargs)
+    assert given.execute("SELECT current_setting('temp_directory')").fetchone()[0] == str(
+        tmp_path / "spill"
+    )
+
+
+def test_a_build_reports_its_counts_and_steps_and_keeps_only_its_outputs(tmp_path, caplog):
+    """Intermediate tables are dropped once used (bounded memory); the counts and step
+    times go to the job's summary."""
+    caplog.set_level(logging.INFO, logger="eventpipe.identity.graph")
+    session = identity_connection(temp_directory=str(tmp_path))
+    rows = events_of_links(
+        events(track("dev", "alice", 1), identify("dev", "bob", 2), alias("old", "alice", 3))
+    )
+    result = build_identity(session, table_of(rows))
+    assert result.counts == {
+        "links": 3, "alias_nodes": 2, "users": 3, "aliases": 1, "conflicts": 1,
+        "anonymous": 1, "kpid_map": 4,
+    }  # fmt: skip
+    assert list(result.seconds) == ["links", "users_and_aliases", "alias_components", "profiles"]
+    assert all(0 <= s < 3600 for s in result.seconds.values())
+    kept = session.execute(
+        "SELECT table_name FROM duckdb_tables() UNION ALL "
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+    ).fetchall()
+    assert [name for (name,) in kept] == sorted(
+        [f"ep_{name}" for name in TABLES] + ["ep_first_user"]
+    )
+    assert result.table("kpid_map").schema == KPID_MAP_SCHEMA
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "eventpipe.identity.graph"]
+    assert logged == (
+        f"identity graph: {result.counts}; alias components in {result.rounds} rounds; "
+        f"seconds {result.seconds}"
+    )

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from eventpipe.io import lake as L
 from eventpipe.jobs.cli import main
@@ -131,3 +137,130 @@ def test_ids_of_runs_started_within_one_second_sort_in_start_order():
         ids = [L.time_ordered_id(t) for t in [first, *later]]
         assert sorted(ids) == ids
         assert len(set(ids)) == len(ids)
+
+
+# (case, journal: None | "list" (older form) | "dict", owner: "dead" | "live" | "other host",
+#  dry_run) -> (notes, staging kept, files visible after)
+RECOVERY_CASES = [
+    ("dead, no journal", None, "dead", False, ["removed the staged files of abandoned run r"], False, 0),
+    ("dead, journal", "dict", "dead", False, ["completed the commit of interrupted run r"], False, 2),
+    ("dead, older journal", "list", "dead", False, ["completed the commit of interrupted run r"], False, 2),
+    ("dry run, no journal", None, "dead", True, ["would have removed the staged files of abandoned run r"], True, 0),
+    ("dry run, journal", "dict", "dead", True, ["would have completed the commit of interrupted run r"], True, 0),
+    ("live run", "dict", "live", False, [], True, 0),
+    ("run of another host", "dict", "other host", False, [], True, 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "journal", "owner", "dry_run", "notes", "kept", "visible"),
+    RECOVERY_CASES,
+    ids=[c[0] for c in RECOVERY_CASES],
+)
+def test_recovery_of_abandoned_runs(tmp_path, case, journal, owner, dry_run, notes, kept, visible):
+    pid = os.getpid() if owner == "live" else _dead_pid()
+    pairs = _stage(tmp_path, "r", pid, ["a.parquet", "b.parquet"])
+    host = "elsewhere" if owner == "other host" else os.uname().nodename
+    running = {"host": host, "pid": pid, "job": "import"}
+    (tmp_path / L.STAGING / "r" / L.RUNNING).write_text(json.dumps(running))
+    counts = {"written": 2, "failed": 1}
+    if journal:
+        body = pairs if journal == "list" else {"run": "r", "add": pairs, "counts": counts}
+        (tmp_path / L.STAGING / "r" / L.COMMITTING).write_text(json.dumps(body))
+    assert L.recover_abandoned_runs(str(tmp_path), "by-run", dry_run) == notes
+    assert (tmp_path / L.STAGING / "r").exists() == kept
+    assert len(list(tmp_path.glob("events/*/*.parquet"))) == visible
+    ledger = tmp_path / L.RUNS / "r.json"
+    if visible:  # the recovered commit is in the ledger, with the dead run's counts
+        record = {"run_id": "r", "job": "import", "status": "recovered", "recovered_by": "by-run"}
+        assert json.loads(ledger.read_text()) == record | (counts if journal == "dict" else {})
+    else:
+        assert not ledger.exists()
+
+
+def test_a_run_marks_itself_running_with_its_host_pid_and_job(tmp_path):
+    L.mark_running(str(tmp_path), "run1", "compact")
+    owner = json.loads((tmp_path / L.STAGING / "run1" / L.RUNNING).read_text())
+    assert owner == {"host": socket.gethostname(), "pid": os.getpid(), "job": "compact"}
+    assert L.recover_abandoned_runs(str(tmp_path)) == []
+
+
+def test_a_visible_event_file_always_has_its_archive(tmp_path, monkeypatch):
+    """The commit renames raw files first: paused after its first rename, only raw/ shows."""
+    lake = tmp_path / "lake"
+    pairs = []
+    for table in ("events", "failed", "raw"):
+        staged = lake / L.STAGING / "run1" / table / "date=2026-01-01" / "a.parquet"
+        staged.parent.mkdir(parents=True)
+        staged.write_bytes(b"PAR1")
+        pairs.append((str(staged), str(lake / table / "date=2026-01-01" / "a.parquet")))
+    marker = tmp_path / "paused"
+    monkeypatch.setenv(L.PAUSE_AT, "commit-renamed-first")
+    monkeypatch.setenv(L.PAUSE_FILE, str(marker))
+    commit = threading.Thread(
+        target=L.commit_files, args=(str(lake), "run1", pairs), kwargs={"counts": {"written": 1}}
+    )
+    commit.start()
+    while not marker.exists():
+        assert commit.is_alive(), "the commit ended without pausing"
+        time.sleep(0.01)
+    visible = sorted(p.relative_to(lake).parts[0] for p in lake.glob("*/*/*.parquet"))
+    journal = json.loads((lake / L.STAGING / "run1" / L.COMMITTING).read_text())
+    marker.unlink()
+    commit.join()
+    assert visible == ["raw"]
+    # The journal a recovery would complete: raw first, and the counts for the ledger.
+    assert journal == {
+        "run": "run1",
+        "add": [list(pairs[2]), list(pairs[0]), list(pairs[1])],
+        "replace": [],
+        "counts": {"written": 1},
+    }
+    assert sorted(p.relative_to(lake).parts[0] for p in lake.glob("*/*/*.parquet")) == [
+        "events",
+        "failed",
+        "raw",
+    ]
+    assert not (lake / L.STAGING / "run1").exists()
+
+
+def test_a_run_summary_is_written_to_the_ledger(tmp_path):
+    path = L.write_run_summary(str(tmp_path), "run1", {"written": 3, "when": datetime(2026, 1, 1)})
+    assert path == str(tmp_path / L.RUNS / "run1.json")
+    assert json.loads(Path(path).read_text()) == {"written": 3, "when": "2026-01-01 00:00:00"}
+
+
+def test_a_run_id_is_its_start_time_then_a_random_suffix():
+    run_id = L.time_ordered_id(datetime(2026, 12, 4, 4, 49, 6, 999, tzinfo=UTC))
+    assert re.fullmatch(r"20261204T044906000999Z-[0-9a-f]{6}", run_id), run_id
+
+
+def test_lake_files_are_zstd_with_dictionaries_only_where_values_repeat(tmp_path):
+    """Failed and raw rows: the record texts are not dictionary-encoded, the rest is."""
+    failed = pa.table({"reason": ["invalid_value"] * 3, "raw": ["a", "b", "c"]})
+    path = str(tmp_path / "failed" / "date=2026-01-01" / "0.parquet")
+    L.write_parquet(failed, path, event_table=False)
+    chunks = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(2)}
+    assert "RLE_DICTIONARY" in encodings["reason"]
+    assert "RLE_DICTIONARY" not in encodings["raw"]
+    assert {chunks.column(i).compression for i in range(2)} == {"ZSTD"}
+    assert L.read_parquet(path, ["raw"]).to_pylist() == [{"raw": r} for r in "abc"]
+    assert L.read_parquet(path).equals(failed)
+
+
+def test_recovery_goes_on_past_a_live_run_and_records_a_marker_without_job(tmp_path):
+    """Every abandoned run is handled, whatever is sorted before it."""
+    _stage(tmp_path, "a-live", os.getpid(), ["a.parquet"])
+    _stage(tmp_path, "b-dead", _dead_pid(), ["b.parquet"])
+    pairs = _stage(tmp_path, "c-dead", _dead_pid(), ["c.parquet"])
+    running = {"host": os.uname().nodename, "pid": _dead_pid()}  # written before jobs were named
+    (tmp_path / L.STAGING / "c-dead" / L.RUNNING).write_text(json.dumps(running))
+    (tmp_path / L.STAGING / "c-dead" / L.COMMITTING).write_text(json.dumps(pairs))
+    assert L.recover_abandoned_runs(str(tmp_path)) == [
+        "removed the staged files of abandoned run b-dead",
+        "completed the commit of interrupted run c-dead",
+    ]
+    ledger = json.loads((tmp_path / L.RUNS / "c-dead.json").read_text())
+    assert ledger == {"run_id": "c-dead", "job": "", "status": "recovered", "recovered_by": ""}
+    assert (tmp_path / L.STAGING / "a-live").exists()

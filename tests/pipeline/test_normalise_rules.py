@@ -9,7 +9,7 @@ import pytest
 
 from eventpipe.schemas import arrow_schema
 
-from pipeline_support import RUN_START, make_event
+from pipeline_support import RUN_START, Stages, make_event
 
 
 def at(text: str) -> datetime:
@@ -51,29 +51,33 @@ def test_session_aliases(stages, context, session):
     assert one(stages, make_event(context=context))["context"]["session"] == session
 
 
-@pytest.mark.parametrize(
-    ("event_ip", "request_ip", "stored"),
-    [
-        ("81.2.69.160", "8.8.8.8", "81.2.69.160"),
-        ("0.0.0.0", "8.8.8.8", None),
-        ("255.255.255.255", "81.2.69.160", "81.2.69.160"),
-        ("255.255.255.0", "81.2.69.160", "81.2.69.0"),
-        ("255.255.0.0", "81.2.69.160", "81.2.0.0"),
-        ("255.255.255.0", "2001:db8:aaaa:bbbb::1", "2001:db8:aaaa::"),
-        ("255.255.0.0", "2001:db8:aaaa:bbbb::1", "2001:db8::"),
-        ("255.255.255.255", None, None),
-        ("255.255.255.0", None, None),
-        (None, "81.2.69.160", "81.2.69.160"),
-        (None, None, None),
-        ("2001:DB8:0:0::1", None, "2001:db8::1"),
-    ],
-)
-def test_ip_special_values(stages, event_ip, request_ip, stored):
+IP_CASES = [
+    ("81.2.69.160", "8.8.8.8", "81.2.69.160"),
+    ("0.0.0.0", "8.8.8.8", None),
+    ("255.255.255.255", "81.2.69.160", "81.2.69.160"),
+    ("255.255.255.0", "81.2.69.160", "81.2.69.0"),
+    ("255.255.0.0", "81.2.69.160", "81.2.0.0"),
+    ("255.255.255.0", "2001:db8:aaaa:bbbb::1", "2001:db8:aaaa::"),
+    ("255.255.0.0", "2001:db8:aaaa:bbbb::1", "2001:db8::"),
+    ("255.255.255.255", None, None),
+    ("255.255.255.0", None, None),
+    (None, "81.2.69.160", "81.2.69.160"),
+    (None, None, None),
+    ("2001:DB8:0:0::1", None, "2001:db8::1"),
+]
+
+
+def ip_record(event_ip: str | None, request_ip: str | None) -> dict:
     context = {"ip": event_ip} if event_ip else {}
     envelope = {"receivedAt": "2026-11-20T10:00:00Z", "body": make_event(context=context)}
     if request_ip:
         envelope["ip"] = request_ip
-    row = one(stages, envelope)
+    return envelope
+
+
+@pytest.mark.parametrize(("event_ip", "request_ip", "stored"), IP_CASES)
+def test_ip_special_values(stages, event_ip, request_ip, stored):
+    row = one(stages, ip_record(event_ip, request_ip))
     assert (row["context"] or {}).get("ip") == stored
 
 
@@ -169,16 +173,37 @@ CLOCK_CASES = [
     ids=[c[0] for c in CLOCK_CASES],
 )
 def test_clock_drift(stages, case, received, sent, fields, r, s, o, t):
+    row = one(stages, clock_record(received, sent, fields))
+    assert clock_of(row) == (at(r), at(s), at(o), at(t))
+
+
+def clock_record(received: str, sent: str | None, fields: dict) -> dict:
     batch = {"batch": [make_event(**fields)]}
     if sent:
         batch["sentAt"] = sent
-    row = one(stages, {"receivedAt": received, "body": batch})
-    assert (row["receivedAt"], row["sentAt"], row["originalTimestamp"], row["timestamp"]) == (
-        at(r),
-        at(s),
-        at(o),
-        at(t),
-    )
+    return {"receivedAt": received, "body": batch}
+
+
+def clock_of(row: dict) -> tuple:
+    return (row["receivedAt"], row["sentAt"], row["originalTimestamp"], row["timestamp"])
+
+
+def test_clock_and_ip_rules_in_one_chunk():
+    """Both tables as one chunk, in a fresh session (the normaliser plans its SQL once):
+    each event is normalised on its own, whatever its neighbours are."""
+    records = [clock_record(*c[1:4]) for c in CLOCK_CASES]
+    records += [ip_record(event_ip, request_ip) for event_ip, request_ip, _ in IP_CASES]
+    out = Stages().run(*records)
+    assert out.failed == []
+    assert len(out.events) == len(records)  # in input order
+    clock, ip = out.events[: len(CLOCK_CASES)], out.events[len(CLOCK_CASES) :]
+    for row, (case, *_, r, s, o, t) in zip(clock, CLOCK_CASES, strict=True):
+        assert clock_of(row) == (at(r), at(s), at(o), at(t)), case
+    assert [(r["context"] or {}).get("ip") for r in ip] == [c[2] for c in IP_CASES]
+    # JSON sections are stored as text: the event's own, traits `{}` by default.
+    assert {(r["properties"], r["traits"], r["kpid"]) for r in out.events} == {
+        ('{"revenue":12.5}', "{}", None)
+    }
 
 
 def test_without_envelope_received_at_comes_from_the_event_then_sent_at(stages):
@@ -337,3 +362,17 @@ def test_density_that_decimal_3_2_cannot_hold_is_rejected(stages, text, says):
     [failure] = out.failed
     assert (failure["reason"], failure["field"]) == ("invalid_batch", "context.screen.density")
     assert says in failure["message"] and out.events == []
+
+
+@pytest.mark.parametrize(
+    ("event_context", "batch_context", "session"),
+    [
+        ({}, {"sessionId": 5, "sessionStart": True}, {"id": 5, "start": True}),
+        ({"sessionId": 6}, {"sessionId": 5, "sessionStart": True}, {"id": 6, "start": True}),
+        ({}, {"session": {"id": 7}, "sessionId": 5}, {"id": 7, "start": None}),
+    ],
+)
+def test_session_aliases_of_the_batch_context(stages, event_context, batch_context, session):
+    """The event's value, its alias in the event, the batch's, then its alias in the batch."""
+    record = {"batch": [make_event(context=event_context)], "context": batch_context}
+    assert one(stages, record)["context"]["session"] == session

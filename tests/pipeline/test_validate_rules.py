@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import orjson
+import pyarrow as pa
 import pytest
 
-from pipeline_support import make_event
+from eventpipe.transforms.duck import connect
+from eventpipe.transforms.parse import RECORDS_SCHEMA
+from eventpipe.transforms.validate import EventValidator
+
+from pipeline_support import RUN_START, Stages, make_event
 
 # (case, event, reason, field) — field None means the event is valid.
 CASES = [
@@ -324,3 +330,116 @@ def test_failed_event_keeps_its_payload_and_position(stages):
         failure["message"]
         == "property 'type' must be one of alias, identify, group, page, screen, track"
     )
+
+
+# The full message of some cases (seed 000's wording), checked in `test_every_rule_in_one_chunk`.
+MESSAGES = {
+    "unknown type": "property 'type' must be one of alias, identify, group, page, screen, track",
+    "missing type": "property 'type' is required",
+    "timestamp not a datetime": "property 'timestamp' must be an ISO 8601 datetime with a year"
+    " in 1..9999 and a UTC offset within +-14:00",
+    "density 9.995 rounds to 10": "property 'context.screen.density' must be a finite number"
+    " below 10 after rounding half-up to 2 decimals",
+    "screen width 0": "property 'context.screen.width' must be an integer in [1, 32767]",
+    "connectionId beyond int32": "property 'connectionId' must be an integer in"
+    " [-2147483648, 2147483647]",
+    "session id beyond int64": "property 'context.session.id' must be an integer in"
+    " [-9223372036854775808, 9223372036854775807]",
+    "event on page": "property 'event' is not permitted for a page event",
+    "identify without userId": "property 'userId' is required for an identify event",
+    "no anonymousId nor userId": "either 'anonymousId' or 'userId' is required",
+    "originalTimestamp without timestamp": "property 'timestamp' is required when"
+    " 'originalTimestamp' is present",
+    "empty event": "property 'event' cannot be empty",
+    "properties an array": "property 'properties' must be a JSON object",
+}
+
+
+def test_every_rule_in_one_chunk():
+    """The whole table as one chunk, in a fresh session (the validator plans its SQL once):
+    each event gets its own verdict, whatever its neighbours are."""
+    assert set(MESSAGES) <= {case for case, *_ in CASES}
+    out = Stages().run(*(event for _, event, _, _ in CASES))
+    assert out.read == len(CASES)
+    failed = {f["line"]: f for f in out.failed}
+    for line, (case, _, reason, field) in enumerate(CASES, 1):
+        got = failed.get(line)
+        assert (got and (got["reason"], got["field"])) == (reason and (reason, field)), case
+        assert got is None or f"'{field}'" in got["message"], case
+        assert case not in MESSAGES or got["message"] == MESSAGES[case]
+    assert len(out.events) == sum(reason is None for _, _, reason, _ in CASES)
+
+
+def test_a_key_twice_does_not_hide_the_other_events_problems():
+    """A key twice is the first problem of its event only: the chunk's other events keep theirs."""
+    twice = '{"type": "track", "type": "page", "event": "E", "anonymousId": "a"}'
+    out = Stages().run(twice, make_event(type=5), make_event(), make_event(event=""))
+    assert [(f["line"], f["reason"], f["field"], f["message"]) for f in out.failed] == [
+        (1, "invalid_json", "type", "the event has the key 'type' more than once"),
+        (2, "invalid_type", "type", "property 'type' must be a string"),
+        (4, "invalid_value", "event", "property 'event' cannot be empty"),
+    ]
+    assert len(out.events) == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "received"),
+    [
+        (make_event(type="view", receivedAt="2026-11-20T09:30:00Z"), "2026-11-20T09:30:00+00:00"),
+        (make_event(type="view"), RUN_START.isoformat()),
+    ],
+    ids=["the event's receivedAt", "else the run's start"],
+)
+def test_a_failed_row_names_its_run_and_when_it_was_received(event, received):
+    out = Stages().run(event)
+    [failure] = out.failed
+    assert failure["runId"] == "test-run"
+    assert failure["receivedAt"].isoformat() == received
+
+
+def test_a_lower_depth_limit_rejects_shallower_nesting():
+    """max_depth counts levels below the event, whatever the text's suspect flags say."""
+    stages = Stages()
+    validator = EventValidator("t", RUN_START, max_depth=5).bind(connect())
+    deep = {"a": {"b": {"c": {"d": 1}}}}  # the event is level 1: d's object is level 5
+    records = [make_event(properties=deep), make_event(properties={"x": deep})]
+    table = pa.table(
+        [["f"] * 2, [1, 2], [0, 0], [orjson.dumps(r).decode() for r in records]],
+        schema=RECORDS_SCHEMA,
+    )
+    result = validator.validate(stages.parser.parse(table).events)
+    assert result.valid["line"].to_pylist() == [1]
+    assert result.failed["field"].to_pylist() == ["properties"]
+    assert "deeper than 5 levels" in result.failed["message"][0].as_py()
+
+
+_BEYOND_64 = "is an integer beyond 64 bits (JSON readers would round it)"
+_LONG = "1" + "0" * 45 + "e999"
+# (case, properties as JSON text, field or None when valid, what the message says of it)
+AUDIT_CASES = [
+    ("literals next to a long integer", '{"n": 1234567890123456789, "t": true, "f": false, "z": null}', None, None),
+    ("uint64 max", '{"n": 18446744073709551615}', None, None),
+    ("zero with a big exponent", '{"x": 0e-400, "y": 0E-400, "w": 0.0e-999}', None, None),
+    ("2**64", '{"n": 18446744073709551616}', "properties.n", _BEYOND_64),
+    ("below int64 min", '{"n": -9223372036854775809}', "properties.n", _BEYOND_64),
+    ("after a literal in an array", '{"x": [true, 12345678901234567890123]}', "properties.x[1]", _BEYOND_64),
+    ("underflow", '{"x": 1e-400}', "properties.x", "is a number outside the range of a double (1e-400)"),
+    ("underflow, capital E", '{"x": 1E-400}', "properties.x", "is a number outside the range of a double (1E-400)"),
+    ("overflow in a nested object", '{"a": [1, {"b": 1e999}]}', "properties.a[1].b", "is a number outside the range of a double (1e999)"),
+    ("a long number is cut to 40 characters", '{"x": ' + _LONG + "}", "properties.x", f"is a number outside the range of a double ({_LONG[:40]})"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "properties", "field", "says"), AUDIT_CASES, ids=[c[0] for c in AUDIT_CASES]
+)
+def test_values_no_reader_can_hold(stages, case, properties, field, says):
+    """No value that is not finite, beyond a double or 64 bits: rejected with its path."""
+    event = orjson.dumps(make_event(properties={})).decode()
+    out = stages.run(event.replace('"properties":{}', f'"properties":{properties}'))
+    if field is None:
+        assert (out.failed, len(out.events)) == ([], 1)
+    else:
+        [failure] = out.failed
+        assert (failure["reason"], failure["field"]) == ("invalid_value", field)
+        assert failure["message"] == f"property '{field}' {says}"
