@@ -13,14 +13,25 @@ PACKAGE = Path(__file__).resolve().parents[1] / "eventpipe"
 
 # package -> the packages it may import (besides itself)
 ALLOWED: dict[str, set[str]] = {
-    "jobs": {"pipelines", "transforms", "io", "api", "identity", "sample", "catalog", "schemas"},
-    "pipelines": {"transforms", "io", "api", "identity", "schemas"},
+    "jobs": {
+        "pipelines",
+        "transforms",
+        "io",
+        "api",
+        "identity",
+        "sample",
+        "catalog",
+        "query",
+        "schemas",
+    },
+    "pipelines": {"transforms", "io", "api", "identity", "query", "schemas"},
     "transforms": {"schemas"},
     "io": {"schemas"},
-    "api": {"schemas"},
+    "api": {"query", "schemas"},
     "identity": {"schemas"},
     "sample": {"schemas"},
     "catalog": {"schemas"},
+    "query": {"schemas"},  # the filter language: tree, SQL renderer, dialects
     "schemas": set(),
 }
 

@@ -11,9 +11,10 @@ from typing import Annotated, Literal
 import orjson
 from fastapi import Depends, FastAPI, Query, Response
 
-from eventpipe.api import filters as filter_language
 from eventpipe.api.auth import BearerAuth
 from eventpipe.api.errors import ApiError, install_error_handlers
+from eventpipe.api.event_query import EventReader
+from eventpipe.api.filters import FILTER_LANGUAGE, parse_filter
 from eventpipe.api.limits import ServingLimits
 from eventpipe.api.query import ORDER_COLUMNS, EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
@@ -75,27 +76,26 @@ def create_app(
     lake: str | None,
     api_keys: list[str] | None,
     insecure_no_auth: bool = False,
-    reader: object | None = None,
+    reader: EventReader | None = None,
     limits: ServingLimits | None = None,
 ) -> FastAPI:
     """The API over the lake folder `lake`, accepting `api_keys` as bearer tokens.
 
     Without any key it refuses (ValueError) unless `insecure_no_auth` is set. Another
-    backend (e.g. `bigquery_backend.BigQueryReader`) is passed as `reader`; one with a
-    `parse_filter` compiles filters to its own SQL. `limits` bound the lake reader.
+    backend (e.g. `bigquery_backend.BigQueryReader`) is passed as `reader`: filters are
+    rendered in its SQL dialect. `limits` bound the lake reader.
     """
     keys = [k for k in (api_keys or []) if k]
     if not keys and not insecure_no_auth:
         raise ValueError("no API key configured (use --insecure-no-auth to serve without one)")
     reader = reader or LakeReader(lake or ".", limits=limits)
-    parse_filter = getattr(reader, "parse_filter", filter_language.parse_filter)
     auth = BearerAuth(keys, enabled=not insecure_no_auth)
     app = FastAPI(
         title="eventpipe read API",
         version="1",
         description="Lists the events of the lake with seed 000's filter language, and "
         "returns the event schema. Send `Authorization: Bearer <key>`.\n\n"
-        "## The filter language\n\n" + filter_language.FILTER_LANGUAGE,
+        "## The filter language\n\n" + FILTER_LANGUAGE,
     )
     app.state.reader = reader
     install_error_handlers(app)
@@ -120,7 +120,7 @@ def create_app(
     ) -> Response:
         query = EventQuery(
             columns=parse_properties(properties),
-            predicate=parse_filter(filter_text),
+            predicate=parse_filter(filter_text, dialect=reader.dialect),
             order=order,
             ascending=ascending,
             first=first,

@@ -24,10 +24,12 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.api.event_query import EventQuery, empty_page, order_sql
-from eventpipe.api.filters import Predicate, quote_identifier, table_source
 from eventpipe.api.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.api.index_pages import page_by_position, page_from_index
 from eventpipe.api.limits import Deadline, ServerBusy, ServingLimits
+from eventpipe.query.duckdb_dialect import DUCKDB, quote_identifier, table_source
+from eventpipe.query.sql import Predicate
+from eventpipe.schemas import arrow_schema
 
 __all__ = ["ORDER_COLUMNS", "EventQuery", "LakeReader", "Partition"]
 
@@ -144,6 +146,9 @@ def prune(partitions: list[Partition], predicate: Predicate | None) -> list[Part
 
 class LakeReader:
     """Answers list-events queries over one lake folder; safe to share between threads."""
+
+    dialect = DUCKDB
+    schema = arrow_schema()
 
     def __init__(
         self,
