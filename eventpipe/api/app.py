@@ -13,10 +13,10 @@ from fastapi import Depends, FastAPI, Query, Response
 
 from eventpipe.api.auth import BearerAuth
 from eventpipe.api.errors import ApiError, install_error_handlers
-from eventpipe.api.event_query import EventReader
 from eventpipe.api.filters import FILTER_LANGUAGE, parse_filter
 from eventpipe.api.limits import ServingLimits
 from eventpipe.api.query import ORDER_COLUMNS, EventQuery, LakeReader
+from eventpipe.api.reader import EventReader
 from eventpipe.api.rows import events_from_table
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, schema_document
 

@@ -1,16 +1,15 @@
-"""A validated list-events request, the interface of the readers that answer it, and the
-SQL ordering and empty page the lake's read path shares."""
+"""A validated list-events request, and the SQL ordering and empty page every backend of
+the lake shares."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import pyarrow as pa
 
 from eventpipe.query.duckdb_dialect import quote_identifier
-from eventpipe.query.sql import Dialect, Predicate
+from eventpipe.query.sql import Predicate
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, arrow_schema
 
 
@@ -24,20 +23,6 @@ class EventQuery:
     ascending: bool = False
     first: int = 0
     limit: int = 100
-
-
-class EventReader(Protocol):
-    """A backend of the read API: the lake (`query.LakeReader`) or a BigQuery table
-    (`bigquery_backend.BigQueryReader`)."""
-
-    dialect: Dialect
-    """The SQL dialect its filters are rendered in."""
-    schema: pa.Schema
-    """The schema of the events it serves."""
-
-    def list_events(self, query: EventQuery) -> pa.Table:
-        """The page of events `query` asks for, as an Arrow table of its columns."""
-        ...
 
 
 def order_sql(order: str, ascending: bool) -> str:
