@@ -302,7 +302,7 @@ def _date_bounds(condition: Condition) -> tuple[dt.date | None, dt.date | None]:
         return None, None
     days = sorted(v.date() for v in condition.operands)  # type: ignore[attr-defined]
     operator = condition.operator
-    if operator in ("is", "is one of", "is between"):
+    if operator in ("is", "is between"):  # datetimes take no `is one of`
         return days[0], days[-1]
     if operator in ("is before", "is on or before"):
         return None, days[0]

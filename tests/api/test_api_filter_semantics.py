@@ -265,31 +265,33 @@ def test_seed_example_filter_escaped_in_query_string(client: httpx.Client) -> No
     assert [e["messageId"] for e in response.json()["events"]] == ["e07"]
 
 
+ESCAPED_EVENTS = [
+    make_event(
+        messageId="j1",
+        properties=r'{"u": "caf\u00e9", "s": "a\/b", "q": "say \"hi\"", "t": "tab\there", "n": 10.0}',
+    ),
+    make_event(messageId="j2", properties={"u": "cafe"}),
+]
+ESCAPE_CASES = [
+    ("properties.u", "is", ["café"], ["j1"]),
+    ("properties.u", "is one of", ["café", "cafe"], ["j2", "j1"]),
+    ("properties.u", "is not", ["café"], ["j2"]),
+    ("properties.s", "is", ["a/b"], ["j1"]),
+    ("properties.q", "is", ['say "hi"'], ["j1"]),
+    ("properties.q", "is one of", ['say "hi"', "x"], ["j1"]),
+    ("properties.t", "is", ["tab\there"], ["j1"]),
+    ("properties.n", "is", ["10"], ["j1"]),
+    ("properties.n", "is one of", ["1e1", "x"], ["j1"]),
+]
+
+
 def test_json_strings_compare_by_value_not_by_spelling(
     request: pytest.FixtureRequest, backend: str, tmp_path: Path
 ) -> None:
     """Escapes in the stored JSON (\\u00e9, \\/) or in the operand do not change equality."""
-    stored = r'{"u": "caf\u00e9", "s": "a\/b", "q": "say \"hi\"", "t": "tab\there", "n": 10.0}'
-    lake = write_lake(
-        tmp_path,
-        [
-            make_event(messageId="j1", properties=stored),
-            make_event(messageId="j2", properties={"u": "cafe"}),
-        ],
-    )
-    cases = [
-        ("properties.u", "is", ["café"], ["j1"]),
-        ("properties.u", "is one of", ["café", "cafe"], ["j2", "j1"]),
-        ("properties.u", "is not", ["café"], ["j2"]),
-        ("properties.s", "is", ["a/b"], ["j1"]),
-        ("properties.q", "is", ['say "hi"'], ["j1"]),
-        ("properties.q", "is one of", ['say "hi"', "x"], ["j1"]),
-        ("properties.t", "is", ["tab\there"], ["j1"]),
-        ("properties.n", "is", ["10"], ["j1"]),
-        ("properties.n", "is one of", ["1e1", "x"], ["j1"]),
-    ]
+    lake = write_lake(tmp_path, ESCAPED_EVENTS)
     with serving(request, backend, lake) as client:
-        for prop, operator, values, expected in cases:
+        for prop, operator, values, expected in ESCAPE_CASES:
             flt = {
                 "logical": "and",
                 "conditions": [{"property": prop, "operator": operator, "values": values}],
