@@ -58,8 +58,8 @@ class Target:
     def operators(self) -> tuple[str, ...]:
         """The operators this property accepts."""
         ops = OPERATORS_BY_KIND[self.field.kind]
-        if self.field.kind != "json" and self.field.read_optional:
-            ops = (*ops, *NULL_OPERATORS)
+        if self.field.read_optional:  # json columns have every operator already
+            ops = tuple(dict.fromkeys((*ops, *NULL_OPERATORS)))
         return ops
 
 
@@ -169,16 +169,13 @@ def resolve_property(name: object, parameter: str = "property") -> Target:
             if len(keys) > MAX_JSON_PATH_DEPTH:
                 raise FilterError(parameter, f"json path deeper than {MAX_JSON_PATH_DEPTH}")
             return Target(name, found, path, keys)
-        if found.kind == "object":
-            if index == len(parts) - 1:
-                children = ", ".join(f"{name}.{c.name}" for c in found.children)
-                raise FilterError(parameter, f"{name!r} is an object; use one of: {children}")
-            fields = found.children
-            continue
-        if index != len(parts) - 1:
-            raise FilterError(parameter, f"unknown property {name!r} ({part!r} has no fields)")
-        return Target(name, found, path)
-    raise FilterError(parameter, f"unknown property {name!r}")  # pragma: no cover
+        if found.kind != "object":
+            if index != len(parts) - 1:
+                raise FilterError(parameter, f"unknown property {name!r} ({part!r} has no fields)")
+            return Target(name, found, path)
+        fields = found.children
+    children = ", ".join(f"{name}.{c.name}" for c in fields)
+    raise FilterError(parameter, f"{name!r} is an object; use one of: {children}")
 
 
 def _values(raw: object, operator: str, parameter: str) -> tuple[str, ...]:
@@ -252,7 +249,7 @@ def parse_condition(condition: object, where: str) -> Condition:
     return Condition(target, operator, values, _operands(target, operator, values, where))
 
 
-def filter_from_document(document: object, parameter: str = "filter") -> Filter:
+def filter_from_document(document: object, parameter: str) -> Filter:
     """The filter of a decoded filter document, validated against the event schema."""
     if not isinstance(document, dict):
         raise FilterError(parameter, "must be a JSON object with logical and conditions")
@@ -283,7 +280,7 @@ def filter_from_document(document: object, parameter: str = "filter") -> Filter:
     return Filter(logical, tuple(parsed))
 
 
-def parse_filter(text: str | None, parameter: str = "filter") -> Filter | None:
+def parse_filter(text: str | None, parameter: str) -> Filter | None:
     """The filter of the `filter` query parameter (JSON text), or None when absent/blank."""
     if text is None or not text.strip():
         return None

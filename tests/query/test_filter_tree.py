@@ -12,6 +12,7 @@ from eventpipe.query.tree import (
     IndexedCondition,
     filter_from_document,
     index_conditions,
+    resolve_property,
 )
 
 INDEXED = ("userId", "anonymousId", "context.session.id")
@@ -25,7 +26,8 @@ def _tree(logical: str, *conditions: tuple) -> Filter:
             "conditions": [
                 {"property": p, "operator": o, "values": list(v)} for p, o, *v in conditions
             ],
-        }
+        },
+        "filter",
     )
 
 
@@ -41,12 +43,16 @@ def _tree(logical: str, *conditions: tuple) -> Filter:
         # a whole json column is not looked up
         ([("properties", "is empty")], []),
         # indexed string columns, with any operator (the lookup skips what it cannot answer)
-        ([("userId", "starts with", "u")], [("userId", "", "starts with")]),
-        ([("anonymousId", "is not", "a")], [("anonymousId", "", "is not")]),
+        ([("userId", "starts with", "u")], [IndexedCondition("userId", "", "starts with", ("u",))]),
+        ([("anonymousId", "is not", "a")], [IndexedCondition("anonymousId", "", "is not", ("a",))]),
         # integer columns: only equality, as the index's decimal text
         (
             [("context.session.id", "is one of", "+07", "8")],
             [IndexedCondition("context.session.id", "", "is one of", ("7", "8"))],
+        ),
+        (
+            [("context.session.id", "is", "0007")],
+            [IndexedCondition("context.session.id", "", "is", ("7",))],
         ),
         ([("context.session.id", "is greater than", "7")], []),
         ([("context.session.id", "is not", "7")], []),
@@ -84,6 +90,11 @@ def test_date_bounds_only_when_every_match_meets_them() -> None:
     between = ("timestamp", "is between", "2025-10-21", "2025-10-19T23:00:00-02:00")
     assert _tree("and", between).date_bounds() == (dt.date(2025, 10, 20), dt.date(2025, 10, 21))
     assert _tree("and").date_bounds() == (None, None)
+    before = ("timestamp", "is before", "2025-10-19T10:00:00Z")
+    on_or_after = ("timestamp", "is on or after", "2025-10-21")
+    assert _tree("and", before).date_bounds() == (None, day)
+    assert _tree("and", on_or_after, before).date_bounds() == (dt.date(2025, 10, 21), day)
+    assert _tree("and", ("timestamp", "is not", "2025-10-19")).date_bounds() == (None, None)
 
 
 def test_conditions_keep_values_as_sent_and_operands_typed() -> None:
@@ -101,3 +112,48 @@ def test_errors_name_the_part() -> None:
         _tree("and", ("userId", "is", "a"), ("properties.when", "is after", "soon"))
     assert info.value.parameter == "filter.conditions[1].values[0]"
     assert str(info.value) == f"filter.conditions[1].values[0]: {info.value.reason}"
+
+
+def test_values_of_other_json_types_are_taken_as_their_json_text() -> None:
+    (condition,) = filter_from_document(
+        {
+            "logical": "and",
+            "conditions": [
+                {
+                    "property": "properties.x",
+                    "operator": "is one of",
+                    "values": [True, False, 5, 1.5],
+                }
+            ],
+        },
+        "filter",
+    ).conditions
+    assert condition.values == ("true", "false", "5", "1.5")
+
+
+def test_resolved_properties() -> None:
+    json_target = resolve_property("properties.a.0")
+    assert (json_target.property, json_target.path, json_target.json_path) == (
+        "properties.a.0",
+        ("properties",),
+        ("a", "0"),
+    )
+    nested = resolve_property("context.session.id")
+    assert (nested.property, nested.path, nested.json_path) == (
+        "context.session.id",
+        ("context", "session", "id"),
+        None,
+    )
+    with pytest.raises(FilterError) as info:
+        resolve_property(None)
+    assert info.value.parameter == "property"
+
+
+@pytest.mark.parametrize(
+    ("prop", "null_operators"),
+    [("userId", True), ("messageId", False), ("properties", True), ("traits", True)],
+)
+def test_null_operators_on_optional_properties(prop: str, null_operators: bool) -> None:
+    operators = resolve_property(prop).operators()
+    assert ("is null" in operators, "is not null" in operators) == (null_operators,) * 2
+    assert len(operators) == len(set(operators))

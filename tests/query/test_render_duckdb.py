@@ -67,6 +67,10 @@ def test_conditions_combine(matching) -> None:
     assert matching({"logical": "and", "conditions": [u2, free]}) == ["e02"]
     assert matching({"logical": "or", "conditions": [u2, free, late]}) == ["e10", "e06", "e02"]
     assert matching({"logical": "and", "conditions": []}) == ALL
+    pro = {"property": "properties.plan", "operator": "is", "values": ["pro"]}
+    ten = {"property": "properties.price", "operator": "is", "values": ["10"]}
+    assert matching({"logical": "and", "conditions": [pro, ten]}) == ["e01"]
+    assert matching({"logical": "or", "conditions": [pro, ten]}) == ["e02", "e01"]
 
 
 @pytest.mark.parametrize(("prop", "operator", "values", "expected"), ESCAPE_CASES)
