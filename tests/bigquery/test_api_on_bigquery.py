@@ -76,6 +76,7 @@ def test_values_and_json_keys_are_parameters():
     assert evil in predicate.params.values()
     assert json_paths(("tags", "0")) == ['$."tags"."0"', '$."tags"[0]']
     assert json_paths(('a"b',)) == ['$."a\\"b"']
+    assert json_paths(("a\\b", "c")) == ['$."a\\\\b"."c"']
 
 
 def test_date_bounds_prune_partitions(canonical_table, bq_endpoint):
