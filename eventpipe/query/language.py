@@ -81,6 +81,17 @@ DATE_COMPARISONS = {
     "is after": ">",
     "is on or after": ">=",
 }
+NO_VALUES = (
+    "is true",
+    "is false",
+    "is empty",
+    "is not empty",
+    "is null",
+    "is not null",
+    "exists",
+    "does not exist",
+)
+"""The operators that take no values."""
 OPERATORS: tuple[str, ...] = (
     "is",
     "is not",
@@ -94,14 +105,7 @@ OPERATORS: tuple[str, ...] = (
     "starts with",
     "ends with",
     *DATE_COMPARISONS,
-    "is true",
-    "is false",
-    "is empty",
-    "is not empty",
-    "is null",
-    "is not null",
-    "exists",
-    "does not exist",
+    *NO_VALUES,
 )
 
 RANGES = ("is between", "is not between")
@@ -126,17 +130,4 @@ OPERATORS_BY_KIND: dict[str, tuple[str, ...]] = {
     "json": OPERATORS,
 }
 NULL_OPERATORS = ("is null", "is not null")
-
-NO_VALUES = frozenset(
-    (
-        "is true",
-        "is false",
-        "is empty",
-        "is not empty",
-        "is null",
-        "is not null",
-        "exists",
-        "does not exist",
-    )
-)
 MANY_VALUES = frozenset(("is one of", "is not one of"))
