@@ -220,3 +220,11 @@ def test_bad_filter_message(text: str, parameter: str, reason: str) -> None:
 )
 def test_filters_at_the_limits_are_accepted(text: str) -> None:
     assert parse_filter(text) is not None
+
+
+def test_a_filter_of_exactly_64_kb_is_accepted() -> None:
+    text = _one("userId", "is", ["é"])
+    text += " " * (64 * 1024 - len(text.encode("utf-8")))
+    assert parse_filter(text) is not None
+    with pytest.raises(FilterError, match="larger than 64 KB"):
+        parse_filter(text + " ")
