@@ -14,7 +14,7 @@ from eventpipe.api.limits import (
     DEFAULT_STATEMENT_TIMEOUT,
     ServingLimits,
 )
-from eventpipe.catalog import Catalog, catalog_path
+from eventpipe.catalog import Catalog, CatalogError, catalog_path
 
 API_KEYS_ENV = "EVENTPIPE_API_KEYS"
 
@@ -130,8 +130,7 @@ def _catalog(args: argparse.Namespace) -> Catalog | None:
         return None
     if not path.is_file():
         if args.catalog:
-            log.error("no catalog file %s", path)
-            raise SystemExit(2)
+            raise CatalogError(f"no catalog file {path}")
         return None
     log.info("keys from the workspace catalog %s", path)
     return Catalog(path)
@@ -146,7 +145,11 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     from eventpipe.api.auth import parse_api_keys
 
     keys = parse_api_keys([*args.api_key, os.environ.get(API_KEYS_ENV)])
-    catalog = _catalog(args)
+    try:
+        catalog = _catalog(args)
+    except CatalogError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     if catalog is None and not keys and not args.insecure_no_auth:
         log.error(
             "no key: create one in the lake's catalog (eventpipe keys create), or pass "
