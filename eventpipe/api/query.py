@@ -351,7 +351,7 @@ class LakeReader:
         timestamp, or its filter has indexed conditions, or it is a workspace's request by
         timestamp whose conditions are on connectionId and timestamp only (its newest rows
         are read from the row stores and the restriction applied, while they fill the page
-        at a rate worth it: ~6x faster for a latest page); else None."""
+        at a rate worth it: see benchmarks/README.md); else None."""
         predicate = query.predicate
         by_time = query.order == "timestamp"
         unfiltered = predicate is None and by_time

@@ -95,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--catalog",
         metavar="FILE",
-        help="the workspace catalog (default: LAKE/_catalog.sqlite when it exists); e.g. "
+        help="the workspace catalog file (default: LAKE/_catalog.sqlite); e.g. "
         "the lake's catalog when serving --backend bigquery",
     )
     parser.add_argument(
