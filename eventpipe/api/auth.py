@@ -112,8 +112,9 @@ class Authenticator:
                 self._cache[digest] = (now + self.cache_seconds, principal)
         return principal
 
-    def authorize(self, secret: str | None, scope: str) -> Principal:
-        """The principal of `secret` if it carries `scope`; ApiError 401/403 otherwise."""
+    def authorize(self, secret: str | None, *scopes: str) -> Principal:
+        """The principal of `secret` if it carries one of `scopes` (e.g. `ingest`, `write`
+        for an ingestion endpoint); ApiError 401/403 otherwise."""
         principal = self.principal_of(secret) if secret else None
         if principal is None:
             if self.insecure_no_auth:
@@ -123,24 +124,28 @@ class Authenticator:
                     401, "Authorization", "missing bearer token (Authorization: Bearer <key>)"
                 )
             raise ApiError(401, "Authorization", "invalid or revoked key")
-        if not principal.allows(scope):
+        if not any(principal.allows(scope) for scope in scopes):
             if principal.kind == WRITE_KEY:
                 message = "an event write key may only call the ingestion endpoints"
             else:
+                needed = " or ".join(repr(scope) for scope in scopes)
                 message = (
-                    f"this key lacks the {scope!r} scope this endpoint needs "
+                    f"this key lacks the {needed} scope this endpoint needs "
                     f"(it has: {', '.join(sorted(principal.scopes))})"
                 )
             raise ApiError(403, "Authorization", message)
         return principal
 
-    def require(self, scope: str) -> Callable[..., Awaitable[Principal]]:
-        """A FastAPI dependency: the request's principal, which must carry `scope`."""
+    def require(self, *scopes: str) -> Callable[..., Awaitable[Principal]]:
+        """A FastAPI dependency: the request's principal, which must carry one of
+        `scopes`."""
+        if not scopes:
+            raise ValueError("require() needs at least one scope")
 
         async def principal(
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
         ) -> Principal:
-            return self.authorize(credentials.credentials if credentials else None, scope)
+            return self.authorize(credentials.credentials if credentials else None, *scopes)
 
         return principal
 

@@ -56,6 +56,21 @@ def test_a_key_without_the_scope_is_403(catalog, scopes, needed, message) -> Non
     assert refused.value.status == 403
 
 
+def test_an_endpoint_may_accept_one_of_several_scopes(catalog: Catalog) -> None:
+    acme = catalog.create_workspace("Acme")
+    web = catalog.create_connection(acme.id)
+    auth = Authenticator(catalog)
+    for secret in (
+        catalog.create_write_key(acme.id, web.id).secret,
+        catalog.create_api_key(acme.id, ["write"]).secret,
+    ):
+        assert auth.authorize(secret, "ingest", "write").workspace == acme.id
+    reader = catalog.create_api_key(acme.id, ["read"]).secret
+    with pytest.raises(ApiError, match="lacks the 'ingest' or 'write' scope") as refused:
+        auth.authorize(reader, "ingest", "write")
+    assert refused.value.status == 403
+
+
 def test_an_event_write_key_is_403_on_every_api_scope(catalog: Catalog) -> None:
     acme = catalog.create_workspace("Acme")
     web = catalog.create_connection(acme.id)
