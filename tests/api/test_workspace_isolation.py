@@ -344,6 +344,17 @@ def test_every_route_has_a_case(app: FastAPI) -> None:
     assert not stale, f"CASES of routes that are gone: {sorted(stale)}"
 
 
+def test_every_endpoint_says_which_key_it_needs(app: FastAPI) -> None:
+    spec = app.openapi()
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            text = operation.get("description", "")
+            assert "scope" in text or "no key" in text.lower(), (
+                f"{method.upper()} {path}: say in its description which scope it needs "
+                "(api.auth.scope_note) or that it needs no key"
+            )
+
+
 @pytest.mark.parametrize("key", KEY_KINDS)
 @pytest.mark.parametrize("side", ["acme", "bolt"])
 @pytest.mark.parametrize("route", sorted(CASES), ids=" ".join)
