@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -24,12 +26,15 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from eventpipe.api.errors import ApiError
+from eventpipe.api.limits import ServerBusy
 from eventpipe.schemas.principal import (
     ANONYMOUS_PRINCIPAL,
     LEGACY_PRINCIPAL,
     WRITE_KEY,
     Principal,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_SECONDS = 5.0
 MAX_CACHED_KEYS = 10_000  # a bound on memory: the cache is emptied when it is full
@@ -89,7 +94,8 @@ class Authenticator:
         self._lock = threading.Lock()
 
     def principal_of(self, secret: str) -> Principal | None:
-        """The principal of key `secret`; None for an unknown or revoked key."""
+        """The principal of key `secret`; None for an unknown or revoked key. ServerBusy
+        (a 503) when the catalog cannot be read; cached keys still work then."""
         if not isinstance(secret, str) or not secret:
             return None
         digest = _digest(secret)
@@ -102,7 +108,11 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
-        principal = self.catalog.authenticate(secret)
+        try:
+            principal = self.catalog.authenticate(secret)
+        except sqlite3.Error as exc:  # the catalog's file: locked past its timeout, damaged
+            log.error("the key catalog cannot be read: %s", exc)
+            raise ServerBusy(f"the key catalog cannot be read ({exc}); try again") from None
         with self._lock:
             if principal is None:
                 self._cache.pop(digest, None)
