@@ -41,6 +41,7 @@ from eventpipe.catalog.model import (
 CATALOG_FILE = "_catalog.sqlite"
 SCHEMA_VERSION = 1
 MAX_CONNECTION_ID = 2**31 - 1  # connectionId is an int32
+MAX_CONNECTIONS = 1_000  # per workspace: every read query carries their ids
 SECRET_PREFIX = {WRITE_KEY: "epw_", API_KEY: "epk_"}
 PREFIX_LENGTH = 12  # shown in listings: the kind's prefix and 8 characters of the secret
 MAX_SECRET_LENGTH = 200
@@ -228,6 +229,13 @@ class Catalog:
             raise CatalogError(f"a connection id is an int32 from 1 to {MAX_CONNECTION_ID}")
         with self._write() as db:
             owner = _find_workspace(db, workspace)
+            count = db.execute(
+                "SELECT count(*) FROM connections WHERE workspace = ?", (owner.id,)
+            ).fetchone()[0]
+            if count >= MAX_CONNECTIONS:
+                raise CatalogError(
+                    f"workspace {owner.slug!r} has {count} connections, the most one may have"
+                )
             if connection_id is None:
                 candidate = _free_connection_id(db)
             elif _connection_exists(db, connection_id):
