@@ -14,6 +14,7 @@ from eventpipe.api.limits import (
     DEFAULT_STATEMENT_TIMEOUT,
     ServingLimits,
 )
+from eventpipe.catalog import Catalog, CatalogError
 
 API_KEYS_ENV = "EVENTPIPE_API_KEYS"
 
@@ -39,9 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve the read API (GET /v1/events, /v1/events/schema) over a lake",
-        description="Serve the read API over LAKE/events. API keys come from --api-key "
-        f"(repeatable) and the comma-separated environment variable {API_KEYS_ENV}; "
-        "clients send them as 'Authorization: Bearer <key>'. OpenAPI docs are at /docs. "
+        description="Serve the read API over LAKE/events. Keys are the workspace catalog's "
+        "(LAKE/_catalog.sqlite, or --catalog; see docs/workspaces.md): each key reads its "
+        "own workspace's events only. Legacy keys from --api-key (repeatable) and the "
+        f"comma-separated environment variable {API_KEYS_ENV} read the whole lake (the "
+        "single-workspace shortcut). Clients send 'Authorization: Bearer <key>'. "
+        "OpenAPI docs are at /docs. "
         "Memory (lake backend): the process's baseline (~300 MB, plus the serving index's "
         "per-partition state) plus at most --memory-limit for DuckDB's queries, which run "
         "at most --max-queries at a time; a request stopped by a limit gets a 503.",
@@ -89,6 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--api-key", action="append", default=[], metavar="KEY", help="an accepted API key"
     )
     parser.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help="the workspace catalog file (default: LAKE/_catalog.sqlite); e.g. "
+        "the lake's catalog when serving --backend bigquery",
+    )
+    parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
         help="serve without authentication (refused otherwise when no key is configured)",
@@ -110,6 +120,18 @@ def _log_index_coverage(lake: Path) -> None:
     )
 
 
+def _catalog(args: argparse.Namespace) -> Catalog | None:
+    """The catalog of --catalog (which must exist), else of a local lake (None for a
+    remote one). A lake's catalog may not exist yet: keys created later work at once."""
+    if args.catalog:
+        if not Path(args.catalog).is_file():
+            raise CatalogError(f"no catalog file {args.catalog}")
+        return Catalog(args.catalog)
+    if args.lake and "://" not in args.lake:
+        return Catalog.in_lake(args.lake)
+    return None
+
+
 def run(args: argparse.Namespace, _extra: list[str]) -> int:
     """Start the server; returns when it stops (2 when it cannot start)."""
     import duckdb
@@ -119,12 +141,22 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     from eventpipe.api.auth import parse_api_keys
 
     keys = parse_api_keys([*args.api_key, os.environ.get(API_KEYS_ENV)])
-    if not keys and not args.insecure_no_auth:
+    try:
+        catalog = _catalog(args)
+    except CatalogError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    if catalog is not None and catalog.path.is_file():
+        log.info("keys from the workspace catalog %s", catalog.path)
+    elif not keys and not args.insecure_no_auth:
         log.error(
-            "no API key: pass --api-key KEY or set %s (or --insecure-no-auth to serve openly)",
+            "no key: create one in the lake's catalog (eventpipe keys create), or pass "
+            "--api-key KEY or set %s (or --insecure-no-auth to serve openly)",
             API_KEYS_ENV,
         )
         return 2
+    if keys:
+        log.info("%d legacy API key(s) read the whole lake", len(keys))
     if args.insecure_no_auth:
         log.warning("serving WITHOUT authentication (--insecure-no-auth)")
     reader = None
@@ -147,7 +179,12 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     limits = ServingLimits(args.memory_limit, args.statement_timeout, args.max_queries)
     try:
         app = create_app(
-            args.lake, keys, insecure_no_auth=args.insecure_no_auth, reader=reader, limits=limits
+            args.lake,
+            keys,
+            insecure_no_auth=args.insecure_no_auth,
+            reader=reader,
+            limits=limits,
+            catalog=catalog,
         )
     except duckdb.Error as exc:  # e.g. an unreadable --memory-limit
         log.error("cannot start: %s", exc)
