@@ -4,7 +4,7 @@ the lake shares."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -14,8 +14,15 @@ from eventpipe.schemas import TOP_LEVEL_COLUMNS, arrow_schema
 
 @dataclass(frozen=True)
 class EventQuery:
-    """A validated list-events request."""
+    """A validated list-events request.
 
+    `connections` are the connection ids the caller may see (its workspace's); every
+    reader puts `connectionId IN (...)` into its query plan, and an empty set answers
+    nothing. None means the whole lake: only the legacy and no-auth principals have it.
+    It has no default, so no caller can forget it.
+    """
+
+    connections: frozenset[int] | None = field(kw_only=True)
     columns: tuple[str, ...] = TOP_LEVEL_COLUMNS
     predicate: Predicate | None = None
     order: str = "timestamp"

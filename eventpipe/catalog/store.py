@@ -330,17 +330,27 @@ class Catalog:
         return _key(row)
 
     def authenticate(self, secret: str) -> Principal | None:
-        """The principal of the unrevoked key `secret`, None for anything else."""
+        """The principal of the unrevoked key `secret`, None for anything else; its
+        `connections` are its workspace's (a write key's: its own connection)."""
         if not isinstance(secret, str) or not 0 < len(secret) <= MAX_SECRET_LENGTH:
             return None
         with self._read() as db:
             row = db.execute(
                 "SELECT * FROM keys WHERE hash = ? AND revoked IS NULL", (hash_secret(secret),)
             ).fetchone()
-        if not row:
-            return None
-        key = _key(row)
-        return Principal(key.id, key.kind, key.workspace, key.connection, frozenset(key.scopes))
+            if not row:
+                return None
+            key = _key(row)
+            if key.connection is not None:  # a write key sees its own connection only
+                visible = frozenset({key.connection})
+            else:
+                rows = db.execute(
+                    "SELECT id FROM connections WHERE workspace = ?", (key.workspace,)
+                )
+                visible = frozenset(r["id"] for r in rows)
+        return Principal(
+            key.id, key.kind, key.workspace, key.connection, frozenset(key.scopes), visible
+        )
 
 
 def _name(name: str | None, of: str) -> str:

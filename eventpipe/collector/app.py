@@ -22,8 +22,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventpipe.api.errors import error_response
-from eventpipe.catalog import INGEST_SCOPE, Principal
-from eventpipe.catalog.model import WRITE_KEY
 from eventpipe.collector.batcher import GroupCommitter, LandingSink, Verdict
 from eventpipe.collector.requests import (
     Limits,
@@ -38,8 +36,8 @@ from eventpipe.collector.requests import (
     parse_body,
     track_event,
 )
+from eventpipe.schemas.principal import INGEST_SCOPE, WRITE_KEY, WRITE_SCOPE, Principal
 
-WRITE_SCOPE = "write"
 CORS_HEADERS = {
     "Access-Control-Allow-Methods": "POST, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
@@ -47,12 +45,10 @@ CORS_HEADERS = {
 }
 
 
-class KeyCatalog(Protocol):
-    """What the collector asks the catalog (eventpipe.catalog.Catalog answers)."""
+class KeySource(Protocol):
+    """Who a key is (`eventpipe.api.auth.Authenticator`: the catalog, with a short cache)."""
 
-    def authenticate(self, secret: str) -> Principal | None: ...
-
-    def workspace_of_connection(self, connection: int) -> Any: ...
+    def principal_of(self, secret: str) -> Principal | None: ...
 
 
 @dataclass(frozen=True)
@@ -105,9 +101,9 @@ class Collector:
     """The routes and their group committer. `start`/`stop` run in the app's lifespan."""
 
     def __init__(
-        self, catalog: KeyCatalog, sink: LandingSink, settings: CollectorSettings | None = None
+        self, keys: KeySource, sink: LandingSink, settings: CollectorSettings | None = None
     ) -> None:
-        self.catalog = catalog
+        self.keys = keys
         self.settings = settings or CollectorSettings()
         self.committer = GroupCommitter(sink)
 
@@ -173,7 +169,7 @@ class Collector:
                 "Authorization",
                 "missing key: send 'Authorization: Bearer <key>' or a writeKey in the body",
             )
-        principal = self.catalog.authenticate(secret)
+        principal = self.keys.principal_of(secret)
         if principal is None:
             raise RequestRefused(401, "Authorization", "unknown or revoked key")
         if not (principal.allows(INGEST_SCOPE) or principal.allows(WRITE_SCOPE)):
@@ -216,8 +212,7 @@ class Collector:
             )
         if not isinstance(given, int) or isinstance(given, bool) or not 0 < given < 2**31:
             raise RequestRefused(400, "connectionId", "connectionId must be a positive int32")
-        workspace = self.catalog.workspace_of_connection(given)
-        if workspace is None or workspace.id != principal.workspace:
+        if principal.connections is None or given not in principal.connections:
             raise RequestRefused(
                 404, "connectionId", f"connection {given} does not exist in this workspace"
             )

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from starlette.applications import Starlette
 
+from eventpipe.api.auth import Authenticator
 from eventpipe.catalog import Catalog
 from eventpipe.collector.app import Collector, CollectorSettings, install_collector, parse_networks
 from eventpipe.collector.batcher import LandingSink
@@ -70,7 +71,8 @@ def build_collector(config: CollectorConfig) -> Collector:
     """A collector over the lake's catalog, landing as configured."""
     limits = Limits(config.max_body_bytes, config.max_events, config.max_depth)
     settings = CollectorSettings(limits, parse_networks(config.trusted_proxies))
-    return Collector(Catalog.in_lake(config.lake), landing_sink(config), settings)
+    keys = Authenticator(Catalog.in_lake(config.lake))
+    return Collector(keys, landing_sink(config), settings)
 
 
 def collector_app(config: CollectorConfig) -> Starlette:

@@ -15,6 +15,7 @@ from eventpipe.api.limits import (
     DEFAULT_STATEMENT_TIMEOUT,
     ServingLimits,
 )
+from eventpipe.catalog import Catalog, catalog_path
 from eventpipe.collector.requests import Limits
 from eventpipe.collector.server import CollectorConfig
 from eventpipe.io.landing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS
@@ -43,9 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve the read API (GET /v1/events, /v1/events/schema) over a lake",
-        description="Serve the read API over LAKE/events. API keys come from --api-key "
-        f"(repeatable) and the comma-separated environment variable {API_KEYS_ENV}; "
-        "clients send them as 'Authorization: Bearer <key>'. OpenAPI docs are at /docs. "
+        description="Serve the read API over LAKE/events. Keys are the workspace catalog's "
+        "(LAKE/_catalog.sqlite, or --catalog; see docs/workspaces.md): each key reads its "
+        "own workspace's events only. Legacy keys from --api-key (repeatable) and the "
+        f"comma-separated environment variable {API_KEYS_ENV} read the whole lake (the "
+        "single-workspace shortcut). Clients send 'Authorization: Bearer <key>'. "
+        "OpenAPI docs are at /docs. "
         "Memory (lake backend): the process's baseline (~300 MB, plus the serving index's "
         "per-partition state) plus at most --memory-limit for DuckDB's queries, which run "
         "at most --max-queries at a time; a request stopped by a limit gets a 503.",
@@ -98,6 +102,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the port the server bound to this file (with --port 0: the kernel's choice)",
     )
     add_collector_arguments(parser)
+    parser.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help="the workspace catalog (default: LAKE/_catalog.sqlite when it exists); e.g. "
+        "the lake's catalog when serving --backend bigquery",
+    )
     parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -201,6 +211,23 @@ def _log_index_coverage(lake: Path) -> None:
     )
 
 
+def _catalog(args: argparse.Namespace) -> Catalog | None:
+    """The catalog of --catalog, else of the lake when it has one."""
+    if args.catalog:
+        path = Path(args.catalog)
+    elif args.lake and "://" not in args.lake:
+        path = catalog_path(args.lake)
+    else:
+        return None
+    if not path.is_file():
+        if args.catalog:
+            log.error("no catalog file %s", path)
+            raise SystemExit(2)
+        return None
+    log.info("keys from the workspace catalog %s", path)
+    return Catalog(path)
+
+
 def run(args: argparse.Namespace, _extra: list[str]) -> int:
     """Start the server; returns when it stops (2 when it cannot start)."""
     import duckdb
@@ -223,12 +250,16 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     if args.role == "collector":
         return _serve_collector(args, collector)
     keys = parse_api_keys([*args.api_key, os.environ.get(API_KEYS_ENV)])
-    if not keys and not args.insecure_no_auth:
+    catalog = _catalog(args)
+    if catalog is None and not keys and not args.insecure_no_auth:
         log.error(
-            "no API key: pass --api-key KEY or set %s (or --insecure-no-auth to serve openly)",
+            "no key: create one in the lake's catalog (eventpipe keys create), or pass "
+            "--api-key KEY or set %s (or --insecure-no-auth to serve openly)",
             API_KEYS_ENV,
         )
         return 2
+    if keys:
+        log.info("%d legacy API key(s) read the whole lake", len(keys))
     if args.insecure_no_auth:
         log.warning("serving WITHOUT authentication (--insecure-no-auth)")
     reader = None
@@ -251,7 +282,12 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     limits = ServingLimits(args.memory_limit, args.statement_timeout, args.max_queries)
     try:
         app = create_app(
-            args.lake, keys, insecure_no_auth=args.insecure_no_auth, reader=reader, limits=limits
+            args.lake,
+            keys,
+            insecure_no_auth=args.insecure_no_auth,
+            reader=reader,
+            limits=limits,
+            catalog=catalog,
         )
     except duckdb.Error as exc:  # e.g. an unreadable --memory-limit
         log.error("cannot start: %s", exc)

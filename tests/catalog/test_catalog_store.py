@@ -162,16 +162,21 @@ def test_a_write_key_authenticates_to_its_connection_only(catalog):
     assert principal is not None
     assert (principal.kind, principal.workspace, principal.connection) == ("write", acme.id, web.id)
     assert principal.connection != app.id
+    assert principal.connections == {web.id}
     assert principal.allows("ingest")
     assert not any(principal.allows(s) for s in ("read", "write", "admin"))
 
 
 def test_an_api_key_authenticates_to_its_workspace_with_its_scopes(catalog):
-    acme = catalog.create_workspace("Acme")
+    acme, other = catalog.create_workspace("Acme"), catalog.create_workspace("Other")
     key = catalog.create_api_key(acme.slug, ["read"])
+    assert catalog.authenticate(key.secret).connections == frozenset()  # none yet: sees nothing
+    web, app = catalog.create_connection(acme.id), catalog.create_connection(acme.id)
+    catalog.create_connection(other.id)
     principal = catalog.authenticate(key.secret)
     assert principal is not None
     assert (principal.kind, principal.workspace, principal.connection) == ("api", acme.id, None)
+    assert principal.connections == {web.id, app.id}
     assert principal.scopes == {"read"}
     assert not principal.allows("admin") and not principal.allows("ingest")
 
