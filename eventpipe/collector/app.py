@@ -267,9 +267,9 @@ def _answer(verdict: Verdict, cors: dict[str, str]) -> Response:
         )
     if verdict.rejected is not None:
         problem = verdict.rejected
-        return error_response(
-            400, problem.field or "body", f"{problem.reason}: {problem.message}", cors
-        )
+        # The import's paths start at the envelope; the client sent its body.
+        parameter = (problem.field or "body").removeprefix("body.")
+        return error_response(400, parameter, f"{problem.reason}: {problem.message}", cors)
     invalid = [
         {"index": p.index, "field": p.field, "reason": p.reason, "message": p.message}
         for p in verdict.invalid

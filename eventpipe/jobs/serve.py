@@ -320,7 +320,9 @@ def _serve(app: object, args: argparse.Namespace, what: str, options: dict) -> N
         Path(args.port_file + ".tmp").write_text(str(port))
         os.replace(args.port_file + ".tmp", args.port_file)
     log.info("serving %s on http://%s:%d (docs at /docs)", what, args.host, port)
-    config = uvicorn.Config(app, log_level="info", **options)
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1; the client
+    # address is the collector's to decide (--trusted-proxy).
+    config = uvicorn.Config(app, log_level="info", proxy_headers=False, **options)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -353,5 +355,6 @@ def _serve_collector(args: argparse.Namespace, config: CollectorConfig) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        proxy_headers=False,
     )
     return 0
