@@ -1,10 +1,10 @@
-"""A validated list-events request, and the SQL ordering and empty page every backend of
-the lake shares."""
+"""A validated list-events request, its workspace restriction, and the SQL ordering and
+empty page every backend of the lake shares."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
@@ -29,6 +29,35 @@ class EventQuery:
     ascending: bool = False
     first: int = 0
     limit: int = 100
+
+
+def connection_condition(connections: frozenset[int], column_sql: str) -> str:
+    """`column_sql IN (ids)`: the workspace restriction of every read ("FALSE" for none).
+
+    The ids are the catalog's int32s, written as integer literals (no user text can reach
+    them), which also lets the engines prune files and row groups by their statistics.
+    """
+    if not connections:
+        return "FALSE"
+    return f"{column_sql} IN ({', '.join(str(int(c)) for c in sorted(connections))})"
+
+
+def scoped_predicate(query: EventQuery) -> Predicate | None:
+    """The query's filter AND its workspace restriction, as one DuckDB predicate over alias
+    `t` (the filter alone for the whole lake). The restriction comes first and the filter
+    is parenthesised, so no `or` of the filter can reach past it; the filter's date
+    bounds and indexed conditions still hold for every row the conjunction matches."""
+    predicate, connections = query.predicate, query.connections
+    if connections is None:
+        return predicate
+    condition = connection_condition(connections, 't."connectionId"')
+    if predicate is None:
+        return Predicate(condition, columns=frozenset({"connectionId"}))
+    return replace(
+        predicate,
+        sql=f"{condition} AND ({predicate.sql})",
+        columns=predicate.columns | {"connectionId"},
+    )
 
 
 def order_sql(order: str, ascending: bool) -> str:

@@ -17,13 +17,13 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from eventpipe.api.event_query import EventQuery, empty_page, order_sql
+from eventpipe.api.event_query import EventQuery, empty_page, order_sql, scoped_predicate
 from eventpipe.api.filters import Predicate, quote_identifier, table_source
 from eventpipe.api.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.api.index_pages import page_by_position, page_from_index
@@ -189,11 +189,17 @@ class LakeReader:
         return list_partitions(self.events_dir)
 
     def list_events(self, query: EventQuery) -> pa.Table:
-        """The page of events `query` asks for, as an Arrow table of its columns.
+        """The page of events `query` asks for, as an Arrow table of its columns, among
+        the rows of its connections (its workspace's): the restriction becomes part of the
+        predicate, so every scan, count, index candidate check and fetch applies it.
 
         Raises ServerBusy when a limit stops it: no free query slot within the statement
         timeout, the timeout itself, or the memory limit.
         """
+        if query.connections is not None:  # the workspace restriction: in every plan below
+            if not query.connections:
+                return self._empty(query.columns)  # a workspace without connections
+            query = replace(query, predicate=scoped_predicate(query))
         limits = self.limits
         if not self._slots.acquire(timeout=limits.queue_timeout):
             raise ServerBusy(
