@@ -198,10 +198,14 @@ class GroupCommitter:
                 ]
         self.groups += 1
         self.requests += len(group)
+        answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Verdict]]] = {}
         for pending, verdict in zip(group, verdicts, strict=True):
-            pending.loop.call_soon_threadsafe(_resolve, pending.future, verdict)
+            answers.setdefault(pending.loop, []).append((pending.future, verdict))
+        for loop, pairs in answers.items():  # one wake-up of each event loop per group
+            loop.call_soon_threadsafe(_resolve, pairs)
 
 
-def _resolve(future: asyncio.Future, verdict: Verdict) -> None:
-    if not future.done():  # the client may have gone
-        future.set_result(verdict)
+def _resolve(pairs: list[tuple[asyncio.Future, Verdict]]) -> None:
+    for future, verdict in pairs:
+        if not future.done():  # the client may have gone
+            future.set_result(verdict)
