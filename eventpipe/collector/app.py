@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from eventpipe.api.errors import error_response
 from eventpipe.collector.batcher import GroupCommitter, LandingSink, Verdict
+from eventpipe.collector.openapi import document_collector
 from eventpipe.collector.requests import (
     Limits,
     RequestRefused,
@@ -36,6 +37,7 @@ from eventpipe.collector.requests import (
     parse_body,
     track_event,
 )
+from eventpipe.schemas import EVENT_TYPES
 from eventpipe.schemas.principal import INGEST_SCOPE, WRITE_KEY, WRITE_SCOPE, Principal
 
 CORS_HEADERS = {
@@ -125,6 +127,8 @@ class Collector:
         async def endpoint(request: Request) -> Response:
             cors = _cors(request)
             if request.method == "OPTIONS":
+                if request.path_params.get("type", "track") not in EVENT_TYPES:
+                    return Response(status_code=404)  # e.g. GET /v1/events/schema: no CORS
                 return Response(status_code=204, headers={**cors, **CORS_HEADERS})
             try:
                 line = await self._envelope(request, form)
@@ -282,6 +286,7 @@ def install_collector(app: Any, collector: Collector) -> None:
     """Add the collector's routes to `app` (Starlette or FastAPI), first, and run its
     committer in the app's lifespan."""
     app.router.routes[0:0] = collector.routes()
+    document_collector(app)
     previous = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -147,24 +147,15 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SEGMENT_BYTES,
         help="... or once it holds this many bytes (default %(default)s)",
     )
-    group.add_argument(
-        "--max-body-bytes",
-        type=_positive_int,
-        default=Limits.max_body_bytes,
-        help="largest request body, else 413 (default %(default)s)",
+    limits = (
+        ("--max-body-bytes", Limits.max_body_bytes, "largest request body, else 413"),
+        ("--max-events", Limits.max_events, "most events in one request, else 413"),
+        ("--max-depth", Limits.max_depth, "deepest nesting of a request body, else 400"),
     )
-    group.add_argument(
-        "--max-events",
-        type=_positive_int,
-        default=Limits.max_events,
-        help="most events in one request, else 413 (default %(default)s)",
-    )
-    group.add_argument(
-        "--max-depth",
-        type=_positive_int,
-        default=Limits.max_depth,
-        help="deepest nesting of a request body, else 400 (default %(default)s)",
-    )
+    for flag, default, text in limits:
+        group.add_argument(
+            flag, type=_positive_int, default=default, help=text + " (default %(default)s)"
+        )
     group.add_argument(
         "--trusted-proxy",
         action="append",

@@ -100,3 +100,23 @@ def test_sent_over_http_imported_and_read_back_by_its_workspace_only(
         }
     assert not list((lake / "landing").glob("*.jsonl"))
     assert len(list((lake / "landing" / "imported").glob("*.jsonl"))) >= 1
+
+
+def test_serve_documents_the_collector_and_keeps_other_routes_server_to_server(
+    lake: Path, tenants: tuple[Tenant, Tenant]
+) -> None:
+    with serve_process(lake) as (url, _process):
+        spec = httpx.get(url + "/openapi.json").json()
+        assert {"get", "post"} <= set(spec["paths"]["/v1/events"])
+        assert "post" in spec["paths"]["/v1/events/{type}"]
+        assert "post" in spec["paths"]["/v1/track"]
+        preflight = {"Origin": "https://shop.example", "Access-Control-Request-Method": "GET"}
+        for path in ("/v1/events/schema", "/openapi.json"):
+            response = httpx.options(url + path, headers=preflight)
+            assert response.status_code in (404, 405)
+            assert "access-control-allow-origin" not in response.headers
+        listed = _listed(url, tenants[0].api_read)
+        assert listed.status_code == 200
+        assert "access-control-allow-origin" not in listed.headers
+        schema = httpx.get(url + "/v1/events/schema", headers=bearer(tenants[0].api_read))
+        assert schema.status_code == 200
