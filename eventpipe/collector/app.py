@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -108,6 +108,7 @@ class Collector:
         self.keys = keys
         self.settings = settings or CollectorSettings()
         self.committer = GroupCommitter(sink)
+        self.pending_bytes = 0  # touched by the event loop only
 
     def start(self) -> None:
         self.committer.start()
@@ -131,13 +132,39 @@ class Collector:
                     return Response(status_code=404)  # e.g. GET /v1/events/schema: no CORS
                 return Response(status_code=204, headers={**cors, **CORS_HEADERS})
             try:
-                line = await self._envelope(request, form)
-                verdict = await self.committer.submit(line)
+                with self._admitted(request):
+                    line = await self._envelope(request, form)
+                    verdict = await self.committer.submit(line)
             except RequestRefused as exc:
-                return error_response(exc.status, exc.parameter, exc.message, cors)
+                headers = {**cors, **({"Retry-After": "1"} if exc.status == 503 else {})}
+                return error_response(exc.status, exc.parameter, exc.message, headers)
             return _answer(verdict, cors)
 
         return endpoint
+
+    @contextlib.contextmanager
+    def _admitted(self, request: Request) -> Iterator[None]:
+        """Count the request's body (at most the body limit) against the bytes all pending
+        requests may hold; 503 when they are full, so no burst exhausts the memory."""
+        limits = self.settings.limits
+        declared = request.headers.get("content-length", "")
+        size = (
+            min(int(declared), limits.max_body_bytes)
+            if declared.isdigit()
+            else limits.max_body_bytes
+        )
+        if self.pending_bytes + size > limits.max_pending_bytes:
+            raise RequestRefused(
+                503,
+                None,
+                f"the collector holds {limits.max_pending_bytes:,} bytes of pending requests "
+                "(serve --max-pending-bytes); retry",
+            )
+        self.pending_bytes += size
+        try:
+            yield
+        finally:
+            self.pending_bytes -= size
 
     async def _envelope(self, request: Request, form: Callable) -> bytes:
         limits = self.settings.limits

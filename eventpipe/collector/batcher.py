@@ -169,7 +169,10 @@ class GroupCommitter:
             stop = False
             while not stop:
                 group, stop = self._take_group()
-                self.sink.close_if_due()
+                try:
+                    self.sink.close_if_due()
+                except OSError:  # the next append opens a new segment
+                    log.exception("closing a landing segment failed")
                 if group:
                     self._commit(validator, group)
         finally:

@@ -29,6 +29,7 @@ class Limits:
     max_body_bytes: int = 4 * 2**20
     max_events: int = 2000
     max_depth: int = 64
+    max_pending_bytes: int = 256 * 2**20  # bodies being read or waiting to land, all together
 
 
 class RequestRefused(Exception):

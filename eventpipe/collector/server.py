@@ -39,6 +39,7 @@ class CollectorConfig:
     max_body_bytes: int = Limits.max_body_bytes
     max_events: int = Limits.max_events
     max_depth: int = Limits.max_depth
+    max_pending_bytes: int = Limits.max_pending_bytes
     trusted_proxies: list[str] = field(default_factory=list)
 
     def check(self) -> CollectorConfig:
@@ -51,7 +52,7 @@ class CollectorConfig:
             raise ValueError("the file landing log needs a local --lake (or --landing pubsub)")
         if not self.segment_seconds > 0 or self.segment_bytes < 1:
             raise ValueError("--landing-segment-seconds and --landing-segment-bytes must be > 0")
-        for name in ("max_body_bytes", "max_events", "max_depth"):
+        for name in ("max_body_bytes", "max_events", "max_depth", "max_pending_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         parse_networks(self.trusted_proxies)
@@ -69,7 +70,9 @@ def landing_sink(config: CollectorConfig) -> LandingSink:
 
 def build_collector(config: CollectorConfig) -> Collector:
     """A collector over the lake's catalog, landing as configured."""
-    limits = Limits(config.max_body_bytes, config.max_events, config.max_depth)
+    limits = Limits(
+        config.max_body_bytes, config.max_events, config.max_depth, config.max_pending_bytes
+    )
     settings = CollectorSettings(limits, parse_networks(config.trusted_proxies))
     keys = Authenticator(Catalog.in_lake(config.lake))
     return Collector(keys, landing_sink(config), settings)

@@ -101,12 +101,24 @@ class SegmentWriter:
             self.close()
         if self.segment is None:
             self.segment = self._open()
-        view = memoryview(data)
-        while view:
-            written = os.write(self.segment.fd, view)
-            view = view[written:]
-        os.fdatasync(self.segment.fd)
-        self.segment.size += len(data)
+        segment = self.segment
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(segment.fd, view)
+                view = view[written:]
+            os.fdatasync(segment.fd)
+        except OSError:
+            # Disk full, I/O error: nothing of `data` is acknowledged. Cut what part of it
+            # was written (the next envelope must not follow half a line) and start the
+            # next append in a new segment.
+            with contextlib.suppress(OSError):
+                os.ftruncate(segment.fd, segment.size)
+                os.fdatasync(segment.fd)
+            with contextlib.suppress(OSError):
+                self.close()
+            raise
+        segment.size += len(data)
 
     def due_in(self) -> float | None:
         """Seconds until the open segment must be closed (None: no segment open)."""
@@ -124,9 +136,11 @@ class SegmentWriter:
         segment, self.segment = self.segment, None
         if segment is None:
             return
-        os.rename(segment.path, segment.path.removesuffix(".open"))
-        fsync_folder(self.folder)
-        os.close(segment.fd)
+        try:
+            os.rename(segment.path, segment.path.removesuffix(".open"))
+            fsync_folder(self.folder)
+        finally:  # the lock goes with the fd: an `.open` segment left is a dead writer's
+            os.close(segment.fd)
 
 
 @dataclass

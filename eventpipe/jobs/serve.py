@@ -151,6 +151,7 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
         ("--max-body-bytes", Limits.max_body_bytes, "largest request body, else 413"),
         ("--max-events", Limits.max_events, "most events in one request, else 413"),
         ("--max-depth", Limits.max_depth, "deepest nesting of a request body, else 400"),
+        ("--max-pending-bytes", Limits.max_pending_bytes, "bodies held at once, else 503"),
     )
     for flag, default, text in limits:
         group.add_argument(
@@ -184,6 +185,7 @@ def collector_config(args: argparse.Namespace) -> CollectorConfig:
         max_body_bytes=args.max_body_bytes,
         max_events=args.max_events,
         max_depth=args.max_depth,
+        max_pending_bytes=args.max_pending_bytes,
         trusted_proxies=list(args.trusted_proxy),
     ).check()
 

@@ -383,3 +383,22 @@ def test_trusted_proxy_forwarded_address(lake: Path, tenant: Tenant) -> None:
             httpx.post(url + "/v1/events", json=[make_event()], headers=headers).status_code == 200
         )
     assert [e["ip"] for e in landed(lake)] == ["203.0.113.9"]
+
+
+def test_pending_bytes_over_the_limit_get_a_503_to_retry(lake: Path, tenant: Tenant) -> None:
+    from collector_support import running_app
+
+    from eventpipe.collector.server import CollectorConfig, collector_app
+
+    config = CollectorConfig(lake=str(lake), max_pending_bytes=2000).check()
+    with running_app(collector_app(config)) as url:
+        big = {"batch": [make_event(properties={"text": "x" * 3000})]}
+        response = httpx.post(url + "/v1/events", json=big, headers=bearer(tenant.write_key))
+        error = error_of(response, 503)
+        assert "2,000 bytes of pending requests" in error["message"]
+        assert response.headers["retry-after"] == "1"
+        small = httpx.post(
+            url + "/v1/events", json=[make_event()], headers=bearer(tenant.write_key)
+        )
+        assert small.status_code == 200
+    assert len(landed(lake)) == 1

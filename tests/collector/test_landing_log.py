@@ -155,3 +155,29 @@ def test_a_segment_is_done_iff_the_run_that_imported_it_committed(
     assert sorted(_stored(lake)) == sorted(ids)
     assert len(done_segments(str(lake))) == 1
     assert list((lake / "landing").glob("*.jsonl")) == []
+
+
+def test_a_failed_append_leaves_no_half_line_and_the_next_goes_to_a_new_segment(
+    tmp_path: Path,
+) -> None:
+    import resource
+    import signal
+
+    line = envelope()
+    writer = SegmentWriter(str(tmp_path))
+    writer.append(line)
+    [first] = list(tmp_path.iterdir())
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(line) + len(line) // 2, hard))
+    try:
+        with pytest.raises(OSError):  # the file may grow by half a line only: EFBIG
+            writer.append(envelope())
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    closed = tmp_path / first.name.removesuffix(".open")
+    assert closed.read_bytes() == line  # cut back to the acknowledged lines, and closed
+    writer.append(line)
+    writer.close()
+    assert len(list(tmp_path.glob("*.jsonl"))) == 2
