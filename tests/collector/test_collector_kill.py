@@ -72,3 +72,24 @@ def test_sigkill_under_load_loses_no_acknowledged_request(lake: Path, tenant: Te
     assert missing == [], f"{len(missing)} acknowledged events lost"
     assert {counts[m] for m in acknowledged} == {1}  # each exactly once
     assert max(counts.values()) == 1
+
+
+def test_two_collector_processes_share_one_landing_log(
+    lake: Path, tenants: tuple[Tenant, Tenant]
+) -> None:
+    sent = []
+    with (
+        serve_process(lake, "--role", "collector") as (first, _),
+        serve_process(lake, "--role", "collector") as (second, _),
+    ):
+        for i, tenant in enumerate(tenants * 3):
+            batch = [make_event(), make_event()]
+            sent += [e["messageId"] for e in batch]
+            url = (first, second)[i % 2]
+            response = httpx.post(url + "/v1/events", json=batch, headers=bearer(tenant.write_key))
+            assert response.status_code == 200, response.text
+    # Stopped: each process closed its own segment.
+    assert len(list((lake / "landing").glob("*.jsonl"))) == 2
+    assert main(["import", "--landing", "--lake", str(lake), "--no-enrich"]) == 0
+    stored = duckdb.sql(f"SELECT messageId FROM read_parquet('{lake}/events/*/*.parquet')")
+    assert sorted(m for (m,) in stored.fetchall()) == sorted(sent)

@@ -181,3 +181,16 @@ def test_a_failed_append_leaves_no_half_line_and_the_next_goes_to_a_new_segment(
     writer.append(line)
     writer.close()
     assert len(list(tmp_path.glob("*.jsonl"))) == 2
+
+
+def test_an_empty_new_segment_of_a_dead_writer_is_removed_once_stale(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    folder = lake / "landing"
+    folder.mkdir(parents=True)
+    stale = folder / "20261201T100000000000Z-abc-1.jsonl.new"
+    fresh = folder / "20261201T100001000000Z-abc-2.jsonl.new"
+    stale.touch()
+    fresh.touch()
+    os.utime(stale, (0, 0))
+    assert claim_closed_segments(str(lake)).paths == []
+    assert not stale.exists() and fresh.exists()
