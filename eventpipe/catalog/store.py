@@ -218,16 +218,22 @@ class Catalog:
 
     # -- connections
 
-    def create_connection(self, workspace: int | str, name: str | None = None) -> Connection:
-        """A new connection of `workspace`, with a random int32 id unique in the lake."""
+    def create_connection(
+        self, workspace: int | str, name: str | None = None, connection_id: int | None = None
+    ) -> Connection:
+        """A new connection of `workspace`, with a random int32 id unique in the lake, or
+        with `connection_id`: an id the lake's events already carry (imported from another
+        system), which this gives to `workspace`; refused when a connection has it."""
+        if connection_id is not None and not 1 <= connection_id <= MAX_CONNECTION_ID:
+            raise CatalogError(f"a connection id is an int32 from 1 to {MAX_CONNECTION_ID}")
         with self._write() as db:
             owner = _find_workspace(db, workspace)
-            while True:
-                candidate = secrets.randbelow(MAX_CONNECTION_ID) + 1
-                if not db.execute(
-                    "SELECT 1 FROM connections WHERE id = ?", (candidate,)
-                ).fetchone():
-                    break
+            if connection_id is None:
+                candidate = _free_connection_id(db)
+            elif _connection_exists(db, connection_id):
+                raise CatalogError(f"connection {connection_id} exists already")
+            else:
+                candidate = connection_id
             row = db.execute(
                 "INSERT INTO connections (id, workspace, name, created) VALUES (?, ?, ?, ?)"
                 " RETURNING *",
@@ -370,6 +376,19 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _connection_exists(db: sqlite3.Connection, connection: int) -> bool:
+    found = db.execute("SELECT 1 FROM connections WHERE id = ?", (connection,)).fetchone()
+    return found is not None
+
+
+def _free_connection_id(db: sqlite3.Connection) -> int:
+    """A random int32 id no connection has."""
+    while True:
+        candidate = secrets.randbelow(MAX_CONNECTION_ID) + 1
+        if not _connection_exists(db, candidate):
+            return candidate
 
 
 def _find_workspace(db: sqlite3.Connection, ref: int | str) -> Workspace:

@@ -15,7 +15,7 @@ from eventpipe.api.limits import (
     DEFAULT_STATEMENT_TIMEOUT,
     ServingLimits,
 )
-from eventpipe.catalog import Catalog, catalog_path
+from eventpipe.catalog import Catalog, CatalogError, catalog_path
 from eventpipe.collector.requests import Limits
 from eventpipe.collector.server import CollectorConfig
 from eventpipe.io.landing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS
@@ -214,8 +214,7 @@ def _catalog(args: argparse.Namespace) -> Catalog | None:
         return None
     if not path.is_file():
         if args.catalog:
-            log.error("no catalog file %s", path)
-            raise SystemExit(2)
+            raise CatalogError(f"no catalog file {path}")
         return None
     log.info("keys from the workspace catalog %s", path)
     return Catalog(path)
@@ -243,7 +242,11 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     if args.role == "collector":
         return _serve_collector(args, collector)
     keys = parse_api_keys([*args.api_key, os.environ.get(API_KEYS_ENV)])
-    catalog = _catalog(args)
+    try:
+        catalog = _catalog(args)
+    except CatalogError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     if catalog is None and not keys and not args.insecure_no_auth:
         log.error(
             "no key: create one in the lake's catalog (eventpipe keys create), or pass "

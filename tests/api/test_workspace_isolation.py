@@ -29,6 +29,8 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from eventpipe.api.app import create_app
+from eventpipe.api.limits import ServerBusy, ServingLimits
+from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.catalog import Catalog
 from eventpipe.io.serving_index import index_lake
 
@@ -366,3 +368,15 @@ def test_the_legacy_key_reads_the_whole_lake_and_only_reads(world, server_url) -
         ids, _ = list_all(client, {})
     rows = [r for s in world.sides.values() for r in s.rows] + world.orphans
     assert ids == expected_ids(rows, {}, lambda r: True)
+
+
+def test_an_empty_connection_set_answers_without_querying(world) -> None:
+    reader = LakeReader(world.lake, limits=ServingLimits("64MB", 0.01, 1))
+    assert reader._slots.acquire(timeout=1)  # every query slot taken: a query would be a 503
+    try:
+        page = reader.list_events(EventQuery(connections=frozenset(), columns=("messageId",)))
+        assert page.num_rows == 0 and page.column_names == ["messageId"]
+        with pytest.raises(ServerBusy):
+            reader.list_events(EventQuery(connections=frozenset(world.sides["acme"].connections)))
+    finally:
+        reader._slots.release()
