@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from datetime import UTC, datetime
 from functools import partial
@@ -196,9 +197,10 @@ def _run_landing(
             f"landing: {len(claimed.paths)} closed segments to import, "
             f"{len(claimed.done)} already imported, {len(claimed.torn)} torn last lines skipped"
         )
-        if not claimed.paths:
-            return 0
         staging = lake_path(args.lake, STAGING, run_id)
+        if not claimed.paths:
+            shutil.rmtree(staging, ignore_errors=True)  # nothing staged: no run to recover
+            return 0
         ledger = stage_done_ledger(args.lake, staging, run_id, claimed.paths)
         files = [(p, os.path.getsize(p)) for p in claimed.paths]
         summary = _run_import(

@@ -155,6 +155,9 @@ def test_a_segment_is_done_iff_the_run_that_imported_it_committed(
     assert sorted(_stored(lake)) == sorted(ids)
     assert len(done_segments(str(lake))) == 1
     assert list((lake / "landing").glob("*.jsonl")) == []
+    assert main(args) == 0  # nothing left: no run, and nothing left staged for a recovery
+    assert "0 closed segments to import, 0 already imported" in capsys.readouterr().out
+    assert not (lake / "_staging").exists() or not any((lake / "_staging").iterdir())
 
 
 def test_a_failed_append_leaves_no_half_line_and_the_next_goes_to_a_new_segment(
