@@ -25,8 +25,8 @@ from eventpipe.api.errors import error_response
 from eventpipe.collector.batcher import GroupCommitter, LandingSink, Verdict
 from eventpipe.collector.openapi import document_collector
 from eventpipe.collector.requests import (
+    ApiError,
     Limits,
-    RequestRefused,
     anonymous_id,
     body_too_large,
     check_connections,
@@ -135,7 +135,7 @@ class Collector:
                 with self._admitted(request):
                     line = await self._envelope(request, form)
                     verdict = await self.committer.submit(line)
-            except RequestRefused as exc:
+            except ApiError as exc:
                 headers = {**cors, **({"Retry-After": "1"} if exc.status == 503 else {})}
                 return error_response(exc.status, exc.parameter, exc.message, headers)
             return _answer(verdict, cors)
@@ -154,7 +154,7 @@ class Collector:
             else limits.max_body_bytes
         )
         if self.pending_bytes + size > limits.max_pending_bytes:
-            raise RequestRefused(
+            raise ApiError(
                 503,
                 None,
                 f"the collector holds {limits.max_pending_bytes:,} bytes of pending requests "
@@ -186,25 +186,25 @@ class Collector:
         if header:
             scheme, _, secret = header.partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():
-                raise RequestRefused(
+                raise ApiError(
                     401, "Authorization", "the Authorization header must be 'Bearer <key>'"
                 )
             secret = secret.strip()
         elif isinstance(doc, dict) and "writeKey" in doc:
             secret = doc["writeKey"]
             if not isinstance(secret, str):
-                raise RequestRefused(401, "writeKey", "writeKey must be a string")
+                raise ApiError(401, "writeKey", "writeKey must be a string")
         if secret is None:
-            raise RequestRefused(
+            raise ApiError(
                 401,
                 "Authorization",
                 "missing key: send 'Authorization: Bearer <key>' or a writeKey in the body",
             )
         principal = self.keys.principal_of(secret)
         if principal is None:
-            raise RequestRefused(401, "Authorization", "unknown or revoked key")
+            raise ApiError(401, "Authorization", "unknown or revoked key")
         if not (principal.allows(INGEST_SCOPE) or principal.allows(WRITE_SCOPE)):
-            raise RequestRefused(
+            raise ApiError(
                 403, "Authorization", "this key may not ingest events (it needs the write scope)"
             )
         return principal
@@ -216,18 +216,16 @@ class Collector:
         if principal.kind == WRITE_KEY:
             connection = int(principal.connection)  # type: ignore[arg-type]
             if isinstance(doc, dict) and doc.get("connectionId") not in (None, connection):
-                raise RequestRefused(
+                raise ApiError(
                     403,
                     "connectionId",
                     f"this write key sends events of connection {connection} only",
                 )
             if isinstance(doc, dict) and not is_batch and "type" not in doc:
-                raise RequestRefused(
-                    400, "type", "a single event sent to /v1/events must carry its type"
-                )
+                raise ApiError(400, "type", "a single event sent to /v1/events must carry its type")
         else:
             if not is_batch:
-                raise RequestRefused(
+                raise ApiError(
                     400, "batch", "an API key must send a batch document with its connectionId"
                 )
             connection = self._api_connection(doc.get("connectionId"), principal)
@@ -238,20 +236,20 @@ class Collector:
 
     def _api_connection(self, given: Any, principal: Principal) -> int:
         if given is None:
-            raise RequestRefused(
+            raise ApiError(
                 400, "connectionId", "connectionId is required when ingesting with an API key"
             )
         if not isinstance(given, int) or isinstance(given, bool) or not 0 < given < 2**31:
-            raise RequestRefused(400, "connectionId", "connectionId must be a positive int32")
+            raise ApiError(400, "connectionId", "connectionId must be a positive int32")
         if principal.connections is None or given not in principal.connections:
-            raise RequestRefused(
+            raise ApiError(
                 404, "connectionId", f"connection {given} does not exist in this workspace"
             )
         return given
 
     def _write_key(self, principal: Principal, endpoint: str) -> int:
         if principal.kind != WRITE_KEY:
-            raise RequestRefused(
+            raise ApiError(
                 403,
                 "Authorization",
                 f"{endpoint} takes an event write key; with an API key use POST /v1/events",

@@ -2,7 +2,8 @@
 
 Pure functions on the request's bytes and its parsed JSON; the event rules themselves are
 the import's (`collector.batcher` runs them). A request the collector refuses raises
-`RequestRefused` (status, the parameter at fault, a message naming it).
+`ApiError` (status, the parameter at fault, a message naming it; the read API's error,
+answered in the same JSON shape).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from eventpipe.api.errors import ApiError
 from eventpipe.schemas import EVENT_TYPES
 
 TRACK_FIELDS = ("anonymousId", "userId", "messageId", "context", "sentAt", "timestamp")
@@ -30,16 +32,6 @@ class Limits:
     max_events: int = 2000
     max_depth: int = 64
     max_pending_bytes: int = 256 * 2**20  # bodies being read or waiting to land, all together
-
-
-class RequestRefused(Exception):
-    """A request the collector does not accept: HTTP `status`, the `parameter`, the reason."""
-
-    def __init__(self, status: int, parameter: str | None, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.parameter = parameter
-        self.message = message
 
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
@@ -59,11 +51,11 @@ def parse_body(body: bytes, limits: Limits) -> Any:
     if len(body) > limits.max_body_bytes:
         raise body_too_large(limits)
     if not body.strip():
-        raise RequestRefused(400, "body", "the request body is empty; send a JSON document")
+        raise ApiError(400, "body", "the request body is empty; send a JSON document")
     if body.count(b"[") + body.count(b"{") > limits.max_depth:
         depth = nesting_depth(body)
         if depth > limits.max_depth:
-            raise RequestRefused(
+            raise ApiError(
                 400,
                 "body",
                 f"the request nests objects and arrays {depth} levels deep; the limit is "
@@ -72,28 +64,25 @@ def parse_body(body: bytes, limits: Limits) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise RequestRefused(400, "body", f"the request body is not valid JSON: {exc}") from None
+        raise ApiError(400, "body", f"the request body is not valid JSON: {exc}") from None
 
 
-def body_too_large(limits: Limits) -> RequestRefused:
+def over_limit(parameter: str, excess: str, flag: str) -> ApiError:
+    """The 413 of a request over a limit: what is too much, and the flag that sets it."""
+    return ApiError(413, parameter, f"{excess} (serve {flag}); send fewer events per request")
+
+
+def body_too_large(limits: Limits) -> ApiError:
     """The 413 of a body over the size limit."""
-    return RequestRefused(
-        413,
-        "body",
-        f"the request body is over the limit of {limits.max_body_bytes:,} bytes "
-        "(serve --max-body-bytes); send fewer events per request",
-    )
+    excess = f"the request body is over the limit of {limits.max_body_bytes:,} bytes"
+    return over_limit("body", excess, "--max-body-bytes")
 
 
 def check_event_count(events: Any, limits: Limits) -> None:
     """413 when a batch or array holds more events than the limit."""
     if isinstance(events, list) and len(events) > limits.max_events:
-        raise RequestRefused(
-            413,
-            "batch",
-            f"the request holds {len(events):,} events; the limit is {limits.max_events:,} "
-            "per request (serve --max-events)",
-        )
+        excess = f"the request holds {len(events):,} events; the limit is {limits.max_events:,}"
+        raise over_limit("batch", excess, "--max-events")
 
 
 def check_connections(events: Any, connection: int) -> None:
@@ -105,7 +94,7 @@ def check_connections(events: Any, connection: int) -> None:
             None,
             connection,
         ):
-            raise RequestRefused(
+            raise ApiError(
                 403,
                 f"batch[{index}].connectionId",
                 f"event {index} names connection {event['connectionId']!r}; this request may "
@@ -116,14 +105,14 @@ def check_connections(events: Any, connection: int) -> None:
 def event_of_type(doc: Any, path_type: str) -> dict[str, Any]:
     """The body of `POST /v1/events/{type}` as an event carrying its type."""
     if path_type not in EVENT_TYPES:
-        raise RequestRefused(
+        raise ApiError(
             404, "type", f"unknown event type {path_type!r}; one of: {', '.join(EVENT_TYPES)}"
         )
     if not isinstance(doc, dict):
-        raise RequestRefused(400, "body", "the body must be one event object")
+        raise ApiError(400, "body", "the body must be one event object")
     given = doc.get("type")
     if given is not None and given != path_type:
-        raise RequestRefused(
+        raise ApiError(
             400, "type", f"the body's type {given!r} differs from the path's {path_type!r}"
         )
     return {**doc, "type": path_type}
@@ -139,12 +128,10 @@ def anonymous_id(key_id: int, ip: str | None, user_agent: str | None) -> str:
 def track_event(doc: Any, received_at: str, default_anonymous_id: str) -> dict[str, Any]:
     """Seed 004's free-form body as a `track` event (docs/collector.md has the mapping)."""
     if not isinstance(doc, dict):
-        raise RequestRefused(400, "body", "the body must be a JSON object with event_name")
+        raise ApiError(400, "body", "the body must be a JSON object with event_name")
     name = doc.get("event_name")
     if not isinstance(name, str) or not name.strip():
-        raise RequestRefused(
-            400, "event_name", "event_name is required and must be a non-empty string"
-        )
+        raise ApiError(400, "event_name", "event_name is required and must be a non-empty string")
     event: dict[str, Any] = {"type": "track", "event": name}
     properties = {k: v for k, v in doc.items() if k not in TRACK_FIELDS and k != "event_name"}
     properties.pop("writeKey", None)
