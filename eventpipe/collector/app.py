@@ -21,11 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from eventpipe.api.errors import error_response
+from eventpipe.api.errors import ApiError, error_response
 from eventpipe.collector.batcher import GroupCommitter, LandingSink, Verdict
 from eventpipe.collector.openapi import document_collector
 from eventpipe.collector.requests import (
-    ApiError,
     Limits,
     anonymous_id,
     body_too_large,
