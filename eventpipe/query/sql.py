@@ -114,20 +114,17 @@ class Dialect(Protocol):
 @dataclass(frozen=True)
 class Predicate:
     """A filter rendered for one dialect: SQL over table alias `t`, its named parameters,
-    the json values it reads (`extracts`, see `Bindings`), the tree, the date bounds of
-    `timestamp`, and the conditions the serving index can look up (`api.filters`)."""
+    the json values it reads (`extracts`, see `Bindings`), the top-level columns it reads,
+    the tree, the date bounds of `timestamp`, and the conditions the serving index can look
+    up (`api.filters`)."""
 
     sql: str
     params: dict[str, object] = field(default_factory=dict)
     dialect: str = ""
     extracts: tuple[tuple[str, str], ...] = ()
+    columns: frozenset[str] = frozenset()
     tree: Filter | None = None
     indexed_conditions: tuple[IndexedCondition, ...] = ()
-
-    @property
-    def columns(self) -> frozenset[str]:
-        """The top-level columns the conditions read."""
-        return self.tree.columns if self.tree else frozenset()
 
     @property
     def min_date(self) -> dt.date | None:
@@ -145,7 +142,7 @@ def render(tree: Filter, dialect: Dialect) -> Predicate:
     bindings = Bindings(dialect)
     parts = [f"({_condition(c, bindings, dialect)})" for c in tree.conditions]
     sql = f" {tree.logical.upper()} ".join(parts) or "TRUE"
-    return Predicate(sql, bindings.values, dialect.name, bindings.extracts, tree)
+    return Predicate(sql, bindings.values, dialect.name, bindings.extracts, tree.columns, tree)
 
 
 def _condition(condition: Condition, bindings: Bindings, dialect: Dialect) -> str:
