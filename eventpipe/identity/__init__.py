@@ -6,13 +6,13 @@ the same profiles over a whole lake in DuckDB SQL (`rules_sql`: the rules as SQL
 """
 
 from eventpipe.identity.graph import IdentityResult, build_identity, identity_connection
-from eventpipe.identity.stitch import assign_kpids
 from eventpipe.identity.store import (
     read_identity,
     read_kpid_map,
     recover_identity,
     write_identity,
 )
+from eventpipe.transforms.stitch import assign_kpids
 
 __all__ = [
     "IdentityResult",

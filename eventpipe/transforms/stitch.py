@@ -56,3 +56,19 @@ class KpidStitcher:
         index = events.schema.get_field_index("kpid")
         field = events.schema.field(index)
         return events.set_column(index, field, kpids.cast(field.type))
+
+
+def assign_kpids(
+    con: duckdb.DuckDBPyConnection,
+    events: pa.Table | duckdb.DuckDBPyRelation,
+    kpid_map: pa.Table,
+) -> pa.Table:
+    """`events` with `kpid` filled from `kpid_map`; every other column and the row order kept.
+
+    kpid of the userId as a 'user' id, else of the anonymousId as an 'anonymous' id,
+    else null (`Resolution.kpid_of_event`; placeholders are never in the map). An
+    existing `kpid` column is replaced in place, otherwise one is appended.
+    """
+    if isinstance(events, duckdb.DuckDBPyRelation):
+        events = events.to_arrow_table()
+    return KpidStitcher(kpid_map).bind(con).stitch(events)
