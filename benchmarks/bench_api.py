@@ -43,8 +43,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from measured import partitioned_rows, require
 
-from eventpipe.io.serving_index import INDEX, index_lake
 from eventpipe.schemas import arrow_schema
+from eventpipe.serving.index_build import INDEX, index_lake
 
 API_KEY = "bench-key"
 EVENT_NAMES = [

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from eventpipe.io.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
 from eventpipe.schemas import EVENT_FIELDS, Field
 from eventpipe.schemas.ip_addresses import IP_RULE, analyse_ip
+from eventpipe.serving.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
 
 FILTER_LANGUAGE = """The filter language of GET /v1/events (seed 000), compiled to a parameterised SQL predicate.
 
@@ -199,7 +199,7 @@ class Target:
 class IndexedCondition:
     """A condition that every match of its filter meets, on a path inside a json column
     or on one of the columns the serving index holds (`pointer` "", values as the index's
-    text): the index can look its rows up (see eventpipe.api.index_lookup)."""
+    text): the index can look its rows up (see eventpipe.serving.index_lookup)."""
 
     column: str
     pointer: str

@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.transforms.json_audit import NON_FINITE_REGEX
+from eventpipe.core.json_audit import NON_FINITE_REGEX
 
 
 def connect(threads: int = 1, memory_limit: str = "512MB") -> duckdb.DuckDBPyConnection:
@@ -90,7 +90,7 @@ def register_json_audit(con: duckdb.DuckDBPyConnection) -> None:
     """Add json_audit(text, max_depth) -> VARCHAR: NULL, or the JSON array [path, message]
     of the problem `json_audit.audit_json` finds (call it only on the text
     `json_audit.suspects` or `deep_sql` flags); and json_trailing_comma(text) -> BOOLEAN."""
-    from eventpipe.transforms.json_audit import audit_json, trailing_comma
+    from eventpipe.core.json_audit import audit_json, trailing_comma
 
     def audit(texts: pa.Array, depths: pa.Array) -> pa.Array:
         out = []

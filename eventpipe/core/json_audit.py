@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.transforms.failures import INVALID_JSON, PROBLEM_TYPE
+from eventpipe.schemas.failures import INVALID_JSON, PROBLEM_TYPE
 
 MAX_DEPTH = 64
 """The deepest nesting accepted by default (the event object is level 1)."""

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from eventpipe.core.duck import connect, quote_str
 from eventpipe.identity.rules_sql import kpid_digest_sql, placeholder_macros, uuid5_sql
-from eventpipe.transforms.duck import connect, quote_str
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import sys
 
-from eventpipe.transforms.duck import quote_str
-from eventpipe.transforms.identity_rules import KPID_NAMESPACE, PLACEHOLDERS
+from eventpipe.core.duck import quote_str
+from eventpipe.identity.rules import KPID_NAMESPACE, PLACEHOLDERS
 
 
 @functools.cache

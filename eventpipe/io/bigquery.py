@@ -41,7 +41,7 @@ from eventpipe.schemas.bigquery_schema import (
     failed_table_schema,
     load_arrow_schema,
 )
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
 
 if TYPE_CHECKING:
     from google.cloud import bigquery

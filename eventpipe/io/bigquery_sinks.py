@@ -24,6 +24,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from eventpipe.core.duck import connect
 from eventpipe.io.bigquery import (
     INSERT_BATCH_ROWS,
     BigQueryTarget,
@@ -41,8 +42,7 @@ from eventpipe.io.bigquery_staged import (
     remove_staging,
 )
 from eventpipe.schemas.bigquery_schema import load_arrow_schema
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.failures import FAILED_SCHEMA, INVALID_VALUE
+from eventpipe.schemas.failures import FAILED_SCHEMA, INVALID_VALUE
 from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed, emit
 from eventpipe.transforms.streaming import split_late
 

@@ -39,7 +39,7 @@ from eventpipe.io.lake import (
 )
 from eventpipe.io.partition_swap import exchange_folders
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
 
 COMPACT_PREFIX = "compact-"
 OWNER = "_COMPACTING.json"

@@ -40,6 +40,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from eventpipe.core.duck import connect
+from eventpipe.io import dedupe
 from eventpipe.io.failed_dedupe import drop_stored_failed
 from eventpipe.io.lake import (
     EVENTS,
@@ -54,9 +56,7 @@ from eventpipe.io.lake import (
 )
 from eventpipe.io.partition_swap import mark_staged_partition
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
-from eventpipe.transforms import dedupe
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
 from eventpipe.transforms.normalise import ARCHIVE_COLUMN
 from eventpipe.transforms.parse import PARSED_SCHEMA
 from eventpipe.transforms.stages import NAMESPACE

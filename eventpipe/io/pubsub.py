@@ -32,8 +32,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.failures import INVALID_JSON, rejected_records
+from eventpipe.core.duck import connect
+from eventpipe.schemas.failures import INVALID_JSON, rejected_records
 from eventpipe.transforms.parse import RECORDS_SCHEMA
 from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
 

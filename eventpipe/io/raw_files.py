@@ -23,7 +23,7 @@ from apache_beam.metrics import Metrics
 
 from eventpipe.io.gzip_blocks import read_blocks
 from eventpipe.io.raw_records import Rejected, document_chunks, line_chunks
-from eventpipe.transforms.failures import INVALID_FILE, rejected_records
+from eventpipe.schemas.failures import INVALID_FILE, rejected_records
 from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ from eventpipe.io.lake import EVENTS, FAILED, RAW, write_parquet
 from eventpipe.io.lake_lock import writer_lock
 from eventpipe.io.lake_sink import archive_table, day_slices, staged_file
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
 from eventpipe.transforms.normalise import ARCHIVE_COLUMN
 from eventpipe.transforms.stages import FAILED as FAILED_TAG
 from eventpipe.transforms.stages import MAIN, NAMESPACE, count_failed

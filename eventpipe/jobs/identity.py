@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rebuild the identity graph (kpids) and re-stitch the stored events",
         description=(
             "Build the identity graph from every stored event (anonymousId+userId links, "
-            "aliases; rules in eventpipe.transforms.identity_rules), write it to LAKE/identity "
+            "aliases; rules in eventpipe.identity.rules), write it to LAKE/identity "
             "(users, anonymous, aliases, conflicts, kpid_map), then give every stored event the "
             "kpid of its profile: partitions whose kpids change are rewritten and swapped in "
             "whole. The build runs in DuckDB within --memory-limit, spilling to disk beyond it. "

@@ -15,12 +15,12 @@ import pyarrow.compute as pc
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from eventpipe.core.duck import connect
+from eventpipe.identity.stitch import KpidStitcher
 from eventpipe.identity.store import current_kpid_map
 from eventpipe.io.lake import EVENTS, STAGING, commit_files, lake_path, read_parquet, write_parquet
 from eventpipe.io.partition_swap import mark_staged_partition
-from eventpipe.transforms.duck import connect
 from eventpipe.transforms.stages import NAMESPACE
-from eventpipe.transforms.stitch import KpidStitcher
 
 
 class _RestitchPartition(beam.DoFn):

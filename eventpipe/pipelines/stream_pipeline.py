@@ -26,15 +26,15 @@ import apache_beam as beam
 from eventpipe.io.bigquery import BigQueryTarget
 from eventpipe.io.bigquery_sinks import InsertToBigQuery
 from eventpipe.io.pubsub import MessagesToRecords, failed_to_messages
-from eventpipe.pipelines.import_pipeline import apply_stages
-from eventpipe.transforms.enrich import EnrichOptions
-from eventpipe.transforms.stages import StitchKpids
-from eventpipe.transforms.streaming_stages import (
+from eventpipe.io.stream_writers import (
     DeduplicateEvents,
     RejectTooOldEvents,
     WriteWindowedEvents,
     WriteWindowedFailed,
 )
+from eventpipe.pipelines.import_pipeline import apply_stages
+from eventpipe.transforms.enrich import EnrichOptions
+from eventpipe.transforms.stages import StitchKpids
 
 LOCAL_RUNNER = "BundleBasedDirectRunner"
 """The local runner for streaming: the DirectRunner's streaming engine. (The DirectRunner

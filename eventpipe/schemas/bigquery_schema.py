@@ -101,7 +101,7 @@ def failed_table_schema() -> list[SchemaField]:
     """The BigQuery schema of the failed table, from the failed rows' Arrow schema."""
     from google.cloud.bigquery import SchemaField
 
-    from eventpipe.transforms.failures import FAILED_SCHEMA
+    from eventpipe.schemas.failures import FAILED_SCHEMA
 
     def column(af: pa.Field) -> SchemaField:
         kind = next(name for test, name in _ARROW_TYPES if test(af.type))

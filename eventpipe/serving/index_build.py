@@ -1,9 +1,9 @@
 """The lake's serving index: per event partition, json values -> the rows that hold them,
 and the partition's rows in a form that reads scattered rows fast.
 
-Three files per partition (`eventpipe.io.index_format`): the row order, the value table
+Three files per partition (`eventpipe.serving.index_format`): the row order, the value table
 (json, user, anonymous and session values -> row numbers in that order, newest first)
-and the row store (`eventpipe.io.row_store`). A reader trusts an index only while its
+and the row store (`eventpipe.serving.row_store`). A reader trusts an index only while its
 partition holds exactly the files its manifest lists. Built by `eventpipe compact`
 (`build_partition_index`). The format in full: docs/read-api.md ("The serving index").
 """
@@ -23,7 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from eventpipe.io.index_format import (
+from eventpipe.io.lake import time_ordered_id
+from eventpipe.schemas import EVENT_FIELDS, arrow_schema
+from eventpipe.serving.index_format import (
     INDEX,
     INDEXED_COLUMNS,
     MANIFEST_KEY,
@@ -35,9 +37,7 @@ from eventpipe.io.index_format import (
     read_manifest,
     write_arrow,
 )
-from eventpipe.io.lake import time_ordered_id
-from eventpipe.io.row_store import write_row_store
-from eventpipe.schemas import EVENT_FIELDS, arrow_schema
+from eventpipe.serving.row_store import write_row_store
 
 __all__ = ["INDEX", "build_partition_index", "index_is_current", "index_lake"]
 

@@ -7,7 +7,7 @@ Per event partition `date=D`, in `LAKE/_index/events/date=D/`, three files of on
   (`ValueTable`), with the manifest;
 - `order-<id>.arrow`: per row, in the API's newest-first order, its event file, row
   number in that file, and `timestamp` (`RowOrder`);
-- `rows-<id>.arrow`: the rows themselves, in the same order (`eventpipe.io.row_store`).
+- `rows-<id>.arrow`: the rows themselves, in the same order (`eventpipe.serving.row_store`).
 
 Arrow IPC files, uncompressed (but the row store's blocks), read memory-mapped.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from eventpipe.io.row_store import open_mapped
+from eventpipe.serving.row_store import open_mapped
 
 INDEX = "_index"
 MANIFEST_KEY = b"eventpipe.index"

@@ -1,7 +1,7 @@
 """Serving-index lookups of the read API: the candidate rows of a filter's json conditions
 (and conditions on `userId`, `anonymousId` and `context.session.id`).
 
-The index (`eventpipe.io.serving_index`) holds, per partition, each scalar json value (and
+The index (`eventpipe.serving.index_build`) holds, per partition, each scalar json value (and
 each value of those string columns) with the sorted numbers of its rows in newest-first
 order. For a filter whose indexed conditions must all hold (`and`, or one condition), each condition the index can answer (`is`, `is
 one of`, comparisons, `is between`, string matches, date comparisons, `is true`/`is
@@ -35,7 +35,9 @@ from eventpipe.api.filters import (
     parse_datetime,
     parse_float,
 )
-from eventpipe.io.index_format import (
+from eventpipe.schemas import arrow_schema
+from eventpipe.serving.index_build import JSON_COLUMNS
+from eventpipe.serving.index_format import (
     INDEXED_COLUMNS,
     FileSignature,
     Manifest,
@@ -46,9 +48,7 @@ from eventpipe.io.index_format import (
     parse_manifest,
     value_key,
 )
-from eventpipe.io.row_store import RowStore, nullable
-from eventpipe.io.serving_index import JSON_COLUMNS
-from eventpipe.schemas import arrow_schema
+from eventpipe.serving.row_store import RowStore, nullable
 
 ROW_SCHEMA = nullable(arrow_schema())
 """The schema of rows read from the row stores (as the Parquet path returns them)."""

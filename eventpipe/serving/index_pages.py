@@ -26,10 +26,15 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from eventpipe.api.event_query import EventQuery, empty_page, order_sql
 from eventpipe.api.filters import table_source
-from eventpipe.api.index_lookup import ROW_SCHEMA, IndexCatalog, IndexedPartition, PartitionIndex
-from eventpipe.io.row_store import unsliced
+from eventpipe.serving.event_query import EventQuery, empty_page, order_sql
+from eventpipe.serving.index_lookup import (
+    ROW_SCHEMA,
+    IndexCatalog,
+    IndexedPartition,
+    PartitionIndex,
+)
+from eventpipe.serving.row_store import unsliced
 
 Run = tuple[PartitionIndex, IndexedPartition, np.ndarray]
 """One partition's candidates, in the requested order."""

@@ -38,7 +38,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventpipe.core.duck import ChunkQuery, conform
+from eventpipe.core.duck import quote_ident as qi
+from eventpipe.core.duck import quote_str as qs
 from eventpipe.schemas import EVENT_FIELDS, arrow_schema
+from eventpipe.schemas.failures import MISSING_PROPERTY, PROBLEM_TYPE, empty_failed, failed_rows
 from eventpipe.schemas.ip_addresses import (
     MASK_LAST_OCTET,
     MASK_LAST_TWO_OCTETS,
@@ -46,10 +50,6 @@ from eventpipe.schemas.ip_addresses import (
     USE_REQUEST_IP,
 )
 from eventpipe.transforms.context_merge import merge_context
-from eventpipe.transforms.duck import ChunkQuery, conform
-from eventpipe.transforms.duck import quote_ident as qi
-from eventpipe.transforms.duck import quote_str as qs
-from eventpipe.transforms.failures import MISSING_PROPERTY, PROBLEM_TYPE, empty_failed, failed_rows
 from eventpipe.transforms.json_leaves import (
     context_leaves,
     event_leaves,

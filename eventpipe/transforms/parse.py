@@ -20,9 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventpipe.core.duck import ChunkQuery, strictly
+from eventpipe.core.json_audit import duplicate_keys
 from eventpipe.schemas import Field
-from eventpipe.transforms.duck import ChunkQuery, strictly
-from eventpipe.transforms.failures import (
+from eventpipe.schemas.failures import (
     EMPTY_BATCH,
     INVALID_BATCH,
     INVALID_ENVELOPE,
@@ -33,7 +34,6 @@ from eventpipe.transforms.failures import (
     failed_rows,
     rejected_records,
 )
-from eventpipe.transforms.json_audit import duplicate_keys
 from eventpipe.transforms.json_leaves import (
     Leaf,
     ProblemCase,

@@ -18,14 +18,14 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.utils.timestamp import Timestamp
 
+from eventpipe.core import arrow_coder  # noqa: F401  (registers the coder of pa.Table)
+from eventpipe.core.duck import connect
+from eventpipe.identity.stitch import KpidStitcher
 from eventpipe.identity.store import current_kpid_map, kpid_map_version
-from eventpipe.io import arrow_coder  # noqa: F401  (registers the coder of pa.Table)
-from eventpipe.transforms.duck import connect
+from eventpipe.schemas.failures import count_by_reason, dropped_bots
 from eventpipe.transforms.enrich import Enricher, EnrichOptions
-from eventpipe.transforms.failures import count_by_reason, dropped_bots
 from eventpipe.transforms.normalise import EventNormaliser
 from eventpipe.transforms.parse import RecordParser
-from eventpipe.transforms.stitch import KpidStitcher
 from eventpipe.transforms.validate import EventValidator
 
 MAIN = "main"

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.transforms.failures import PROBLEM_TYPE, TOO_OLD, failed_rows
+from eventpipe.schemas.failures import PROBLEM_TYPE, TOO_OLD, failed_rows
 
 SEEN_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("at", pa.int64())])
 """Deduplication state: one row per key seen, with the time (us) it was seen at."""

@@ -11,7 +11,10 @@ import pyarrow as pa
 import pytest
 from api_support import CANONICAL_EVENTS, write_lake
 
-from eventpipe.api.index_lookup import (
+from eventpipe.serving import row_store
+from eventpipe.serving.index_build import read_partition
+from eventpipe.serving.index_format import ValueTable
+from eventpipe.serving.index_lookup import (
     Bound,
     intersect,
     number_range,
@@ -19,10 +22,7 @@ from eventpipe.api.index_lookup import (
     rows_of,
     text_range,
 )
-from eventpipe.api.index_pages import tied_prefix
-from eventpipe.io import row_store
-from eventpipe.io.index_format import ValueTable
-from eventpipe.io.serving_index import read_partition
+from eventpipe.serving.index_pages import tied_prefix
 
 # Sorted values of one key at [2, 9) of a longer table (other keys around it).
 TEXTS = ["zz", "zz", "", "a", "b", "ba", "bb", "c", "é", "a", "a"]

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from eventpipe.core.duck import connect
 from eventpipe.io import lake as L
-from eventpipe.transforms.duck import connect
 from eventpipe.transforms.normalise import ARCHIVE_COLUMN, EventNormaliser
 from eventpipe.transforms.parse import RECORDS_SCHEMA, RecordParser
 from eventpipe.transforms.validate import EventValidator

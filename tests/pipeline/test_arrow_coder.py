@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import apache_beam as beam
 import pyarrow as pa
 
-from eventpipe.io.arrow_coder import ArrowTableCoder
+from eventpipe.core.arrow_coder import ArrowTableCoder
 from eventpipe.transforms.stages import ParseRecords
 
 TABLE = pa.table(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from eventpipe.transforms.duck import ChunkQuery, connect, in_input_order
+from eventpipe.core.duck import ChunkQuery, connect, in_input_order
 
 SCHEMA = pa.schema([pa.field("n", pa.int64()), pa.field("text", pa.string())])
 

@@ -18,11 +18,11 @@ import pytest
 from eventpipe.io import compaction as C
 from eventpipe.io import lake as L
 from eventpipe.io.lake_lock import LOCK_FILE
-from eventpipe.io.serving_index import INDEX, index_is_current
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 from eventpipe.schemas import arrow_schema
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
+from eventpipe.serving.index_build import INDEX, index_is_current
 
 SCHEMA = {"events": arrow_schema(), "failed": FAILED_SCHEMA}
 SORT = {"events": "timestamp", "failed": "receivedAt"}

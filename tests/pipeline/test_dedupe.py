@@ -12,13 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from eventpipe.core.duck import connect
+from eventpipe.io import dedupe
 from eventpipe.io.failed_dedupe import KEY_COLUMNS, _read, drop_stored_failed
 from eventpipe.io.lake import FAILED, write_parquet
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
-from eventpipe.transforms import dedupe
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
 
 from pipeline_support import Stages, make_event
 

@@ -16,20 +16,20 @@ from hypothesis import strategies as st
 
 from eventpipe.identity import assign_kpids, build_identity, identity_connection, store
 from eventpipe.identity.graph import KPID_MAP_SCHEMA, TABLES
-from eventpipe.identity.rules_sql import kpid_digest_sql, placeholder_macros, uuid5_sql
-from eventpipe.identity.store import (
-    read_identity,
-    read_kpid_map,
-    recover_identity,
-    write_identity,
-)
-from eventpipe.transforms.identity_rules import (
+from eventpipe.identity.rules import (
     KPID_NAMESPACE,
     PLACEHOLDERS,
     Link,
     is_placeholder,
     links_of,
     resolve,
+)
+from eventpipe.identity.rules_sql import kpid_digest_sql, placeholder_macros, uuid5_sql
+from eventpipe.identity.store import (
+    read_identity,
+    read_kpid_map,
+    recover_identity,
+    write_identity,
 )
 from tests.pipeline.test_identity_rules import CASES, alias, at, events, identify, track
 

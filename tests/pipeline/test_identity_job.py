@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import orjson
 
+from eventpipe.identity.rules import kpid_for
 from eventpipe.jobs.cli import main
-from eventpipe.transforms.identity_rules import kpid_for
 
 from pipeline_support import make_event
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventpipe.transforms.identity_rules import (
+from eventpipe.identity.rules import (
     KPID_NAMESPACE,
     PLACEHOLDERS,
     Link,

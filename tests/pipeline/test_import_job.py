@@ -18,7 +18,7 @@ from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 from eventpipe.sample.user_agents import AGENTS, BOT, BROWSER
 from eventpipe.schemas import arrow_schema
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
 
 
 @pytest.fixture(scope="module")

@@ -288,8 +288,8 @@ def test_the_archive_normalises_to_the_same_rows_in_a_later_run():
 
     import orjson
 
+    from eventpipe.core.duck import connect
     from eventpipe.io.lake_sink import archive_table
-    from eventpipe.transforms.duck import connect
     from eventpipe.transforms.normalise import ARCHIVE_COLUMN, EventNormaliser
 
     from pipeline_support import Stages

@@ -131,7 +131,7 @@ def test_one_bad_record_does_not_affect_its_neighbours(stages):
 def test_a_record_too_big_for_the_memory_budget_is_rejected_alone():
     """DuckDB runs out of memory on a record with millions of values: its chunk is parsed
     in halves, the record is rejected (`too_large`), its neighbours and the session live on."""
-    from eventpipe.transforms.duck import connect
+    from eventpipe.core.duck import connect
     from eventpipe.transforms.parse import RECORDS_SCHEMA, RecordParser
 
     from pipeline_support import RUN_START

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from eventpipe.transforms.duck import connect
+from eventpipe.core.duck import connect
 from eventpipe.transforms.parse import RECORDS_SCHEMA
 from eventpipe.transforms.validate import EventValidator
 

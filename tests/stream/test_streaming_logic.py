@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from eventpipe.core.duck import connect
 from eventpipe.io.pubsub import (
     Message,
     envelope_text,
@@ -16,14 +17,13 @@ from eventpipe.io.pubsub import (
     records_from_messages,
     split_not_utf8,
 )
-from eventpipe.schemas import arrow_schema
-from eventpipe.transforms import streaming as S
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.streaming_stages import (
+from eventpipe.io.stream_writers import (
     late_file_name,
     window_file_name,
     write_atomically,
 )
+from eventpipe.schemas import arrow_schema
+from eventpipe.transforms import streaming as S
 
 from stream_support import T0
 
