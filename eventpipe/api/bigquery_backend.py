@@ -273,7 +273,7 @@ class BigQueryReader:
     """Answers list-events queries from one BigQuery event table (thread-safe client)."""
 
     def __init__(self, table: str, endpoint: str | None = None, project: str | None = None):
-        from eventpipe.io.bigquery import make_client
+        from eventpipe.core.bigquery_client import make_client
 
         if len(table.split(".")) != 3:
             raise ValueError(f"{table!r} is not a table id of the form PROJECT.DATASET.TABLE")

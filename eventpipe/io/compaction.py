@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from eventpipe.core.ids import time_ordered_id
 from eventpipe.io.lake import (
     COMMITTING,
     EVENTS,
@@ -34,7 +35,6 @@ from eventpipe.io.lake import (
     _pid_alive,
     lake_path,
     make_dirs,
-    time_ordered_id,
     write_parquet,
 )
 from eventpipe.io.partition_swap import exchange_folders

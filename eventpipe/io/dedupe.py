@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.transforms.normalise import ARCHIVE_COLUMN
+from eventpipe.schemas.records import ARCHIVE_COLUMN
 
 NAME = pa.dictionary(pa.int32(), pa.string())  # few distinct values: 4 bytes a row to shuffle
 KEY_SCHEMA = pa.schema(

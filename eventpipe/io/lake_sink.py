@@ -57,9 +57,8 @@ from eventpipe.io.lake import (
 from eventpipe.io.partition_swap import mark_staged_partition
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.schemas.failures import FAILED_SCHEMA
-from eventpipe.transforms.normalise import ARCHIVE_COLUMN
-from eventpipe.transforms.parse import PARSED_SCHEMA
-from eventpipe.transforms.stages import NAMESPACE
+from eventpipe.schemas.outputs import NAMESPACE
+from eventpipe.schemas.records import ARCHIVE_COLUMN, PARSED_SCHEMA
 
 FLUSH_ROWS = 100_000
 KEYS = "keys"

@@ -1,8 +1,4 @@
-"""The streaming Beam stages: kpid, deduplication, windowed atomic Parquet writes.
-
-Elements are Arrow tables, as in the batch stages. State lives per shard (a
-small int key: `shard_of` hashes each event's (connectionId, messageId)), so
-only whole tables are shuffled, never one element per event.
+"""The stream's lake writers: windowed atomic Parquet files, per shard.
 
 Time: the element timestamp of a chunk is the publish time of its oldest
 message (the stream time); timers are event-time timers on the watermark.
@@ -19,7 +15,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import apache_beam as beam
@@ -37,165 +33,20 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
+from eventpipe.core.stream_time import US, Keyed, ts_us
 from eventpipe.io.lake import EVENTS, FAILED, RAW, write_parquet
 from eventpipe.io.lake_lock import writer_lock
 from eventpipe.io.lake_sink import archive_table, day_slices, staged_file
+from eventpipe.io.stream_windows import split_by_window, split_late, window_starts
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.schemas.failures import FAILED_SCHEMA
-from eventpipe.transforms.normalise import ARCHIVE_COLUMN
-from eventpipe.transforms.stages import FAILED as FAILED_TAG
-from eventpipe.transforms.stages import MAIN, NAMESPACE, count_failed
-from eventpipe.transforms.streaming import (
-    SEEN_SCHEMA,
-    drop_seen,
-    prune_seen,
-    shard_of,
-    split_by_window,
-    split_late,
-    split_too_old,
-    window_starts,
-)
-
-US = 1_000_000
-
-
-def _ts_us(timestamp: Timestamp) -> int:
-    return int(timestamp.micros)
-
-
-# --- shards -------------------------------------------------------------------------------
-
-
-Keyed = tuple[int, pa.Table]
-"""(shard, table): the elements of the stateful steps; an int key has a deterministic coder."""
-
-
-@beam.typehints.with_output_types(Keyed)
-class _ShardEventsFn(beam.DoFn):
-    def __init__(self, shards: int) -> None:
-        self.shards = shards
-
-    def process(self, events: pa.Table) -> Iterator[tuple[int, pa.Table]]:
-        shards = shard_of(events, self.shards)
-        for shard in np.unique(shards).tolist():
-            yield shard, events.filter(pa.array(shards == shard))
+from eventpipe.schemas.outputs import FAILED_ROWS, LATE, NAMESPACE, WRITTEN, files_metric
+from eventpipe.schemas.records import ARCHIVE_COLUMN
 
 
 def _failed_shard(failed: pa.Table, shards: int) -> Keyed:
     first = failed.slice(0, 1).to_pylist()[0]
     return zlib.crc32(f"{first['source']}:{first['line']}".encode()) % shards, failed
-
-
-# --- deduplication ------------------------------------------------------------------------
-
-
-# State and timers (module-level: the DoFn parameters below refer to them).
-SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())  # SEEN_SCHEMA table
-EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
-SEEN_STATE = beam.DoFn.StateParam(SEEN)
-EXPIRE_TIMER = beam.DoFn.TimerParam(EXPIRE)
-
-
-@beam.typehints.with_output_types(Keyed)
-class _DedupeFn(beam.DoFn):
-    """Drops events whose (connectionId, messageId) this shard saw within `expiry`."""
-
-    def __init__(self, expiry_s: float) -> None:
-        self.expiry_us = int(expiry_s * US)
-
-    def setup(self) -> None:
-        self.duplicates = Metrics.counter(NAMESPACE, "duplicates")
-
-    def process(
-        self,
-        element: tuple[int, pa.Table],
-        timestamp: Timestamp = beam.DoFn.TimestampParam,
-        seen_state=SEEN_STATE,
-        expire=EXPIRE_TIMER,
-    ) -> Iterator[tuple[int, pa.Table]]:
-        shard, events = element
-        seen = seen_state.read() or SEEN_SCHEMA.empty_table()
-        now = _ts_us(timestamp)
-        result = drop_seen(events, seen, now, self.expiry_us)
-        seen_state.write(result.seen)
-        expire.set(Timestamp(micros=now + self.expiry_us))
-        if result.duplicates:
-            self.duplicates.inc(result.duplicates)
-        if result.unique.num_rows:
-            yield shard, result.unique
-
-    @on_timer(EXPIRE)
-    def expire_keys(
-        self,
-        fired: Timestamp = beam.DoFn.TimestampParam,
-        seen_state=SEEN_STATE,
-    ) -> None:
-        seen = seen_state.read()
-        if seen is None:
-            return
-        kept = prune_seen(seen, _ts_us(fired) - self.expiry_us) if fired < MAX_TIMESTAMP else None
-        if kept is None or kept.num_rows == 0:
-            seen_state.clear()
-        else:
-            seen_state.write(kept)
-
-
-class DeduplicateEvents(beam.PTransform):
-    """Events -> (shard, events), each (connectionId, messageId) once within `expiry_s`.
-
-    Pub/Sub redelivers messages (at-least-once); the same event arriving again
-    within `expiry_s` of stream time is dropped and counted (`duplicates`). Keys
-    expire when the watermark passes their time + `expiry_s` (a timer), and as
-    newer batches of the same shard come in, so the state stays bounded.
-    """
-
-    def __init__(self, shards: int, expiry_s: float) -> None:
-        super().__init__()
-        self.shards = shards
-        self.expiry_s = expiry_s
-
-    def expand(self, events: beam.PCollection) -> beam.PCollection:
-        return (
-            events
-            | "Shard" >> beam.ParDo(_ShardEventsFn(self.shards))
-            | "DropSeen" >> beam.ParDo(_DedupeFn(self.expiry_s))
-        )
-
-
-# --- event age (opt-in) --------------------------------------------------------------------
-
-
-@beam.typehints.with_output_types(Keyed)
-class _RejectTooOldFn(beam.DoFn):
-    def __init__(self, max_age_s: float, run_id: str) -> None:
-        self.max_age_us = int(max_age_s * US)
-        self.run_id = run_id
-
-    def process(self, element: Keyed, timestamp: Timestamp = beam.DoFn.TimestampParam) -> Iterator:
-        shard, events = element
-        split = split_too_old(events, _ts_us(timestamp), self.max_age_us, self.run_id)
-        if split.kept.num_rows:
-            yield shard, split.kept
-        if split.too_old.num_rows:
-            count_failed(split.too_old)
-            yield beam.pvalue.TaggedOutput(FAILED_TAG, split.too_old)
-
-
-class RejectTooOldEvents(beam.PTransform):
-    """(shard, events) -> ((shard, events), failed rows): an event whose `timestamp` is more
-    than `max_age_s` before its arrival (the stream time of its chunk) fails with reason
-    `too_old`. Applied after deduplication, so a redelivered copy counts as a duplicate.
-
-    Only with `stream --max-event-age`: by default no event is too old.
-    """
-
-    def __init__(self, max_age_s: float, run_id: str) -> None:
-        super().__init__()
-        self.fn = _RejectTooOldFn(max_age_s, run_id)
-
-    def expand(self, keyed: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
-        outputs = keyed | beam.ParDo(self.fn).with_outputs(FAILED_TAG, main=MAIN)
-        return outputs[MAIN], outputs[FAILED_TAG]
 
 
 # --- windowed writes ----------------------------------------------------------------------
@@ -228,12 +79,12 @@ def late_file_name(run_id: str, shard: int, seq: int) -> str:
 
 
 BUFFER = BagStateSpec("buffer", PickleCoder())  # (window start us, table)
-LATE = BagStateSpec("late", PickleCoder())  # tables of late events
+LATE_ROWS = BagStateSpec("late", PickleCoder())  # tables of late events
 SEQ = ReadModifyWriteStateSpec("seq", PickleCoder())  # files written by this shard
 NEXT = ReadModifyWriteStateSpec("next", PickleCoder())  # the flush timer's time (us)
 FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
 BUFFER_STATE = beam.DoFn.StateParam(BUFFER)
-LATE_STATE = beam.DoFn.StateParam(LATE)
+LATE_STATE = beam.DoFn.StateParam(LATE_ROWS)
 SEQ_STATE = beam.DoFn.StateParam(SEQ)
 NEXT_STATE = beam.DoFn.StateParam(NEXT)
 FLUSH_TIMER = beam.DoFn.TimerParam(FLUSH)
@@ -261,9 +112,9 @@ class _WindowedWriteFn(beam.DoFn):
 
     def setup(self) -> None:
         self.schema = arrow_schema() if self.kind == EVENTS else FAILED_SCHEMA
-        self.rows = Metrics.counter(NAMESPACE, "written" if self.kind == EVENTS else "failed")
-        self.files = Metrics.counter(NAMESPACE, f"files.{self.kind}")
-        self.late = Metrics.counter(NAMESPACE, "late")
+        self.rows = Metrics.counter(NAMESPACE, WRITTEN if self.kind == EVENTS else FAILED_ROWS)
+        self.files = Metrics.counter(NAMESPACE, files_metric(self.kind))
+        self.late = Metrics.counter(NAMESPACE, LATE)
 
     def process(
         self,
@@ -275,7 +126,7 @@ class _WindowedWriteFn(beam.DoFn):
         flush=FLUSH_TIMER,
     ) -> None:
         _, table = element
-        now = _ts_us(timestamp)
+        now = ts_us(timestamp)
         due: list[int] = []
         if self.kind == EVENTS:
             if self.lateness_us is not None:
@@ -308,7 +159,7 @@ class _WindowedWriteFn(beam.DoFn):
         next_state=NEXT_STATE,
         flush=FLUSH_TIMER,
     ) -> None:
-        now = _ts_us(fired) if fired < MAX_TIMESTAMP else None  # None: end of the stream
+        now = ts_us(fired) if fired < MAX_TIMESTAMP else None  # None: end of the stream
         entries = list(buffer.read())
         buffer.clear()
         due: dict[int, list[pa.Table]] = {}

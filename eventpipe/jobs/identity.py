@@ -17,7 +17,7 @@ from eventpipe.io.compaction import list_partitions
 from eventpipe.io.lake import EVENTS, lake_path, write_run_summary
 from eventpipe.jobs.common import add_wait_argument, new_run_id, run_locked
 from eventpipe.pipelines.identity_pipeline import build_restitch_pipeline
-from eventpipe.transforms.stages import NAMESPACE
+from eventpipe.schemas.outputs import NAMESPACE
 
 log = logging.getLogger("eventpipe.identity")
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.runners.runner import PipelineResult
 
-from eventpipe.transforms.stages import NAMESPACE
+from eventpipe.schemas.outputs import NAMESPACE
 
 EXIT_MISMATCH = 1  # records read are not all accounted for
 EXIT_DAMAGED_INPUT = 3  # every record read is accounted for, but some files could not be read whole

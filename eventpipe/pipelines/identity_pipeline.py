@@ -20,7 +20,7 @@ from eventpipe.identity.stitch import KpidStitcher
 from eventpipe.identity.store import current_kpid_map
 from eventpipe.io.lake import EVENTS, STAGING, commit_files, lake_path, read_parquet, write_parquet
 from eventpipe.io.partition_swap import mark_staged_partition
-from eventpipe.transforms.stages import NAMESPACE
+from eventpipe.schemas.outputs import NAMESPACE
 
 
 class _RestitchPartition(beam.DoFn):

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from eventpipe.io.lake import time_ordered_id
+from eventpipe.core.ids import time_ordered_id
 from eventpipe.schemas import EVENT_FIELDS, arrow_schema
 from eventpipe.serving.index_format import (
     INDEX,

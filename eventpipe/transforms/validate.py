@@ -36,6 +36,7 @@ from eventpipe.schemas.failures import (
     empty_failed,
     failed_rows,
 )
+from eventpipe.schemas.records import PARSED_SCHEMA
 from eventpipe.transforms.event_rules import NON_EMPTY, PERMITTED_ONLY_FOR, REQUIRED_FOR, article
 from eventpipe.transforms.json_leaves import (
     Leaf,
@@ -51,7 +52,6 @@ from eventpipe.transforms.json_leaves import (
     types_list,
     valid_timestamp,
 )
-from eventpipe.transforms.parse import PARSED_SCHEMA
 
 
 @dataclass(frozen=True)

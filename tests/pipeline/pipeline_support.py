@@ -18,8 +18,9 @@ import pyarrow as pa
 
 from eventpipe.core.duck import connect
 from eventpipe.io import lake as L
-from eventpipe.transforms.normalise import ARCHIVE_COLUMN, EventNormaliser
-from eventpipe.transforms.parse import RECORDS_SCHEMA, RecordParser
+from eventpipe.schemas.records import ARCHIVE_COLUMN, RECORDS_SCHEMA
+from eventpipe.transforms.normalise import EventNormaliser
+from eventpipe.transforms.parse import RecordParser
 from eventpipe.transforms.validate import EventValidator
 
 RUN_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from eventpipe.core.ids import time_ordered_id
 from eventpipe.io import lake as L
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
@@ -134,7 +135,7 @@ def test_ids_of_runs_started_within_one_second_sort_in_start_order():
     first = datetime(2026, 12, 4, 4, 49, 6, 999, tzinfo=UTC)
     later = [first + timedelta(microseconds=n) for n in (1, 500, 998_000)]
     for _ in range(50):  # the random suffix never decides the order
-        ids = [L.time_ordered_id(t) for t in [first, *later]]
+        ids = [time_ordered_id(t) for t in [first, *later]]
         assert sorted(ids) == ids
         assert len(set(ids)) == len(ids)
 
@@ -231,7 +232,7 @@ def test_a_run_summary_is_written_to_the_ledger(tmp_path):
 
 
 def test_a_run_id_is_its_start_time_then_a_random_suffix():
-    run_id = L.time_ordered_id(datetime(2026, 12, 4, 4, 49, 6, 999, tzinfo=UTC))
+    run_id = time_ordered_id(datetime(2026, 12, 4, 4, 49, 6, 999, tzinfo=UTC))
     assert re.fullmatch(r"20261204T044906000999Z-[0-9a-f]{6}", run_id), run_id
 
 

@@ -290,7 +290,8 @@ def test_the_archive_normalises_to_the_same_rows_in_a_later_run():
 
     from eventpipe.core.duck import connect
     from eventpipe.io.lake_sink import archive_table
-    from eventpipe.transforms.normalise import ARCHIVE_COLUMN, EventNormaliser
+    from eventpipe.schemas.records import ARCHIVE_COLUMN
+    from eventpipe.transforms.normalise import EventNormaliser
 
     from pipeline_support import Stages
 

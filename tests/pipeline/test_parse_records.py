@@ -132,7 +132,8 @@ def test_a_record_too_big_for_the_memory_budget_is_rejected_alone():
     """DuckDB runs out of memory on a record with millions of values: its chunk is parsed
     in halves, the record is rejected (`too_large`), its neighbours and the session live on."""
     from eventpipe.core.duck import connect
-    from eventpipe.transforms.parse import RECORDS_SCHEMA, RecordParser
+    from eventpipe.schemas.records import RECORDS_SCHEMA
+    from eventpipe.transforms.parse import RecordParser
 
     from pipeline_support import RUN_START
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from eventpipe.core.duck import connect
-from eventpipe.transforms.parse import RECORDS_SCHEMA
+from eventpipe.schemas.records import RECORDS_SCHEMA
 from eventpipe.transforms.validate import EventValidator
 
 from pipeline_support import RUN_START, Stages
