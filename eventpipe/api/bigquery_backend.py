@@ -23,17 +23,11 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from eventpipe.api import filters
-from eventpipe.api.filters import (
-    COMPARISONS,
-    DATE_COMPARISONS,
-    Predicate,
-    Target,
-    parse_datetime,
-    resolve_property,
-    typed_value,
-)
+from eventpipe.api.filters import Target, resolve_property, typed_value
 from eventpipe.api.query import EventQuery
 from eventpipe.schemas import arrow_schema
+from eventpipe.serving.conditions import COMPARISONS, DATE_COMPARISONS, parse_datetime, parse_float
+from eventpipe.serving.event_query import Predicate
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -133,7 +127,7 @@ def _typed_sql(target: Target, operator: str, values: list[str], params: _Params
 
 def _number(text: str) -> float | None:
     try:
-        return filters.parse_float(text)
+        return parse_float(text)
     except ValueError:
         return None
 

@@ -28,14 +28,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.api.filters import (
+from eventpipe.schemas import arrow_schema
+from eventpipe.serving.conditions import (
     COMPARISONS,
     DATE_COMPARISONS,
     IndexedCondition,
     parse_datetime,
     parse_float,
 )
-from eventpipe.schemas import arrow_schema
 from eventpipe.serving.index_build import JSON_COLUMNS
 from eventpipe.serving.index_format import (
     INDEXED_COLUMNS,

@@ -26,8 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from eventpipe.api.filters import table_source
-from eventpipe.serving.event_query import EventQuery, empty_page, order_sql
+from eventpipe.serving.event_query import EventQuery, empty_page, order_sql, table_source
 from eventpipe.serving.index_lookup import (
     ROW_SCHEMA,
     IndexCatalog,

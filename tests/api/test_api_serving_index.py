@@ -17,12 +17,13 @@ import pytest
 from api_support import CANONICAL_EVENTS, make_event, write_lake
 from test_api_query_plan import _reference
 
-from eventpipe.api.filters import parse_filter, table_source
+from eventpipe.api.filters import parse_filter
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
 from eventpipe.jobs.serve import _log_index_coverage
 from eventpipe.schemas import TOP_LEVEL_COLUMNS
 from eventpipe.serving import row_store
+from eventpipe.serving.event_query import table_source
 from eventpipe.serving.index_build import (
     INDEX,
     build_partition_index,
