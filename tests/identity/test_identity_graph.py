@@ -31,7 +31,7 @@ from eventpipe.identity.store import (
     recover_identity,
     write_identity,
 )
-from tests.pipeline.test_identity_rules import CASES, alias, at, events, identify, track
+from tests.identity.test_identity_rules import CASES, alias, at, events, identify, track
 
 EVENT_SCHEMA = pa.schema(
     [
