@@ -1,5 +1,5 @@
 """The IP forms of issue 11.2 as one table, run through the import stages
-(tests/pipeline/test_ip_forms.py) and the streaming graph (tests/stream/test_stream_ip_forms.py).
+(tests/transforms/test_ip_forms.py) and the streaming graph (tests/stream/test_stream_ip_forms.py).
 
 Each case: (name, event context.ip, request IP, batch context.ip, expected), where
 expected is ("stored", ip or None) or ("failed", reason, field).
