@@ -45,7 +45,7 @@ from eventpipe.io.bigquery_staged import (
 from eventpipe.io.stream_windows import split_late
 from eventpipe.schemas.bigquery_schema import load_arrow_schema
 from eventpipe.schemas.failures import FAILED_SCHEMA, INVALID_VALUE
-from eventpipe.schemas.outputs import FAILED_TAG, MAIN_TAG, NAMESPACE
+from eventpipe.schemas.outputs import FAILED_ROWS, FAILED_TAG, LATE, MAIN_TAG, NAMESPACE, WRITTEN
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class CheckRowsForBigQuery(beam.PTransform):
 
 
 def _load_failed(target: BigQueryTarget, run_id: str) -> beam.ParDo:
-    fn = _LoadBundles(target, target.failed_table, FAILED_SCHEMA, "failed")
+    fn = _LoadBundles(target, target.failed_table, FAILED_SCHEMA, FAILED_ROWS)
     return beam.ParDo(fn.with_run(run_id))
 
 
@@ -175,7 +175,7 @@ class WriteToBigQuery(beam.PTransform):
             target, self.staging, run, self.buckets, self.archive
         )
         loaded = read_staged(staged) | "LoadEvents" >> beam.ParDo(
-            _LoadBundles(target, target.table, load_arrow_schema(), "written").with_run(run)
+            _LoadBundles(target, target.table, load_arrow_schema(), WRITTEN).with_run(run)
         )
         rejected = (
             (failed, bad)
@@ -196,7 +196,7 @@ class _ReplaceDay(beam.DoFn):
 
     def setup(self) -> None:
         self.client = self.target.client()
-        self.written = Metrics.counter(NAMESPACE, "written")
+        self.written = Metrics.counter(NAMESPACE, WRITTEN)
 
     def process(self, element: tuple[str, list[str | None]]) -> Iterator[int]:
         from eventpipe.schemas import arrow_schema
@@ -302,8 +302,8 @@ class _InsertRows(beam.DoFn):
     def setup(self) -> None:
         self.client = self.target.client()
         self.con = connect()
-        self.written = Metrics.counter(NAMESPACE, "written")
-        self.late = Metrics.counter(NAMESPACE, "late")
+        self.written = Metrics.counter(NAMESPACE, WRITTEN)
+        self.late = Metrics.counter(NAMESPACE, LATE)
 
     def teardown(self) -> None:
         self.con.close()

@@ -35,7 +35,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from eventpipe.core.duck import connect
 from eventpipe.core.metrics import count_failed
 from eventpipe.schemas.failures import INVALID_JSON, rejected_records
-from eventpipe.schemas.outputs import FAILED_TAG, MAIN_TAG, NAMESPACE
+from eventpipe.schemas.outputs import FAILED_TAG, MAIN_TAG, MESSAGES, NAMESPACE, READ
 from eventpipe.schemas.records import RECORDS_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -168,8 +168,8 @@ class _MessagesToRecordsFn(beam.DoFn):
 
     def setup(self) -> None:
         self.con = connect()
-        self.messages_counter = Metrics.counter(NAMESPACE, "messages")
-        self.read = Metrics.counter(NAMESPACE, "read")
+        self.messages_counter = Metrics.counter(NAMESPACE, MESSAGES)
+        self.read = Metrics.counter(NAMESPACE, READ)
 
     def teardown(self) -> None:
         self.con.close()

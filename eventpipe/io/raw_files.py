@@ -25,7 +25,7 @@ from eventpipe.core.metrics import count_failed
 from eventpipe.io.gzip_blocks import read_blocks
 from eventpipe.io.raw_records import Rejected, document_chunks, line_chunks
 from eventpipe.schemas.failures import INVALID_FILE, rejected_records
-from eventpipe.schemas.outputs import FAILED_TAG, MAIN_TAG, NAMESPACE
+from eventpipe.schemas.outputs import DAMAGED_FILES, FAILED_TAG, MAIN_TAG, NAMESPACE, READ
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ class _ReadChunks(beam.DoFn):
         self.chunk_bytes = chunk_bytes
 
     def setup(self) -> None:
-        self.read = Metrics.counter(NAMESPACE, "read")
-        self.damaged = Metrics.counter(NAMESPACE, "damaged_files")
+        self.read = Metrics.counter(NAMESPACE, READ)
+        self.damaged = Metrics.counter(NAMESPACE, DAMAGED_FILES)
 
     def process(self, path: str) -> Iterator:
         for item in read_record_chunks(path, self.chunk_bytes):

@@ -25,9 +25,12 @@ KPIDS_CHANGED = "kpids_changed"  # events whose kpid the identity job changed
 PARTITIONS_REWRITTEN = "partitions_rewritten"  # partitions the identity job rewrote
 
 
+FAILED_REASON_PREFIX = f"{FAILED_ROWS}."
+
+
 def failed_reason_metric(reason: str) -> str:
     """The counter of the failed rows of one reason."""
-    return f"{FAILED_ROWS}.{reason}"
+    return FAILED_REASON_PREFIX + reason
 
 
 def files_metric(table: str) -> str:
