@@ -1,4 +1,4 @@
-"""`identity_rules` in DuckDB SQL: placeholder ids and kpids, set-at-a-time.
+"""`identity.rules` in DuckDB SQL: placeholder ids and kpids, set-at-a-time.
 
 Derived from the Python rules (the same PLACEHOLDERS and KPID_NAMESPACE, the character
 sets listed from Python's own `str.isspace` and `str.casefold`), never restated; the

@@ -1,7 +1,7 @@
 """Stitching: give each event the kpid of its profile, from the identity map.
 
 The map (`LAKE/identity/kpid_map.parquet`: kind 'user'|'anonymous', id, kpid) is
-what `eventpipe identity` builds (rules: transforms.identity_rules). An event gets
+what `eventpipe identity` builds (rules: identity.rules). An event gets
 the kpid of its userId, else of its anonymousId, else none; every other column and
 the row order stay as they are.
 """

@@ -1,4 +1,4 @@
-"""The files of the lake's serving index, their names and manifest (see serving_index).
+"""The files of the lake's serving index, their names and manifest (see index_build).
 
 Per event partition `date=D`, in `LAKE/_index/events/date=D/`, three files of one build
 (`<id>` a timestamp and random suffix):

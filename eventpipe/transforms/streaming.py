@@ -1,6 +1,6 @@
-"""Streaming logic on Arrow tables: windows, lateness, event age, deduplication.
+"""Streaming logic on Arrow tables: shards, event age, deduplication (windows: io.stream_windows).
 
-Pure functions, no Beam: the stateful streaming DoFns (`streaming_stages`) keep
+Pure functions, no Beam: the stateful streaming DoFns (`stream_stages`) keep
 their state as Arrow tables and call these.
 
 Times are int64 microseconds since the epoch, UTC (Arrow's `timestamp("us")`).

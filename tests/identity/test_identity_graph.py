@@ -1,4 +1,4 @@
-"""The SQL identity build gives exactly `identity_rules.resolve`'s profiles, and persists."""
+"""The SQL identity build gives exactly `identity.rules.resolve`'s profiles, and persists."""
 
 from __future__ import annotations
 
