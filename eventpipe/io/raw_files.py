@@ -1,7 +1,7 @@
 """Source: raw event files (local or any Beam filesystem, plain or gzip) -> record chunks.
 
 A JSONL/NDJSON file gives one record per non-blank line; a `.json` file is one
-record. Records travel in chunks (Arrow tables of `parse.RECORDS_SCHEMA`) of a
+record. Records travel in chunks (Arrow tables of `schemas.records.RECORDS_SCHEMA`) of a
 few MB, so Beam moves a few big elements instead of millions of small ones.
 
 What cannot become a record (see `raw_records`: bad UTF-8, over a size limit, a file

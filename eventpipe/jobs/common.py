@@ -70,7 +70,7 @@ def parse_day(text: str) -> date:
 
 
 def new_run_id(now: datetime) -> str:
-    """A run's id: sorts in start order (see `io.lake.time_ordered_id`)."""
+    """A run's id: sorts in start order (see `core.ids.time_ordered_id`)."""
     return time_ordered_id(now)
 
 
