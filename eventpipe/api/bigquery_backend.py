@@ -27,7 +27,7 @@ from eventpipe.api.filters import Target, resolve_property, typed_value
 from eventpipe.api.query import EventQuery
 from eventpipe.schemas import arrow_schema
 from eventpipe.serving.conditions import COMPARISONS, DATE_COMPARISONS, parse_datetime, parse_float
-from eventpipe.serving.event_query import Predicate
+from eventpipe.serving.predicate import Predicate
 
 if TYPE_CHECKING:
     from google.cloud import bigquery

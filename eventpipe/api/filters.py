@@ -27,8 +27,8 @@ from eventpipe.serving.conditions import (
     parse_datetime,
     parse_float,
 )
-from eventpipe.serving.event_query import Predicate, quote_identifier
 from eventpipe.serving.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
+from eventpipe.serving.predicate import Predicate, quote_identifier
 
 FILTER_LANGUAGE = """The filter language of GET /v1/events (seed 000), compiled to a parameterised SQL predicate.
 

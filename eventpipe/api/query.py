@@ -24,16 +24,10 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.api.limits import Deadline, ServerBusy, ServingLimits
-from eventpipe.serving.event_query import (
-    EventQuery,
-    Predicate,
-    empty_page,
-    order_sql,
-    quote_identifier,
-    table_source,
-)
+from eventpipe.serving.event_query import EventQuery, empty_page, order_sql
 from eventpipe.serving.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.serving.index_pages import page_by_position, page_from_index
+from eventpipe.serving.predicate import Predicate, quote_identifier, table_source
 
 __all__ = ["ORDER_COLUMNS", "EventQuery", "LakeReader", "Partition"]
 

@@ -26,13 +26,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from eventpipe.serving.event_query import EventQuery, empty_page, order_sql, table_source
+from eventpipe.serving.event_query import EventQuery, empty_page, order_sql
 from eventpipe.serving.index_lookup import (
     ROW_SCHEMA,
     IndexCatalog,
     IndexedPartition,
     PartitionIndex,
 )
+from eventpipe.serving.predicate import table_source
 from eventpipe.serving.row_store import unsliced
 
 Run = tuple[PartitionIndex, IndexedPartition, np.ndarray]
