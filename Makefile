@@ -3,6 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_EVENTS ?= 300000
 STAMP := $(VENV)/.installed
+# The sample generator's source connection ids (read when the demo runs).
+DEMO_CONNECTIONS = $$($(BIN)/python -c \
+	'from eventpipe.sample.catalog import SOURCES; print(*(s.connection_id for s in SOURCES))')
 # The BigQuery emulator of the tests pins duckdb 1.5.5 (the project uses 2.0): its own venv.
 BQEMU_VENV := $(VENV)/bqemu
 BQEMU_STAMP := $(BQEMU_VENV)/.installed
@@ -29,6 +32,16 @@ demo: $(STAMP)
 	$(BIN)/eventpipe import 'demo-data/*' --lake lake
 	$(BIN)/eventpipe identity --lake lake
 	$(BIN)/eventpipe compact --lake lake
+	@echo "Workspace Demo, owning the sample's source connections (their ids are the events'"
+	@echo "connectionId: eventpipe/sample/catalog.py), a read key and an event write key:"
+	$(BIN)/eventpipe workspaces create --lake lake --name Demo --json
+	for id in $(DEMO_CONNECTIONS); do \
+	  $(BIN)/eventpipe connections create --lake lake --workspace demo --id $$id --json || exit 1; \
+	done
+	umask 077 && $(BIN)/eventpipe keys create --lake lake --workspace demo --scope read --json \
+	  > lake/_demo_read_key.json && cat lake/_demo_read_key.json
+	$(BIN)/eventpipe keys create --lake lake --workspace demo --json \
+	  --connection $$(echo $(DEMO_CONNECTIONS) | cut -d' ' -f1)
 	$(BIN)/python -m eventpipe.jobs.show --lake lake --api-hint
 
 test: $(STAMP) $(BQEMU_STAMP)

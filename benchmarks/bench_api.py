@@ -43,10 +43,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from measured import partitioned_rows, require
 
+from eventpipe.catalog import Catalog
 from eventpipe.schemas import arrow_schema
 from eventpipe.serving.index_build import INDEX, index_lake
 
 API_KEY = "bench-key"
+BENCH_CONNECTION = 1371036433  # every event's connectionId
 EVENT_NAMES = [
     "Page Viewed",
     "Product Viewed",
@@ -195,7 +197,7 @@ def generate_day(day: int, n: int, users: int, seed: int) -> pa.Table:
     )
     columns = {
         "kpid": null_str,
-        "connectionId": pa.array(np.full(n, 1371036433), pa.int32()),
+        "connectionId": pa.array(np.full(n, BENCH_CONNECTION), pa.int32()),
         "anonymousId": pa.array([f"anon-{u}" for u in user_n.tolist()], pa.string()),
         "channel": _choice(rng, ["web", "mobile", "server"], n),
         "category": null_str,
@@ -323,8 +325,22 @@ def query_shapes(lake: Path) -> dict[str, dict[str, str]]:
     }
 
 
-def measure(url: str, params: dict[str, str], repeat: int) -> tuple[list[float], int]:
-    headers = {"Authorization": f"Bearer {API_KEY}"}
+def workspace_key(lake: Path) -> str:
+    """A read key of the workspace owning the events' connection (created, with a second
+    workspace owning another connection, in the lake's catalog on first use)."""
+    catalog = Catalog.in_lake(lake)
+    owner = catalog.workspace_of_connection(BENCH_CONNECTION)
+    if owner is None:
+        owner = catalog.create_workspace("Bench")
+        catalog.create_connection(owner.id, connection_id=BENCH_CONNECTION)
+        catalog.create_connection(catalog.create_workspace("Other").id)
+    return catalog.create_api_key(owner.id, ["read"]).secret
+
+
+def measure(
+    url: str, params: dict[str, str], repeat: int, key: str = API_KEY
+) -> tuple[list[float], int]:
+    headers = {"Authorization": f"Bearer {key}"}
     times: list[float] = []
     rows = 0
     with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
@@ -382,6 +398,12 @@ def main() -> int:
     parser.add_argument(
         "--index", action="store_true", help="build the serving index (as compact does) first"
     )
+    parser.add_argument(
+        "--workspace",
+        action="store_true",
+        help="query with a workspace's read key (every query restricted to its connections) "
+        "instead of a legacy whole-lake key",
+    )
     args = parser.parse_args()
 
     lake = args.lake or Path(tempfile.mkdtemp(prefix="bench-api-lake-"))
@@ -418,6 +440,8 @@ def main() -> int:
     ratio = sizes[INDEX] / sizes["events"] if sizes["events"] else 0.0
     print(f"lake: events {sizes['events']:.0f} MiB, {INDEX} {sizes[INDEX]:.0f} MiB ({ratio:.2f}x)")
 
+    key = workspace_key(lake) if args.workspace else API_KEY
+    print(f"key: {'a workspace read key' if args.workspace else 'a legacy key (whole lake)'}")
     env = {**os.environ, "EVENTPIPE_API_KEYS": API_KEY}
     # Port 0: the server binds a free port itself and logs it (no race for a port picked here).
     with (
@@ -447,7 +471,7 @@ def main() -> int:
             )
             returned = 0
             for name, params in query_shapes(lake).items():
-                times, rows = measure(url, params, args.repeat)
+                times, rows = measure(url, params, args.repeat, key)
                 returned += rows
                 print(
                     f"{name:38} {rows:5d} {statistics.median(times):8.1f} {pct(times, 0.95):8.1f} "

@@ -1,10 +1,13 @@
 """The read API (FastAPI): GET /v1/events and GET /v1/events/schema of seed 000.
 
-`create_app(lake, api_keys)` builds the application; `eventpipe serve` runs it on
-uvicorn. OpenAPI documentation is served, without authentication, at /docs.
+`create_app(lake, api_keys, catalog=...)` builds the application; `eventpipe serve` runs
+it on uvicorn. OpenAPI documentation is served, without authentication, at /docs. Every
+endpoint names the scope it needs (`Authenticator.require`); the authenticator is
+`app.state.authenticator`, for routes added beside these.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at
+# runtime, and the authentication dependency is a local of create_app.
 
 from typing import Annotated, Literal
 
@@ -12,12 +15,13 @@ import orjson
 from fastapi import Depends, FastAPI, Query, Response
 
 from eventpipe.api import filters as filter_language
-from eventpipe.api.auth import BearerAuth
+from eventpipe.api.auth import Authenticator, PrincipalSource, scope_note
 from eventpipe.api.errors import ApiError, install_error_handlers
 from eventpipe.api.limits import ServingLimits
 from eventpipe.api.query import ORDER_COLUMNS, EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, schema_document
+from eventpipe.schemas.principal import READ_SCOPE, Principal
 
 MAX_LIMIT = 1000
 MAX_FIRST = 1_000_000_000
@@ -33,7 +37,8 @@ _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         "description": "Bad request: `error.parameter` names the parameter, "
         "`error.message` the reason."
     },
-    401: {"description": "Missing or invalid API key."},
+    401: {"description": "Missing, invalid or revoked key."},
+    403: {"description": "The key lacks the scope this endpoint needs."},
     503: {
         "description": "A server limit stopped the request (its statement timeout, memory "
         "limit, or no free query slot): `error.message` says which; `Retry-After` is set."
@@ -46,6 +51,16 @@ _FILTER_DOC = (
     "`property` is a column, a nested path (`context.browser.name`) or a path into a "
     "json column (`properties.plan`). Nulls and missing json keys match only `is null` "
     "and `does not exist`; every other operator, negative ones included, is false on them."
+)
+
+
+KEYS_DOC = (
+    "## Keys\n\n"
+    "A workspace's API key (`epk_...`) carries scopes: `read` (the query endpoints), "
+    "`write` (ingestion), `admin`; an event write key (`epw_...`) may only ingest, for its "
+    "connection. Every answer holds the key's workspace's events only, whatever the filter "
+    "says. A missing, unknown or revoked key is a 401, a key without the endpoint's scope "
+    "a 403. A legacy `--api-key` reads the whole lake."
 )
 
 
@@ -77,37 +92,38 @@ def create_app(
     insecure_no_auth: bool = False,
     reader: object | None = None,
     limits: ServingLimits | None = None,
+    catalog: PrincipalSource | None = None,
 ) -> FastAPI:
-    """The API over the lake folder `lake`, accepting `api_keys` as bearer tokens.
+    """The API over the lake folder `lake`, accepting the keys of `catalog` (the lake's
+    workspace catalog) and the legacy `api_keys` (read scope, whole lake).
 
-    Without any key it refuses (ValueError) unless `insecure_no_auth` is set. Another
+    Without a catalog or a key it refuses (ValueError) unless `insecure_no_auth`. Another
     backend (e.g. `bigquery_backend.BigQueryReader`) is passed as `reader`; one with a
     `parse_filter` compiles filters to its own SQL. `limits` bound the lake reader.
     """
-    keys = [k for k in (api_keys or []) if k]
-    if not keys and not insecure_no_auth:
-        raise ValueError("no API key configured (use --insecure-no-auth to serve without one)")
+    auth = Authenticator(catalog, api_keys or [], insecure_no_auth=insecure_no_auth)
     reader = reader or LakeReader(lake or ".", limits=limits)
     parse_filter = getattr(reader, "parse_filter", filter_language.parse_filter)
-    auth = BearerAuth(keys, enabled=not insecure_no_auth)
     app = FastAPI(
         title="eventpipe read API",
         version="1",
         description="Lists the events of the lake with seed 000's filter language, and "
-        "returns the event schema. Send `Authorization: Bearer <key>`.\n\n"
+        "returns the event schema. Send `Authorization: Bearer <key>`.\n\n" + KEYS_DOC + "\n\n"
         "## The filter language\n\n" + filter_language.FILTER_LANGUAGE,
     )
     app.state.reader = reader
+    app.state.authenticator = auth
     install_error_handlers(app)
 
     @app.get(
         "/v1/events",
-        dependencies=[Depends(auth)],
         responses=_ERROR_RESPONSES,
         summary="List events",
+        description="The events of the key's workspace. " + scope_note("read"),
         response_description='`{"events": [...]}`, newest first by default',
     )
     def list_events(
+        principal: Annotated[Principal, Depends(auth.require(READ_SCOPE))],
         properties: Annotated[
             list[str] | None,
             Query(description="Comma-separated top-level properties to return (default all)."),
@@ -119,6 +135,7 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Events to return.")] = 100,
     ) -> Response:
         query = EventQuery(
+            connections=principal.connections,
             columns=parse_properties(properties),
             predicate=parse_filter(filter_text),
             order=order,
@@ -131,9 +148,10 @@ def create_app(
 
     @app.get(
         "/v1/events/schema",
-        dependencies=[Depends(auth)],
+        dependencies=[Depends(auth.require(READ_SCOPE))],
         responses=_ERROR_RESPONSES,
         summary="Get event schema",
+        description=scope_note("read"),
     )
     def event_schema() -> dict:
         return schema_document()

@@ -27,6 +27,7 @@ from eventpipe.api.filters import Target, resolve_property, typed_value
 from eventpipe.api.query import EventQuery
 from eventpipe.schemas import arrow_schema
 from eventpipe.serving.conditions import COMPARISONS, DATE_COMPARISONS, parse_datetime, parse_float
+from eventpipe.serving.event_query import connection_condition, empty_page
 from eventpipe.serving.predicate import Predicate
 
 if TYPE_CHECKING:
@@ -291,6 +292,8 @@ class BigQueryReader:
                 where.append("t.`timestamp` < @after_max_day")
                 end = predicate.max_date + dt.timedelta(days=1)
                 params["after_max_day"] = dt.datetime.combine(end, dt.time(), dt.UTC)
+        if query.connections is not None:  # the workspace restriction, before the filter
+            where.insert(0, connection_condition(query.connections, "t.`connectionId`"))
         columns = ", ".join(f"t.`{c}`" for c in query.columns)
         params.update(limit=query.limit, offset=query.first)
         sql = (
@@ -303,6 +306,8 @@ class BigQueryReader:
         """The page of events `query` asks for, typed as the lake's columns."""
         from google.cloud import bigquery
 
+        if query.connections is not None and not query.connections:
+            return empty_page(query.columns)  # a workspace without connections
         sql, params = self.statement(query)
         config = bigquery.QueryJobConfig(
             query_parameters=[query_parameter(k, v) for k, v in params.items()]

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-API_SCOPES = ("read", "write", "admin")
-INGEST_SCOPE = "ingest"  # an event write key's only power: ingestion for its connection
-WRITE_KEY = "write"
-API_KEY = "api"
+from eventpipe.schemas.principal import (  # noqa: F401  (re-exported: the catalog's names)
+    API_KEY,
+    API_SCOPES,
+    INGEST_SCOPE,
+    WRITE_KEY,
+    Principal,
+)
 
 
 class CatalogError(ValueError):
@@ -92,18 +95,3 @@ class NewKey:
         shown = self.key.to_json()
         del shown["prefix"], shown["revoked"]
         return {"id": shown.pop("id"), "key": self.secret, **shown}
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a request is: the key's kind, workspace, connection (write keys) and scopes."""
-
-    key_id: int
-    kind: str
-    workspace: int
-    connection: int | None
-    scopes: frozenset[str]
-
-    def allows(self, scope: str) -> bool:
-        """Whether the key carries `scope` (`ingest` for a write key)."""
-        return scope in self.scopes

@@ -41,6 +41,7 @@ from eventpipe.catalog.model import (
 CATALOG_FILE = "_catalog.sqlite"
 SCHEMA_VERSION = 1
 MAX_CONNECTION_ID = 2**31 - 1  # connectionId is an int32
+MAX_CONNECTIONS = 1_000  # per workspace: every read query carries their ids
 SECRET_PREFIX = {WRITE_KEY: "epw_", API_KEY: "epk_"}
 PREFIX_LENGTH = 12  # shown in listings: the kind's prefix and 8 characters of the secret
 MAX_SECRET_LENGTH = 200
@@ -218,16 +219,29 @@ class Catalog:
 
     # -- connections
 
-    def create_connection(self, workspace: int | str, name: str | None = None) -> Connection:
-        """A new connection of `workspace`, with a random int32 id unique in the lake."""
+    def create_connection(
+        self, workspace: int | str, name: str | None = None, connection_id: int | None = None
+    ) -> Connection:
+        """A new connection of `workspace`, with a random int32 id unique in the lake, or
+        with `connection_id`: an id the lake's events already carry (imported from another
+        system), which this gives to `workspace`; refused when a connection has it."""
+        if connection_id is not None and not 1 <= connection_id <= MAX_CONNECTION_ID:
+            raise CatalogError(f"a connection id is an int32 from 1 to {MAX_CONNECTION_ID}")
         with self._write() as db:
             owner = _find_workspace(db, workspace)
-            while True:
-                candidate = secrets.randbelow(MAX_CONNECTION_ID) + 1
-                if not db.execute(
-                    "SELECT 1 FROM connections WHERE id = ?", (candidate,)
-                ).fetchone():
-                    break
+            count = db.execute(
+                "SELECT count(*) FROM connections WHERE workspace = ?", (owner.id,)
+            ).fetchone()[0]
+            if count >= MAX_CONNECTIONS:
+                raise CatalogError(
+                    f"workspace {owner.slug!r} has {count} connections, the most one may have"
+                )
+            if connection_id is None:
+                candidate = _free_connection_id(db)
+            elif _connection_exists(db, connection_id):
+                raise CatalogError(f"connection {connection_id} exists already")
+            else:
+                candidate = connection_id
             row = db.execute(
                 "INSERT INTO connections (id, workspace, name, created) VALUES (?, ?, ?, ?)"
                 " RETURNING *",
@@ -330,17 +344,27 @@ class Catalog:
         return _key(row)
 
     def authenticate(self, secret: str) -> Principal | None:
-        """The principal of the unrevoked key `secret`, None for anything else."""
+        """The principal of the unrevoked key `secret`, None for anything else; its
+        `connections` are its workspace's (a write key's: its own connection)."""
         if not isinstance(secret, str) or not 0 < len(secret) <= MAX_SECRET_LENGTH:
             return None
         with self._read() as db:
             row = db.execute(
                 "SELECT * FROM keys WHERE hash = ? AND revoked IS NULL", (hash_secret(secret),)
             ).fetchone()
-        if not row:
-            return None
-        key = _key(row)
-        return Principal(key.id, key.kind, key.workspace, key.connection, frozenset(key.scopes))
+            if not row:
+                return None
+            key = _key(row)
+            if key.connection is not None:  # a write key sees its own connection only
+                visible = frozenset({key.connection})
+            else:
+                rows = db.execute(
+                    "SELECT id FROM connections WHERE workspace = ?", (key.workspace,)
+                )
+                visible = frozenset(r["id"] for r in rows)
+        return Principal(
+            key.id, key.kind, key.workspace, key.connection, frozenset(key.scopes), visible
+        )
 
 
 def _name(name: str | None, of: str) -> str:
@@ -360,6 +384,19 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _connection_exists(db: sqlite3.Connection, connection: int) -> bool:
+    found = db.execute("SELECT 1 FROM connections WHERE id = ?", (connection,)).fetchone()
+    return found is not None
+
+
+def _free_connection_id(db: sqlite3.Connection) -> int:
+    """A random int32 id no connection has."""
+    while True:
+        candidate = secrets.randbelow(MAX_CONNECTION_ID) + 1
+        if not _connection_exists(db, candidate):
+            return candidate
 
 
 def _find_workspace(db: sqlite3.Connection, ref: int | str) -> Workspace:

@@ -284,10 +284,17 @@ class _CommitFn(beam.DoFn):
     there, even nothing; the run's other files are added.
     """
 
-    def __init__(self, lake: str, run_id: str, replace: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        lake: str,
+        run_id: str,
+        replace: tuple[str, ...],
+        commit_with: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.lake = lake
         self.run_id = run_id
         self.replace = replace
+        self.commit_with = commit_with
 
     def setup(self) -> None:
         self.written = Metrics.counter(NAMESPACE, WRITTEN)
@@ -312,7 +319,7 @@ class _CommitFn(beam.DoFn):
                 mark_staged_partition(folder, self.run_id)
                 swapped.append((folder, lake_path(self.lake, table, partition)))
         added = [s for s in present if not self._replaced(s)]
-        pairs = [(s.staged, s.final) for s in added]
+        pairs = [(s.staged, s.final) for s in added] + list(self.commit_with)
         counts = {"written": counts[EVENTS], "failed": counts[FAILED]}
         commit_files(self.lake, self.run_id, pairs, swapped, counts)
         yield len(present)
@@ -392,12 +399,20 @@ class WriteToLake(beam.PTransform):
     """(events with the archive column, failed rows) -> the lake, deduplicated, committed at once."""
 
     def __init__(
-        self, lake: str, run_id: str, buckets: int = 4, replace: tuple[str, ...] = ()
+        self,
+        lake: str,
+        run_id: str,
+        buckets: int = 4,
+        replace: tuple[str, ...] = (),
+        commit_with: tuple[tuple[str, str], ...] = (),
     ) -> None:
         super().__init__()
         self.lake = lake
         self.run_id = run_id
         self.buckets = buckets
+        # (staged file, final path) pairs the job staged itself that become visible with
+        # the run's commit, atomically with its events (the import's landing ledger).
+        self.commit_with = tuple(commit_with)
         # Partitions (`date=D`) the run replaces: their new events are compared with each
         # other only; without any, new events are also compared with what the lake holds.
         self.replace = tuple(replace)
@@ -419,7 +434,9 @@ class WriteToLake(beam.PTransform):
             | "AllFiles" >> beam.Flatten()
             | "ListFiles" >> beam.combiners.ToList()
             | "Commit"
-            >> beam.ParDo(_CommitFn(lake, run, self.replace), beam.pvalue.AsList(rewritten))
+            >> beam.ParDo(
+                _CommitFn(lake, run, self.replace, self.commit_with), beam.pvalue.AsList(rewritten)
+            )
         )
 
 

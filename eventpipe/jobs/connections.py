@@ -34,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_workspace_argument(create)
     create.add_argument("--name", help="a display name")
+    create.add_argument(
+        "--id",
+        type=int,
+        help="use this connection id (1 to 2^31-1) instead of a random one: for events "
+        "already in the lake, imported with their connectionId; refused when taken",
+    )
     listing = add_catalog_action(
         actions,
         "list",
@@ -46,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def create_connection(catalog: Catalog, args: argparse.Namespace) -> int:
     """Create the connection and print it."""
-    connection = catalog.create_connection(args.workspace, args.name)
+    connection = catalog.create_connection(args.workspace, args.name, args.id)
     print_objects([connection.to_json()], args.json, COLUMNS)
     return 0
 

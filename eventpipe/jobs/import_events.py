@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 from datetime import UTC, datetime
 from functools import partial
 
 from eventpipe.io.bigquery import BigQueryTarget, IncompatibleTableError, prepare_tables
+from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.lake_sink import dedupe_buckets
+from eventpipe.io.landing import claim_closed_segments, retire_segments, stage_done_ledger
 from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
 from eventpipe.jobs.bigquery_options import (
     add_bigquery_arguments,
@@ -51,7 +55,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--direct_running_mode multi_processing, --setup_file ./setup.py."
         ),
     )
-    parser.add_argument("inputs", nargs="+", metavar="PATH_OR_GLOB", help="event files to import")
+    parser.add_argument("inputs", nargs="*", metavar="PATH_OR_GLOB", help="event files to import")
+    parser.add_argument(
+        "--landing",
+        action="store_true",
+        help="import the closed segments of the lake's landing log (LAKE/landing/, written by "
+        "the collector) instead of files: each exactly once, marked done by the run's commit; "
+        "segments still being written are left for the next run (docs/collector.md)",
+    )
+    parser.add_argument(
+        "--landing-retention",
+        choices=("keep", "delete"),
+        default="keep",
+        help="what becomes of imported segments: moved to LAKE/landing/imported/ (keep) or "
+        "deleted; default %(default)s",
+    )
     parser.add_argument(
         "--lake",
         help="lake folder or URL (created when missing); required with --sink lake (with "
@@ -83,7 +101,11 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     was read whole, 1 when records are unaccounted for, 3 when files were damaged."""
     run_start = datetime.now(UTC)
     run_id = new_run_id(run_start)
+    if args.landing:
+        return _run_landing(args, beam_args, run_id, run_start)
     try:
+        if not args.inputs:
+            raise ValueError("give the files to import (or --landing)")
         files = expand_patterns(args.inputs)
         enrich = enrich_options(args)
         target = bigquery_target(args)
@@ -126,6 +148,8 @@ def _run_import(
     enrich: EnrichOptions | None,
     target: BigQueryTarget | None,
     recovered: list[str],
+    commit_with: tuple[tuple[str, str], ...] = (),
+    landing: dict | None = None,
 ) -> RunSummary:
     total = sum(size for _, size in files)
     config = ImportConfig(
@@ -138,12 +162,54 @@ def _run_import(
         dedupe_buckets=dedupe_buckets(total),
         enrich=enrich,
         bigquery=target,
+        commit_with=commit_with,
     )
     build = partial(build_import_pipeline, config=config)
     record = {"job": "import", "inputs": args.inputs, "recovered": recovered}
+    if landing is not None:
+        record["landing"] = landing
     if target is not None:
         return run_to_bigquery_summary(target, run_id, beam_args, build, record, len(files))
     return run_to_summary(args.lake, run_id, beam_args, build, record, files=len(files))
+
+
+def _run_landing(
+    args: argparse.Namespace, beam_args: list[str], run_id: str, run_start: datetime
+) -> int:
+    """Import the closed landing segments; their ledger is committed with the events."""
+    if args.inputs or not args.lake or "://" in args.lake or bigquery_target(args) is not None:
+        log.error("--landing imports LAKE/landing/ of a local --lake into it, and takes no files")
+        return 2
+    enrich = enrich_options(args)
+    keep = args.landing_retention == "keep"
+
+    def run_import(recovered: list[str]) -> int:
+        claimed = claim_closed_segments(args.lake)
+        retire_segments(args.lake, claimed.done, keep)  # a committed run imported them
+        for note in claimed.torn:
+            log.warning("landing: %s", note)
+        landing = {
+            "segments": [os.path.basename(p) for p in claimed.paths],
+            "writers_gone": claimed.recovered,
+            "torn": claimed.torn,
+        }
+        print(
+            f"landing: {len(claimed.paths)} closed segments to import, "
+            f"{len(claimed.done)} already imported, {len(claimed.torn)} torn last lines skipped"
+        )
+        staging = lake_path(args.lake, STAGING, run_id)
+        if not claimed.paths:
+            shutil.rmtree(staging, ignore_errors=True)  # nothing staged: no run to recover
+            return 0
+        ledger = stage_done_ledger(args.lake, staging, run_id, claimed.paths)
+        files = [(p, os.path.getsize(p)) for p in claimed.paths]
+        summary = _run_import(
+            args, beam_args, files, run_id, run_start, enrich, None, recovered, (ledger,), landing
+        )
+        retire_segments(args.lake, claimed.paths, keep)
+        return summary.exit_code()
+
+    return run_locked(args.lake, "import", run_id, args.wait, run_import)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`eventpipe serve`: run the read API over a lake (FastAPI on uvicorn)."""
+"""`eventpipe serve`: run the read API and the collector over a lake (uvicorn)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import gc
 import logging
 import os
+import socket
 from pathlib import Path
 
 from eventpipe.api.limits import (
@@ -14,6 +15,10 @@ from eventpipe.api.limits import (
     DEFAULT_STATEMENT_TIMEOUT,
     ServingLimits,
 )
+from eventpipe.catalog import Catalog, CatalogError
+from eventpipe.collector.requests import Limits
+from eventpipe.collector.server import CollectorConfig
+from eventpipe.io.landing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS
 
 API_KEYS_ENV = "EVENTPIPE_API_KEYS"
 
@@ -39,9 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve the read API (GET /v1/events, /v1/events/schema) over a lake",
-        description="Serve the read API over LAKE/events. API keys come from --api-key "
-        f"(repeatable) and the comma-separated environment variable {API_KEYS_ENV}; "
-        "clients send them as 'Authorization: Bearer <key>'. OpenAPI docs are at /docs. "
+        description="Serve the read API over LAKE/events. Keys are the workspace catalog's "
+        "(LAKE/_catalog.sqlite, or --catalog; see docs/workspaces.md): each key reads its "
+        "own workspace's events only. Legacy keys from --api-key (repeatable) and the "
+        f"comma-separated environment variable {API_KEYS_ENV} read the whole lake (the "
+        "single-workspace shortcut). Clients send 'Authorization: Bearer <key>'. "
+        "OpenAPI docs are at /docs. "
         "Memory (lake backend): the process's baseline (~300 MB, plus the serving index's "
         "per-partition state) plus at most --memory-limit for DuckDB's queries, which run "
         "at most --max-queries at a time; a request stopped by a limit gets a 503.",
@@ -89,11 +97,97 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--api-key", action="append", default=[], metavar="KEY", help="an accepted API key"
     )
     parser.add_argument(
+        "--port-file",
+        metavar="PATH",
+        help="write the port the server bound to this file (with --port 0: the kernel's choice)",
+    )
+    add_collector_arguments(parser)
+    parser.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help="the workspace catalog file (default: LAKE/_catalog.sqlite); e.g. "
+        "the lake's catalog when serving --backend bigquery",
+    )
+    parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
         help="serve without authentication (refused otherwise when no key is configured)",
     )
     parser.set_defaults(func=run)
+
+
+def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
+    """The collector's flags (docs/collector.md)."""
+    group = parser.add_argument_group("collector (POST /v1/events, /v1/events/{type}, /v1/track)")
+    group.add_argument(
+        "--role",
+        choices=("all", "read", "collector"),
+        default="all",
+        help="serve the read API and the collector (all), or one of them; default %(default)s "
+        "(the collector authenticates against LAKE/_catalog.sqlite)",
+    )
+    group.add_argument(
+        "--landing",
+        choices=("file", "pubsub"),
+        default="file",
+        help="where accepted requests land before the answer: LAKE/landing/ segments (file) "
+        "or a Pub/Sub topic (--topic); default %(default)s",
+    )
+    group.add_argument("--topic", metavar="projects/P/topics/T", help="with --landing pubsub")
+    group.add_argument(
+        "--landing-segment-seconds",
+        type=_positive_float,
+        default=DEFAULT_SEGMENT_SECONDS,
+        help="close a landing segment this long after opening it, even when idle "
+        "(default %(default)g)",
+    )
+    group.add_argument(
+        "--landing-segment-bytes",
+        type=_positive_int,
+        default=DEFAULT_SEGMENT_BYTES,
+        help="... or once it holds this many bytes (default %(default)s)",
+    )
+    limits = (
+        ("--max-body-bytes", Limits.max_body_bytes, "largest request body, else 413"),
+        ("--max-events", Limits.max_events, "most events in one request, else 413"),
+        ("--max-depth", Limits.max_depth, "deepest nesting of a request body, else 400"),
+        ("--max-pending-bytes", Limits.max_pending_bytes, "bodies held at once, else 503"),
+    )
+    for flag, default, text in limits:
+        group.add_argument(
+            flag, type=_positive_int, default=default, help=text + " (default %(default)s)"
+        )
+    group.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a proxy whose X-Forwarded-For is believed (repeatable); otherwise the client "
+        "address is the connection's peer",
+    )
+    group.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes (--role collector only; they share the port and the landing "
+        "log, each with its own segments); default %(default)s",
+    )
+
+
+def collector_config(args: argparse.Namespace) -> CollectorConfig:
+    """The collector's settings from the flags (ValueError naming a bad one)."""
+    return CollectorConfig(
+        lake=args.lake or "",
+        landing=args.landing,
+        topic=args.topic,
+        segment_seconds=args.landing_segment_seconds,
+        segment_bytes=args.landing_segment_bytes,
+        max_body_bytes=args.max_body_bytes,
+        max_events=args.max_events,
+        max_depth=args.max_depth,
+        max_pending_bytes=args.max_pending_bytes,
+        trusted_proxies=list(args.trusted_proxy),
+    ).check()
 
 
 def _log_index_coverage(lake: Path) -> None:
@@ -110,21 +204,56 @@ def _log_index_coverage(lake: Path) -> None:
     )
 
 
+def _catalog(args: argparse.Namespace) -> Catalog | None:
+    """The catalog of --catalog (which must exist), else of a local lake (None for a
+    remote one). A lake's catalog may not exist yet: keys created later work at once."""
+    if args.catalog:
+        if not Path(args.catalog).is_file():
+            raise CatalogError(f"no catalog file {args.catalog}")
+        return Catalog(args.catalog)
+    if args.lake and "://" not in args.lake:
+        return Catalog.in_lake(args.lake)
+    return None
+
+
 def run(args: argparse.Namespace, _extra: list[str]) -> int:
     """Start the server; returns when it stops (2 when it cannot start)."""
     import duckdb
-    import uvicorn
 
     from eventpipe.api.app import UVICORN_OPTIONS, create_app
     from eventpipe.api.auth import parse_api_keys
 
+    collector = None
+    if args.role != "read":
+        try:
+            if not args.lake:
+                raise ValueError("the collector needs --lake DIR (its catalog and landing log)")
+            collector = collector_config(args)
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 2
+    if args.workers > 1 and args.role != "collector":
+        log.error("--workers N runs collector-only servers: add --role collector")
+        return 2
+    if args.role == "collector":
+        return _serve_collector(args, collector)
     keys = parse_api_keys([*args.api_key, os.environ.get(API_KEYS_ENV)])
-    if not keys and not args.insecure_no_auth:
+    try:
+        catalog = _catalog(args)
+    except CatalogError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    if catalog is not None and catalog.path.is_file():
+        log.info("keys from the workspace catalog %s", catalog.path)
+    elif not keys and not args.insecure_no_auth:
         log.error(
-            "no API key: pass --api-key KEY or set %s (or --insecure-no-auth to serve openly)",
+            "no key: create one in the lake's catalog (eventpipe keys create), or pass "
+            "--api-key KEY or set %s (or --insecure-no-auth to serve openly)",
             API_KEYS_ENV,
         )
         return 2
+    if keys:
+        log.info("%d legacy API key(s) read the whole lake", len(keys))
     if args.insecure_no_auth:
         log.warning("serving WITHOUT authentication (--insecure-no-auth)")
     reader = None
@@ -147,17 +276,79 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     limits = ServingLimits(args.memory_limit, args.statement_timeout, args.max_queries)
     try:
         app = create_app(
-            args.lake, keys, insecure_no_auth=args.insecure_no_auth, reader=reader, limits=limits
+            args.lake,
+            keys,
+            insecure_no_auth=args.insecure_no_auth,
+            reader=reader,
+            limits=limits,
+            catalog=catalog,
         )
     except duckdb.Error as exc:  # e.g. an unreadable --memory-limit
         log.error("cannot start: %s", exc)
         return 2
+    if collector is not None:
+        from eventpipe.collector.app import install_collector
+        from eventpipe.collector.server import build_collector
+
+        install_collector(app, build_collector(collector))
     source = args.bq_table if reader else args.lake
-    log.info("serving %s on http://%s:%d (docs at /docs)", source, args.host, args.port)
     # The startup's objects (modules, FastAPI, DuckDB, Arrow) leave the garbage collector's
     # generations: its full collections then walk only what requests leave, instead of
     # pausing one request now and then for ~100 ms (the p99 of bench_api's shapes).
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **UVICORN_OPTIONS)
+    _serve(app, args, f"{source} ({args.role})", UVICORN_OPTIONS)
+    return 0
+
+
+def _serve(app: object, args: argparse.Namespace, what: str, options: dict) -> None:
+    """Run `app` on a socket bound here (so --port 0 works), writing --port-file."""
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    port = sock.getsockname()[1]
+    if args.port_file:
+        Path(args.port_file + ".tmp").write_text(str(port))
+        os.replace(args.port_file + ".tmp", args.port_file)
+    log.info("serving %s on http://%s:%d (docs at /docs)", what, args.host, port)
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1; the client
+    # address is the collector's to decide (--trusted-proxy).
+    config = uvicorn.Config(app, log_level="info", proxy_headers=False, **options)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _serve_collector(args: argparse.Namespace, config: CollectorConfig) -> int:
+    """The collector only, in one process or --workers processes."""
+    import uvicorn
+
+    from eventpipe.collector.server import collector_app, config_to_env
+
+    if args.workers == 1:
+        gc.collect()
+        gc.freeze()
+        _serve(collector_app(config), args, f"the collector of {args.lake}", {})
+        return 0
+    if args.port == 0:
+        log.error("--workers N needs an explicit --port")
+        return 2
+    os.environ.update(config_to_env(config))
+    log.info(
+        "serving the collector of %s on http://%s:%d with %d workers",
+        args.lake,
+        args.host,
+        args.port,
+        args.workers,
+    )
+    uvicorn.run(
+        "eventpipe.collector.server:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        proxy_headers=False,
+    )
     return 0

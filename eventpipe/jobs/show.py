@@ -10,6 +10,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import duckdb
+import pyarrow as pa
+
+from eventpipe.catalog import Catalog, catalog_path
 
 
 def _table(con: duckdb.DuckDBPyConnection, sql: str) -> str:
@@ -64,6 +67,10 @@ def show(lake: Path) -> str:
             f"FROM {events} GROUP BY ALL ORDER BY 3 DESC LIMIT 8",
         )
     )
+    by_workspace = workspaces_table(lake, con, events)
+    if by_workspace is not None:
+        out.append("Workspaces (by the connectionId of the events; docs/workspaces.md):")
+        out.append(by_workspace)
     if list(lake.glob("failed/*/*.parquet")):
         out.append("Failed records by reason:")
         out.append(
@@ -83,14 +90,56 @@ def show(lake: Path) -> str:
     return "\n".join(out)
 
 
-def api_hint(lake: Path) -> str:
-    """How to serve the lake over HTTP, with a new API key and ready-to-paste curl commands."""
+DEMO_READ_KEY = "_demo_read_key.json"  # `make demo` keeps its read key's JSON here (0600)
+
+
+def workspaces_table(lake: Path, con: duckdb.DuckDBPyConnection, events: str) -> str | None:
+    """Events by the workspace owning their connectionId (None without a catalog)."""
+    if not catalog_path(lake).is_file():
+        return None
+    catalog = Catalog.in_lake(lake)
+    owners = [(c.id, w.slug) for w in catalog.workspaces() for c in catalog.connections_of(w.id)]
+    owner = pa.table(
+        {"connection": [c for c, _ in owners], "workspace": [w for _, w in owners]},
+        schema=pa.schema([("connection", pa.int32()), ("workspace", pa.string())]),
+    )
+    con.register("owner", owner)
+    return _table(
+        con,
+        f"SELECT coalesce(o.workspace, '(no workspace)') AS workspace, "
+        f"count(DISTINCT e.connectionId) AS connections, count(*) AS events "
+        f"FROM {events} e LEFT JOIN owner o ON o.connection = e.connectionId "
+        f"GROUP BY ALL ORDER BY 3 DESC",
+    )
+
+
+def _read_key(lake: Path) -> tuple[str, str]:
+    """The key for the curl commands and where it comes from: the demo's read key, or a
+    legacy key created in lake/_api_key for a lake without a workspace catalog."""
+    demo = lake / DEMO_READ_KEY
+    if demo.is_file():
+        return json.loads(demo.read_text())["key"], f"the demo workspace's read key, {demo}"
+    if catalog_path(lake).is_file():
+        return "$KEY", (
+            f"KEY: a read key, from `eventpipe keys create --lake {lake} --workspace W "
+            "--scope read --json`"
+        )
     key_file = lake / "_api_key"
     if not key_file.exists():
         key_file.write_text(secrets.token_urlsafe(24))
         key_file.chmod(0o600)
-    key = key_file.read_text().strip()
+    return key_file.read_text().strip(), f"a legacy API key created in {key_file}"
+
+
+def api_hint(lake: Path) -> str:
+    """How to serve the lake over HTTP, with ready-to-paste curl commands: with the demo's
+    read key when the lake has a workspace catalog, else with a legacy key."""
+    key, origin = _read_key(lake)
+    serve = f".venv/bin/eventpipe serve --lake {lake}"
+    if not catalog_path(lake).is_file():
+        serve = f"EVENTPIPE_API_KEYS={key} {serve}"
     base = "http://127.0.0.1:8080/v1/events"
+    curl = f'  curl -s -H "Authorization: Bearer {key}" '  # "": $KEY expands
     flt = quote(
         json.dumps(
             {
@@ -106,12 +155,12 @@ def api_hint(lake: Path) -> str:
     return "\n".join(
         [
             "",
-            "Serve it over HTTP (API key created in lake/_api_key):",
-            f"  EVENTPIPE_API_KEYS={key} .venv/bin/eventpipe serve --lake {lake}",
-            "then, in another shell:",
-            f"  curl -s -H 'Authorization: Bearer {key}' '{base}?limit=3'",
-            f"  curl -s -H 'Authorization: Bearer {key}' '{base}?limit=5&properties=type,event,timestamp&filter={flt}'",
-            f"  curl -s -H 'Authorization: Bearer {key}' '{base}/schema'",
+            "Serve it over HTTP (each key reads its own workspace's events only):",
+            f"  {serve}",
+            f"then, in another shell ({origin}):",
+            f"{curl}'{base}?limit=3'",
+            f"{curl}'{base}?limit=5&properties=type,event,timestamp&filter={flt}'",
+            f"{curl}'{base}/schema'",
             "  (OpenAPI docs: http://127.0.0.1:8080/docs)",
         ]
     )

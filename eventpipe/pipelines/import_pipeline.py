@@ -35,6 +35,8 @@ class ImportConfig:
     chunk_bytes: int = CHUNK_BYTES
     dedupe_buckets: int = 4  # see io.lake_sink.dedupe_buckets
     bigquery: BigQueryTarget | None = None  # set: write to BigQuery instead of the lake
+    # (staged, final) files made visible by the lake commit (the landing ledger, see io.landing)
+    commit_with: tuple[tuple[str, str], ...] = ()
 
 
 def apply_stages(
@@ -78,4 +80,6 @@ def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None
             config.bigquery, run, start, staging, config.dedupe_buckets, archive=bool(config.lake)
         )
         return
-    _ = (events, failed) | "WriteLake" >> WriteToLake(config.lake, run, config.dedupe_buckets)
+    _ = (events, failed) | "WriteLake" >> WriteToLake(
+        config.lake, run, config.dedupe_buckets, commit_with=config.commit_with
+    )

@@ -202,9 +202,12 @@ def _runs(
     query: EventQuery,
 ) -> Iterator[tuple[PartitionIndex, IndexedPartition, np.ndarray | None]]:
     """Each partition's candidates in the requested order (None when the index answers
-    none of the conditions), computed as they are needed."""
+    none of the conditions; every row when there are none), computed as they are needed."""
     conditions = query.predicate.indexed_conditions if query.predicate else ()
     for partition in partitions:
         index = catalog.open(partition)
-        rows = index.candidates(cursor, conditions)
+        if conditions:
+            rows = index.candidates(cursor, conditions)
+        else:
+            rows = np.arange(index.row_count, dtype=np.int32)
         yield index, partition, rows[::-1] if rows is not None and query.ascending else rows

@@ -10,7 +10,7 @@ import pytest
 from api_support import API_KEY, running_server
 
 from eventpipe.api.app import create_app
-from eventpipe.api.auth import BearerAuth, parse_api_keys
+from eventpipe.api.auth import Authenticator, parse_api_keys
 from eventpipe.schemas import schema_document
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -72,9 +72,9 @@ def test_several_keys(tmp_path: Path) -> None:
 
 
 def test_no_key_refused_unless_insecure(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no API key"):
+    with pytest.raises(ValueError, match="no catalog and no API key"):
         create_app(str(tmp_path), [])
-    with pytest.raises(ValueError, match="no API key"):
+    with pytest.raises(ValueError, match="no catalog and no API key"):
         create_app(str(tmp_path), None)
     with running_server(create_app(str(tmp_path), None, insecure_no_auth=True)) as url:
         assert httpx.get(f"{url}/v1/events").json() == {"events": []}
@@ -84,8 +84,9 @@ def test_parse_api_keys() -> None:
     assert parse_api_keys(["a", " b , c,,", None, "a", ""]) == ["a", "b", "c"]
 
 
-def test_key_comparison() -> None:
-    auth = BearerAuth(["secret"])
-    assert auth.is_valid("secret")
-    assert not auth.is_valid("secre")
-    assert not auth.is_valid("")
+def test_legacy_key_comparison() -> None:
+    auth = Authenticator(legacy_keys=["secret"])
+    assert auth.principal_of("secret") is not None
+    assert auth.principal_of("secre") is None
+    assert auth.principal_of("secretx") is None
+    assert auth.principal_of("") is None

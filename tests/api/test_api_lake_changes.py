@@ -120,6 +120,6 @@ def test_a_partition_swapped_during_a_request_is_read_again(
     )
     listings = iter([stale])
     reader.partitions = lambda: next(listings, None) or list_partitions(reader.events_dir)
-    assert reader.list_events(EventQuery(columns=("messageId",)))["messageId"].to_pylist() == [
-        "new"
-    ]
+    assert reader.list_events(EventQuery(columns=("messageId",), connections=None))[
+        "messageId"
+    ].to_pylist() == ["new"]

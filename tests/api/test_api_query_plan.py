@@ -99,7 +99,9 @@ def test_plan_matches_a_plain_query(
     for order in ("timestamp", "userId", "messageId"):
         for ascending in (False, True):
             for first, limit in [(0, 100), (0, 1000), (950, 100), (2999, 7), (5990, 50)]:
-                query = EventQuery(COLUMNS, predicate, order, ascending, first, limit)
+                query = EventQuery(
+                    COLUMNS, predicate, order, ascending, first, limit, connections=None
+                )
                 got = reader.list_events(query)
                 assert got.column_names == list(COLUMNS)
                 assert got["messageId"].to_pylist() == _reference(lake, query), (

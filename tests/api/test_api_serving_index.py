@@ -160,7 +160,7 @@ FILTERS = [
 
 
 def _query(text: str, order: str, ascending: bool, first: int, limit: int) -> EventQuery:
-    return EventQuery(COLUMNS, parse_filter(text), order, ascending, first, limit)
+    return EventQuery(COLUMNS, parse_filter(text), order, ascending, first, limit, connections=None)
 
 
 SHAPES = [
@@ -264,7 +264,9 @@ def test_rows_served_from_the_row_store_equal_the_parquet_rows(tmp_path: Path) -
     lake = write_lake(tmp_path / "lake", CANONICAL_EVENTS)
     assert index_lake(str(lake)).indexed > 0
     text = _filter("or", ("properties.price", "is greater than", "-100"))
-    query = EventQuery(TOP_LEVEL_COLUMNS, parse_filter(text), "timestamp", False, 0, 100)
+    query = EventQuery(
+        TOP_LEVEL_COLUMNS, parse_filter(text), "timestamp", False, 0, 100, connections=None
+    )
     served, parquet = LakeReader(lake), LakeReader(lake, use_index=False)
     got, expected = served.list_events(query), parquet.list_events(query)
     assert got.num_rows == 5
@@ -324,7 +326,9 @@ def test_a_partition_without_json_values_is_indexed_and_served(tmp_path: Path) -
     [partition] = reader.partitions()
     current = reader.indexes.current(partition.name, partition.files)
     assert current is not None and reader.indexes.open(current).row_count == 5
-    latest = reader.list_events(EventQuery(COLUMNS, None, "timestamp", False, 1, 3))
+    latest = reader.list_events(
+        EventQuery(COLUMNS, None, "timestamp", False, 1, 3, connections=None)
+    )
     assert latest["messageId"].to_pylist() == ["e3", "e2", "e1"]
     pro = _query(_filter("and", ("properties.plan", "is", "pro")), *SHAPES[0])
     assert reader.list_events(pro).num_rows == 0

@@ -128,7 +128,7 @@ def test_date_bounds_prune_partitions(canonical_table, bq_endpoint):
     )
     from eventpipe.api.query import EventQuery
 
-    sql, params = reader.statement(EventQuery(predicate=predicate))
+    sql, params = reader.statement(EventQuery(predicate=predicate, connections=None))
     assert "t.`timestamp` >= @min_day" in sql and "t.`timestamp` < @after_max_day" in sql
     assert str(params["min_day"].date()) == "2025-10-19"
     assert str(params["after_max_day"].date()) == "2025-10-20"

@@ -201,3 +201,21 @@ def test_a_script_reads_the_console_commands_json_from_stdout(tmp_path):
     )
     principal = Catalog.in_lake(lake).authenticate(key["key"])
     assert (principal.workspace, principal.connection) == (workspace["id"], connection["id"])
+
+
+def test_a_connection_id_the_events_already_carry_can_be_given_once(cli):
+    cli.json("workspaces", "create", "--name", "Acme")
+    cli.json("workspaces", "create", "--name", "Other")
+    adopted = cli.json("connections", "create", "--workspace", "acme", "--id", "1371036433")
+    assert adopted["id"] == 1371036433
+    before = catalog_content(cli.lake)
+    for workspace, bad, message in [
+        ("other", "1371036433", "exists already"),
+        ("acme", "1371036433", "exists already"),
+        ("acme", "0", "int32 from 1"),
+        ("acme", str(2**31), "int32 from 1"),
+    ]:
+        code, _, err = cli("connections", "create", "--workspace", workspace, "--id", bad)
+        assert code == 2 and message in err
+    assert catalog_content(cli.lake) == before
+    assert Catalog.in_lake(cli.lake).workspace_of_connection(1371036433).slug == "acme"

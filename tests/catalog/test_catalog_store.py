@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eventpipe.catalog import CATALOG_FILE, Catalog, CatalogError
+from eventpipe.catalog import CATALOG_FILE, Catalog, CatalogError, store
 from eventpipe.catalog.store import MAX_CONNECTION_ID, SCHEMA_VERSION, hash_secret
 
 
@@ -162,16 +162,21 @@ def test_a_write_key_authenticates_to_its_connection_only(catalog):
     assert principal is not None
     assert (principal.kind, principal.workspace, principal.connection) == ("write", acme.id, web.id)
     assert principal.connection != app.id
+    assert principal.connections == {web.id}
     assert principal.allows("ingest")
     assert not any(principal.allows(s) for s in ("read", "write", "admin"))
 
 
 def test_an_api_key_authenticates_to_its_workspace_with_its_scopes(catalog):
-    acme = catalog.create_workspace("Acme")
+    acme, other = catalog.create_workspace("Acme"), catalog.create_workspace("Other")
     key = catalog.create_api_key(acme.slug, ["read"])
+    assert catalog.authenticate(key.secret).connections == frozenset()  # none yet: sees nothing
+    web, app = catalog.create_connection(acme.id), catalog.create_connection(acme.id)
+    catalog.create_connection(other.id)
     principal = catalog.authenticate(key.secret)
     assert principal is not None
     assert (principal.kind, principal.workspace, principal.connection) == ("api", acme.id, None)
+    assert principal.connections == {web.id, app.id}
     assert principal.scopes == {"read"}
     assert not principal.allows("admin") and not principal.allows("ingest")
 
@@ -301,3 +306,16 @@ def test_concurrent_creates_from_several_processes_get_distinct_ids(tmp_path):
             workspace,
             connection,
         )
+
+
+def test_a_workspace_has_at_most_max_connections(catalog, monkeypatch):
+    monkeypatch.setattr(store, "MAX_CONNECTIONS", 3)
+    acme, other = catalog.create_workspace("Acme"), catalog.create_workspace("Other")
+    for _ in range(3):
+        catalog.create_connection(acme.id)
+    with pytest.raises(CatalogError, match="has 3 connections, the most one may have"):
+        catalog.create_connection(acme.id)
+    with pytest.raises(CatalogError, match="the most one may have"):
+        catalog.create_connection(acme.id, connection_id=77)
+    assert len(catalog.connections_of(acme.id)) == 3
+    catalog.create_connection(other.id)  # the bound is per workspace

@@ -221,12 +221,12 @@ def test_a_heavy_request_leaves_a_fresh_database(
     request that ran HEAVY_SECONDS replaces the database; the next request uses the new one."""
     reader = LakeReader(lake)
     first = reader._db
-    reader.list_events(EventQuery(limit=5))
+    reader.list_events(EventQuery(limit=5, connections=None))
     assert reader._db is first  # a light request keeps it
     monkeypatch.setattr(query_module, "HEAVY_SECONDS", 0.0)
-    reader.list_events(EventQuery(limit=5))
+    reader.list_events(EventQuery(limit=5, connections=None))
     assert reader._db is not first
-    assert reader.list_events(EventQuery(limit=5)).num_rows == 5
+    assert reader.list_events(EventQuery(limit=5, connections=None)).num_rows == 5
 
 
 def test_a_database_is_replaced_after_database_requests(
@@ -236,11 +236,11 @@ def test_a_database_is_replaced_after_database_requests(
     reader = LakeReader(lake)
     first = reader._db
     for _ in range(2):
-        reader.list_events(EventQuery(limit=5))
+        reader.list_events(EventQuery(limit=5, connections=None))
     assert reader._db is first
-    reader.list_events(EventQuery(limit=5))
+    reader.list_events(EventQuery(limit=5, connections=None))
     second = reader._db
     assert second is not first
     for _ in range(2):
-        reader.list_events(EventQuery(limit=5))
+        reader.list_events(EventQuery(limit=5, connections=None))
     assert reader._db is second  # counted afresh

@@ -61,7 +61,7 @@ def test_files_replaced_twice_during_one_request_are_read_again(tmp_path: Path) 
     reader = LakeReader(tmp_path)
     stale = iter([listings[0], listings[1], listings[1]])
     reader.partitions = lambda: next(stale, None) or list_partitions(reader.events_dir)
-    page = reader.list_events(EventQuery(columns=("messageId",)))
+    page = reader.list_events(EventQuery(columns=("messageId",), connections=None))
     assert page["messageId"].to_pylist() == ["v2"]
 
 
@@ -82,7 +82,7 @@ def test_an_index_replaced_during_a_request_is_found_anew(tmp_path: Path) -> Non
     current = reader.indexes.current
     found = iter([stale])
     reader.indexes.current = lambda name, listed: next(found, None) or current(name, listed)
-    page = reader.list_events(EventQuery(columns=("messageId",)))
+    page = reader.list_events(EventQuery(columns=("messageId",), connections=None))
     assert page["messageId"].to_pylist() == ["m4", "m3", "m2", "m1", "m0"]
 
 
@@ -97,7 +97,7 @@ def test_a_request_gives_up_after_max_attempts(tmp_path: Path) -> None:
         Partition(dt.date(2025, 10, 1), (str(folder / f"gone-{next(listed)}.parquet"),))
     ]
     with pytest.raises(duckdb.IOException):
-        reader.list_events(EventQuery())
+        reader.list_events(EventQuery(connections=None))
     assert next(listed) == 2 * MAX_ATTEMPTS - 1  # a listing per attempt, and one per retry
 
 
