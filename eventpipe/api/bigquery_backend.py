@@ -12,10 +12,10 @@ import logging
 
 import pyarrow as pa
 
-from eventpipe.api.event_query import connection_condition, empty_page
 from eventpipe.api.query import EventQuery
 from eventpipe.query.bigquery_dialect import BIGQUERY, query_parameter
 from eventpipe.schemas import arrow_schema
+from eventpipe.serving.event_query import connection_condition, empty_page
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class BigQueryReader:
     schema = arrow_schema()
 
     def __init__(self, table: str, endpoint: str | None = None, project: str | None = None):
-        from eventpipe.io.bigquery import make_client
+        from eventpipe.core.bigquery_client import make_client
 
         if len(table.split(".")) != 3:
             raise ValueError(f"{table!r} is not a table id of the form PROJECT.DATASET.TABLE")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from eventpipe.io.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
 from eventpipe.query.duckdb_dialect import DUCKDB, table_source
 from eventpipe.query.language import (
     FILTER_LANGUAGE,
@@ -31,6 +30,7 @@ from eventpipe.query.tree import (
 )
 from eventpipe.query.tree import parse_filter as parse_tree
 from eventpipe.query.values import parse_datetime, parse_ip
+from eventpipe.serving.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
 
 __all__ = [
     "FILTER_LANGUAGE",

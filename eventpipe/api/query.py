@@ -23,13 +23,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from eventpipe.api.event_query import EventQuery, empty_page, order_sql, scoped_predicate
-from eventpipe.api.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
-from eventpipe.api.index_pages import page_by_position, page_from_index
 from eventpipe.api.limits import Deadline, ServerBusy, ServingLimits
 from eventpipe.query.duckdb_dialect import DUCKDB, quote_identifier, table_source
 from eventpipe.query.sql import Predicate
 from eventpipe.schemas import arrow_schema
+from eventpipe.serving.event_query import EventQuery, empty_page, order_sql, scoped_predicate
+from eventpipe.serving.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
+from eventpipe.serving.index_pages import page_by_position, page_from_index
 
 __all__ = ["ORDER_COLUMNS", "EventQuery", "LakeReader", "Partition"]
 
@@ -351,7 +351,7 @@ class LakeReader:
     def _page_from_index(
         self, cursor: duckdb.DuckDBPyConnection, partitions: list[Partition], query: EventQuery
     ) -> pa.Table | None:
-        """The page read through the serving index (`eventpipe.api.index_pages`) when every
+        """The page read through the serving index (`eventpipe.serving.index_pages`) when every
         partition has a current index and the request has no filter and is ordered by
         timestamp, or its filter has indexed conditions, or it is a workspace's request by
         timestamp whose conditions are on connectionId and timestamp only (its newest rows

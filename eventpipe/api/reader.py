@@ -9,7 +9,7 @@ import pyarrow as pa
 from eventpipe.query.sql import Dialect
 
 if TYPE_CHECKING:
-    from eventpipe.api.event_query import EventQuery
+    from eventpipe.serving.event_query import EventQuery
 
 
 class EventReader(Protocol):

@@ -1,6 +1,6 @@
 """Identity resolution over a whole lake: build the graph, persist it, stitch kpids.
 
-The rules are `eventpipe.transforms.identity_rules` (the specification); `graph` builds
+The rules are `eventpipe.identity.rules` (the specification); `graph` builds
 the same profiles over a whole lake in DuckDB SQL (`rules_sql`: the rules as SQL),
 `store` keeps `LAKE/identity/` consistent, `stitch` fills `kpid` into events.
 """

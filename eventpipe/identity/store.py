@@ -36,9 +36,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from eventpipe.core.duck import quote_str
 from eventpipe.identity.graph import KPID_MAP_SCHEMA, TABLES, IdentityResult
 from eventpipe.io.lake import lake_path
-from eventpipe.transforms.duck import quote_str
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from eventpipe.io import dedupe
 from eventpipe.io.bigquery import BigQueryTarget, read_day_keys
 from eventpipe.io.lake import (
     EVENTS,
@@ -43,7 +44,6 @@ from eventpipe.io.lake import (
     read_parquet,
 )
 from eventpipe.io.lake_sink import Staged, StageDeduplicated
-from eventpipe.transforms import dedupe
 
 LOADING = "-load"  # suffix of the staging folder of events files waiting for their load
 

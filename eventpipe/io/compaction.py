@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from eventpipe.core.ids import time_ordered_id
 from eventpipe.io.lake import (
     COMMITTING,
     EVENTS,
@@ -34,12 +35,11 @@ from eventpipe.io.lake import (
     _pid_alive,
     lake_path,
     make_dirs,
-    time_ordered_id,
     write_parquet,
 )
 from eventpipe.io.partition_swap import exchange_folders
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
 
 COMPACT_PREFIX = "compact-"
 OWNER = "_COMPACTING.json"

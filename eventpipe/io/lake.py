@@ -22,10 +22,8 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import socket
 import time
-from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,15 +61,6 @@ def pause_point(moment: str) -> None:
     os.replace(marker + ".tmp", marker)
     while os.path.exists(marker):
         time.sleep(0.05)
-
-
-def time_ordered_id(now: datetime) -> str:
-    """A unique id that sorts in time order: UTC time to the microsecond plus a random suffix.
-
-    Runs, compactions and index builds are named with it, so the newest is the
-    greatest name even when two start within the same second.
-    """
-    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
 # Point lookups of the read API (a user, a session, a message) skip row groups by these.

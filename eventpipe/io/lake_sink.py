@@ -40,6 +40,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from eventpipe.core.duck import connect
+from eventpipe.io import dedupe
 from eventpipe.io.failed_dedupe import drop_stored_failed
 from eventpipe.io.lake import (
     EVENTS,
@@ -54,12 +56,15 @@ from eventpipe.io.lake import (
 )
 from eventpipe.io.partition_swap import mark_staged_partition
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
-from eventpipe.transforms import dedupe
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.failures import FAILED_SCHEMA
-from eventpipe.transforms.normalise import ARCHIVE_COLUMN
-from eventpipe.transforms.parse import PARSED_SCHEMA
-from eventpipe.transforms.stages import NAMESPACE
+from eventpipe.schemas.failures import FAILED_SCHEMA
+from eventpipe.schemas.outputs import (
+    DUPLICATES,
+    FAILED_ROWS,
+    NAMESPACE,
+    WRITTEN,
+    failed_reason_metric,
+)
+from eventpipe.schemas.records import ARCHIVE_COLUMN, PARSED_SCHEMA
 
 FLUSH_ROWS = 100_000
 KEYS = "keys"
@@ -126,8 +131,8 @@ class _StageFiles(beam.DoFn):
     def setup(self) -> None:
         self.writer_id = uuid.uuid4().hex[:10]
         self.files = 0
-        self.failed = Metrics.counter(NAMESPACE, "failed")
-        self.duplicates = Metrics.counter(NAMESPACE, "duplicates")
+        self.failed = Metrics.counter(NAMESPACE, FAILED_ROWS)
+        self.duplicates = Metrics.counter(NAMESPACE, DUPLICATES)
         self.con = connect() if self.table == EVENTS else None
 
     def teardown(self) -> None:
@@ -232,7 +237,7 @@ class _FindDuplicates(beam.DoFn):
 
     def setup(self) -> None:
         self.con = connect()
-        self.duplicates = Metrics.counter(NAMESPACE, "duplicates")
+        self.duplicates = Metrics.counter(NAMESPACE, DUPLICATES)
 
     def teardown(self) -> None:
         self.con.close()
@@ -292,9 +297,9 @@ class _CommitFn(beam.DoFn):
         self.commit_with = commit_with
 
     def setup(self) -> None:
-        self.written = Metrics.counter(NAMESPACE, "written")
-        self.failed = Metrics.counter(NAMESPACE, "failed")
-        self.duplicates = Metrics.counter(NAMESPACE, "duplicates")
+        self.written = Metrics.counter(NAMESPACE, WRITTEN)
+        self.failed = Metrics.counter(NAMESPACE, FAILED_ROWS)
+        self.duplicates = Metrics.counter(NAMESPACE, DUPLICATES)
 
     def process(self, staged: list[Staged], rewritten: list[str]) -> Iterator[int]:
         del rewritten  # a side input only so that the commit waits for the rewrites
@@ -327,7 +332,7 @@ class _CommitFn(beam.DoFn):
         finally:
             con.close()
         for reason, n in dropped.items():
-            Metrics.counter(NAMESPACE, f"failed.{reason}").dec(n)
+            Metrics.counter(NAMESPACE, failed_reason_metric(reason)).dec(n)
             self.failed.dec(n)
             self.duplicates.inc(n)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from eventpipe.io.lake import time_ordered_id
+from eventpipe.core.ids import time_ordered_id
 
 LANDING = "landing"
 DONE = "_done"

@@ -11,8 +11,9 @@ from datetime import date, datetime
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from eventpipe.core.ids import time_ordered_id
 from eventpipe.io.compaction import CompactionError
-from eventpipe.io.lake import lake_path, mark_running, time_ordered_id, write_run_summary
+from eventpipe.io.lake import lake_path, mark_running, write_run_summary
 from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer
 from eventpipe.jobs.summary import RunSummary, summary_from_metrics
 from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
@@ -69,7 +70,7 @@ def parse_day(text: str) -> date:
 
 
 def new_run_id(now: datetime) -> str:
-    """A run's id: sorts in start order (see `io.lake.time_ordered_id`)."""
+    """A run's id: sorts in start order (see `core.ids.time_ordered_id`)."""
     return time_ordered_id(now)
 
 

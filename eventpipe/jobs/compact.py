@@ -18,8 +18,8 @@ from eventpipe.io.compaction import (
 )
 from eventpipe.io.lake import EVENTS
 from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer
-from eventpipe.io.serving_index import INDEX, index_lake
 from eventpipe.jobs.common import add_wait_argument
+from eventpipe.serving.index_build import INDEX, index_lake
 
 log = logging.getLogger("eventpipe.compact")
 

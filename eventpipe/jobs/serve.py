@@ -192,7 +192,7 @@ def collector_config(args: argparse.Namespace) -> CollectorConfig:
 
 def _log_index_coverage(lake: Path) -> None:
     """Say how many event partitions have a current serving index (json filters use it)."""
-    from eventpipe.io.serving_index import event_files, index_is_current
+    from eventpipe.serving.index_build import event_files, index_is_current
 
     folders = [f for f in sorted((lake / "events").glob("date=*")) if event_files(f)]
     current = sum(index_is_current(lake, str(f)) for f in folders)

@@ -15,12 +15,12 @@ import pyarrow.compute as pc
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from eventpipe.core.duck import connect
+from eventpipe.identity.stitch import KpidStitcher
 from eventpipe.identity.store import current_kpid_map
 from eventpipe.io.lake import EVENTS, STAGING, commit_files, lake_path, read_parquet, write_parquet
 from eventpipe.io.partition_swap import mark_staged_partition
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.stages import NAMESPACE
-from eventpipe.transforms.stitch import KpidStitcher
+from eventpipe.schemas.outputs import KPIDS_CHANGED, NAMESPACE, PARTITIONS_REWRITTEN, READ
 
 
 class _RestitchPartition(beam.DoFn):
@@ -33,9 +33,9 @@ class _RestitchPartition(beam.DoFn):
     def setup(self) -> None:
         self.con = connect()
         self.stitcher = KpidStitcher(current_kpid_map(self.lake)).bind(self.con)
-        self.read = Metrics.counter(NAMESPACE, "read")
-        self.changed = Metrics.counter(NAMESPACE, "kpids_changed")
-        self.rewritten = Metrics.counter(NAMESPACE, "partitions_rewritten")
+        self.read = Metrics.counter(NAMESPACE, READ)
+        self.changed = Metrics.counter(NAMESPACE, KPIDS_CHANGED)
+        self.rewritten = Metrics.counter(NAMESPACE, PARTITIONS_REWRITTEN)
 
     def teardown(self) -> None:
         self.con.close()

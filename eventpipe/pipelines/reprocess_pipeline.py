@@ -24,18 +24,14 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from eventpipe.identity.stitch_stage import StitchKpids
 from eventpipe.io.bigquery import BigQueryTarget
 from eventpipe.io.bigquery_sinks import ReplaceDayPartitions
 from eventpipe.io.lake_sink import WriteToLake
+from eventpipe.schemas.outputs import NAMESPACE, READ
+from eventpipe.schemas.records import PARSED_SCHEMA
 from eventpipe.transforms.enrich import EnrichOptions
-from eventpipe.transforms.parse import PARSED_SCHEMA
-from eventpipe.transforms.stages import (
-    NAMESPACE,
-    EnrichEvents,
-    NormaliseEvents,
-    StitchKpids,
-    ValidateEvents,
-)
+from eventpipe.transforms.stages import EnrichEvents, NormaliseEvents, ValidateEvents
 
 ARCHIVE_BATCH_ROWS = 32_768
 
@@ -58,7 +54,7 @@ class _ReadArchive(beam.DoFn):
     """A raw/ file -> tables of archived events (PARSED_SCHEMA), counted as `read`."""
 
     def setup(self) -> None:
-        self.read = Metrics.counter(NAMESPACE, "read")
+        self.read = Metrics.counter(NAMESPACE, READ)
 
     def process(self, path: str) -> Iterator[pa.Table]:
         with FileSystems.open(path) as handle:

@@ -105,7 +105,7 @@ class Filter:
 class IndexedCondition:
     """A condition that every match of its filter meets, on a path inside a json column
     or on one of the columns the serving index holds (`pointer` "", values as the index's
-    text): the index can look its rows up (see eventpipe.api.index_lookup)."""
+    text): the index can look its rows up (see eventpipe.serving.index_lookup)."""
 
     column: str
     pointer: str

@@ -14,11 +14,11 @@ from eventpipe.api.filters import (
     FilterError,
     compile_filter,
     json_pointer,
-    parse_datetime,
     parse_filter,
     resolve_property,
 )
 from eventpipe.query.duckdb_dialect import DUCKDB
+from eventpipe.query.values import parse_datetime
 from eventpipe.schemas import iter_leaves
 
 STRING_OPS = {

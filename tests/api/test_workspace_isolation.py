@@ -32,7 +32,7 @@ from eventpipe.api.app import create_app
 from eventpipe.api.limits import ServerBusy, ServingLimits
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.catalog import Catalog
-from eventpipe.io.serving_index import index_lake
+from eventpipe.serving.index_build import index_lake
 
 BASE = dt.datetime(2025, 10, 1, 0, 30, tzinfo=dt.UTC)
 USERS = ("u1", "u2", "u3")

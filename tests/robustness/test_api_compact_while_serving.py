@@ -16,7 +16,7 @@ from api_support import API_KEY, make_event, running_server, write_lake
 from eventpipe.api.app import create_app
 from eventpipe.api.query import MAX_ATTEMPTS, EventQuery, LakeReader, Partition, list_partitions
 from eventpipe.io.compaction import compact_lake
-from eventpipe.io.serving_index import build_partition_index, index_lake
+from eventpipe.serving.index_build import build_partition_index, index_lake
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 DAYS = 10

@@ -21,9 +21,9 @@ from api_support import serve_process
 from eventpipe.io import compaction, lake_lock
 from eventpipe.io import lake as L
 from eventpipe.io.lake_lock import EXIT_BUSY, writer_lock
+from eventpipe.io.stream_writers import write_atomically
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
-from eventpipe.transforms.streaming_stages import write_atomically
 
 pytestmark = pytest.mark.slow
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from eventpipe.core.duck import connect
 from eventpipe.io.pubsub import (
     Message,
     envelope_text,
@@ -16,14 +17,14 @@ from eventpipe.io.pubsub import (
     records_from_messages,
     split_not_utf8,
 )
-from eventpipe.schemas import arrow_schema
-from eventpipe.transforms import streaming as S
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.streaming_stages import (
+from eventpipe.io.stream_windows import split_by_window, split_late
+from eventpipe.io.stream_writers import (
     late_file_name,
     window_file_name,
     write_atomically,
 )
+from eventpipe.schemas import arrow_schema
+from eventpipe.transforms import streaming as S
 
 from stream_support import T0
 
@@ -59,7 +60,7 @@ def us(seconds: float) -> int:
 
 def test_split_by_window_groups_rows_of_each_fixed_window_in_order() -> None:
     table = events_table(row(1, 61), row(2, 5), row(3, 119.9), row(4, 0), row(5, 120))
-    parts = S.split_by_window(table, "timestamp", 60 * US)
+    parts = split_by_window(table, "timestamp", 60 * US)
     assert [start for start, _ in parts] == [us(0), us(60), us(120)]
     assert [p["messageId"].to_pylist() for _, p in parts] == [["m2", "m4"], ["m1", "m3"], ["m5"]]
 
@@ -77,7 +78,7 @@ def test_split_by_window_groups_rows_of_each_fixed_window_in_order() -> None:
 def test_an_event_is_late_once_its_window_end_plus_lateness_has_passed(
     event_s: float, arrived_s: float, late: bool
 ) -> None:
-    split = S.split_late(events_table(row(1, event_s)), us(arrived_s), 60 * US, 30 * US)
+    split = split_late(events_table(row(1, event_s)), us(arrived_s), 60 * US, 30 * US)
     assert (split.late.num_rows, split.on_time.num_rows) == ((1, 0) if late else (0, 1))
     # A late event is an event (it is written to its day's partition), not a failed row.
     assert (split.late if late else split.on_time).schema == SCHEMA
