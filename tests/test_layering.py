@@ -65,7 +65,6 @@ KNOWN: set[tuple[str, str]] = {
     ("transforms.stages", "identity.store"),
     ("transforms.stages", "io.arrow_coder"),
     ("transforms.streaming_stages", "io.lake"),
-    ("transforms.streaming_stages", "io.lake_lock"),
     ("transforms.streaming_stages", "io.lake_sink"),
 }
 
