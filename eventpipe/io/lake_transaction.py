@@ -44,6 +44,7 @@ from eventpipe.io.lake import (
 from eventpipe.schemas.lake_layout import is_remote
 
 OWNER = "_RUNNING.json"
+MARKER = "_RUN"  # in a replaced folder: the id of the transaction that replaced it
 COMMIT = "_COMMIT.json"
 LOG = "_txn"  # committed records that carry metadata, one `<id>.json` each
 SUMMARY = "summary"  # the metadata key of a run's counts (recorded in _runs/ if recovered)
@@ -114,8 +115,8 @@ class LakeTransaction:
         pause_point("before-commit")
         replaces = []
         for staged, final, old in self.replaces:
-            if not is_remote(staged):
-                os.makedirs(staged, exist_ok=True)
+            with FileSystems.create(lake_path(staged, MARKER), mime_type="text/plain") as handle:
+                handle.write(self.id.encode())
             new = [os.path.basename(p) for p in _files(staged)]
             old = _files(final) if old is None else old
             replaces.append({"staged": staged, "final": final, "new": new, "old": old})
@@ -189,19 +190,29 @@ def exchange_folders(a: str, b: str) -> None:
         raise OSError(code, f"cannot exchange {a} and {b}: {os.strerror(code)}")
 
 
-def _replace_folder(staged: str, final: str, new: list[str], old: list[str]) -> None:
-    """Make `final` hold the `new` files of `staged` instead of its `old` ones (idempotent)."""
-    present = {os.path.basename(p) for p in _files(final)}
-    gone = {os.path.basename(p) for p in old} - set(new)
-    if set(new) <= present and not gone & present:
+def _replaced_by(folder: str) -> str | None:
+    """The transaction whose replacement `folder` holds (its MARKER file), if any."""
+    path = lake_path(folder, MARKER)
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path, mime_type="text/plain") as handle:
+        return handle.read().decode()
+
+
+def _replace_folder(txn_id: str, staged: str, final: str, new: list[str], old: list[str]) -> None:
+    """Make `final` hold the `new` files of `staged` (and its MARKER) instead of its `old`
+    ones. Idempotent: a folder that holds the transaction's MARKER is done."""
+    if _replaced_by(final) == txn_id:
         _remove(staged)  # done before (an exchange leaves the old files in `staged`)
         return
+    present = {os.path.basename(p) for p in _files(final)}
+    old_names = {os.path.basename(p) for p in old}
     if not is_remote(final):
         if not os.path.exists(final):
             make_parent(final)
             os.rename(staged, final)
             return
-        if present == {os.path.basename(p) for p in old} and os.path.isdir(staged):
+        if present == old_names and os.path.isdir(staged):
             try:
                 exchange_folders(staged, final)
             except OSError as exc:
@@ -211,14 +222,15 @@ def _replace_folder(staged: str, final: str, new: list[str], old: list[str]) -> 
                 _remove(staged)
                 return
         os.makedirs(final, exist_ok=True)
-    pending = [n for n in new if FileSystems.exists(lake_path(staged, n))]
-    if pending:
-        FileSystems.rename(
-            [lake_path(staged, n) for n in pending], [lake_path(final, n) for n in pending]
-        )
-    stale = [lake_path(final, n) for n in sorted(gone & present)]
+    # No exchange (gs://): the new files are renamed in, the old ones deleted, marker last.
+    pending = [n for n in [*new, MARKER] if FileSystems.exists(lake_path(staged, n))]
+    for name in pending[:-1]:
+        FileSystems.rename([lake_path(staged, name)], [lake_path(final, name)])
+    stale = [lake_path(final, n) for n in sorted((old_names - set(new)) & present)]
     if stale:
         FileSystems.delete(stale)
+    if pending:
+        FileSystems.rename([lake_path(staged, pending[-1])], [lake_path(final, pending[-1])])
     _remove(staged)
 
 
@@ -226,7 +238,7 @@ def apply_commit(lake: str, record: dict) -> None:
     """Do what a commit record says (again, after a crash: every step is idempotent), then
     keep the record in `_txn/` if it carries metadata and remove the staging folder."""
     for number, step in enumerate(record["replace"]):
-        _replace_folder(step["staged"], step["final"], step["new"], step["old"])
+        _replace_folder(record["id"], step["staged"], step["final"], step["new"], step["old"])
         if number == 0:
             pause_point("commit-swapped-first")
     pending = [(s, d) for s, d in record["add"] if FileSystems.exists(s)]
