@@ -48,7 +48,7 @@ MARKER = "_RUN"  # in a replaced folder: the id of the transaction that replaced
 COMMIT = "_COMMIT.json"
 LOG = "_txn"  # committed records that carry metadata, one `<id>.json` each
 SUMMARY = "summary"  # the metadata key of a run's counts (recorded in _runs/ if recovered)
-LEGACY_MARKERS = (f"{STAGING}/*/_COMMITTING", "identity/_SWAP.json")
+LEGACY_MARKERS = ((STAGING, "*", "_COMMITTING"), ("identity", "_SWAP.json"))
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
@@ -78,7 +78,7 @@ class LakeTransaction:
         alone while the process lives and removes it once the process is gone."""
         txn = cls(lake, txn_id)
         owner = {"host": socket.gethostname(), "pid": os.getpid(), "job": job}
-        _write_json(lake_path(txn.staging, OWNER), owner, durable=False)
+        _write_json(lake_path(txn.staging, OWNER), owner)
         return txn
 
     def staged_path(self, *parts: str) -> str:
@@ -115,7 +115,7 @@ class LakeTransaction:
         pause_point("before-commit")
         replaces = []
         for staged, final, old in self.replaces:
-            with FileSystems.create(lake_path(staged, MARKER), mime_type="text/plain") as handle:
+            with FileSystems.create(lake_path(staged, MARKER)) as handle:
                 handle.write(self.id.encode())
             new = [os.path.basename(p) for p in _files(staged)]
             old = _files(final) if old is None else old
@@ -143,7 +143,7 @@ def _files(folder: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-def _write_json(path: str, body: dict, durable: bool) -> None:
+def _write_json(path: str, body: dict, durable: bool = False) -> None:
     """Write a JSON file whole: aside, then renamed (fsynced first, with `durable`)."""
     data = json.dumps(body, default=str).encode()
     if is_remote(path):
@@ -171,7 +171,7 @@ def _fsync_dir(path: str) -> None:
 
 
 def _read_json(path: str) -> dict:
-    with FileSystems.open(path, mime_type="application/json") as handle:
+    with FileSystems.open(path) as handle:
         return json.loads(handle.read())
 
 
@@ -195,7 +195,7 @@ def _replaced_by(folder: str) -> str | None:
     path = lake_path(folder, MARKER)
     if not FileSystems.exists(path):
         return None
-    with FileSystems.open(path, mime_type="text/plain") as handle:
+    with FileSystems.open(path) as handle:
         return handle.read().decode()
 
 
@@ -254,7 +254,7 @@ def apply_commit(lake: str, record: dict) -> None:
     if stale:
         FileSystems.delete(stale)
     if record["metadata"]:
-        _write_json(lake_path(lake, LOG, f"{record['id']}.json"), record, durable=False)
+        _write_json(lake_path(lake, LOG, f"{record['id']}.json"), record)
     _remove(lake_path(lake, STAGING, record["id"]))
 
 
@@ -276,8 +276,8 @@ def _pid_alive(pid: int) -> bool:
 
 def _refuse_legacy(lake: str) -> None:
     """A lake left mid-commit by an eventpipe before the lake transaction: refuse, say how."""
-    for pattern in LEGACY_MARKERS:
-        found = FileSystems.match([lake_path(lake, *pattern.split("/"))])[0].metadata_list
+    for parts in LEGACY_MARKERS:
+        found = FileSystems.match([lake_path(lake, *parts)])[0].metadata_list
         if found:
             raise LakeBusy(
                 f"{found[0].path}: the lake was left mid-commit by an older eventpipe (before "

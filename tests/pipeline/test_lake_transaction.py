@@ -338,9 +338,11 @@ def test_a_lake_left_mid_commit_by_the_older_format_is_refused(tmp_path, leftove
     (tmp_path / leftover).write_text("[]")
     with pytest.raises(LakeBusy) as refused:
         recover_transactions(str(tmp_path))
-    message = str(refused.value)
-    assert message.startswith(str(tmp_path / leftover))
-    assert "older eventpipe" in message and "finish that commit with the older version" in message
+    assert str(refused.value) == (
+        f"{tmp_path / leftover}: the lake was left mid-commit by an older eventpipe (before the "
+        "lake transaction); finish that commit with the older version (run any writer job "
+        "once, e.g. `eventpipe compact --no-index`), then run this one"
+    )
 
 
 def test_a_transaction_is_picklable(tmp_path):
@@ -350,3 +352,140 @@ def test_a_transaction_is_picklable(tmp_path):
     txn.add("a", "b")
     copy = pickle.loads(pickle.dumps(txn))
     assert (copy.lake, copy.id, copy.adds) == (str(tmp_path), "t1", [("a", "b")])
+
+
+def _paused_at(moment: str, commit, marker: Path, monkeypatch) -> threading.Thread:
+    """Run `commit` in a thread until it pauses at `moment` (the test hook)."""
+    monkeypatch.setenv(L.PAUSE_AT, moment)
+    monkeypatch.setenv(L.PAUSE_FILE, str(marker))
+    thread = threading.Thread(target=commit)
+    thread.start()
+    while not marker.exists():
+        assert thread.is_alive(), f"the commit ended without pausing at {moment}"
+        time.sleep(0.01)
+    return thread
+
+
+def test_before_commit_nothing_is_recorded_or_visible(tmp_path, monkeypatch):
+    txn = LakeTransaction.begin(str(tmp_path / "lake"), "t1")
+    txn.add(*_stage(txn, "events", "a.parquet"))
+    thread = _paused_at("before-commit", txn.commit, tmp_path / "paused", monkeypatch)
+    seen = (
+        list((tmp_path / "lake").glob("*/*/*.parquet")),
+        list(Path(txn.staging).glob("_COMMIT*")),
+    )
+    (tmp_path / "paused").unlink()
+    thread.join()
+    assert seen == ([], [])
+    assert _names(tmp_path / "lake" / "events" / DAY) == ["a.parquet"]
+
+
+def test_paused_after_the_first_swap_one_partition_is_new_and_the_next_still_old(
+    tmp_path, monkeypatch
+):
+    lake = tmp_path / "lake"
+    txn = LakeTransaction.begin(str(lake), "t1")
+    for table in ("events", "raw"):
+        _partition(lake, table, "old.parquet")
+        staged = Path(txn.replace_partition(table, DAY))
+        staged.mkdir(parents=True)
+        (staged / "new.parquet").write_bytes(b"new")
+    thread = _paused_at("commit-swapped-first", txn.commit, tmp_path / "paused", monkeypatch)
+    seen = [_names(lake / table / DAY) for table in ("events", "raw")]
+    (tmp_path / "paused").unlink()
+    thread.join()
+    assert seen == [[T.MARKER, "new.parquet"], ["old.parquet"]]
+    assert _names(lake / "raw" / DAY) == [T.MARKER, "new.parquet"]
+
+
+def test_the_commit_record_is_fsynced_with_its_folder_and_the_owner_is_not(tmp_path, monkeypatch):
+    synced: list[int] = []
+    fsync = os.fsync
+    monkeypatch.setattr(T.os, "fsync", lambda fd: synced.append(fd) or fsync(fd))
+    txn = LakeTransaction.begin(str(tmp_path), "t1")
+    assert synced == []
+    txn.add(*_stage(txn, "events", "a.parquet"))
+    txn.record("note", "x")  # its record in _txn/ is not fsynced either
+    txn.commit()
+    assert len(synced) == 2  # the record, then its folder
+
+
+def test_exchange_works_with_relative_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / name).write_text(name)
+    T.exchange_folders("a", "b")
+    assert _names(tmp_path / "a") == ["b"] and _names(tmp_path / "b") == ["a"]
+
+
+def test_a_partition_holding_more_than_the_files_replaced_is_not_exchanged(tmp_path):
+    """Compaction lists the files it read: a file added since (another host) is kept."""
+    final = _partition(tmp_path, "events", "old.parquet", "added-since.parquet")
+    txn = LakeTransaction.begin(str(tmp_path), "t1")
+    staged = Path(txn.replace_partition("events", DAY, old=[str(final / "old.parquet")]))
+    staged.mkdir(parents=True)
+    for name in ("new-1.parquet", "new-2.parquet"):
+        (staged / name).write_bytes(name.encode())
+    record = txn.commit()
+    assert _names(final) == [T.MARKER, "added-since.parquet", "new-1.parquet", "new-2.parquet"]
+    assert (final / T.MARKER).read_text() == "t1"
+    assert (final / "new-2.parquet").read_bytes() == b"new-2.parquet"
+    T.apply_commit(str(tmp_path), record)  # again: nothing changes
+    assert _names(final) == [T.MARKER, "added-since.parquet", "new-1.parquet", "new-2.parquet"]
+
+
+def test_a_replace_without_exchange_interrupted_half_way_is_finished(tmp_path, monkeypatch):
+    def cannot(a: str, b: str) -> None:
+        raise OSError(errno.ENOSYS, "no exchange here")
+
+    monkeypatch.setattr(T, "exchange_folders", cannot)
+    final = _partition(tmp_path, "events", "old.parquet")
+    txn = LakeTransaction(str(tmp_path), "t1")
+    _own(tmp_path, "t1", _dead_pid())
+    staged = Path(txn.replace_partition("events", DAY))
+    staged.mkdir(parents=True)
+    for name in ("new-1.parquet", "new-2.parquet"):
+        (staged / name).write_bytes(b"new")
+    monkeypatch.setattr(T, "apply_commit", lambda lake, record: None)  # dies after the record
+    txn.commit()
+    monkeypatch.undo()
+    monkeypatch.setattr(T, "exchange_folders", cannot)
+    os.rename(staged / "new-1.parquet", final / "new-1.parquet")  # ... and one rename
+    assert recover_transactions(str(tmp_path)) == ["completed the commit of interrupted run t1"]
+    assert _names(final) == [T.MARKER, "new-1.parquet", "new-2.parquet"]
+
+
+def test_adding_into_an_existing_partition(tmp_path):
+    _partition(tmp_path, "events", "old.parquet")
+    txn = LakeTransaction.begin(str(tmp_path), "t1")
+    txn.add(*_stage(txn, "events", "a.parquet"))
+    txn.commit()
+    assert _names(tmp_path / "events" / DAY) == ["a.parquet", "old.parquet"]
+
+
+def test_the_refusal_of_another_hosts_commit_names_it_and_says_what_to_do(tmp_path):
+    _half_committed(tmp_path, "r", 1)
+    _own(tmp_path, "r", 77, host="elsewhere")
+    with pytest.raises(LakeBusy) as busy:
+        recover_transactions(str(tmp_path))
+    assert str(busy.value) == (
+        "run r of host elsewhere (pid 77) has committed and may be applying its commit now; "
+        "if it died, run any writer job on that host to finish it"
+    )
+
+
+def test_recovery_goes_on_past_an_uncommitted_transaction_of_another_host(tmp_path):
+    _own(tmp_path, "a-elsewhere", 1, host="elsewhere")
+    _half_committed(tmp_path, "b-dead", _dead_pid())
+    assert recover_transactions(str(tmp_path)) == ["completed the commit of interrupted run b-dead"]
+
+
+def test_an_owner_without_pid_is_left_alone_and_one_without_job_is_recorded_without(tmp_path):
+    _half_committed(tmp_path, "a", _dead_pid())
+    (tmp_path / L.STAGING / "a" / T.OWNER).write_text(json.dumps({"host": socket.gethostname()}))
+    assert recover_transactions(str(tmp_path)) == []  # pid 0: this process group, alive
+    owner = {"host": socket.gethostname(), "pid": _dead_pid()}
+    (tmp_path / L.STAGING / "a" / T.OWNER).write_text(json.dumps(owner))
+    assert recover_transactions(str(tmp_path)) == ["completed the commit of interrupted run a"]
+    assert json.loads((tmp_path / L.RUNS / "a.json").read_text())["job"] == ""
