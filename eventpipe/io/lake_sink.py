@@ -45,7 +45,6 @@ from eventpipe.io.lake import (
     EVENTS,
     FAILED,
     RAW,
-    STAGING,
     lake_path,
     read_parquet,
     write_parquet,
@@ -78,9 +77,9 @@ class Staged:
 
 
 def staged_file(lake: str, run_id: str, table: str, file: str) -> Staged:
-    return Staged(
-        table, file, lake_path(lake, STAGING, run_id, table, file), lake_path(lake, table, file)
-    )
+    """Where the run's transaction stages `table/file`, and where it goes at commit."""
+    staged = LakeTransaction(lake, run_id).staged_path(table, *file.split("/"))
+    return Staged(table, file, staged, lake_path(lake, table, file))
 
 
 def write_visible(lake: str, txn_id: str, files: list[tuple[str, str, pa.Table]]) -> None:

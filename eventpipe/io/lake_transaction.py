@@ -10,7 +10,8 @@ A transaction T (import, reprocess, compaction, identity, a stream window):
   (then the folder fsynced): from then on T happens. Then it is applied: each replaced
   folder is exchanged with its staged folder in one `renameat2(RENAME_EXCHANGE)` (local
   lakes: a reader sees the old folder or the new one), then the added files are renamed in,
-  raw/ files first (a visible event always has its archive), then the deletions. Last, the
+  raw/ files first (a visible event always has its archive), then the deletions; a replaced
+  folder carries the transaction's `_RUN` marker, so a replace done is never redone. Last, the
   record moves to `_txn/T.json` when it carries metadata, and `_staging/T/` is removed.
 - recover (`recover_transactions`, run by every writer first, holding the writer lock):
   a transaction of a dead process of this host is applied again when committed (every
