@@ -7,8 +7,8 @@ fields the client sent and which the enrichment derived, so only the archive can
 enriched again with a new GeoIP database or new user-agent rules. Events are
 validated again too: an event the current rules reject goes to the failed table.
 
-Each partition of the range is replaced whole (events and raw, see
-io.partition_swap); an event whose recomputed date falls outside the range is added
+Each partition of the range is replaced whole (events and raw, in one lake
+transaction: io.lake_transaction); an event whose recomputed date falls outside the range is added
 to that partition.
 """
 
