@@ -23,11 +23,13 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.api.limits import Deadline, ServerBusy, ServingLimits
+from eventpipe.query.duckdb_dialect import DUCKDB, quote_identifier, table_source
+from eventpipe.query.sql import Predicate
+from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.lake_layout import Partition, list_partitions
 from eventpipe.serving.event_query import EventQuery, empty_page, order_sql, scoped_predicate
 from eventpipe.serving.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.serving.index_pages import page_by_position, page_from_index
-from eventpipe.serving.predicate import Predicate, quote_identifier, table_source
 
 __all__ = ["ORDER_COLUMNS", "EventQuery", "LakeReader", "Partition"]
 
@@ -102,6 +104,9 @@ def prune(partitions: list[Partition], predicate: Predicate | None) -> list[Part
 
 class LakeReader:
     """Answers list-events queries over one lake folder; safe to share between threads."""
+
+    dialect = DUCKDB
+    schema = arrow_schema()
 
     def __init__(
         self,

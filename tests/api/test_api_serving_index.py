@@ -21,6 +21,7 @@ from eventpipe.api.filters import parse_filter
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
 from eventpipe.jobs.serve import _log_index_coverage
+from eventpipe.query.duckdb_dialect import table_source
 from eventpipe.schemas import TOP_LEVEL_COLUMNS
 from eventpipe.serving import row_store
 from eventpipe.serving.index_build import (
@@ -30,7 +31,6 @@ from eventpipe.serving.index_build import (
     index_lake,
 )
 from eventpipe.serving.index_pages import page_from_index
-from eventpipe.serving.predicate import table_source
 
 COLUMNS = ("messageId", "userId", "timestamp", "properties")
 BASE = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
