@@ -223,11 +223,17 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     from eventpipe.api.app import UVICORN_OPTIONS, create_app
     from eventpipe.api.auth import parse_api_keys
 
+    if args.backend == "bigquery" and not args.bq_table:
+        log.error("--backend bigquery needs --bq-table PROJECT.DATASET.TABLE")
+        return 2
     collector = None
     if args.role != "read":
         try:
             if not args.lake:
-                raise ValueError("the collector needs --lake DIR (its catalog and landing log)")
+                raise ValueError(
+                    "the collector needs --lake DIR (its catalog and landing log); "
+                    "--role read serves the read API alone"
+                )
             collector = collector_config(args)
         except ValueError as exc:
             log.error("%s", exc)
@@ -260,9 +266,6 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     if args.backend == "bigquery":
         from eventpipe.api.bigquery_backend import BigQueryReader
 
-        if not args.bq_table:
-            log.error("--backend bigquery needs --bq-table PROJECT.DATASET.TABLE")
-            return 2
         reader = BigQueryReader(args.bq_table, args.bq_endpoint)
     elif not args.lake:
         log.error("--lake DIR is required (or --backend bigquery --bq-table ...)")
