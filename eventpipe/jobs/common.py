@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from eventpipe.io.compaction import CompactionError
 from eventpipe.io.lake import lake_path, mark_running, time_ordered_id, write_run_summary
 from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer
+from eventpipe.jobs.flag_types import non_negative_float
 from eventpipe.jobs.summary import RunSummary, summary_from_metrics
 from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
 
@@ -77,7 +78,7 @@ def add_wait_argument(parser: argparse.ArgumentParser) -> None:
     """The --wait flag of the jobs that write a lake."""
     parser.add_argument(
         "--wait",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         metavar="SECONDS",
         help="when another job is writing the lake, wait this long for it to finish "

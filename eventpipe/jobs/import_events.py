@@ -25,6 +25,7 @@ from eventpipe.jobs.common import (
     run_locked,
     run_to_summary,
 )
+from eventpipe.jobs.flag_types import positive_float
 from eventpipe.jobs.summary import RunSummary
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
 from eventpipe.transforms.enrich import EnrichOptions
@@ -67,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--chunk-mb",
-        type=float,
+        type=positive_float,
         default=CHUNK_BYTES / 2**20,
         help="MB of raw records each worker validates at once, as one Arrow table "
         "(default %(default)s; bigger chunks cost less per event and more memory)",
