@@ -13,7 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from eventpipe.io.compaction import CompactionError
 from eventpipe.io.lake import lake_path, mark_running, time_ordered_id, write_run_summary
-from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer
+from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer, recover_lake, writer_lock
 from eventpipe.jobs.flag_types import non_negative_float
 from eventpipe.jobs.summary import RunSummary, summary_from_metrics
 from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
@@ -87,13 +87,21 @@ def add_wait_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def run_locked(
-    lake: str, job: str, run_id: str, wait: float, body: Callable[[list[str]], int]
+    lake: str,
+    job: str,
+    run_id: str,
+    wait: float,
+    body: Callable[[list[str]], int],
+    before_recovery: Callable[[], list[str]] | None = None,
 ) -> int:
-    """Run `body(recovery notes)` as the lake's only writer: lock, recover, mark `run_id`
-    running. Exit code EXIT_BUSY when another writer holds the lake beyond `wait` seconds
-    (or a compaction of another host may be running: the recovery leaves it alone)."""
+    """Run `body(recovery notes)` as the lake's only writer: lock, (`before_recovery`,)
+    recover, mark `run_id` running. Exit code EXIT_BUSY when another writer holds the lake
+    beyond `wait` seconds (or a compaction of another host may be running: the recovery
+    leaves it alone)."""
     try:
-        with open_writer(lake, job, run_id, wait) as notes:
+        with writer_lock(lake, job, run_id, wait):
+            notes = before_recovery() if before_recovery else []
+            notes += recover_lake(lake, run_id)
             for note in notes:
                 log.warning("%s", note)
             mark_running(lake, run_id, job)

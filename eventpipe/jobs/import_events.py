@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from eventpipe.io.bigquery import BigQueryTarget, IncompatibleTableError, prepare_tables
+from eventpipe.io.bigquery_staged import load_archived_not_loaded
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
 from eventpipe.jobs.bigquery_options import (
@@ -115,7 +116,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     if not args.lake:
         return run_import([])
-    return run_locked(args.lake, "import", run_id, args.wait, run_import)
+    # With an archive lake: first load what a run that died after archiving did not load.
+    resume = partial(load_archived_not_loaded, args.lake, target) if target else None
+    return run_locked(args.lake, "import", run_id, args.wait, run_import, resume)
 
 
 def _run_import(
