@@ -47,7 +47,8 @@ bench: $(STAMP)
 # time (2 workers); results are kept in mutants/ and only changed functions re-run.
 MUTATE_MODULES ?= transforms.validate transforms.json_leaves transforms.event_rules \
 	transforms.json_audit transforms.normalise transforms.context_merge transforms.dedupe \
-	io.failed_dedupe transforms.identity_rules identity.graph io.lake io.lake_lock
+	io.failed_dedupe transforms.identity_rules identity.graph io.lake io.lake_lock \
+	api.index_lookup api.index_pages
 MUTATE_STAMP := $(VENV)/.mutate-installed
 
 $(MUTATE_STAMP): $(STAMP)

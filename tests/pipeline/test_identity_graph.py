@@ -333,3 +333,60 @@ def test_a_build_reports_its_counts_and_steps_and_keeps_only_its_outputs(tmp_pat
         f"identity graph: {result.counts}; alias components in {result.rounds} rounds; "
         f"seconds {result.seconds}"
     )
+
+
+def _chain(length: int) -> pa.Table:
+    """Events of an alias chain c0 -> c1 -> ... -> c<length>."""
+    links = [link for i in range(length) for link in alias(f"c{i}", f"c{i + 1}", i % 7)]
+    return table_of(events_of_links(links))
+
+
+def test_alias_components_take_the_rounds_they_report_and_no_more(con, monkeypatch):
+    """`rounds` counts the rounds run, the last one changing nothing (1 without aliases);
+    MAX_ROUNDS rounds are allowed, one fewer than needed is a clear error."""
+    from eventpipe.identity import graph
+
+    plain = build_identity(con, table_of(events_of_links(events(track("dev", "alice", 1)))))
+    assert plain.rounds == 1
+    needed = build_identity(con, _chain(40)).rounds
+    assert 3 <= needed <= 10  # pointer jumping over 41 nodes
+    monkeypatch.setattr(graph, "MAX_ROUNDS", needed)
+    assert build_identity(con, _chain(40)).rounds == needed
+    monkeypatch.setattr(graph, "MAX_ROUNDS", needed - 1)
+    with pytest.raises(
+        RuntimeError, match=f"^alias components did not converge in {needed - 1} rounds$"
+    ):
+        build_identity(con, _chain(40))
+
+
+def test_step_times_are_seconds_to_the_millisecond(tmp_path):
+    result = build_identity(identity_connection(temp_directory=str(tmp_path)), _chain(40))
+    assert result.seconds and all(
+        isinstance(s, float) and round(s, 3) == s for s in result.seconds.values()
+    ), result.seconds
+
+
+SPILL_AT_EXIT = """
+import shutil, sys
+from eventpipe.identity import identity_connection
+spill = identity_connection().execute("SELECT current_setting('temp_directory')").fetchone()[0]
+print(spill)
+if sys.argv[1] == "gone":
+    shutil.rmtree(spill)  # removed already: the clean-up at exit must not fail
+"""
+
+
+@pytest.mark.parametrize("case", ["kept", "gone"])
+def test_the_default_spill_folder_is_removed_at_exit_quietly(case):
+    """The build session's own spill folder is deleted when the process ends; one deleted
+    already is no error."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", SPILL_AT_EXIT, case], capture_output=True, text=True, check=True
+    )
+    spill = run.stdout.strip()
+    assert os.path.basename(spill).startswith("eventpipe-identity-")
+    assert not os.path.exists(spill)
+    assert run.stderr == ""
