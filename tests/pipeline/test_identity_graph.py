@@ -367,7 +367,7 @@ def test_step_times_are_seconds_to_the_millisecond(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["kept", "gone"])
-def test_the_default_spill_folder_is_removed_at_exit_quietly(case, monkeypatch):
+def test_the_spill_folder_is_deleted_at_exit_even_when_gone_already(case, monkeypatch):
     """The build session's own spill folder is deleted at exit (the function it registers
     with atexit is run here); one deleted already is no error."""
     import atexit
