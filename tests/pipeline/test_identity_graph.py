@@ -242,11 +242,14 @@ def test_a_build_that_crashed_before_its_journal_is_discarded(con, tmp_path):
     assert sorted(read_kpid_map(lake)["id"].to_pylist()) == ["a9", "zoe"]
 
 
-def test_build_from_a_relation(con):
+def test_build_from_relations_one_after_another(con):
     rows = events_of_links(events(identify("a1", "alice", 1), alias("old", "alice", 2)))
     con.register("some_events", table_of(rows))
     result = build_identity(con, con.sql("SELECT * FROM some_events"))
     assert result.counts["users"] == 2 and result.counts["anonymous"] == 1
+    # The same session builds from another relation (its source view is replaced).
+    again = build_identity(con, con.sql("SELECT * FROM some_events WHERE type = 'identify'"))
+    assert again.counts["users"] == 1
 
 
 def test_reading_a_lake_without_identity_fails_clearly(tmp_path):
