@@ -451,6 +451,7 @@ def test_values_no_reader_can_hold(stages, case, properties, field, says):
     [
         ('"just a string"', 32, None),  # a document that is one string: no key to read
         ("[1, 2.5, true, null]", 32, None),
+        ('["a", "b", 1e999]', 32, ("[2]", "is a number outside the range of a double (1e999)")),
         ("{}", 0, ("the event", "is nested deeper than 0 levels")),
         (
             '{"a": [1, {"b": [1e999]}]}',
