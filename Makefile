@@ -61,7 +61,8 @@ bench: $(STAMP)
 MUTATE_MODULES ?= transforms.validate transforms.json_leaves transforms.event_rules \
 	core.json_audit transforms.normalise transforms.context_merge io.dedupe \
 	io.failed_dedupe identity.rules identity.graph io.lake_transaction io.lake_lock \
-	query.tree query.values query.sql query.duckdb_dialect query.bigquery_dialect api.filters
+	query.tree query.values query.sql query.duckdb_dialect query.bigquery_dialect api.filters \
+	serving.index_lookup serving.index_pages
 MUTATE_STAMP := $(VENV)/.mutate-installed
 
 $(MUTATE_STAMP): $(STAMP)
