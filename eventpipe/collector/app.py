@@ -30,6 +30,7 @@ from eventpipe.collector.requests import (
     body_too_large,
     check_connections,
     check_event_count,
+    check_event_depth,
     envelope_line,
     event_of_type,
     landed_body,
@@ -177,6 +178,7 @@ class Collector:
         peer = request.client.host if request.client else None
         ip = client_ip(peer, request.headers.get("x-forwarded-for"), self.settings.trusted_proxies)
         connection, rebuilt = form(request, doc, principal, received_at, ip)
+        check_event_depth(body, doc if rebuilt is None else rebuilt, limits)
         return envelope_line(received_at, ip, connection, landed_body(body, doc, rebuilt))
 
     def _principal(self, request: Request, doc: Any) -> Principal:
