@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from eventpipe.identity.graph import KPID_MAP_SCHEMA, TABLES, IdentityResult
-from eventpipe.io.lake import lake_path
+from eventpipe.io.lake import fsync_folder, lake_path
 from eventpipe.transforms.duck import quote_str
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,6 @@ NEXT = "_next"
 JOURNAL = "_SWAP.json"
 GENERATION = b"generation"
 READ_ATTEMPTS = 5
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _local_root(lake: str) -> str:
@@ -82,7 +74,7 @@ def stage_identity(lake: str, result: IdentityResult) -> str:
             raise RuntimeError(f"writing identity table {name} to {path}: {error}") from error
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
-    _fsync_dir(staging)
+    fsync_folder(staging)
     return generation
 
 
@@ -95,7 +87,7 @@ def commit_identity(lake: str, generation: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(journal + ".tmp", journal)
-    _fsync_dir(root)
+    fsync_folder(root)
 
 
 def recover_identity(lake: str) -> str:
@@ -110,7 +102,7 @@ def recover_identity(lake: str) -> str:
             staged = os.path.join(staging, f"{name}.parquet")
             if os.path.exists(staged):
                 os.replace(staged, os.path.join(root, f"{name}.parquet"))
-        _fsync_dir(root)
+        fsync_folder(root)
         shutil.rmtree(staging, ignore_errors=True)
         os.remove(journal)
         return "finished"

@@ -102,6 +102,16 @@ def make_dirs(path: str) -> None:
         FileSystems.mkdirs(path)
 
 
+def fsync_folder(folder: str) -> None:
+    """Make the creation, rename or removal of entries of the local `folder` durable (the
+    one folder fsync of the lake's writers: the landing log, the identity store)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
     """Read one lake file (any Beam filesystem path), whole or only `columns`."""
     with FileSystems.open(path) as handle:
