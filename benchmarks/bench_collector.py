@@ -163,16 +163,16 @@ def start_server(lake: Path, workers: int, log: Path) -> tuple[subprocess.Popen,
     return process, f"http://127.0.0.1:{port}"
 
 
-def server_cpu(process: subprocess.Popen) -> float:
-    """CPU seconds (user + system) of the server and its worker processes so far."""
+def server_cpu(process: subprocess.Popen) -> tuple[float, float]:
+    """CPU seconds (user, system) of the server and its worker processes so far."""
     import psutil
 
     root = psutil.Process(process.pid)
-    total = 0.0
+    user = system = 0.0
     for p in [root, *root.children(recursive=True)]:
         times = p.cpu_times()
-        total += times.user + times.system
-    return total
+        user, system = user + times.user, system + times.system
+    return user, system
 
 
 def landed_lines(lake: Path) -> int:
@@ -205,7 +205,8 @@ def main() -> None:
             latencies, errors, client_cpu = out.get()
             client.join()
             elapsed = time.monotonic() - started
-            cpu = server_cpu(process) - idle_cpu
+            user, system = (a - b for a, b in zip(server_cpu(process), idle_cpu, strict=True))
+            cpu = user + system
             load_after = os.getloadavg()[0]
         finally:
             process.terminate()
@@ -232,7 +233,8 @@ def main() -> None:
         )
         print(
             f"  CPU: server {cpu:.1f} s ({events / max(cpu, 1e-9):,.0f} events per server "
-            f"CPU-second, {cpu / max(len(latencies), 1) * 1e6:,.0f} us a request), "
+            f"CPU-second, {cpu / max(len(latencies), 1) * 1e6:,.0f} us a request; user "
+            f"{user:.1f} s, system {system:.1f} s), "
             f"client {client_cpu:.2f} s"
         )
 
