@@ -59,8 +59,8 @@ bench: $(STAMP)
 # Mutation testing of the rule modules ([tool.mutmut] in pyproject.toml), one module at a
 # time (2 workers); results are kept in mutants/ and only changed functions re-run.
 MUTATE_MODULES ?= transforms.validate transforms.json_leaves transforms.event_rules \
-	transforms.json_audit transforms.normalise transforms.context_merge transforms.dedupe \
-	io.failed_dedupe transforms.identity_rules identity.graph io.lake io.lake_lock
+	core.json_audit transforms.normalise transforms.context_merge io.dedupe \
+	io.failed_dedupe identity.rules identity.graph io.lake_transaction io.lake_lock
 MUTATE_STAMP := $(VENV)/.mutate-installed
 
 $(MUTATE_STAMP): $(STAMP)

@@ -44,8 +44,8 @@ import pyarrow.parquet as pq
 from measured import partitioned_rows, require
 
 from eventpipe.catalog import Catalog
-from eventpipe.io.serving_index import INDEX, index_lake
 from eventpipe.schemas import arrow_schema
+from eventpipe.serving.index_build import INDEX, index_lake
 
 API_KEY = "bench-key"
 BENCH_CONNECTION = 1371036433  # every event's connectionId

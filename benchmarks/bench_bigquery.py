@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from measured import require
 
+from eventpipe.core.duck import connect
 from eventpipe.io.bigquery import (
     FLUSH_ROWS,
     BigQueryTarget,
@@ -40,7 +41,6 @@ from eventpipe.io.bigquery_rows import check_rows
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 from eventpipe.schemas.bigquery_schema import load_arrow_schema
-from eventpipe.transforms.duck import connect
 
 
 def sample_rows(events: int, work: Path) -> pa.Table:

@@ -54,6 +54,16 @@ _FILTER_DOC = (
 )
 
 
+KEYS_DOC = (
+    "## Keys\n\n"
+    "A workspace's API key (`epk_...`) carries scopes: `read` (the query endpoints), "
+    "`write` (ingestion), `admin`; an event write key (`epw_...`) may only ingest, for its "
+    "connection. Every answer holds the key's workspace's events only, whatever the filter "
+    "says. A missing, unknown or revoked key is a 401, a key without the endpoint's scope "
+    "a 403. A legacy `--api-key` reads the whole lake."
+)
+
+
 def parse_properties(values: list[str] | None) -> tuple[str, ...]:
     """The requested top-level columns (comma-separated, repeatable), in schema order."""
     if not values:
@@ -98,7 +108,7 @@ def create_app(
         title="eventpipe read API",
         version="1",
         description="Lists the events of the lake with seed 000's filter language, and "
-        "returns the event schema. Send `Authorization: Bearer <key>`.\n\n"
+        "returns the event schema. Send `Authorization: Bearer <key>`.\n\n" + KEYS_DOC + "\n\n"
         "## The filter language\n\n" + filter_language.FILTER_LANGUAGE,
     )
     app.state.reader = reader

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -24,12 +26,15 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from eventpipe.api.errors import ApiError
+from eventpipe.api.limits import ServerBusy
 from eventpipe.schemas.principal import (
     ANONYMOUS_PRINCIPAL,
     LEGACY_PRINCIPAL,
     WRITE_KEY,
     Principal,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_SECONDS = 5.0
 MAX_CACHED_KEYS = 10_000  # a bound on memory: the cache is emptied when it is full
@@ -89,7 +94,8 @@ class Authenticator:
         self._lock = threading.Lock()
 
     def principal_of(self, secret: str) -> Principal | None:
-        """The principal of key `secret`; None for an unknown or revoked key."""
+        """The principal of key `secret`; None for an unknown or revoked key. ServerBusy
+        (a 503) when the catalog cannot be read; cached keys still work then."""
         if not isinstance(secret, str) or not secret:
             return None
         digest = _digest(secret)
@@ -102,7 +108,11 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
-        principal = self.catalog.authenticate(secret)
+        try:
+            principal = self.catalog.authenticate(secret)
+        except sqlite3.Error as exc:  # the catalog's file: locked past its timeout, damaged
+            log.error("the key catalog cannot be read: %s", exc)
+            raise ServerBusy(f"the key catalog cannot be read ({exc}); try again") from None
         with self._lock:
             if principal is None:
                 self._cache.pop(digest, None)
@@ -112,8 +122,9 @@ class Authenticator:
                 self._cache[digest] = (now + self.cache_seconds, principal)
         return principal
 
-    def authorize(self, secret: str | None, scope: str) -> Principal:
-        """The principal of `secret` if it carries `scope`; ApiError 401/403 otherwise."""
+    def authorize(self, secret: str | None, *scopes: str) -> Principal:
+        """The principal of `secret` if it carries one of `scopes` (e.g. `ingest`, `write`
+        for an ingestion endpoint); ApiError 401/403 otherwise."""
         principal = self.principal_of(secret) if secret else None
         if principal is None:
             if self.insecure_no_auth:
@@ -123,24 +134,28 @@ class Authenticator:
                     401, "Authorization", "missing bearer token (Authorization: Bearer <key>)"
                 )
             raise ApiError(401, "Authorization", "invalid or revoked key")
-        if not principal.allows(scope):
+        if not any(principal.allows(scope) for scope in scopes):
             if principal.kind == WRITE_KEY:
                 message = "an event write key may only call the ingestion endpoints"
             else:
+                needed = " or ".join(repr(scope) for scope in scopes)
                 message = (
-                    f"this key lacks the {scope!r} scope this endpoint needs "
+                    f"this key lacks the {needed} scope this endpoint needs "
                     f"(it has: {', '.join(sorted(principal.scopes))})"
                 )
             raise ApiError(403, "Authorization", message)
         return principal
 
-    def require(self, scope: str) -> Callable[..., Awaitable[Principal]]:
-        """A FastAPI dependency: the request's principal, which must carry `scope`."""
+    def require(self, *scopes: str) -> Callable[..., Awaitable[Principal]]:
+        """A FastAPI dependency: the request's principal, which must carry one of
+        `scopes`."""
+        if not scopes:
+            raise ValueError("require() needs at least one scope")
 
         async def principal(
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
         ) -> Principal:
-            return self.authorize(credentials.credentials if credentials else None, scope)
+            return self.authorize(credentials.credentials if credentials else None, *scopes)
 
         return principal
 

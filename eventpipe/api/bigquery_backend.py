@@ -23,18 +23,12 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from eventpipe.api import filters
-from eventpipe.api.event_query import connection_condition, empty_page
-from eventpipe.api.filters import (
-    COMPARISONS,
-    DATE_COMPARISONS,
-    Predicate,
-    Target,
-    parse_datetime,
-    resolve_property,
-    typed_value,
-)
+from eventpipe.api.filters import Target, resolve_property, typed_value
 from eventpipe.api.query import EventQuery
 from eventpipe.schemas import arrow_schema
+from eventpipe.serving.conditions import COMPARISONS, DATE_COMPARISONS, parse_datetime, parse_float
+from eventpipe.serving.event_query import connection_condition, empty_page
+from eventpipe.serving.predicate import Predicate
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -134,7 +128,7 @@ def _typed_sql(target: Target, operator: str, values: list[str], params: _Params
 
 def _number(text: str) -> float | None:
     try:
-        return filters.parse_float(text)
+        return parse_float(text)
     except ValueError:
         return None
 
@@ -274,7 +268,7 @@ class BigQueryReader:
     """Answers list-events queries from one BigQuery event table (thread-safe client)."""
 
     def __init__(self, table: str, endpoint: str | None = None, project: str | None = None):
-        from eventpipe.io.bigquery import make_client
+        from eventpipe.core.bigquery_client import make_client
 
         if len(table.split(".")) != 3:
             raise ValueError(f"{table!r} is not a table id of the form PROJECT.DATASET.TABLE")

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from eventpipe.io.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
 from eventpipe.schemas import EVENT_FIELDS, Field
 from eventpipe.schemas.ip_addresses import IP_RULE, analyse_ip
+from eventpipe.serving.conditions import (
+    COMPARISONS,
+    DATE_COMPARISONS,
+    NUMBER_RE,
+    IndexedCondition,
+    parse_datetime,
+    parse_float,
+)
+from eventpipe.serving.index_format import INDEXED_COLUMNS, INTEGER_COLUMNS
+from eventpipe.serving.predicate import Predicate, quote_identifier
 
 FILTER_LANGUAGE = """The filter language of GET /v1/events (seed 000), compiled to a parameterised SQL predicate.
 
@@ -88,18 +96,6 @@ INLINE_VALUES = 16
 """A longer `is one of` list is bound as one list parameter and matched by a hash join."""
 MAX_JSON_PATH_DEPTH = 32
 
-COMPARISONS = {
-    "is less than": "<",
-    "is less than or equal to": "<=",
-    "is greater than": ">",
-    "is greater than or equal to": ">=",
-}
-DATE_COMPARISONS = {
-    "is before": "<",
-    "is on or before": "<=",
-    "is after": ">",
-    "is on or after": ">=",
-}
 OPERATORS: tuple[str, ...] = (
     "is",
     "is not",
@@ -161,7 +157,6 @@ _NO_VALUES = frozenset(
 _MANY_VALUES = frozenset(("is one of", "is not one of"))
 
 _INT_RE = re.compile(r"[+-]?[0-9]{1,20}")
-_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
 _JSON_NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 
 
@@ -193,48 +188,6 @@ class Target:
         if self.field.kind != "json" and self.field.read_optional:
             ops = (*ops, *NULL_OPERATORS)
         return ops
-
-
-@dataclass(frozen=True)
-class IndexedCondition:
-    """A condition that every match of its filter meets, on a path inside a json column
-    or on one of the columns the serving index holds (`pointer` "", values as the index's
-    text): the index can look its rows up (see eventpipe.api.index_lookup)."""
-
-    column: str
-    pointer: str
-    operator: str
-    values: tuple[str, ...]
-
-
-@dataclass
-class Predicate:
-    """A compiled filter: SQL over table alias `t`, its named parameters, the date bounds,
-    and the conditions the serving index can look up that every match meets."""
-
-    sql: str
-    params: dict[str, object] = field(default_factory=dict)
-    min_date: dt.date | None = None  # every match has timestamp's UTC date >= min_date
-    max_date: dt.date | None = None  # ... and <= max_date
-    indexed_conditions: tuple[IndexedCondition, ...] = ()
-    columns: frozenset[str] = frozenset()  # the top-level columns the conditions read
-    extracts: tuple[tuple[str, str], ...] = ()  # (alias, SQL) of json values `sql` reads
-
-
-def table_source(relation: str, predicate: Predicate | None) -> str:
-    """`relation AS t`, with the json values `predicate`'s conditions read added as columns
-    (`_j0`...): each is extracted once per row, however many conditions read it (each
-    extraction parses the row's whole json column: 100 conditions on one path took 5.5 s
-    instead of 1.1 s over 200k events)."""
-    if predicate is None or not predicate.extracts:
-        return f"{relation} AS t"
-    added = ", ".join(f"{sql} AS {alias}" for alias, sql in predicate.extracts)
-    return f"(SELECT *, {added} FROM {relation} AS t) AS t"
-
-
-def quote_identifier(name: str) -> str:
-    """A double-quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def resolve_property(name: object, parameter: str = "property") -> Target:
@@ -287,38 +240,14 @@ def parse_int(text: str, bit_size: int) -> int:
     return value
 
 
-def parse_float(text: str) -> float:
-    """A finite number written in decimal or scientific notation, or ValueError."""
-    if not _NUMBER_RE.fullmatch(text.strip()):
-        raise ValueError(f"{text!r} is not a number")
-    value = float(text.strip())
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is out of range")
-    return value
-
-
 def parse_decimal(text: str) -> Decimal:
     """A decimal number, or ValueError."""
-    if not _NUMBER_RE.fullmatch(text.strip()):
+    if not NUMBER_RE.fullmatch(text.strip()):
         raise ValueError(f"{text!r} is not a decimal number")
     try:
         return Decimal(text.strip())
     except InvalidOperation as exc:  # pragma: no cover - the regex already checked
         raise ValueError(f"{text!r} is not a decimal number") from exc
-
-
-def parse_datetime(text: str) -> dt.datetime:
-    """An ISO 8601 date or datetime as an aware UTC datetime (naive means UTC), or ValueError."""
-    stripped = text.strip()
-    if len(stripped) > 64 or not stripped[:4].isdigit():
-        raise ValueError(f"{text!r} is not an ISO 8601 datetime")
-    try:
-        value = dt.datetime.fromisoformat(stripped)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 datetime") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
 
 
 def parse_uuid(text: str) -> str:

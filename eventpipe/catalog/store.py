@@ -37,10 +37,12 @@ from eventpipe.catalog.model import (
     Principal,
     Workspace,
 )
+from eventpipe.schemas.lake_layout import is_remote
 
 CATALOG_FILE = "_catalog.sqlite"
 SCHEMA_VERSION = 1
 MAX_CONNECTION_ID = 2**31 - 1  # connectionId is an int32
+MAX_CONNECTIONS = 1_000  # per workspace: every read query carries their ids
 SECRET_PREFIX = {WRITE_KEY: "epw_", API_KEY: "epk_"}
 PREFIX_LENGTH = 12  # shown in listings: the kind's prefix and 8 characters of the secret
 MAX_SECRET_LENGTH = 200
@@ -80,7 +82,7 @@ CREATE INDEX keys_workspace ON keys (workspace);
 
 def catalog_path(lake: str | Path) -> Path:
     """The catalog file of a local lake folder."""
-    if "://" in str(lake):
+    if is_remote(lake):
         raise CatalogError(f"the catalog needs a local lake folder, not {lake}")
     return Path(lake) / CATALOG_FILE
 
@@ -228,6 +230,13 @@ class Catalog:
             raise CatalogError(f"a connection id is an int32 from 1 to {MAX_CONNECTION_ID}")
         with self._write() as db:
             owner = _find_workspace(db, workspace)
+            count = db.execute(
+                "SELECT count(*) FROM connections WHERE workspace = ?", (owner.id,)
+            ).fetchone()[0]
+            if count >= MAX_CONNECTIONS:
+                raise CatalogError(
+                    f"workspace {owner.slug!r} has {count} connections, the most one may have"
+                )
             if connection_id is None:
                 candidate = _free_connection_id(db)
             elif _connection_exists(db, connection_id):

@@ -22,8 +22,9 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.parse import RECORDS_SCHEMA, RecordParser
+from eventpipe.core.duck import connect
+from eventpipe.schemas.records import RECORDS_SCHEMA
+from eventpipe.transforms.parse import RecordParser
 from eventpipe.transforms.validate import EventValidator
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Identity resolution over a whole lake: build the graph, persist it, stitch kpids.
 
-The rules are `eventpipe.transforms.identity_rules` (the specification); `graph` builds
+The rules are `eventpipe.identity.rules` (the specification); `graph` builds
 the same profiles over a whole lake in DuckDB SQL (`rules_sql`: the rules as SQL),
 `store` keeps `LAKE/identity/` consistent, `stitch` fills `kpid` into events.
 """
@@ -10,7 +10,6 @@ from eventpipe.identity.stitch import assign_kpids
 from eventpipe.identity.store import (
     read_identity,
     read_kpid_map,
-    recover_identity,
     write_identity,
 )
 
@@ -21,6 +20,5 @@ __all__ = [
     "identity_connection",
     "read_identity",
     "read_kpid_map",
-    "recover_identity",
     "write_identity",
 ]

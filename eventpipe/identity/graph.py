@@ -1,6 +1,6 @@
-"""The identity graph of a whole lake, built in DuckDB SQL: `identity_rules`, at scale.
+"""The identity graph of a whole lake, built in DuckDB SQL: `identity.rules`, at scale.
 
-Exactly the profiles, kpids and conflicts of `identity_rules`, set-at-a-time in SQL, so
+Exactly the profiles, kpids and conflicts of `identity.rules`, set-at-a-time in SQL, so
 memory is bounded by DuckDB's `memory_limit` (larger inputs spill to `temp_directory`),
 not by the number of ids. Input: a local path or glob of event Parquet files, an Arrow
 table or a DuckDB relation with the five id/timestamp columns (gs:// lakes: build from
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from eventpipe.core.duck import connect, quote_str
 from eventpipe.identity.rules_sql import kpid_digest_sql, placeholder_macros, uuid5_sql
-from eventpipe.transforms.duck import connect, quote_str
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""`identity_rules` in DuckDB SQL: placeholder ids and kpids, set-at-a-time.
+"""`identity.rules` in DuckDB SQL: placeholder ids and kpids, set-at-a-time.
 
 Derived from the Python rules (the same PLACEHOLDERS and KPID_NAMESPACE, the character
 sets listed from Python's own `str.isspace` and `str.casefold`), never restated; the
@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import sys
 
-from eventpipe.transforms.duck import quote_str
-from eventpipe.transforms.identity_rules import KPID_NAMESPACE, PLACEHOLDERS
+from eventpipe.core.duck import quote_str
+from eventpipe.identity.rules import KPID_NAMESPACE, PLACEHOLDERS
 
 
 @functools.cache

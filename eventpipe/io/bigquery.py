@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eventpipe.core.bigquery_client import make_client
 from eventpipe.io.bigquery_rows import json_rows_of
 from eventpipe.schemas.bigquery_schema import (
     CLUSTERING_FIELDS,
@@ -41,7 +42,7 @@ from eventpipe.schemas.bigquery_schema import (
     failed_table_schema,
     load_arrow_schema,
 )
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -86,24 +87,6 @@ class BigQueryTarget:
     def client(self) -> bigquery.Client:
         """A client for this target (call it per worker, in `DoFn.setup`)."""
         return make_client(self.job_project, self.endpoint, self.location)
-
-
-def make_client(
-    project: str, endpoint: str | None = None, location: str | None = None
-) -> bigquery.Client:
-    """A BigQuery client: at `endpoint` with anonymous credentials, else Google's API with ADC."""
-    from google.cloud import bigquery
-
-    if endpoint:
-        from google.auth.credentials import AnonymousCredentials
-
-        return bigquery.Client(
-            project=project,
-            credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": endpoint},
-            location=location,
-        )
-    return bigquery.Client(project=project, location=location)
 
 
 # --- tables ---------------------------------------------------------------------------

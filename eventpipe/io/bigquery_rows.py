@@ -17,9 +17,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventpipe.core.duck import quote_ident, strict_json_valid
 from eventpipe.schemas import EVENT_FIELDS, arrow_schema
-from eventpipe.transforms.duck import quote_ident, strict_json_valid
-from eventpipe.transforms.failures import INVALID_VALUE, PROBLEM_TYPE, failed_rows
+from eventpipe.schemas.failures import INVALID_VALUE, PROBLEM_TYPE, failed_rows
 
 # BigQuery's TIMESTAMP range.
 TIMESTAMP_MIN = dt.datetime(1, 1, 1, tzinfo=dt.UTC)

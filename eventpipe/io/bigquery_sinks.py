@@ -24,6 +24,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from eventpipe.core.duck import connect
+from eventpipe.core.metrics import count_failed, emit
 from eventpipe.io.bigquery import (
     INSERT_BATCH_ROWS,
     BigQueryTarget,
@@ -40,11 +42,10 @@ from eventpipe.io.bigquery_staged import (
     read_staged,
     remove_staging,
 )
+from eventpipe.io.stream_windows import split_late
 from eventpipe.schemas.bigquery_schema import load_arrow_schema
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.failures import FAILED_SCHEMA, INVALID_VALUE
-from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed, emit
-from eventpipe.transforms.streaming import split_late
+from eventpipe.schemas.failures import FAILED_SCHEMA, INVALID_VALUE
+from eventpipe.schemas.outputs import FAILED_ROWS, FAILED_TAG, LATE, MAIN_TAG, NAMESPACE, WRITTEN
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class _LoadBundles(beam.DoFn):
 
 
 class _CheckRows(beam.DoFn):
-    """Event tables -> rows that fit the BigQuery schema, and FAILED rows for the others."""
+    """Event tables -> rows that fit the BigQuery schema, and FAILED_TAG rows for the others."""
 
     def __init__(self, run_id: str, run_start: dt.datetime, keep_extra: bool) -> None:
         self.run_id = run_id
@@ -132,12 +133,12 @@ class CheckRowsForBigQuery(beam.PTransform):
         self.fn = _CheckRows(run_id, run_start, keep_extra=True)
 
     def expand(self, pcoll: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
-        outputs = pcoll | beam.ParDo(self.fn).with_outputs(FAILED, main=MAIN)
-        return outputs[MAIN], outputs[FAILED]
+        outputs = pcoll | beam.ParDo(self.fn).with_outputs(FAILED_TAG, main=MAIN_TAG)
+        return outputs[MAIN_TAG], outputs[FAILED_TAG]
 
 
 def _load_failed(target: BigQueryTarget, run_id: str) -> beam.ParDo:
-    fn = _LoadBundles(target, target.failed_table, FAILED_SCHEMA, "failed")
+    fn = _LoadBundles(target, target.failed_table, FAILED_SCHEMA, FAILED_ROWS)
     return beam.ParDo(fn.with_run(run_id))
 
 
@@ -174,7 +175,7 @@ class WriteToBigQuery(beam.PTransform):
             target, self.staging, run, self.buckets, self.archive
         )
         loaded = read_staged(staged) | "LoadEvents" >> beam.ParDo(
-            _LoadBundles(target, target.table, load_arrow_schema(), "written").with_run(run)
+            _LoadBundles(target, target.table, load_arrow_schema(), WRITTEN).with_run(run)
         )
         rejected = (
             (failed, bad)
@@ -195,7 +196,7 @@ class _ReplaceDay(beam.DoFn):
 
     def setup(self) -> None:
         self.client = self.target.client()
-        self.written = Metrics.counter(NAMESPACE, "written")
+        self.written = Metrics.counter(NAMESPACE, WRITTEN)
 
     def process(self, element: tuple[str, list[str | None]]) -> Iterator[int]:
         from eventpipe.schemas import arrow_schema
@@ -282,7 +283,7 @@ class ReplaceDayPartitions(beam.PTransform):
 
 
 class _InsertRows(beam.DoFn):
-    """Checks event tables and inserts the good rows in batches; refused rows -> FAILED."""
+    """Checks event tables and inserts the good rows in batches; refused rows -> FAILED_TAG."""
 
     def __init__(
         self,
@@ -301,8 +302,8 @@ class _InsertRows(beam.DoFn):
     def setup(self) -> None:
         self.client = self.target.client()
         self.con = connect()
-        self.written = Metrics.counter(NAMESPACE, "written")
-        self.late = Metrics.counter(NAMESPACE, "late")
+        self.written = Metrics.counter(NAMESPACE, WRITTEN)
+        self.late = Metrics.counter(NAMESPACE, LATE)
 
     def teardown(self) -> None:
         self.con.close()
@@ -332,7 +333,7 @@ class _InsertRows(beam.DoFn):
         failed = pa.concat_tables(refused)
         if failed.num_rows:
             count_failed(failed)
-            yield beam.pvalue.TaggedOutput(FAILED, failed)
+            yield beam.pvalue.TaggedOutput(FAILED_TAG, failed)
 
     def _refused(self, batch: pa.Table, failed_at: dict[int, list]) -> pa.Table:
         indices = sorted(failed_at)
@@ -382,5 +383,5 @@ class InsertToBigQuery(beam.PTransform):
         self.fn = _InsertRows(target, run_id, run_start, batch_rows, lateness)
 
     def expand(self, events: beam.PCollection) -> beam.PCollection:
-        outputs = events | beam.ParDo(self.fn).with_outputs(FAILED, main=MAIN)
-        return outputs[FAILED]
+        outputs = events | beam.ParDo(self.fn).with_outputs(FAILED_TAG, main=MAIN_TAG)
+        return outputs[FAILED_TAG]

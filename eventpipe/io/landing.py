@@ -28,7 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from eventpipe.io.lake import fsync_folder, time_ordered_id
+from eventpipe.core.files import fsync_folder
+from eventpipe.core.ids import time_ordered_id
 
 LANDING = "landing"
 DONE = "_done"

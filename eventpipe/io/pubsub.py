@@ -32,10 +32,11 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.failures import INVALID_JSON, rejected_records
-from eventpipe.transforms.parse import RECORDS_SCHEMA
-from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
+from eventpipe.core.duck import connect
+from eventpipe.core.metrics import count_failed
+from eventpipe.schemas.failures import INVALID_JSON, rejected_records
+from eventpipe.schemas.outputs import FAILED_TAG, MAIN_TAG, MESSAGES, NAMESPACE, READ
+from eventpipe.schemas.records import RECORDS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def records_from_messages(
 
 class _MessagesToRecordsFn(beam.DoFn):
     """Buffers the messages of a bundle and emits them as one record chunk (Arrow table);
-    messages that are not UTF-8 become failed rows (tagged FAILED, counted as read)."""
+    messages that are not UTF-8 become failed rows (tagged FAILED_TAG, counted as read)."""
 
     def __init__(self, subscription: str, max_records: int, run_id: str) -> None:
         self.subscription = subscription
@@ -167,8 +168,8 @@ class _MessagesToRecordsFn(beam.DoFn):
 
     def setup(self) -> None:
         self.con = connect()
-        self.messages_counter = Metrics.counter(NAMESPACE, "messages")
-        self.read = Metrics.counter(NAMESPACE, "read")
+        self.messages_counter = Metrics.counter(NAMESPACE, MESSAGES)
+        self.read = Metrics.counter(NAMESPACE, READ)
 
     def teardown(self) -> None:
         self.con.close()
@@ -205,7 +206,7 @@ class _MessagesToRecordsFn(beam.DoFn):
         for failed in failed_not_utf8(bad, self.subscription, self.run_id):
             self.read.inc(failed.num_rows)
             count_failed(failed)
-            outputs.append(beam.pvalue.TaggedOutput(FAILED, failed))
+            outputs.append(beam.pvalue.TaggedOutput(FAILED_TAG, failed))
         for output in outputs:
             if not windowed:
                 yield output
@@ -227,9 +228,9 @@ class MessagesToRecords(beam.PTransform):
 
     def expand(self, messages: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         outputs = messages | beam.ParDo(self.fn).with_output_types(pa.Table).with_outputs(
-            FAILED, main=MAIN
+            FAILED_TAG, main=MAIN_TAG
         )
-        return outputs[MAIN], outputs[FAILED]
+        return outputs[MAIN_TAG], outputs[FAILED_TAG]
 
 
 def failed_to_messages(failed: pa.Table) -> list[bytes]:

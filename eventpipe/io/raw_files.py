@@ -1,7 +1,7 @@
 """Source: raw event files (local or any Beam filesystem, plain or gzip) -> record chunks.
 
 A JSONL/NDJSON file gives one record per non-blank line; a `.json` file is one
-record. Records travel in chunks (Arrow tables of `parse.RECORDS_SCHEMA`) of a
+record. Records travel in chunks (Arrow tables of `schemas.records.RECORDS_SCHEMA`) of a
 few MB, so Beam moves a few big elements instead of millions of small ones.
 
 What cannot become a record (see `raw_records`: bad UTF-8, over a size limit, a file
@@ -21,10 +21,11 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from eventpipe.core.metrics import count_failed
 from eventpipe.io.gzip_blocks import read_blocks
 from eventpipe.io.raw_records import Rejected, document_chunks, line_chunks
-from eventpipe.transforms.failures import INVALID_FILE, rejected_records
-from eventpipe.transforms.stages import FAILED, MAIN, NAMESPACE, count_failed
+from eventpipe.schemas.failures import INVALID_FILE, rejected_records
+from eventpipe.schemas.outputs import DAMAGED_FILES, FAILED_TAG, MAIN_TAG, NAMESPACE, READ
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def read_record_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa
 
 @beam.typehints.with_output_types(pa.Table)
 class _ReadChunks(beam.DoFn):
-    """Reads a file: record chunks, and (tagged FAILED, counted as read) its rejections."""
+    """Reads a file: record chunks, and (tagged FAILED_TAG, counted as read) its rejections."""
 
     def __init__(self, run_id: str, run_start: datetime, chunk_bytes: int) -> None:
         self.run_id = run_id
@@ -93,8 +94,8 @@ class _ReadChunks(beam.DoFn):
         self.chunk_bytes = chunk_bytes
 
     def setup(self) -> None:
-        self.read = Metrics.counter(NAMESPACE, "read")
-        self.damaged = Metrics.counter(NAMESPACE, "damaged_files")
+        self.read = Metrics.counter(NAMESPACE, READ)
+        self.damaged = Metrics.counter(NAMESPACE, DAMAGED_FILES)
 
     def process(self, path: str) -> Iterator:
         for item in read_record_chunks(path, self.chunk_bytes):
@@ -110,7 +111,7 @@ class _ReadChunks(beam.DoFn):
                 self.damaged.inc()
             self.read.inc(failed.num_rows)
             count_failed(failed)
-            yield beam.pvalue.TaggedOutput(FAILED, failed)
+            yield beam.pvalue.TaggedOutput(FAILED_TAG, failed)
 
 
 class ReadRawRecords(beam.PTransform):
@@ -129,6 +130,8 @@ class ReadRawRecords(beam.PTransform):
             | "ListFiles" >> beam.Create(self.paths)
             | "SpreadFiles" >> beam.Reshuffle()
             | "ReadChunks"
-            >> beam.ParDo(self.fn).with_output_types(pa.Table).with_outputs(FAILED, main=MAIN)
+            >> beam.ParDo(self.fn)
+            .with_output_types(pa.Table)
+            .with_outputs(FAILED_TAG, main=MAIN_TAG)
         )
-        return outputs[MAIN], outputs[FAILED]
+        return outputs[MAIN_TAG], outputs[FAILED_TAG]

@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventpipe.io.gzip_blocks import DamagedFileError
-from eventpipe.transforms.failures import INVALID_FILE, INVALID_JSON, TOO_LARGE
-from eventpipe.transforms.parse import RECORDS_SCHEMA
+from eventpipe.schemas.failures import INVALID_FILE, INVALID_JSON, TOO_LARGE
+from eventpipe.schemas.records import RECORDS_SCHEMA
 
 # Measured with DuckDB's 512 MB per stage: a 16 MB batch passes every stage, 31 MB does
 # not, and a 13 MB envelope of a batch does not parse; 8 MiB leaves a margin. (A record

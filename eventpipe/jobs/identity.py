@@ -13,11 +13,12 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from eventpipe.identity import build_identity, identity_connection, write_identity
-from eventpipe.io.compaction import list_partitions
 from eventpipe.io.lake import EVENTS, lake_path, write_run_summary
+from eventpipe.io.lake_transaction import LakeTransaction
 from eventpipe.jobs.common import add_wait_argument, new_run_id, run_locked
 from eventpipe.pipelines.identity_pipeline import build_restitch_pipeline
-from eventpipe.transforms.stages import NAMESPACE
+from eventpipe.schemas.lake_layout import list_partitions
+from eventpipe.schemas.outputs import KPIDS_CHANGED, NAMESPACE, PARTITIONS_REWRITTEN, READ
 
 log = logging.getLogger("eventpipe.identity")
 
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rebuild the identity graph (kpids) and re-stitch the stored events",
         description=(
             "Build the identity graph from every stored event (anonymousId+userId links, "
-            "aliases; rules in eventpipe.transforms.identity_rules), write it to LAKE/identity "
+            "aliases; rules in eventpipe.identity.rules), write it to LAKE/identity "
             "(users, anonymous, aliases, conflicts, kpid_map), then give every stored event the "
             "kpid of its profile: partitions whose kpids change are rewritten and swapped in "
             "whole. The build runs in DuckDB within --memory-limit, spilling to disk beyond it. "
@@ -68,7 +69,9 @@ def _build_and_restitch(
     con = identity_connection(memory_limit=args.memory_limit, temp_directory=args.temp_dir)
     events = lake_path(args.lake, EVENTS, "date=*", "*.parquet")
     result = build_identity(con, events)
-    generation = write_identity(args.lake, result)
+    graph = LakeTransaction.begin(args.lake, f"{run_id}-graph", "identity")
+    generation = write_identity(graph, result)
+    graph.commit()
     built = time.monotonic() - started
     con.close()
 
@@ -87,10 +90,10 @@ def _build_and_restitch(
         "graph": result.counts,
         "alias_rounds": result.rounds,
         "build_seconds": round(built, 2),
-        "events_read": counters.get("read", 0),
-        "kpids_changed": counters.get("kpids_changed", 0),
+        "events_read": counters.get(READ, 0),
+        "kpids_changed": counters.get(KPIDS_CHANGED, 0),
         "partitions": len(partitions),
-        "partitions_rewritten": counters.get("partitions_rewritten", 0),
+        "partitions_rewritten": counters.get(PARTITIONS_REWRITTEN, 0),
         "seconds": round(time.monotonic() - started, 2),
         "recovered": recovered,
     }

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from functools import partial
 
 from eventpipe.io.bigquery import BigQueryTarget, IncompatibleTableError, prepare_tables
-from eventpipe.io.compaction import list_partitions
 from eventpipe.io.lake import RAW
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.jobs.bigquery_options import (
@@ -26,6 +25,7 @@ from eventpipe.jobs.common import (
     run_to_summary,
 )
 from eventpipe.pipelines.reprocess_pipeline import ReprocessConfig, build_reprocess_pipeline
+from eventpipe.schemas.lake_layout import list_partitions
 from eventpipe.transforms.enrich import EnrichOptions
 
 log = logging.getLogger("eventpipe.reprocess")
@@ -91,8 +91,8 @@ def _reprocess(
     partitions = list_partitions(args.lake, RAW, args.first, args.last)
     if not partitions:
         log.warning("no raw partition between %s and %s: nothing to do", args.first, args.last)
-    files = [path for part in partitions for path, _ in part.files]
-    size = sum(size for part in partitions for _, size in part.files)
+    files = [path for part in partitions for path in part.files]
+    size = sum(part.total_bytes() for part in partitions)
     log.info(
         "run %s: reprocessing %d partitions (%d archive files, %.1f MB) of %s",
         run_id, len(partitions), len(files), size / 1e6, args.lake,

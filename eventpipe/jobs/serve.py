@@ -15,7 +15,7 @@ from eventpipe.api.limits import (
     DEFAULT_STATEMENT_TIMEOUT,
     ServingLimits,
 )
-from eventpipe.catalog import Catalog, CatalogError, catalog_path
+from eventpipe.catalog import Catalog, CatalogError
 from eventpipe.collector.requests import Limits
 from eventpipe.collector.server import CollectorConfig
 from eventpipe.io.landing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS
@@ -105,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--catalog",
         metavar="FILE",
-        help="the workspace catalog (default: LAKE/_catalog.sqlite when it exists); e.g. "
+        help="the workspace catalog file (default: LAKE/_catalog.sqlite); e.g. "
         "the lake's catalog when serving --backend bigquery",
     )
     parser.add_argument(
@@ -192,7 +192,7 @@ def collector_config(args: argparse.Namespace) -> CollectorConfig:
 
 def _log_index_coverage(lake: Path) -> None:
     """Say how many event partitions have a current serving index (json filters use it)."""
-    from eventpipe.io.serving_index import event_files, index_is_current
+    from eventpipe.serving.index_build import event_files, index_is_current
 
     folders = [f for f in sorted((lake / "events").glob("date=*")) if event_files(f)]
     current = sum(index_is_current(lake, str(f)) for f in folders)
@@ -205,19 +205,15 @@ def _log_index_coverage(lake: Path) -> None:
 
 
 def _catalog(args: argparse.Namespace) -> Catalog | None:
-    """The catalog of --catalog, else of the lake when it has one."""
+    """The catalog of --catalog (which must exist), else of a local lake (None for a
+    remote one). A lake's catalog may not exist yet: keys created later work at once."""
     if args.catalog:
-        path = Path(args.catalog)
-    elif args.lake and "://" not in args.lake:
-        path = catalog_path(args.lake)
-    else:
-        return None
-    if not path.is_file():
-        if args.catalog:
-            raise CatalogError(f"no catalog file {path}")
-        return None
-    log.info("keys from the workspace catalog %s", path)
-    return Catalog(path)
+        if not Path(args.catalog).is_file():
+            raise CatalogError(f"no catalog file {args.catalog}")
+        return Catalog(args.catalog)
+    if args.lake and "://" not in args.lake:
+        return Catalog.in_lake(args.lake)
+    return None
 
 
 def run(args: argparse.Namespace, _extra: list[str]) -> int:
@@ -247,7 +243,9 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     except CatalogError as exc:
         log.error("cannot start: %s", exc)
         return 2
-    if catalog is None and not keys and not args.insecure_no_auth:
+    if catalog is not None and catalog.path.is_file():
+        log.info("keys from the workspace catalog %s", catalog.path)
+    elif not keys and not args.insecure_no_auth:
         log.error(
             "no key: create one in the lake's catalog (eventpipe keys create), or pass "
             "--api-key KEY or set %s (or --insecure-no-auth to serve openly)",

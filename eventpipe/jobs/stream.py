@@ -12,12 +12,10 @@ from datetime import UTC, datetime
 from types import FrameType
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from eventpipe.io.beam_compat import local_streaming_runner
 from eventpipe.io.bigquery import IncompatibleTableError, prepare_tables
-from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.pubsub import LocalReadSettings, ReadPubSubMessages, request_stop
 from eventpipe.jobs.bigquery_options import add_bigquery_arguments, bigquery_target
 from eventpipe.jobs.common import (
@@ -226,7 +224,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         summary = run_to_summary(
             args.lake, run_id, beam_args, build, {"subscription": args.subscription}, streaming=True
         )
-    FileSystems.delete([lake_path(args.lake, STAGING, run_id)])  # empty folders, _RUNNING.json
     return 0 if summary.reconciles else 1
 
 

@@ -7,7 +7,17 @@ from dataclasses import asdict, dataclass, field
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.runners.runner import PipelineResult
 
-from eventpipe.transforms.stages import NAMESPACE
+from eventpipe.schemas.outputs import (
+    DAMAGED_FILES,
+    DUPLICATES,
+    FAILED_REASON_PREFIX,
+    FAILED_ROWS,
+    LATE,
+    MESSAGES,
+    NAMESPACE,
+    READ,
+    WRITTEN,
+)
 
 EXIT_MISMATCH = 1  # records read are not all accounted for
 EXIT_DAMAGED_INPUT = 3  # every record read is accounted for, but some files could not be read whole
@@ -79,15 +89,17 @@ def summary_from_metrics(
             c.committed or c.attempted or 0
         )
     summary = RunSummary(run_id)
-    summary.read = values.get("read", 0)
-    summary.written = values.get("written", 0)
-    summary.failed = values.get("failed", 0)
-    summary.duplicates = values.get("duplicates", 0)
-    summary.damaged_files = values.get("damaged_files", 0)
+    summary.read = values.get(READ, 0)
+    summary.written = values.get(WRITTEN, 0)
+    summary.failed = values.get(FAILED_ROWS, 0)
+    summary.duplicates = values.get(DUPLICATES, 0)
+    summary.damaged_files = values.get(DAMAGED_FILES, 0)
     if streaming:
-        summary.messages = values.get("messages", 0)
-        summary.late = values.get("late", 0)
+        summary.messages = values.get(MESSAGES, 0)
+        summary.late = values.get(LATE, 0)
     summary.failed_by_reason = {
-        k.removeprefix("failed."): v for k, v in values.items() if k.startswith("failed.")
+        k.removeprefix(FAILED_REASON_PREFIX): v
+        for k, v in values.items()
+        if k.startswith(FAILED_REASON_PREFIX)
     }
     return summary

@@ -13,18 +13,13 @@ from datetime import datetime
 
 import apache_beam as beam
 
+from eventpipe.identity.stitch_stage import StitchKpids
 from eventpipe.io.bigquery import BigQueryTarget
 from eventpipe.io.bigquery_sinks import WriteToBigQuery
 from eventpipe.io.lake_sink import WriteToLake
 from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
 from eventpipe.transforms.enrich import EnrichOptions
-from eventpipe.transforms.stages import (
-    EnrichEvents,
-    NormaliseEvents,
-    ParseRecords,
-    StitchKpids,
-    ValidateEvents,
-)
+from eventpipe.transforms.stages import EnrichEvents, NormaliseEvents, ParseRecords, ValidateEvents
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ fields the client sent and which the enrichment derived, so only the archive can
 enriched again with a new GeoIP database or new user-agent rules. Events are
 validated again too: an event the current rules reject goes to the failed table.
 
-Each partition of the range is replaced whole (events and raw, see
-io.partition_swap); an event whose recomputed date falls outside the range is added
+Each partition of the range is replaced whole (events and raw, in one lake
+transaction: io.lake_transaction); an event whose recomputed date falls outside the range is added
 to that partition.
 """
 
@@ -24,18 +24,14 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from eventpipe.identity.stitch_stage import StitchKpids
 from eventpipe.io.bigquery import BigQueryTarget
 from eventpipe.io.bigquery_sinks import ReplaceDayPartitions
 from eventpipe.io.lake_sink import WriteToLake
+from eventpipe.schemas.outputs import NAMESPACE, READ
+from eventpipe.schemas.records import PARSED_SCHEMA
 from eventpipe.transforms.enrich import EnrichOptions
-from eventpipe.transforms.parse import PARSED_SCHEMA
-from eventpipe.transforms.stages import (
-    NAMESPACE,
-    EnrichEvents,
-    NormaliseEvents,
-    StitchKpids,
-    ValidateEvents,
-)
+from eventpipe.transforms.stages import EnrichEvents, NormaliseEvents, ValidateEvents
 
 ARCHIVE_BATCH_ROWS = 32_768
 
@@ -58,7 +54,7 @@ class _ReadArchive(beam.DoFn):
     """A raw/ file -> tables of archived events (PARSED_SCHEMA), counted as `read`."""
 
     def setup(self) -> None:
-        self.read = Metrics.counter(NAMESPACE, "read")
+        self.read = Metrics.counter(NAMESPACE, READ)
 
     def process(self, path: str) -> Iterator[pa.Table]:
         with FileSystems.open(path) as handle:

@@ -23,18 +23,14 @@ from datetime import datetime
 
 import apache_beam as beam
 
+from eventpipe.identity.stitch_stage import StitchKpids
 from eventpipe.io.bigquery import BigQueryTarget
 from eventpipe.io.bigquery_sinks import InsertToBigQuery
 from eventpipe.io.pubsub import MessagesToRecords, failed_to_messages
+from eventpipe.io.stream_writers import WriteWindowedEvents, WriteWindowedFailed
 from eventpipe.pipelines.import_pipeline import apply_stages
 from eventpipe.transforms.enrich import EnrichOptions
-from eventpipe.transforms.stages import StitchKpids
-from eventpipe.transforms.streaming_stages import (
-    DeduplicateEvents,
-    RejectTooOldEvents,
-    WriteWindowedEvents,
-    WriteWindowedFailed,
-)
+from eventpipe.transforms.stream_stages import DeduplicateEvents, RejectTooOldEvents
 
 LOCAL_RUNNER = "BundleBasedDirectRunner"
 """The local runner for streaming: the DirectRunner's streaming engine. (The DirectRunner

@@ -19,7 +19,7 @@ from eventpipe.sample.events import Event, EventFactory, Visitor, uuid4
 
 # The reason codes are the importer's (one list); which input breaks which rule, and
 # how many times, is this module's own independent account.
-from eventpipe.transforms.failures import (
+from eventpipe.schemas.failures import (
     EMPTY_BATCH,
     INVALID_BATCH,
     INVALID_ENVELOPE,

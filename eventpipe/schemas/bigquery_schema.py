@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from eventpipe.schemas.event_schema import EVENT_FIELDS, Field, arrow_type
+from eventpipe.schemas.failures import FAILED_SCHEMA
 
 if TYPE_CHECKING:  # the client library is imported lazily (only the BigQuery paths need it)
     from google.cloud.bigquery import SchemaField
@@ -100,8 +101,6 @@ def event_table_schema() -> list[SchemaField]:
 def failed_table_schema() -> list[SchemaField]:
     """The BigQuery schema of the failed table, from the failed rows' Arrow schema."""
     from google.cloud.bigquery import SchemaField
-
-    from eventpipe.transforms.failures import FAILED_SCHEMA
 
     def column(af: pa.Field) -> SchemaField:
         kind = next(name for test, name in _ARROW_TYPES if test(af.type))

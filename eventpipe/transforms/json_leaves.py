@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from eventpipe.core.duck import quote_str as qs
 from eventpipe.schemas import EVENT_FIELDS, Field, iter_leaves
+from eventpipe.schemas.failures import INVALID_TYPE, INVALID_VALUE
 from eventpipe.schemas.ip_addresses import IP_RULE
-from eventpipe.transforms.duck import quote_str as qs
-from eventpipe.transforms.failures import INVALID_TYPE, INVALID_VALUE
 
 # Fields computed by the pipeline, never read from input.
 NOT_READ = frozenset({"kpid"})

@@ -40,25 +40,25 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventpipe.core.duck import ChunkQuery, conform
+from eventpipe.core.duck import quote_ident as qi
+from eventpipe.core.duck import quote_str as qs
 from eventpipe.schemas import EVENT_FIELDS, arrow_schema
+from eventpipe.schemas.failures import MISSING_PROPERTY, PROBLEM_TYPE, empty_failed, failed_rows
 from eventpipe.schemas.ip_addresses import (
     MASK_LAST_OCTET,
     MASK_LAST_TWO_OCTETS,
     NO_IP,
     USE_REQUEST_IP,
 )
+from eventpipe.schemas.records import ARCHIVE_COLUMN, PARSED_SCHEMA
 from eventpipe.transforms.context_merge import merge_context
-from eventpipe.transforms.duck import ChunkQuery, conform
-from eventpipe.transforms.duck import quote_ident as qi
-from eventpipe.transforms.duck import quote_str as qs
-from eventpipe.transforms.failures import MISSING_PROPERTY, PROBLEM_TYPE, empty_failed, failed_rows
 from eventpipe.transforms.json_leaves import (
     context_leaves,
     event_leaves,
     struct_access,
     transform_spec,
 )
-from eventpipe.transforms.parse import PARSED_SCHEMA
 
 LAKE_SCHEMA = arrow_schema()
 """The event table's rows, exactly as the lake stores them."""
@@ -70,8 +70,6 @@ _MIN_US, _MAX_US = (
 )  # 0001-01-01 .. 9999-12-31T23:59:59.999999
 
 
-ARCHIVE_COLUMN = "_archive"
-"""Extra column of normalised events: the event as parsed (PARSED_SCHEMA), for `LAKE/raw`."""
 BATCH_CONTEXT = pa.dictionary(pa.int32(), pa.string())
 ARCHIVE_FIELDS = [
     f.with_type(BATCH_CONTEXT) if f.name == "batch_context" else f for f in PARSED_SCHEMA

@@ -20,9 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventpipe.core.duck import ChunkQuery, strictly
+from eventpipe.core.json_audit import duplicate_keys
 from eventpipe.schemas import Field
-from eventpipe.transforms.duck import ChunkQuery, strictly
-from eventpipe.transforms.failures import (
+from eventpipe.schemas.failures import (
     EMPTY_BATCH,
     INVALID_BATCH,
     INVALID_ENVELOPE,
@@ -33,7 +34,7 @@ from eventpipe.transforms.failures import (
     failed_rows,
     rejected_records,
 )
-from eventpipe.transforms.json_audit import duplicate_keys
+from eventpipe.schemas.records import PARSED_SCHEMA, RECORDS_SCHEMA
 from eventpipe.transforms.json_leaves import (
     Leaf,
     ProblemCase,
@@ -47,33 +48,6 @@ from eventpipe.transforms.json_leaves import (
     types_list,
     valid_timestamp,
 )
-
-RECORDS_SCHEMA = pa.schema(
-    [
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("line", pa.int64(), nullable=False),
-        pa.field("first_index", pa.int32(), nullable=False),
-        pa.field("raw", pa.string(), nullable=False),
-    ]
-)
-"""A chunk of raw records: the file, the 1-based line, the record text. `first_index`
-is the position of the record's first event in its document: 0, except for the
-parts a big JSON array document is split into (see io.raw_files)."""
-
-PARSED_SCHEMA = pa.schema(
-    [
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("line", pa.int64(), nullable=False),
-        pa.field("index", pa.int32(), nullable=False),
-        pa.field("payload", pa.string(), nullable=False),
-        pa.field("batch_context", pa.string()),
-        pa.field("batch_sent_at", pa.timestamp("us", tz="UTC")),
-        pa.field("received_at", pa.timestamp("us", tz="UTC")),
-        pa.field("request_ip", pa.string()),
-        pa.field("connection_id", pa.int32()),
-    ]
-)
-"""One event of a record (its JSON text, `payload`) with what its record says of all its events."""
 
 _ENVELOPE = [
     Leaf("receivedAt", Field("receivedAt", "datetime", "")),

@@ -1,7 +1,7 @@
 """The Beam stages: thin wrappers running the pure, vectorised stage logic.
 
 Each element is an Arrow table of thousands of records or events. Each stage
-returns its main output and its failed output (tagged `FAILED`); the pipeline
+returns its main output and its failed output (tagged `FAILED_TAG`); the pipeline
 flattens every failed output into one failed sink.
 """
 
@@ -13,39 +13,18 @@ from functools import partial
 from typing import Any
 
 import apache_beam as beam
-import duckdb
 import pyarrow as pa
 from apache_beam.metrics import Metrics
-from apache_beam.utils.timestamp import Timestamp
 
-from eventpipe.identity.store import current_kpid_map, kpid_map_version
-from eventpipe.io import arrow_coder  # noqa: F401  (registers the coder of pa.Table)
-from eventpipe.transforms.duck import connect
+from eventpipe.core import arrow_coder  # noqa: F401  (registers the coder of pa.Table)
+from eventpipe.core.duck import connect
+from eventpipe.core.metrics import emit
+from eventpipe.schemas.failures import dropped_bots
+from eventpipe.schemas.outputs import BOTS, FAILED_TAG, MAIN_TAG, NAMESPACE, READ
 from eventpipe.transforms.enrich import Enricher, EnrichOptions
-from eventpipe.transforms.failures import count_by_reason, dropped_bots
 from eventpipe.transforms.normalise import EventNormaliser
 from eventpipe.transforms.parse import RecordParser
-from eventpipe.transforms.stitch import KpidStitcher
 from eventpipe.transforms.validate import EventValidator
-
-MAIN = "main"
-FAILED = "failed"
-NAMESPACE = "eventpipe"
-
-
-def count_failed(failed: pa.Table) -> None:
-    """Add the failed rows to the `failed` counter and to one counter per reason."""
-    for reason, n in count_by_reason(failed).items():
-        Metrics.counter(NAMESPACE, f"failed.{reason}").inc(n)
-
-
-def emit(main: pa.Table, failed: pa.Table) -> Iterator:
-    """A stage's outputs: the main table, and the failed rows (counted) tagged FAILED."""
-    if main.num_rows:
-        yield main
-    if failed.num_rows:
-        count_failed(failed)
-        yield beam.pvalue.TaggedOutput(FAILED, failed)
 
 
 class _StageFn(beam.DoFn):
@@ -65,7 +44,7 @@ class _StageFn(beam.DoFn):
 class _ParseFn(_StageFn):
     def setup(self) -> None:
         super().setup()
-        self.read = Metrics.counter(NAMESPACE, "read")
+        self.read = Metrics.counter(NAMESPACE, READ)
 
     def process(self, records: pa.Table) -> Iterator:
         result = self.logic.parse(records)
@@ -94,7 +73,7 @@ class _EnrichFn(beam.DoFn):
 
     def setup(self) -> None:
         self.enricher.setup()
-        self.bots = Metrics.counter(NAMESPACE, "bots")
+        self.bots = Metrics.counter(NAMESPACE, BOTS)
 
     def teardown(self) -> None:
         self.enricher.teardown()
@@ -105,74 +84,6 @@ class _EnrichFn(beam.DoFn):
         yield from emit(result.events, dropped_bots(result.bots, self.run_id))
 
 
-@beam.typehints.with_output_types(pa.Table)
-class _StitchFn(beam.DoFn):
-    """Fills kpids from the lake's identity map: loaded once in setup (`refresh_us` None), or
-    looked at again each `refresh_us` of stream time and re-read when the file changed."""
-
-    def __init__(self, lake: str, refresh_us: int | None) -> None:
-        self.lake = lake
-        self.refresh_us = refresh_us
-
-    def setup(self) -> None:
-        self.con: duckdb.DuckDBPyConnection | None = None
-        self.stitcher: KpidStitcher | None = None
-        self.loaded_at: int | None = None  # stream time (us) of the last look at the map
-        self.version: tuple | None = None
-        self.loads = Metrics.counter(NAMESPACE, "kpid_map.loads")
-        if self.refresh_us is None:
-            self._load()
-
-    def teardown(self) -> None:
-        if self.con is not None:
-            self.con.close()
-
-    def _load(self) -> None:
-        kpid_map = current_kpid_map(self.lake)
-        if kpid_map.num_rows and self.con is None:
-            self.con = connect()
-        self.stitcher = KpidStitcher(kpid_map).bind(self.con) if kpid_map.num_rows else None
-
-    def _refresh(self, now_us: int) -> None:
-        if self.loaded_at is not None and now_us < self.loaded_at + self.refresh_us:
-            return
-        self.loaded_at = now_us
-        version = kpid_map_version(self.lake)
-        if version == self.version:
-            return
-        self.version = version
-        self._load()
-        self.loads.inc()
-
-    def process(
-        self, events: pa.Table, timestamp: Timestamp = beam.DoFn.TimestampParam
-    ) -> Iterator[pa.Table]:
-        if self.refresh_us is not None:
-            self._refresh(int(timestamp.micros))
-        yield events if self.stitcher is None else self.stitcher.stitch(events)
-
-
-class StitchKpids(beam.PTransform):
-    """Events -> events with the kpid of their profile from `LAKE/identity/kpid_map.parquet`
-    (userId's, else anonymousId's, else null; no map yet: null).
-
-    Batch (`refresh_s` None): the map is read once per worker. Streaming: the map is looked
-    at again once the stream time has moved `refresh_s` past the last look, and re-read when
-    the file changed. New identities are resolved by the batch identity job (`eventpipe
-    identity`), which also re-stitches stored events: an event of a person the map does not
-    know yet keeps kpid null until then.
-    """
-
-    def __init__(self, lake: str, refresh_s: float | None = None) -> None:
-        super().__init__()
-        self.lake = lake
-        self.refresh_s = refresh_s
-
-    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        refresh_us = None if self.refresh_s is None else int(self.refresh_s * 1_000_000)
-        return pcoll | beam.ParDo(_StitchFn(self.lake, refresh_us))
-
-
 class _Stage(beam.PTransform):
     def __init__(self, fn: beam.DoFn) -> None:
         super().__init__()
@@ -180,8 +91,8 @@ class _Stage(beam.PTransform):
 
     def expand(self, pcoll: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         stage = beam.ParDo(self.fn).with_output_types(pa.Table)
-        outputs = pcoll | stage.with_outputs(FAILED, main=MAIN)
-        return outputs[MAIN], outputs[FAILED]
+        outputs = pcoll | stage.with_outputs(FAILED_TAG, main=MAIN_TAG)
+        return outputs[MAIN_TAG], outputs[FAILED_TAG]
 
 
 class ParseRecords(_Stage):

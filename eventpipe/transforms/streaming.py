@@ -1,6 +1,6 @@
-"""Streaming logic on Arrow tables: windows, lateness, event age, deduplication.
+"""Streaming logic on Arrow tables: shards, event age, deduplication (windows: io.stream_windows).
 
-Pure functions, no Beam: the stateful streaming DoFns (`streaming_stages`) keep
+Pure functions, no Beam: the stateful streaming DoFns (`stream_stages`) keep
 their state as Arrow tables and call these.
 
 Times are int64 microseconds since the epoch, UTC (Arrow's `timestamp("us")`).
@@ -8,7 +8,6 @@ Times are int64 microseconds since the epoch, UTC (Arrow's `timestamp("us")`).
 
 from __future__ import annotations
 
-import itertools
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,40 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.transforms.failures import PROBLEM_TYPE, TOO_OLD, failed_rows
+from eventpipe.core.stream_time import micros
+from eventpipe.schemas.failures import PROBLEM_TYPE, TOO_OLD, failed_rows
 
 SEEN_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("at", pa.int64())])
 """Deduplication state: one row per key seen, with the time (us) it was seen at."""
-
-
-def micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A timestamp column as int64 microseconds since the epoch (nulls are not expected)."""
-    return (
-        pc.cast(column, pa.timestamp("us", tz="UTC"))
-        .cast(pa.int64())
-        .to_numpy(zero_copy_only=False)
-    )
-
-
-def window_starts(times_us: np.ndarray, window_us: int) -> np.ndarray:
-    """The start (us) of the fixed window each time falls in."""
-    return np.floor_divide(times_us, window_us) * window_us
-
-
-def split_by_window(
-    table: pa.Table, time_column: str, window_us: int
-) -> list[tuple[int, pa.Table]]:
-    """[(window start us, rows of that window)], windows in ascending order."""
-    if table.num_rows == 0:
-        return []
-    starts = window_starts(micros(table[time_column]), window_us)
-    order = np.argsort(starts, kind="stable")
-    ordered = starts[order]
-    bounds = [0, *(np.flatnonzero(np.diff(ordered)) + 1).tolist(), len(ordered)]
-    return [
-        (int(ordered[lo]), table.take(pa.array(order[lo:hi])))
-        for lo, hi in itertools.pairwise(bounds)
-    ]
 
 
 def shard_of(table: pa.Table, shards: int) -> np.ndarray:
@@ -101,30 +71,6 @@ def drop_seen(events: pa.Table, seen: pa.Table, now_us: int, expiry_us: int) -> 
 def prune_seen(seen: pa.Table, before_us: int) -> pa.Table:
     """The keys seen at or after `before_us`."""
     return seen.filter(pc.greater_equal(seen["at"], before_us))
-
-
-@dataclass(frozen=True)
-class LatenessSplit:
-    on_time: pa.Table  # events whose window is still open: written as files of that window
-    late: pa.Table  # events whose window had closed: written as further files of their day
-
-
-def split_late(
-    events: pa.Table, arrived_us: int, window_us: int, lateness_us: int
-) -> LatenessSplit:
-    """Separate events whose window had closed for good when they arrived.
-
-    A window [s, s + window) is kept open (its rows buffered in state) until
-    s + window + lateness of stream time. `arrived_us` is the stream time of the
-    chunk (the publish time of its oldest message): deterministic, so a redelivered
-    chunk is classified the same way. Late events are ordinary events: the caller
-    writes them to their own day's partition.
-    """
-    if events.num_rows == 0:
-        return LatenessSplit(events, events)
-    ends = window_starts(micros(events["timestamp"]), window_us) + window_us + lateness_us
-    late_mask = pa.array(ends <= arrived_us)
-    return LatenessSplit(events.filter(pc.invert(late_mask)), events.filter(late_mask))
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventpipe.core.duck import SMALL_CHUNK_ROWS, ChunkQuery, conform
+from eventpipe.core.duck import quote_str as qs
+from eventpipe.core.json_audit import MAX_DEPTH, deep_sql, duplicate_keys, suspects
 from eventpipe.schemas import EVENT_TYPES
-from eventpipe.transforms.duck import SMALL_CHUNK_ROWS, ChunkQuery, conform
-from eventpipe.transforms.duck import quote_str as qs
-from eventpipe.transforms.event_rules import NON_EMPTY, PERMITTED_ONLY_FOR, REQUIRED_FOR, article
-from eventpipe.transforms.failures import (
+from eventpipe.schemas.failures import (
     INVALID_EVENT,
     INVALID_VALUE,
     MISSING_PROPERTY,
@@ -36,7 +36,8 @@ from eventpipe.transforms.failures import (
     empty_failed,
     failed_rows,
 )
-from eventpipe.transforms.json_audit import MAX_DEPTH, deep_sql, duplicate_keys, suspects
+from eventpipe.schemas.records import PARSED_SCHEMA
+from eventpipe.transforms.event_rules import NON_EMPTY, PERMITTED_ONLY_FOR, REQUIRED_FOR, article
 from eventpipe.transforms.json_leaves import (
     Leaf,
     ProblemCase,
@@ -52,7 +53,6 @@ from eventpipe.transforms.json_leaves import (
     types_list,
     valid_timestamp,
 )
-from eventpipe.transforms.parse import PARSED_SCHEMA
 
 
 @dataclass(frozen=True)

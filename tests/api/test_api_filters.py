@@ -14,11 +14,11 @@ from eventpipe.api.filters import (
     FilterError,
     compile_filter,
     json_pointer,
-    parse_datetime,
     parse_filter,
     resolve_property,
 )
 from eventpipe.schemas import iter_leaves
+from eventpipe.serving.conditions import parse_datetime
 
 STRING_OPS = {
     "is",

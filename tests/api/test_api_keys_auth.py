@@ -56,6 +56,21 @@ def test_a_key_without_the_scope_is_403(catalog, scopes, needed, message) -> Non
     assert refused.value.status == 403
 
 
+def test_an_endpoint_may_accept_one_of_several_scopes(catalog: Catalog) -> None:
+    acme = catalog.create_workspace("Acme")
+    web = catalog.create_connection(acme.id)
+    auth = Authenticator(catalog)
+    for secret in (
+        catalog.create_write_key(acme.id, web.id).secret,
+        catalog.create_api_key(acme.id, ["write"]).secret,
+    ):
+        assert auth.authorize(secret, "ingest", "write").workspace == acme.id
+    reader = catalog.create_api_key(acme.id, ["read"]).secret
+    with pytest.raises(ApiError, match="lacks the 'ingest' or 'write' scope") as refused:
+        auth.authorize(reader, "ingest", "write")
+    assert refused.value.status == 403
+
+
 def test_an_event_write_key_is_403_on_every_api_scope(catalog: Catalog) -> None:
     acme = catalog.create_workspace("Acme")
     web = catalog.create_connection(acme.id)
@@ -120,6 +135,26 @@ def test_a_new_connection_is_seen_by_the_workspace_keys_within_the_cache_bound(c
     web = catalog.create_connection(acme.id)
     clock.now += DEFAULT_CACHE_SECONDS
     assert auth.principal_of(secret).connections == {web.id}
+
+
+def test_a_damaged_catalog_is_a_503_and_cached_keys_still_work(tmp_path: Path) -> None:
+    catalog = Catalog.in_lake(tmp_path)
+    acme = catalog.create_workspace("Acme")
+    cached = catalog.create_api_key(acme.id, ["read"]).secret
+    other = catalog.create_api_key(acme.id, ["read"]).secret
+    app = create_app(str(tmp_path), None, catalog=Catalog.in_lake(tmp_path))
+    with running_server(app) as url:
+        assert httpx.get(url + "/v1/events", headers=_bearer(cached)).status_code == 200
+        for path in tmp_path.glob("_catalog.sqlite*"):
+            path.write_bytes(b"not a database" * 100)
+        response = httpx.get(url + "/v1/events", headers=_bearer(other))
+        assert response.status_code == 503
+        assert "key catalog cannot be read" in response.json()["error"]["message"]
+        assert httpx.get(url + "/v1/events", headers=_bearer(cached)).status_code == 200
+
+
+def _bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
 
 
 def test_a_catalog_without_legacy_keys_serves_and_scopes_over_http(tmp_path: Path) -> None:

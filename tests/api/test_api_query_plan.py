@@ -13,11 +13,12 @@ import duckdb
 import pytest
 from api_support import make_event, write_lake
 
-from eventpipe.api.event_query import order_sql
-from eventpipe.api.filters import parse_filter, table_source
+from eventpipe.api.filters import parse_filter
 from eventpipe.api.query import EventQuery, LakeReader
-from eventpipe.io import row_store
-from eventpipe.io.serving_index import index_lake
+from eventpipe.serving import row_store
+from eventpipe.serving.event_query import order_sql
+from eventpipe.serving.index_build import index_lake
+from eventpipe.serving.predicate import table_source
 
 COLUMNS = ("messageId", "userId", "timestamp", "event")
 

@@ -93,3 +93,16 @@ def test_serves_the_catalog_keys_without_an_api_key(tmp_path: Path, monkeypatch)
 
 def test_refuses_to_start_with_a_missing_catalog_file(tmp_path: Path) -> None:
     assert main(["serve", "--lake", str(tmp_path), "--catalog", str(tmp_path / "no.sqlite")]) == 2
+
+
+@pytest.mark.slow
+def test_keys_created_after_the_start_work_without_a_restart(tmp_path: Path) -> None:
+    lake = write_lake(tmp_path / "lake", CANONICAL_EVENTS)
+    with serve_process(lake, "--api-key", "legacy") as url:  # no catalog yet
+        catalog = Catalog.in_lake(lake)
+        acme = catalog.create_workspace("Acme")
+        catalog.create_connection(acme.id, connection_id=CANONICAL_EVENTS[0]["connectionId"])
+        key = catalog.create_api_key(acme.id, ["read"]).secret
+        response = httpx.get(f"{url}/v1/events", headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200
+        assert len(response.json()["events"]) == len(CANONICAL_EVENTS)

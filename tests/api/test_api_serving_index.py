@@ -17,19 +17,20 @@ import pytest
 from api_support import CANONICAL_EVENTS, make_event, write_lake
 from test_api_query_plan import _reference
 
-from eventpipe.api.filters import parse_filter, table_source
-from eventpipe.api.index_pages import page_from_index
+from eventpipe.api.filters import parse_filter
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
-from eventpipe.io import row_store
-from eventpipe.io.serving_index import (
+from eventpipe.jobs.serve import _log_index_coverage
+from eventpipe.schemas import TOP_LEVEL_COLUMNS
+from eventpipe.serving import row_store
+from eventpipe.serving.index_build import (
     INDEX,
     build_partition_index,
     index_is_current,
     index_lake,
 )
-from eventpipe.jobs.serve import _log_index_coverage
-from eventpipe.schemas import TOP_LEVEL_COLUMNS
+from eventpipe.serving.index_pages import page_from_index
+from eventpipe.serving.predicate import table_source
 
 COLUMNS = ("messageId", "userId", "timestamp", "properties")
 BASE = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)

@@ -32,7 +32,7 @@ from eventpipe.api.app import create_app
 from eventpipe.api.limits import ServerBusy, ServingLimits
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.catalog import Catalog
-from eventpipe.io.serving_index import index_lake
+from eventpipe.serving.index_build import index_lake
 
 BASE = dt.datetime(2025, 10, 1, 0, 30, tzinfo=dt.UTC)
 USERS = ("u1", "u2", "u3")
@@ -342,6 +342,17 @@ def test_every_route_has_a_case(app: FastAPI) -> None:
     missing, stale = routes - set(CASES), set(CASES) - routes
     assert not missing, f"routes without an isolation case: add them to CASES: {sorted(missing)}"
     assert not stale, f"CASES of routes that are gone: {sorted(stale)}"
+
+
+def test_every_endpoint_says_which_key_it_needs(app: FastAPI) -> None:
+    spec = app.openapi()
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            text = operation.get("description", "")
+            assert "scope" in text or "no key" in text.lower(), (
+                f"{method.upper()} {path}: say in its description which scope it needs "
+                "(api.auth.scope_note) or that it needs no key"
+            )
 
 
 @pytest.mark.parametrize("key", KEY_KINDS)

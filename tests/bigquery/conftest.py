@@ -125,7 +125,7 @@ def bq_endpoint(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def bq_client(bq_endpoint):
-    from eventpipe.io.bigquery import make_client
+    from eventpipe.core.bigquery_client import make_client
 
     return make_client(PROJECT, bq_endpoint)
 

@@ -16,10 +16,10 @@ import pyarrow as pa
 import pytest
 from google.api_core.exceptions import BadRequest
 
+from eventpipe.core.bigquery_client import make_client
 from eventpipe.io.bigquery import (
     load_arrow_schema,
     load_parquet,
-    make_client,
     parquet_bytes,
     prepare_tables,
     replace_partition,

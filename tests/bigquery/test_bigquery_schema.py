@@ -15,7 +15,7 @@ from eventpipe.schemas.bigquery_schema import (
     failed_table_schema,
     normal_type,
 )
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
 
 
 def leaves(fields, prefix=""):

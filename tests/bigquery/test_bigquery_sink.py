@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from eventpipe.core.duck import connect
 from eventpipe.io.bigquery import (
     load_job_id,
     parquet_bytes,
@@ -21,8 +22,7 @@ from eventpipe.io.bigquery import (
 from eventpipe.io.bigquery_rows import check_rows, json_rows
 from eventpipe.io.bigquery_sinks import InsertToBigQuery, WriteToBigQuery
 from eventpipe.schemas import arrow_schema
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.failures import FAILED_SCHEMA
+from eventpipe.schemas.failures import FAILED_SCHEMA
 
 from pipeline_support import RUN_START, Stages, make_event
 

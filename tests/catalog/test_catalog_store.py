@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eventpipe.catalog import CATALOG_FILE, Catalog, CatalogError
+from eventpipe.catalog import CATALOG_FILE, Catalog, CatalogError, store
 from eventpipe.catalog.store import MAX_CONNECTION_ID, SCHEMA_VERSION, hash_secret
 
 
@@ -306,3 +306,16 @@ def test_concurrent_creates_from_several_processes_get_distinct_ids(tmp_path):
             workspace,
             connection,
         )
+
+
+def test_a_workspace_has_at_most_max_connections(catalog, monkeypatch):
+    monkeypatch.setattr(store, "MAX_CONNECTIONS", 3)
+    acme, other = catalog.create_workspace("Acme"), catalog.create_workspace("Other")
+    for _ in range(3):
+        catalog.create_connection(acme.id)
+    with pytest.raises(CatalogError, match="has 3 connections, the most one may have"):
+        catalog.create_connection(acme.id)
+    with pytest.raises(CatalogError, match="the most one may have"):
+        catalog.create_connection(acme.id, connection_id=77)
+    assert len(catalog.connections_of(acme.id)) == 3
+    catalog.create_connection(other.id)  # the bound is per workspace

@@ -13,11 +13,12 @@ import pyarrow as pa
 from collector_support import Tenant, bearer, landing_closed, running_app, wait_until
 
 from eventpipe.collector.server import CollectorConfig, collector_app
+from eventpipe.core.duck import connect
 from eventpipe.io.pubsub import Message, envelope_text
 from eventpipe.jobs.cli import main
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.normalise import ARCHIVE_COLUMN, EventNormaliser
-from eventpipe.transforms.parse import PARSED_SCHEMA, RECORDS_SCHEMA, RecordParser
+from eventpipe.schemas.records import ARCHIVE_COLUMN, PARSED_SCHEMA, RECORDS_SCHEMA
+from eventpipe.transforms.normalise import EventNormaliser
+from eventpipe.transforms.parse import RecordParser
 
 START = datetime(2026, 12, 5, tzinfo=UTC)
 EVENT = '{"type": "track", "event": "Clicked", "anonymousId": "a-1"}'  # no id, no time

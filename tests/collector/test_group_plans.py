@@ -12,14 +12,10 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from eventpipe.transforms.duck import connect
+from eventpipe.core.duck import connect
+from eventpipe.schemas.records import PARSED_SCHEMA, RECORDS_SCHEMA
 from eventpipe.transforms.json_leaves import event_leaves
-from eventpipe.transforms.parse import (
-    CLASSIFIED_SCHEMA,
-    PARSED_SCHEMA,
-    RECORDS_SCHEMA,
-    RecordParser,
-)
+from eventpipe.transforms.parse import CLASSIFIED_SCHEMA, RecordParser
 from eventpipe.transforms.validate import MAX_PLANS, EventValidator, possible_sections
 
 EVENT = {"type": "track", "event": "a", "anonymousId": "x"}

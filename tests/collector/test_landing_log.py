@@ -200,7 +200,7 @@ def test_an_empty_new_segment_of_a_dead_writer_is_removed_once_stale(tmp_path: P
 
 
 def test_one_folder_fsync_for_every_writer() -> None:
-    """A folder is made durable by one helper (`io.lake.fsync_folder`), not a copy per writer:
+    """A folder is made durable by one helper (`core.files.fsync_folder`), not a copy per writer:
     no other function opens a folder read-only to fsync it."""
     import ast
 
@@ -212,4 +212,4 @@ def test_one_folder_fsync_for_every_writer() -> None:
                 text = ast.unparse(node)
                 if "os.O_RDONLY" in text and "os.fsync(" in text:
                     found.append(f"{path.relative_to(package)}:{node.name}")
-    assert found == ["io/lake.py:fsync_folder"]
+    assert found == ["core/files.py:fsync_folder"]

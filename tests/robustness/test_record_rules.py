@@ -6,8 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.parse import RECORDS_SCHEMA
+from eventpipe.core.duck import connect
+from eventpipe.schemas.records import RECORDS_SCHEMA
 from eventpipe.transforms.validate import EventValidator
 
 from pipeline_support import RUN_START, Stages

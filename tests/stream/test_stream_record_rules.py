@@ -1,5 +1,5 @@
 """Record rules through the streaming graph: the IP forms table of issue 11.2
-(tests/pipeline/ip_cases.py), density rounding (11.1), values no reader can hold (12.2)."""
+(tests/support/ip_cases.py), density rounding (11.1), values no reader can hold (12.2)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from apache_beam.testing.test_stream import TestStream as EventScript
 from apache_beam.utils.timestamp import Timestamp
 
 from eventpipe.identity.graph import KPID_MAP_SCHEMA
-from eventpipe.transforms.stages import _StitchFn
+from eventpipe.identity.stitch_stage import _StitchFn
 
 from stream_support import T0, make_event, make_message, run_test_stream, timestamped
 

@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from eventpipe.core.duck import connect
+from eventpipe.io.lake_sink import write_visible
 from eventpipe.io.pubsub import (
     Message,
     envelope_text,
@@ -16,14 +18,13 @@ from eventpipe.io.pubsub import (
     records_from_messages,
     split_not_utf8,
 )
-from eventpipe.schemas import arrow_schema
-from eventpipe.transforms import streaming as S
-from eventpipe.transforms.duck import connect
-from eventpipe.transforms.streaming_stages import (
+from eventpipe.io.stream_windows import split_by_window, split_late
+from eventpipe.io.stream_writers import (
     late_file_name,
     window_file_name,
-    write_atomically,
 )
+from eventpipe.schemas import arrow_schema
+from eventpipe.transforms import streaming as S
 
 from stream_support import T0
 
@@ -59,7 +60,7 @@ def us(seconds: float) -> int:
 
 def test_split_by_window_groups_rows_of_each_fixed_window_in_order() -> None:
     table = events_table(row(1, 61), row(2, 5), row(3, 119.9), row(4, 0), row(5, 120))
-    parts = S.split_by_window(table, "timestamp", 60 * US)
+    parts = split_by_window(table, "timestamp", 60 * US)
     assert [start for start, _ in parts] == [us(0), us(60), us(120)]
     assert [p["messageId"].to_pylist() for _, p in parts] == [["m2", "m4"], ["m1", "m3"], ["m5"]]
 
@@ -77,7 +78,7 @@ def test_split_by_window_groups_rows_of_each_fixed_window_in_order() -> None:
 def test_an_event_is_late_once_its_window_end_plus_lateness_has_passed(
     event_s: float, arrived_s: float, late: bool
 ) -> None:
-    split = S.split_late(events_table(row(1, event_s)), us(arrived_s), 60 * US, 30 * US)
+    split = split_late(events_table(row(1, event_s)), us(arrived_s), 60 * US, 30 * US)
     assert (split.late.num_rows, split.on_time.num_rows) == ((1, 0) if late else (0, 1))
     # A late event is an event (it is written to its day's partition), not a failed row.
     assert (split.late if late else split.on_time).schema == SCHEMA
@@ -178,12 +179,13 @@ def test_window_files_are_named_by_run_window_shard_and_sequence() -> None:
 
 def test_a_rewritten_window_file_replaces_the_old_one_atomically(tmp_path) -> None:
     rel = "date=2026-11-25/" + window_file_name("r1", us(0), 0, 0)
-    write_atomically(events_table(row(1, 0), row(2, 0)), str(tmp_path), "r1", "events", rel)
-    write_atomically(events_table(row(1, 0)), str(tmp_path), "r1", "events", rel)  # a retry
+    first = [("events", rel, events_table(row(1, 0), row(2, 0)))]
+    write_visible(str(tmp_path), "events-w0", first)
+    write_visible(str(tmp_path), "events-w0", [("events", rel, events_table(row(1, 0)))])  # a retry
     files = list((tmp_path / "events").rglob("*.parquet"))
     assert [f.relative_to(tmp_path / "events").as_posix() for f in files] == [rel]
     assert pq.read_table(files[0])["messageId"].to_pylist() == ["m1"]
-    assert not list((tmp_path / "_staging").rglob("*.parquet"))  # nothing left aside
+    assert not list((tmp_path / "_staging").rglob("*"))  # nothing left aside
 
 
 def test_a_publish_time_in_another_zone_becomes_a_utc_received_at() -> None:

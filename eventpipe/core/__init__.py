@@ -1,0 +1,1 @@
+"""Shared infrastructure below every stage: the DuckDB session, metrics, the Arrow coder."""
