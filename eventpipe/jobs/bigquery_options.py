@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from eventpipe.io.bigquery import FLUSH_ROWS, BigQueryTarget, record_run
 from eventpipe.jobs.common import run_pipeline
+from eventpipe.jobs.flag_types import positive_int
 from eventpipe.jobs.summary import RunSummary
 
 SINKS = ("lake", "bigquery")
@@ -50,7 +51,7 @@ def add_bigquery_arguments(parser: argparse.ArgumentParser, sink_help: str | Non
     )
     group.add_argument(
         "--bq-rows-per-load",
-        type=int,
+        type=positive_int,
         default=FLUSH_ROWS,
         metavar="N",
         help="rows buffered by a worker before it starts a load job (default %(default)s); "

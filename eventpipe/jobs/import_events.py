@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from eventpipe.io.bigquery import BigQueryTarget, IncompatibleTableError, prepare_tables
+from eventpipe.io.bigquery_staged import load_archived_not_loaded
 from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.landing import claim_closed_segments, retire_segments, stage_done_ledger
@@ -29,6 +30,7 @@ from eventpipe.jobs.common import (
     run_locked,
     run_to_summary,
 )
+from eventpipe.jobs.flag_types import positive_float
 from eventpipe.jobs.summary import RunSummary
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
 from eventpipe.transforms.enrich import EnrichOptions
@@ -85,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--chunk-mb",
-        type=float,
+        type=positive_float,
         default=CHUNK_BYTES / 2**20,
         help="MB of raw records each worker validates at once, as one Arrow table "
         "(default %(default)s; bigger chunks cost less per event and more memory)",
@@ -136,7 +138,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     if not args.lake:
         return run_import([])
-    return run_locked(args.lake, "import", run_id, args.wait, run_import)
+    # With an archive lake: first load what a run that died after archiving did not load.
+    resume = partial(load_archived_not_loaded, args.lake, target) if target else None
+    return run_locked(args.lake, "import", run_id, args.wait, run_import, resume)
 
 
 def _run_import(
