@@ -27,7 +27,10 @@ from eventpipe.schemas.principal import READ_SCOPE, Principal
 MAX_LIMIT = 1000
 MAX_FIRST = 1_000_000_000
 UVICORN_OPTIONS: dict[str, object] = {
-    # A 64 KB filter takes up to ~3x that once URL-escaped; h11's default stops at 16 KB.
+    # h11, not httptools (installed for the collector-only server): httptools refuses the
+    # long URLs a 64 KB filter makes (~3x once URL-escaped) with a bare 400 before the app
+    # can answer; h11's default stops at 16 KB.
+    "http": "h11",
     "h11_max_incomplete_event_size": 256 * 1024,
 }
 

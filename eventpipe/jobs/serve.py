@@ -293,7 +293,7 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     gc.collect()
     gc.freeze()
     # h11 stays the read API's parser (its limit on a request's head is set for long filters).
-    _serve(app, args, f"{source} ({args.role})", {"http": "h11", **UVICORN_OPTIONS})
+    _serve(app, args, f"{source} ({args.role})", UVICORN_OPTIONS)
     return 0
 
 
