@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from eventpipe.io.bigquery import BigQueryTarget
+from eventpipe.io.bigquery.tables import BigQueryTarget
 from eventpipe.io.pubsub_emulator import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,7 +24,7 @@ from eventpipe.api.bigquery_backend import (
     parse_bigquery_filter,
 )
 from eventpipe.api.filters import FilterError
-from eventpipe.io.bigquery import (
+from eventpipe.io.bigquery.tables import (
     BigQueryTarget,
     load_parquet,
     parquet_bytes,

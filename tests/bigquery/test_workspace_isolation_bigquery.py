@@ -22,7 +22,7 @@ from test_workspace_isolation import (
 from eventpipe.api.app import create_app
 from eventpipe.api.bigquery_backend import BigQueryReader, parse_bigquery_filter
 from eventpipe.api.query import EventQuery
-from eventpipe.io.bigquery import BigQueryTarget, load_parquet, parquet_bytes, prepare_tables
+from eventpipe.io.bigquery.tables import BigQueryTarget, load_parquet, parquet_bytes, prepare_tables
 from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.bigquery_schema import load_arrow_schema
 

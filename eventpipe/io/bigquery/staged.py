@@ -31,7 +31,7 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from eventpipe.io import dedupe
-from eventpipe.io.bigquery import BigQueryTarget, read_day_keys
+from eventpipe.io.bigquery.tables import BigQueryTarget, read_day_keys
 from eventpipe.io.lake import (
     EVENTS,
     RAW,
