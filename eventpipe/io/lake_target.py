@@ -11,6 +11,7 @@ import apache_beam as beam
 
 from eventpipe.io.lake import lake_path, write_run_summary
 from eventpipe.io.lake_sink import WriteToLake
+from eventpipe.io.sink import CommitFiles
 from eventpipe.io.stream_writers import WriteWindowedEvents
 
 
@@ -33,20 +34,16 @@ class LakeSink:
         yield self
 
     def write_batch(
-        self,
-        run_id: str,
-        run_start: datetime,
-        dedupe_buckets: int,
-        commit_with: tuple[tuple[str, str], ...] = (),
+        self, run_id: str, run_start: datetime, buckets: int, commit_with: CommitFiles = ()
     ) -> beam.PTransform:
         del run_start  # the lake's rows carry it already
-        return WriteToLake(self.lake, run_id, dedupe_buckets, commit_with=commit_with)
+        return WriteToLake(self.lake, run_id, buckets, commit_with=commit_with)
 
     def replace_days(
-        self, run_id: str, run_start: datetime, partitions: Sequence[str], dedupe_buckets: int
+        self, run_id: str, run_start: datetime, partitions: Sequence[str], buckets: int
     ) -> beam.PTransform:
         del run_start
-        return WriteToLake(self.lake, run_id, dedupe_buckets, replace=tuple(partitions))
+        return WriteToLake(self.lake, run_id, buckets, replace=tuple(partitions))
 
     def write_stream(
         self, run_id: str, run_start: datetime, window_s: int, allowed_lateness_s: float

@@ -14,6 +14,9 @@ from typing import Protocol, runtime_checkable
 
 import apache_beam as beam
 
+CommitFiles = tuple[tuple[str, str], ...]
+"""(staged file, final path) pairs a lake commit makes visible with the run's events."""
+
 
 class SinkError(RuntimeError):
     """The sink cannot take this run's rows (e.g. an incompatible table): nothing was written."""
@@ -41,18 +44,14 @@ class Sink(Protocol):
         ...
 
     def write_batch(
-        self,
-        run_id: str,
-        run_start: datetime,
-        dedupe_buckets: int,
-        commit_with: tuple[tuple[str, str], ...] = (),
+        self, run_id: str, run_start: datetime, buckets: int, commit_with: CommitFiles = ()
     ) -> beam.PTransform:
         """Import: add the new events (deduplicated against the sink) and the failed rows.
         `commit_with`: (staged, final) files made visible with the events (lake only)."""
         ...
 
     def replace_days(
-        self, run_id: str, run_start: datetime, partitions: Sequence[str], dedupe_buckets: int
+        self, run_id: str, run_start: datetime, partitions: Sequence[str], buckets: int
     ) -> beam.PTransform:
         """Reprocess: replace the `date=D` partitions whole with the events; add the failed rows."""
         ...

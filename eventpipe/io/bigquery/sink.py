@@ -13,6 +13,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from eventpipe.io.bigquery.tables import BigQueryTarget, prepare_tables, record_run
 from eventpipe.io.bigquery.writers import InsertToBigQuery, ReplaceDayPartitions, WriteToBigQuery
+from eventpipe.io.sink import CommitFiles
 
 
 @dataclass(frozen=True)
@@ -47,25 +48,21 @@ class BigQuerySink:
             yield replace(self, target=replace(self.target, staging=local))
 
     def write_batch(
-        self,
-        run_id: str,
-        run_start: datetime,
-        dedupe_buckets: int,
-        commit_with: tuple[tuple[str, str], ...] = (),
+        self, run_id: str, run_start: datetime, buckets: int, commit_with: CommitFiles = ()
     ) -> beam.PTransform:
         if commit_with:
             raise ValueError("BigQuery commits no lake files with its loads")
         staging = self.lake or self.target.staging
         return WriteToBigQuery(
-            self.target, run_id, run_start, staging, dedupe_buckets, archive=bool(self.lake)
+            self.target, run_id, run_start, staging, buckets, archive=bool(self.lake)
         )
 
     def replace_days(
-        self, run_id: str, run_start: datetime, partitions: Sequence[str], dedupe_buckets: int
+        self, run_id: str, run_start: datetime, partitions: Sequence[str], buckets: int
     ) -> beam.PTransform:
         days = tuple(p.removeprefix("date=") for p in partitions)
         staging = self.lake or self.target.staging
-        return ReplaceDayPartitions(self.target, run_id, run_start, days, staging, dedupe_buckets)
+        return ReplaceDayPartitions(self.target, run_id, run_start, days, staging, buckets)
 
     def write_stream(
         self, run_id: str, run_start: datetime, window_s: int, allowed_lateness_s: float
