@@ -88,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_wait_argument(parser)
     add_enrich_arguments(parser)
     add_sink_arguments(parser)
-    parser.set_defaults(func=run, accepts_pipeline_options=True)
+    parser.set_defaults(func=run, accepts_pipeline_options=True, print_usage=parser.print_usage)
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -100,6 +100,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         return _run_landing(args, beam_args, run_id, run_start)
     try:
         if not args.inputs:
+            args.print_usage(sys.stderr)
             raise ValueError("give the files to import (or --landing)")
         files = expand_patterns(args.inputs)
         enrich = enrich_options(args)
