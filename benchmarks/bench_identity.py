@@ -173,13 +173,16 @@ def existing_lake(lake: str, args: argparse.Namespace) -> dict:
 def run_build(lake: str, memory_limit: str, threads: int) -> None:
     """The measured child: build the graph from the lake's events and write it."""
     from eventpipe.identity import build_identity, identity_connection, write_identity
+    from eventpipe.io.lake_transaction import LakeTransaction
 
     spill = os.path.join(lake, "_spill")
     con = identity_connection(memory_limit, spill, threads)
     started = time.perf_counter()
     result = build_identity(con, os.path.join(lake, "events", "date=*", "*.parquet"))
     built = time.perf_counter()
-    write_identity(lake, result)
+    txn = LakeTransaction.begin(lake, "bench-identity", "identity")
+    write_identity(txn, result)
+    txn.commit()
     report = {
         "counts": result.counts,
         "rounds": result.rounds,

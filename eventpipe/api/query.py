@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.api.limits import Deadline, ServerBusy, ServingLimits
+from eventpipe.schemas.lake_layout import Partition, list_partitions
 from eventpipe.serving.event_query import EventQuery, empty_page, order_sql, scoped_predicate
 from eventpipe.serving.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.serving.index_pages import page_by_position, page_from_index
@@ -63,19 +63,6 @@ DATABASE_REQUESTS = 500
 """A database that served this many requests is replaced too: what ordinary queries leave
 behind grows with the lake (42 MB after 300 requests on 200k events) until it closes."""
 _LOGGED_QUERY_CHARS = 2_000  # a failed query is logged with at most this much of its text
-_PARTITION_RE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One `date=YYYY-MM-DD` folder and its Parquet files."""
-
-    date: dt.date
-    files: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        return f"date={self.date.isoformat()}"
 
 
 FileScan = tuple[str, tuple[int, ...] | None]
@@ -103,42 +90,13 @@ def _described(query: EventQuery) -> str:
     return text if cut <= 0 else f"{text[:_LOGGED_QUERY_CHARS]}... ({cut} more characters)"
 
 
-def list_partitions(events_dir: Path) -> list[Partition]:
-    """The lake's partitions with at least one Parquet file, oldest first."""
-    partitions: list[Partition] = []
-    try:
-        entries = list(os.scandir(events_dir))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    for entry in entries:
-        match = _PARTITION_RE.fullmatch(entry.name)
-        if not match or not entry.is_dir():
-            continue
-        try:
-            day = dt.date.fromisoformat(match.group(1))
-        except ValueError:
-            continue
-        try:
-            files = sorted(
-                f.path
-                for f in os.scandir(entry.path)
-                if f.name.endswith(".parquet") and not f.name.startswith((".", "_")) and f.is_file()
-            )
-        except FileNotFoundError:  # swapped away while we listed it
-            continue
-        if files:
-            partitions.append(Partition(day, tuple(files)))
-    partitions.sort(key=lambda p: p.date)
-    return partitions
-
-
 def prune(partitions: list[Partition], predicate: Predicate | None) -> list[Partition]:
     """The partitions that can hold rows matching the predicate's date bounds."""
     if predicate is None:
         return partitions
     low, high = predicate.min_date, predicate.max_date
     return [
-        p for p in partitions if (low is None or p.date >= low) and (high is None or p.date <= high)
+        p for p in partitions if (low is None or p.day >= low) and (high is None or p.day <= high)
     ]
 
 
@@ -186,7 +144,7 @@ class LakeReader:
 
     def partitions(self) -> list[Partition]:
         """The lake's current partitions, oldest first."""
-        return list_partitions(self.events_dir)
+        return list_partitions(self.lake, "events")
 
     def list_events(self, query: EventQuery) -> pa.Table:
         """The page of events `query` asks for, as an Arrow table of its columns, among
@@ -291,7 +249,7 @@ class LakeReader:
         plan = self._plan_scans(cursor, partitions, query.predicate)
         scans = plan.scans
         if query.order != "timestamp":
-            every = [s for p in partitions for s in scans[p.date]]
+            every = [s for p in partitions for s in scans[p.day]]
             return self._page(cursor, every, query, query.first, query.limit)
         if not query.ascending:
             partitions = partitions[::-1]
@@ -303,7 +261,7 @@ class LakeReader:
             start, size = start + len(batch), size * 2
             if plan.over_cap:  # too many candidates in the whole range: maybe not in this batch
                 scans.update(self._plan_scans(cursor, batch, query.predicate).scans)
-            batch_scans = [s for p in batch for s in scans[p.date]]
+            batch_scans = [s for p in batch for s in scans[p.day]]
             if not batch_scans:
                 continue  # indexed partitions without a candidate row
             if skip > 0:
@@ -325,7 +283,7 @@ class LakeReader:
     ) -> ScanPlan:
         """What to read of each partition: its whole files, or, in partitions with a current
         serving index, the candidate rows of the filter's indexed conditions."""
-        plan = ScanPlan({p.date: [(f, None) for f in p.files] for p in partitions})
+        plan = ScanPlan({p.day: [(f, None) for f in p.files] for p in partitions})
         if self.indexes is None or predicate is None or not predicate.indexed_conditions:
             return plan
         indexed = [(p, self.indexes.current(p.name, p.files)) for p in partitions]
@@ -340,7 +298,7 @@ class LakeReader:
             return plan
         rows = by_file(candidates)
         for p, _ in usable:
-            plan.scans[p.date] = [(f, tuple(rows[f])) for f in p.files if f in rows]
+            plan.scans[p.day] = [(f, tuple(rows[f])) for f in p.files if f in rows]
         return plan
 
     def _page_from_index(

@@ -37,6 +37,7 @@ from eventpipe.catalog.model import (
     Principal,
     Workspace,
 )
+from eventpipe.schemas.lake_layout import is_remote
 
 CATALOG_FILE = "_catalog.sqlite"
 SCHEMA_VERSION = 1
@@ -81,7 +82,7 @@ CREATE INDEX keys_workspace ON keys (workspace);
 
 def catalog_path(lake: str | Path) -> Path:
     """The catalog file of a local lake folder."""
-    if "://" in str(lake):
+    if is_remote(lake):
         raise CatalogError(f"the catalog needs a local lake folder, not {lake}")
     return Path(lake) / CATALOG_FILE
 

@@ -10,7 +10,6 @@ from eventpipe.identity.stitch import assign_kpids
 from eventpipe.identity.store import (
     read_identity,
     read_kpid_map,
-    recover_identity,
     write_identity,
 )
 
@@ -21,6 +20,5 @@ __all__ = [
     "identity_connection",
     "read_identity",
     "read_kpid_map",
-    "recover_identity",
     "write_identity",
 ]

@@ -3,33 +3,24 @@
 Layout: `LAKE/identity/{users,anonymous,aliases,conflicts,kpid_map}.parquet`, every
 file stamped with the same `generation` (Parquet key-value metadata).
 
-Writing a new set (`write_identity`, local lakes only):
-1. finish or discard what an interrupted earlier run left (`recover_identity`);
-2. stream every table from DuckDB into `LAKE/identity/_next/` (COPY, bounded memory);
-3. write the journal `LAKE/identity/_SWAP.json` (atomically: temp file + rename): from
-   here on the new set is committed;
-4. rename each `_next/<table>.parquet` over `<table>.parquet` (atomic per file);
-5. delete `_next/` and the journal.
-
-A crash before step 3 leaves the old set in place (the next run drops `_next/`); a
-crash after it is finished by the next `write_identity` or `recover_identity`.
-Readers never see a mix: `read_identity` takes `_next/<table>` while a journal exists
-(the new version of a file not yet moved) and checks that every table it read has one
-generation, retrying otherwise. The only window is for readers that bypass this
-module and open several files by hand during step 4 (microseconds: five renames); a
-single file (what the streaming job reads: `kpid_map.parquet`) is always whole.
+Writing a new set (`write_identity`, local lakes only) streams every table from DuckDB
+(COPY, bounded memory) into the staged folder of a lake transaction that replaces
+`identity/` whole (`io.lake_transaction`: one folder exchange at commit), so a reader
+sees the old set or the new one; a crash before the commit leaves the old set, one after
+it is finished by the next writer's recovery. `read_identity` still checks that every
+table it read has one generation (a reader that opened some files before an exchange and
+some after), retrying otherwise.
 
 Reading works on local paths and gs:// URLs (Beam FileSystems); writing needs a local
-lake (DuckDB COPY writes local files, and a directory rename is only atomic there).
+lake (DuckDB COPY writes local files, and a folder exchange is only atomic there).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import uuid
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -39,37 +30,32 @@ from apache_beam.io.filesystems import FileSystems
 from eventpipe.core.duck import quote_str
 from eventpipe.identity.graph import KPID_MAP_SCHEMA, TABLES, IdentityResult
 from eventpipe.io.lake import lake_path
+from eventpipe.schemas.lake_layout import is_remote
 
 log = logging.getLogger(__name__)
 
 IDENTITY = "identity"
-NEXT = "_next"
-JOURNAL = "_SWAP.json"
 GENERATION = b"generation"
 READ_ATTEMPTS = 5
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class IdentityTransaction(Protocol):
+    """What `write_identity` needs of a lake transaction (`io.lake_transaction`)."""
+
+    lake: str
+
+    def replace(self, folder: str, old: list[str] | None = None) -> str: ...
+
+    def record(self, key: str, value: object) -> None: ...
 
 
-def _local_root(lake: str) -> str:
-    if "://" in lake:
-        raise ValueError(f"writing identity needs a local lake, not {lake}")
-    return os.path.join(lake, IDENTITY)
-
-
-def stage_identity(lake: str, result: IdentityResult) -> str:
-    """Steps 1-2: write every table into `_next/`; return the new generation."""
-    root = _local_root(lake)
-    recover_identity(lake)
-    staging = os.path.join(root, NEXT)
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
+def write_identity(txn: IdentityTransaction, result: IdentityResult) -> str:
+    """Stage `result`'s tables in `txn` as the new `LAKE/identity/` (visible once `txn`
+    commits); returns their generation."""
+    if is_remote(txn.lake):
+        raise ValueError(f"writing identity needs a local lake, not {txn.lake}")
+    staging = txn.replace(os.path.join(txn.lake, IDENTITY))
+    os.makedirs(staging, exist_ok=True)
     generation = uuid.uuid4().hex
     for name in TABLES:
         path = os.path.join(staging, f"{name}.parquet")
@@ -80,74 +66,21 @@ def stage_identity(lake: str, result: IdentityResult) -> str:
             )
         except duckdb.Error as error:
             raise RuntimeError(f"writing identity table {name} to {path}: {error}") from error
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    _fsync_dir(staging)
+    txn.record("identity", {"generation": generation, "counts": result.counts})
+    log.info("identity %s staged in %s: %s", generation, staging, result.counts)
     return generation
-
-
-def commit_identity(lake: str, generation: str) -> None:
-    """Step 3: the journal that makes the staged set the current one."""
-    root = _local_root(lake)
-    journal = os.path.join(root, JOURNAL)
-    with open(journal + ".tmp", "w") as handle:
-        json.dump({"generation": generation, "tables": list(TABLES)}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(journal + ".tmp", journal)
-    _fsync_dir(root)
-
-
-def recover_identity(lake: str) -> str:
-    """Finish a committed swap (steps 4-5) or drop an uncommitted `_next/`; say which."""
-    root = _local_root(lake)
-    journal = os.path.join(root, JOURNAL)
-    staging = os.path.join(root, NEXT)
-    if os.path.exists(journal):
-        with open(journal) as handle:
-            tables = json.load(handle)["tables"]
-        for name in tables:
-            staged = os.path.join(staging, f"{name}.parquet")
-            if os.path.exists(staged):
-                os.replace(staged, os.path.join(root, f"{name}.parquet"))
-        _fsync_dir(root)
-        shutil.rmtree(staging, ignore_errors=True)
-        os.remove(journal)
-        return "finished"
-    if os.path.exists(staging):
-        shutil.rmtree(staging)
-        log.warning("dropped an uncommitted identity build in %s", staging)
-        return "discarded"
-    return "clean"
-
-
-def write_identity(lake: str, result: IdentityResult) -> str:
-    """Replace `LAKE/identity/` with `result`'s tables as one set; return the generation."""
-    generation = stage_identity(lake, result)
-    commit_identity(lake, generation)
-    recover_identity(lake)
-    log.info("identity %s written to %s: %s", generation, _local_root(lake), result.counts)
-    return generation
-
-
-def _current_path(lake: str, name: str) -> list[str]:
-    """Where table `name` of the current set is, best candidate first."""
-    root = lake_path(lake, IDENTITY)
-    final = lake_path(root, f"{name}.parquet")
-    if FileSystems.exists(lake_path(root, JOURNAL)):
-        return [lake_path(root, NEXT, f"{name}.parquet"), final]
-    return [final]
 
 
 def _read(lake: str, name: str) -> pa.Table:
-    for path in _current_path(lake, name):
-        try:
-            handle = FileSystems.open(path, compression_type="uncompressed")
-        except OSError:  # renamed between the check and the open: try the next place
-            continue
-        with handle:
-            return pq.read_table(handle)
-    raise FileNotFoundError(f"no identity table {name} in {lake_path(lake, IDENTITY)}")
+    path = lake_path(lake, IDENTITY, f"{name}.parquet")
+    try:
+        handle = FileSystems.open(path, compression_type="uncompressed")
+    except OSError as error:
+        raise FileNotFoundError(
+            f"no identity table {name} in {lake_path(lake, IDENTITY)}"
+        ) from error
+    with handle:
+        return pq.read_table(handle)
 
 
 def read_identity(lake: str, names: tuple[str, ...] = TABLES) -> dict[str, pa.Table]:

@@ -6,14 +6,7 @@ reprocessing), `LAKE/failed/date=YYYY-MM-DD/part-*.parquet` (date of
 `receivedAt`), `LAKE/identity/` (the identity graph), plus
 `LAKE/_runs/<run_id>.json`, one summary per finished run.
 
-Atomicity: writers put files under `LAKE/_staging/<run_id>/`; one final step
-(after every writer is done) records the list of files in `_COMMITTING`, then
-renames them into place and removes the staging folder. A killed run leaves
-only its staging folder: the next writer deletes it when it never reached
-`_COMMITTING` (nothing of it was visible), or finishes its renames when it did and
-records the dead run in `_runs/` from the counts its journal carries (every writer
-runs this recovery first: `io.lake_lock.open_writer`). Raw files are renamed before
-event files, so a visible event always has its archive.
+Files become visible through one lake transaction (`io.lake_transaction`).
 """
 
 from __future__ import annotations
@@ -22,15 +15,14 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from eventpipe.io.partition_swap import swap_partition
 from eventpipe.schemas import iter_leaves
+from eventpipe.schemas.lake_layout import is_remote
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +31,6 @@ FAILED = "failed"
 RAW = "raw"  # the events as parsed, for reprocessing (see io.lake_sink)
 STAGING = "_staging"
 RUNS = "_runs"
-COMMITTING = "_COMMITTING"
-RUNNING = "_RUNNING.json"
 ROW_GROUP_ROWS = 16_384
 PAUSE_AT = "EVENTPIPE_PAUSE_AT"  # test hook: the name of a moment to pause at (see pause_point)
 PAUSE_FILE = "EVENTPIPE_PAUSE_FILE"  # ... and the file that says it was reached
@@ -85,6 +75,12 @@ def lake_path(lake: str, *parts: str) -> str:
     return FileSystems.join(lake, *parts)
 
 
+def make_parent(path: str) -> None:
+    """Create the parent folder of a local path (object stores have no folders)."""
+    if not is_remote(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
 def make_dirs(path: str) -> None:
     """Create the folder `path` and its parents (nothing to do on GCS, which has none)."""
     with contextlib.suppress(OSError):  # exists already, or (GCS) there are no folders
@@ -99,7 +95,7 @@ def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
 
 def write_parquet(table: pa.Table, path: str, event_table: bool) -> None:
     """Write one lake file with the lake's settings (event files: dictionaries and Bloom filters)."""
-    make_dirs(os.path.dirname(path) if "://" not in path else path)
+    make_parent(path)
     options: dict = {"compression": "zstd", "row_group_size": ROW_GROUP_ROWS}
     if event_table:
         options["use_dictionary"] = DICTIONARY_COLUMNS
@@ -111,124 +107,10 @@ def write_parquet(table: pa.Table, path: str, event_table: bool) -> None:
         pq.write_table(table, handle, **options)
 
 
-def commit_files(
-    lake: str,
-    run_id: str,
-    pairs: list[tuple[str, str]],
-    replace: list[tuple[str, str]] = (),
-    counts: dict | None = None,
-) -> None:
-    """Make a run's staged work visible: record it, then do it, then drop the staging folder.
-
-    `pairs` are (staged file, final path) to add; `replace` are (staged partition
-    folder, partition folder) to swap whole (see io.partition_swap). `counts` (e.g.
-    rows written and failed) go into the journal: if the run dies while committing,
-    the run that completes the commit records them for it in `_runs/`.
-    """
-    staging = lake_path(lake, STAGING, run_id)
-    marker = lake_path(staging, COMMITTING)
-    pairs = sorted(pairs, key=lambda pair: _commit_order(pair[1]))
-    journal = {"run": run_id, "add": pairs, "replace": list(replace), "counts": counts or {}}
-    # Written aside, then renamed: a run killed while writing it has no journal (and
-    # nothing visible), never an empty or partial one.
-    pending = marker + ".pending"
-    with FileSystems.create(pending) as handle:
-        handle.write(json.dumps(journal).encode())
-    FileSystems.rename([pending], [marker])
-    _finish_commit(staging, journal)
-
-
-def _commit_order(final: str) -> tuple[bool, str]:
-    """Raw files first: a visible event always has its archive (and events before failed)."""
-    return (f"/{RAW}/" not in final, final)
-
-
-def _finish_commit(staging: str, journal: dict) -> None:
-    for number, (staged_folder, partition) in enumerate(journal.get("replace", [])):
-        swap_partition(staged_folder, partition, journal["run"])
-        if number == 0:
-            pause_point("commit-swapped-first")
-    pending = [(s, d) for s, d in journal["add"] if FileSystems.exists(s)]
-    for _, dest in pending:
-        if "://" not in dest:
-            make_dirs(os.path.dirname(dest))
-    if pending:
-        FileSystems.rename([pending[0][0]], [pending[0][1]])
-        pause_point("commit-renamed-first")
-        if pending[1:]:
-            FileSystems.rename([s for s, _ in pending[1:]], [d for _, d in pending[1:]])
-    FileSystems.delete([staging])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def mark_running(lake: str, run_id: str, job: str = "") -> None:
-    """Record that `run_id` (of `job`) is in progress on this host (so cleanup leaves it alone)."""
-    path = lake_path(lake, STAGING, run_id, RUNNING)
-    if "://" not in path:
-        make_dirs(os.path.dirname(path))
-    owner = {"host": socket.gethostname(), "pid": os.getpid(), "job": job}
-    with FileSystems.create(path) as handle:
-        handle.write(json.dumps(owner).encode())
-
-
-def recover_abandoned_runs(lake: str, by_run: str = "", dry_run: bool = False) -> list[str]:
-    """Finish or remove the staging folders of runs that died. Returns what was done
-    (with `dry_run`, what would be done, and nothing is).
-
-    A run whose `_RUNNING.json` names a live process on this host is left alone;
-    runs of other hosts are left alone too (they may be running). A completed commit
-    is recorded in `_runs/<dead run>.json` (status `recovered`, `recovered_by`), with
-    the counts of its journal, so the ledger covers every row the lake holds.
-    """
-    staging_root = lake_path(lake, STAGING)
-    if not FileSystems.exists(staging_root):
-        return []
-    done = []
-    runs = {
-        m.path[len(staging_root) :].strip("/").split("/")[0]
-        for m in FileSystems.match([lake_path(staging_root, "*", RUNNING)])[0].metadata_list
-    }
-    for run_id in sorted(runs):
-        staging = lake_path(staging_root, run_id)
-        with FileSystems.open(lake_path(staging, RUNNING)) as handle:
-            owner = json.loads(handle.read())
-        if owner.get("host") != socket.gethostname() or _pid_alive(int(owner.get("pid", 0))):
-            continue
-        marker = lake_path(staging, COMMITTING)
-        if not FileSystems.exists(marker):
-            if not dry_run:
-                FileSystems.delete([staging])
-            done.append(f"removed the staged files of abandoned run {run_id}")
-            continue
-        with FileSystems.open(marker) as handle:
-            journal = json.loads(handle.read())
-        if isinstance(journal, list):  # written before partition swaps existed
-            journal = {"run": run_id, "add": journal}
-        if not dry_run:
-            _finish_commit(staging, journal)
-            record = {"run_id": run_id, "job": owner.get("job", ""), "status": "recovered"}
-            record["recovered_by"] = by_run
-            write_run_summary(lake, run_id, {**record, **journal.get("counts", {})})
-        done.append(f"completed the commit of interrupted run {run_id}")
-    if dry_run:
-        done = [f"would have {note}" for note in done]
-    return done
-
-
 def write_run_summary(lake: str, run_id: str, summary: dict) -> str:
     """Write `_runs/<run_id>.json` and return its path."""
     path = lake_path(lake, RUNS, f"{run_id}.json")
-    if "://" not in path:
-        make_dirs(os.path.dirname(path))
+    make_parent(path)
     with FileSystems.create(path) as handle:
         handle.write(json.dumps(summary, indent=2, default=str).encode())
     return path

@@ -11,9 +11,9 @@ Object stores have no `flock`: for a gs:// lake the lock is a local file keyed b
 the lake's URL (`$TMPDIR/eventpipe-locks/`), which serialises the writers started
 on one host (cron jobs, local runs), not writers on different machines.
 
-`open_writer` = take the lock, then `recover_lake`: finish or discard what dead
-writers left (interrupted commits and compactions), so no writer starts from, or
-leaves, a half-committed lake.
+`open_writer` = take the lock, then `recover_lake`: finish or discard the transactions
+dead writers left (`io.lake_transaction`), so no writer starts from, or leaves, a
+half-committed lake.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from eventpipe.io.compaction import recover_abandoned_compactions
-from eventpipe.io.lake import recover_abandoned_runs
+from eventpipe.io.lake_transaction import LakeBusy, recover_transactions
+from eventpipe.schemas.lake_layout import is_remote
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,9 @@ EXIT_BUSY = 75  # EX_TEMPFAIL: another writer holds the lake; try again later
 POLL_SECONDS = 0.2
 
 
-class LakeBusy(Exception):
-    """Another writer holds the lake's lock (the message names it)."""
-
-
 def lock_path(lake: str) -> str:
     """The lock file of `lake` (inside a local lake; a host-local file for a remote one)."""
-    if "://" not in lake:
+    if not is_remote(lake):
         os.makedirs(lake, exist_ok=True)
         return os.path.join(lake, LOCK_FILE)
     folder = os.path.join(tempfile.gettempdir(), "eventpipe-locks")
@@ -125,14 +121,12 @@ def _acquire(fd: int, lake: str, wait: float | None, on_wait: Callable[[str], No
 def recover_lake(lake: str, by_run: str = "", dry_run: bool = False) -> list[str]:
     """Finish or discard what dead writers left; returns what was done (the one recovery step).
 
-    Interrupted commits of runs are completed (and recorded in `_runs/` for the dead
-    run, see `lake.recover_abandoned_runs`), staged files of runs that never
-    committed are removed, interrupted compactions are rolled forward or discarded.
-    Call it holding the writer lock (`open_writer` does).
+    Committed transactions of dead writers are completed (and recorded in `_runs/` for
+    the dead run), the staged files of those that never committed are removed (see
+    `io.lake_transaction.recover_transactions`). Call it holding the writer lock
+    (`open_writer` does).
     """
-    notes = recover_abandoned_runs(lake, by_run, dry_run)
-    notes += recover_abandoned_compactions(lake, dry_run)
-    return notes
+    return recover_transactions(lake, by_run, dry_run)
 
 
 @contextlib.contextmanager

@@ -47,14 +47,12 @@ from eventpipe.io.lake import (
     EVENTS,
     FAILED,
     RAW,
-    STAGING,
-    commit_files,
     lake_path,
-    pause_point,
     read_parquet,
     write_parquet,
 )
-from eventpipe.io.partition_swap import mark_staged_partition
+from eventpipe.io.lake_lock import writer_lock
+from eventpipe.io.lake_transaction import SUMMARY, LakeTransaction
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.schemas.failures import FAILED_SCHEMA
 from eventpipe.schemas.outputs import (
@@ -84,9 +82,22 @@ class Staged:
 
 
 def staged_file(lake: str, run_id: str, table: str, file: str) -> Staged:
-    return Staged(
-        table, file, lake_path(lake, STAGING, run_id, table, file), lake_path(lake, table, file)
-    )
+    """Where the run's transaction stages `table/file`, and where it goes at commit."""
+    staged = LakeTransaction(lake, run_id).staged_path(table, *file.split("/"))
+    return Staged(table, file, staged, lake_path(lake, table, file))
+
+
+def write_visible(lake: str, txn_id: str, files: list[tuple[str, str, pa.Table]]) -> None:
+    """Write `(table, date=D/name, rows)` files into the lake in one transaction of their own
+    (the streaming job's window files), waiting for the writer lock to commit. The same
+    names written again (a retried bundle) replace the files."""
+    txn = LakeTransaction.begin(lake, txn_id, "stream")
+    for table, file, rows in files:
+        staged = txn.staged_path(table, *file.split("/"))
+        write_parquet(rows, staged, event_table=table == EVENTS)
+        txn.add(staged, lake_path(lake, table, file))
+    with writer_lock(lake, "stream", txn_id, wait=None):  # not while a batch job writes
+        txn.commit()
 
 
 def day_slices(table: pa.Table, column: str) -> Iterator[tuple[str, pa.Table]]:
@@ -303,7 +314,6 @@ class _CommitFn(beam.DoFn):
 
     def process(self, staged: list[Staged], rewritten: list[str]) -> Iterator[int]:
         del rewritten  # a side input only so that the commit waits for the rewrites
-        pause_point("before-commit")
         self._drop_stored_failed([s.staged for s in staged if s.table == FAILED])
         present = [s for s in staged if FileSystems.exists(s.staged)]
         counts = {EVENTS: 0, FAILED: 0}
@@ -312,16 +322,17 @@ class _CommitFn(beam.DoFn):
                 with FileSystems.open(s.staged) as handle:
                     counts[s.table] += pq.ParquetFile(handle).metadata.num_rows
         self.written.inc(counts[EVENTS])
-        swapped = []
+        txn = LakeTransaction(self.lake, self.run_id)
         for table in (EVENTS, RAW):
             for partition in self.replace:
-                folder = lake_path(self.lake, STAGING, self.run_id, table, partition)
-                mark_staged_partition(folder, self.run_id)
-                swapped.append((folder, lake_path(self.lake, table, partition)))
-        added = [s for s in present if not self._replaced(s)]
-        pairs = [(s.staged, s.final) for s in added] + list(self.commit_with)
-        counts = {"written": counts[EVENTS], "failed": counts[FAILED]}
-        commit_files(self.lake, self.run_id, pairs, swapped, counts)
+                txn.replace_partition(table, partition)  # the files staged there, even none
+        for s in present:
+            if not self._replaced(s):
+                txn.add(s.staged, s.final)
+        for staged, final in self.commit_with:  # e.g. the landing ledger
+            txn.add(staged, final)
+        txn.record(SUMMARY, {"written": counts[EVENTS], "failed": counts[FAILED]})
+        txn.commit()
         yield len(present)
 
     def _drop_stored_failed(self, paths: list[str]) -> None:

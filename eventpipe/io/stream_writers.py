@@ -13,7 +13,6 @@ is deterministic (VarIntCoder), as runners other than the DirectRunner require.
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,7 +21,6 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from apache_beam.coders import PickleCoder
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
@@ -34,9 +32,8 @@ from apache_beam.transforms.userstate import (
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 from eventpipe.core.stream_time import US, Keyed, ts_us
-from eventpipe.io.lake import EVENTS, FAILED, RAW, write_parquet
-from eventpipe.io.lake_lock import writer_lock
-from eventpipe.io.lake_sink import archive_table, day_slices, staged_file
+from eventpipe.io.lake import EVENTS, FAILED, RAW
+from eventpipe.io.lake_sink import archive_table, day_slices, write_visible
 from eventpipe.io.stream_windows import split_by_window, split_late, window_starts
 from eventpipe.schemas import PARTITION_COLUMN, arrow_schema
 from eventpipe.schemas.failures import FAILED_SCHEMA
@@ -56,21 +53,6 @@ def window_file_name(run_id: str, window_start_us: int, shard: int, seq: int) ->
     """The deterministic name of a window's file: run, window start, shard, file sequence."""
     start = datetime.fromtimestamp(window_start_us / US, UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"part-{run_id}-w{start}-s{shard:03d}-{seq:06d}.parquet"
-
-
-def write_atomically(table: pa.Table, lake: str, run_id: str, kind: str, rel: str) -> None:
-    """Write `LAKE/<kind>/<rel>` by writing it under `LAKE/_staging/<run>/` and renaming it.
-
-    The same `rel` written twice (a retried bundle) replaces the file; readers see
-    the old or the new file, never a partial one. A killed run's staging folder is
-    removed by the next batch run (`jobs.common.prepare_lake`).
-    """
-    staged = staged_file(lake, run_id, kind, rel)
-    write_parquet(table, staged.staged, event_table=kind == EVENTS)
-    if "://" not in staged.final:
-        os.makedirs(os.path.dirname(staged.final), exist_ok=True)
-    with writer_lock(lake, "stream", run_id, wait=None):  # not while a batch job writes
-        FileSystems.rename([staged.staged], [staged.final])
 
 
 def late_file_name(run_id: str, shard: int, seq: int) -> str:
@@ -195,17 +177,18 @@ class _WindowedWriteFn(beam.DoFn):
     def _write_days(self, rows: pa.Table, seq: int, name: Callable[[int], str]) -> int:
         """Write rows as one file per date partition, named `name(seq)`. Returns the new seq.
 
-        Event files get their `raw/` archive file (same name, same row order; written
-        first, so a crash in between leaves an archived event a reprocess restores,
-        never a stored event without its archive).
+        Event files get their `raw/` archive file (same name, same row order), committed
+        with it in one lake transaction (io.lake_sink.write_visible).
         """
         date_column = "timestamp" if self.kind == EVENTS else "receivedAt"
         for date, part in day_slices(rows.sort_by(date_column), date_column):
-            rel = f"{PARTITION_COLUMN}={date}/{name(seq)}"
+            file = name(seq)
+            rel = f"{PARTITION_COLUMN}={date}/{file}"
+            files = []
             if self.kind == EVENTS and ARCHIVE_COLUMN in part.column_names:
-                write_atomically(archive_table(part), self.lake, self.run_id, RAW, rel)
-            stored = part.select(self.schema.names).cast(self.schema)
-            write_atomically(stored, self.lake, self.run_id, self.kind, rel)
+                files.append((RAW, rel, archive_table(part)))
+            files.append((self.kind, rel, part.select(self.schema.names).cast(self.schema)))
+            write_visible(self.lake, f"{self.kind}-{file.removesuffix('.parquet')}", files)
             seq += 1
             self.rows.inc(part.num_rows)
             self.files.inc()

@@ -12,9 +12,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from eventpipe.core.ids import time_ordered_id
-from eventpipe.io.compaction import CompactionError
-from eventpipe.io.lake import mark_running
 from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer
+from eventpipe.io.lake_transaction import LakeTransaction
 from eventpipe.io.sink import Sink
 from eventpipe.jobs.summary import RunSummary, summary_from_metrics
 from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
@@ -90,28 +89,27 @@ def add_wait_argument(parser: argparse.ArgumentParser) -> None:
 def run_locked(
     lake: str, job: str, run_id: str, wait: float, body: Callable[[list[str]], int]
 ) -> int:
-    """Run `body(recovery notes)` as the lake's only writer: lock, recover, mark `run_id`
-    running. Exit code EXIT_BUSY when another writer holds the lake beyond `wait` seconds
-    (or a compaction of another host may be running: the recovery leaves it alone)."""
+    """Run `body(recovery notes)` as the lake's only writer: lock, recover, begin the lake
+    transaction `run_id`. Exit code EXIT_BUSY when another writer holds the lake beyond
+    `wait` seconds (or a committed transaction of another host may be applying)."""
     try:
         with open_writer(lake, job, run_id, wait) as notes:
             for note in notes:
                 log.warning("%s", note)
-            mark_running(lake, run_id, job)
+            LakeTransaction.begin(lake, run_id, job)  # its writers stage files into it
             return body(notes)
-    except (LakeBusy, CompactionError) as exc:
+    except LakeBusy as exc:
         log.error("%s", exc)
         return EXIT_BUSY
 
 
 def prepare_lake(lake: str, run_id: str, job: str = "stream") -> None:
-    """Finish or clean up what dead runs left, then mark `run_id` as running (holding the
-    writer lock meanwhile, waiting for it as long as it takes): for a writer that takes
-    the lock only around its commits (the streaming job)."""
+    """Finish or clean up what dead runs left (holding the writer lock meanwhile, waiting
+    for it as long as it takes): for a writer that takes the lock only around its commits
+    (the streaming job: a transaction per window file)."""
     with open_writer(lake, job, run_id, wait=None) as notes:
         for note in notes:
             log.warning("%s", note)
-        mark_running(lake, run_id, job)
 
 
 def run_pipeline(

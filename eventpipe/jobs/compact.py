@@ -19,6 +19,7 @@ from eventpipe.io.compaction import (
 from eventpipe.io.lake import EVENTS
 from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer
 from eventpipe.jobs.common import add_wait_argument
+from eventpipe.schemas.lake_layout import is_remote
 from eventpipe.serving.index_build import INDEX, index_lake
 
 log = logging.getLogger("eventpipe.compact")
@@ -109,7 +110,7 @@ def _compact(args: argparse.Namespace, compaction_id: str, recovered: list[str])
         for error in report.errors:
             print(f"  failed: {error}")
     failed = any(r.errors for r in reports)
-    if EVENTS in tables and not args.no_index and "://" not in args.lake:
+    if EVENTS in tables and not args.no_index and not is_remote(args.lake):
         index = index_lake(args.lake, args.first, args.last, args.dry_run, progress=log.info)
         print(index.line(args.dry_run))
         for error in index.errors:

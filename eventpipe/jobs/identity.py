@@ -13,10 +13,11 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from eventpipe.identity import build_identity, identity_connection, write_identity
-from eventpipe.io.compaction import list_partitions
 from eventpipe.io.lake import EVENTS, lake_path, write_run_summary
+from eventpipe.io.lake_transaction import LakeTransaction
 from eventpipe.jobs.common import add_wait_argument, new_run_id, run_locked
 from eventpipe.pipelines.identity_pipeline import build_restitch_pipeline
+from eventpipe.schemas.lake_layout import list_partitions
 from eventpipe.schemas.outputs import KPIDS_CHANGED, NAMESPACE, PARTITIONS_REWRITTEN, READ
 
 log = logging.getLogger("eventpipe.identity")
@@ -68,7 +69,9 @@ def _build_and_restitch(
     con = identity_connection(memory_limit=args.memory_limit, temp_directory=args.temp_dir)
     events = lake_path(args.lake, EVENTS, "date=*", "*.parquet")
     result = build_identity(con, events)
-    generation = write_identity(args.lake, result)
+    graph = LakeTransaction.begin(args.lake, f"{run_id}-graph", "identity")
+    generation = write_identity(graph, result)
+    graph.commit()
     built = time.monotonic() - started
     con.close()
 

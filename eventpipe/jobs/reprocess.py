@@ -7,7 +7,6 @@ import logging
 from datetime import UTC, datetime
 from functools import partial
 
-from eventpipe.io.compaction import list_partitions
 from eventpipe.io.lake import RAW
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.sink import Sink
@@ -22,6 +21,7 @@ from eventpipe.jobs.common import (
 )
 from eventpipe.jobs.sinks import add_sink_arguments, open_sink
 from eventpipe.pipelines.reprocess_pipeline import ReprocessConfig, build_reprocess_pipeline
+from eventpipe.schemas.lake_layout import list_partitions
 from eventpipe.transforms.enrich import EnrichOptions
 
 log = logging.getLogger("eventpipe.reprocess")
@@ -86,8 +86,8 @@ def _reprocess(
     partitions = list_partitions(args.lake, RAW, args.first, args.last)
     if not partitions:
         log.warning("no raw partition between %s and %s: nothing to do", args.first, args.last)
-    files = [path for part in partitions for path, _ in part.files]
-    size = sum(size for part in partitions for _, size in part.files)
+    files = [path for part in partitions for path in part.files]
+    size = sum(part.total_bytes() for part in partitions)
     log.info(
         "run %s: reprocessing %d partitions (%d archive files, %.1f MB) of %s",
         run_id, len(partitions), len(files), size / 1e6, args.lake,

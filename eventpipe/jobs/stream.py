@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 from types import FrameType
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from eventpipe.io.beam_compat import local_streaming_runner
-from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.lake_target import LakeSink
 from eventpipe.io.pubsub import LocalReadSettings, ReadPubSubMessages, request_stop
 from eventpipe.jobs.common import (
@@ -222,7 +220,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         summary = run_to_summary(  # failed rows and run summaries stay in the lake
             LakeSink(args.lake), run_id, beam_args, build, record, streaming=True
         )
-    FileSystems.delete([lake_path(args.lake, STAGING, run_id)])  # empty folders, _RUNNING.json
     return 0 if summary.reconciles else 1
 
 

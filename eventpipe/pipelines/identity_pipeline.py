@@ -2,7 +2,7 @@
 
 One element per date partition. A partition whose kpids all stay the same is left
 alone; the others are rewritten file by file into a staged folder and swapped in
-whole at the end (io.partition_swap), so a reader sees a partition with the old
+whole at the end in one lake transaction (io.lake_transaction), so a reader sees a partition with the old
 kpids or with the new ones, never a mix, and a killed run changes nothing.
 """
 
@@ -18,8 +18,8 @@ from apache_beam.metrics import Metrics
 from eventpipe.core.duck import connect
 from eventpipe.identity.stitch import KpidStitcher
 from eventpipe.identity.store import current_kpid_map
-from eventpipe.io.lake import EVENTS, STAGING, commit_files, lake_path, read_parquet, write_parquet
-from eventpipe.io.partition_swap import mark_staged_partition
+from eventpipe.io.lake import EVENTS, lake_path, read_parquet, write_parquet
+from eventpipe.io.lake_transaction import SUMMARY, LakeTransaction
 from eventpipe.schemas.outputs import KPIDS_CHANGED, NAMESPACE, PARTITIONS_REWRITTEN, READ
 
 
@@ -54,11 +54,10 @@ class _RestitchPartition(beam.DoFn):
             self.read.inc(events.num_rows)
         if not changed:
             return
-        folder = lake_path(self.lake, STAGING, self.run_id, EVENTS, partition)
+        folder = LakeTransaction(self.lake, self.run_id).replace_partition(EVENTS, partition)
         for number, table in enumerate(stitched):
             name = f"part-{self.run_id}-{number:05d}.parquet"
             write_parquet(table, lake_path(folder, name), event_table=True)
-        mark_staged_partition(folder, self.run_id)
         self.changed.inc(changed)
         self.rewritten.inc(1)
         yield partition
@@ -70,12 +69,12 @@ class _SwapPartitions(beam.DoFn):
         self.run_id = run_id
 
     def process(self, partitions: list[str]) -> Iterator[int]:
-        swaps = [
-            (lake_path(self.lake, STAGING, self.run_id, EVENTS, p), lake_path(self.lake, EVENTS, p))
-            for p in sorted(partitions)
-        ]
-        commit_files(self.lake, self.run_id, [], swaps)
-        yield len(swaps)
+        txn = LakeTransaction(self.lake, self.run_id)
+        for partition in sorted(partitions):
+            txn.replace_partition(EVENTS, partition)
+        txn.record(SUMMARY, {"partitions_rewritten": len(partitions)})
+        txn.commit()
+        yield len(partitions)
 
 
 def build_restitch_pipeline(

@@ -7,9 +7,9 @@ fields the client sent and which the enrichment derived, so only the archive can
 enriched again with a new GeoIP database or new user-agent rules. Events are
 validated again too: an event the current rules reject goes to the failed table.
 
-The sink replaces each partition of the range whole (the lake: events and raw, see
-io.partition_swap; BigQuery: the day partitions); an event whose recomputed date falls
-outside the range is added to that partition.
+The sink replaces each partition of the range whole (the lake: events and raw, in one
+lake transaction, io.lake_transaction; BigQuery: the day partitions); an event whose
+recomputed date falls outside the range is added to that partition.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """IP addresses: which are client addresses, their stored form and seed 000's masks.
 
 One rule for every reader of an IP: the import and stream stages (through the DuckDB
-functions of `transforms.duck.register_ip_functions`, once per distinct address) and
+functions of `core.duck.register_ip_functions`, once per distinct address) and
 the read API's filters.
 
 - An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, a client behind a dual-stack

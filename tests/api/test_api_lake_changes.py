@@ -13,7 +13,8 @@ import pytest
 from api_support import API_KEY, make_event, running_server, write_lake
 
 from eventpipe.api.app import create_app
-from eventpipe.api.query import EventQuery, LakeReader, list_partitions
+from eventpipe.api.query import EventQuery, LakeReader
+from eventpipe.schemas.lake_layout import list_partitions
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -66,7 +67,7 @@ def test_temporary_and_staging_files_are_ignored(lake_server: tuple[Path, httpx.
     (lake / "events" / "date=nonsense").mkdir()
     (lake / "events" / "notes.txt").write_text("x")
     assert _ids(client) == ["a"]
-    assert [p.date for p in list_partitions(lake / "events")] == [dt.date(2025, 10, 1)]
+    assert [p.day for p in list_partitions(lake, "events")] == [dt.date(2025, 10, 1)]
 
 
 def test_partition_pruning_by_timestamp(lake_server: tuple[Path, httpx.Client]) -> None:
@@ -119,7 +120,7 @@ def test_a_partition_swapped_during_a_request_is_read_again(
         tmp_path, [make_event(messageId="new", timestamp=_day(1))], file_name="part-1.parquet"
     )
     listings = iter([stale])
-    reader.partitions = lambda: next(listings, None) or list_partitions(reader.events_dir)
+    reader.partitions = lambda: next(listings, None) or list_partitions(reader.lake, "events")
     assert reader.list_events(EventQuery(columns=("messageId",), connections=None))[
         "messageId"
     ].to_pylist() == ["new"]

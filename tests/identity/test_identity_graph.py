@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -14,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventpipe.identity import assign_kpids, build_identity, identity_connection, store
+from eventpipe.identity import assign_kpids, build_identity, identity_connection
 from eventpipe.identity.graph import KPID_MAP_SCHEMA, TABLES
 from eventpipe.identity.rules import (
     KPID_NAMESPACE,
@@ -28,9 +33,10 @@ from eventpipe.identity.rules_sql import kpid_digest_sql, placeholder_macros, uu
 from eventpipe.identity.store import (
     read_identity,
     read_kpid_map,
-    recover_identity,
     write_identity,
 )
+from eventpipe.io import lake_transaction as T
+from eventpipe.io.lake_transaction import LakeTransaction, recover_transactions
 from tests.identity.test_identity_rules import CASES, alias, at, events, identify, track
 
 EVENT_SCHEMA = pa.schema(
@@ -188,6 +194,21 @@ def _generations(lake) -> set[bytes]:
             for n in TABLES}  # fmt: skip
 
 
+def _write(lake: str, result, txn_id: str = "") -> str:
+    """Write `result` as the lake's identity in a transaction of its own."""
+    txn = LakeTransaction.begin(lake, txn_id or uuid.uuid4().hex, "identity")
+    generation = write_identity(txn, result)
+    txn.commit()
+    return generation
+
+
+def _owned_by_a_dead_process(lake: str, txn_id: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    owner = {"host": socket.gethostname(), "pid": proc.pid, "job": "identity"}
+    (Path(lake) / "_staging" / txn_id / T.OWNER).write_text(json.dumps(owner))
+
+
 def _rows(table: pa.Table) -> list[tuple]:
     return sorted(tuple(row.values()) for row in table.to_pylist())
 
@@ -199,7 +220,7 @@ def _result(con, *groups):
 def test_write_then_read_round_trip(con, tmp_path):
     lake = str(tmp_path)
     result = _result(con, identify("a1", "alice", 1), identify("a1", "bob", 2))
-    generation = write_identity(lake, result)
+    generation = _write(lake, result, "t1")
     tables = read_identity(lake)
     for name in TABLES:
         assert _rows(tables[name]) == _rows(result.table(name)), name
@@ -208,36 +229,43 @@ def test_write_then_read_round_trip(con, tmp_path):
     assert kpid_map.schema.names == ["kind", "id", "kpid"]
     assert all(t == pa.string() for t in kpid_map.schema.types)
     assert sorted(os.listdir(os.path.join(lake, "identity"))) == sorted(
-        f"{n}.parquet" for n in TABLES
+        [T.MARKER, *(f"{n}.parquet" for n in TABLES)]
     )
+    record = T.read_commit(lake, "t1")["identity"]
+    assert record == {"generation": generation, "counts": result.counts}
 
 
-def test_an_interrupted_swap_is_never_seen_half_done_and_is_finished(con, tmp_path):
+def test_a_committed_identity_interrupted_before_its_swap_is_finished(con, tmp_path, monkeypatch):
     lake = str(tmp_path)
-    old = write_identity(lake, _result(con, identify("a1", "alice", 1)))
+    old = _write(lake, _result(con, identify("a1", "alice", 1)))
     new_result = _result(con, identify("a1", "bob", 1), identify("a2", "carol", 2))
-    new = store.stage_identity(lake, new_result)
-    store.commit_identity(lake, new)
-    root = os.path.join(lake, "identity")
-    for name in TABLES[:2]:  # the crash: two of five files moved
-        os.replace(os.path.join(root, "_next", f"{name}.parquet"), os.path.join(root, f"{name}.parquet"))  # fmt: skip
-    assert len(_generations(lake)) == 2  # on disk: half old, half new
-    seen = read_identity(lake)  # readers: the whole new set
-    assert {t.schema.metadata[b"generation"] for t in seen.values()} == {new.encode()}
-    assert _rows(seen["kpid_map"]) == _rows(new_result.table("kpid_map"))
-    assert recover_identity(lake) == "finished"
+    txn = LakeTransaction.begin(lake, "t-new", "identity")
+    new = write_identity(txn, new_result)
+
+    def crash(lake: str, record: dict) -> None:
+        raise KeyboardInterrupt  # died right after writing the commit record
+
+    monkeypatch.setattr(T, "apply_commit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        txn.commit()
+    monkeypatch.undo()
+    assert _generations(lake) == {old.encode()}  # readers: the whole old set until applied
+    _owned_by_a_dead_process(lake, "t-new")
+    assert recover_transactions(lake) == ["completed the commit of interrupted run t-new"]
     assert _generations(lake) == {new.encode()}
-    assert sorted(os.listdir(root)) == sorted(f"{n}.parquet" for n in TABLES)
+    assert _rows(read_identity(lake)["kpid_map"]) == _rows(new_result.table("kpid_map"))
     assert old != new
 
 
-def test_a_build_that_crashed_before_its_journal_is_discarded(con, tmp_path):
+def test_a_build_that_crashed_before_its_commit_is_discarded(con, tmp_path):
     lake = str(tmp_path)
-    old = write_identity(lake, _result(con, identify("a1", "alice", 1)))
-    store.stage_identity(lake, _result(con, identify("a1", "bob", 1)))  # no commit
+    old = _write(lake, _result(con, identify("a1", "alice", 1)))
+    write_identity(LakeTransaction.begin(lake, "t-dead"), _result(con, identify("a1", "bob", 1)))
     assert sorted(read_kpid_map(lake)["id"].to_pylist()) == ["a1", "alice"]
     assert _generations(lake) == {old.encode()}
-    newer = write_identity(lake, _result(con, identify("a9", "zoe", 1)))
+    _owned_by_a_dead_process(lake, "t-dead")
+    assert recover_transactions(lake) == ["removed the staged files of abandoned run t-dead"]
+    newer = _write(lake, _result(con, identify("a9", "zoe", 1)))
     assert _generations(lake) == {newer.encode()}
     assert sorted(read_kpid_map(lake)["id"].to_pylist()) == ["a9", "zoe"]
 
@@ -256,7 +284,9 @@ def test_reading_a_lake_without_identity_fails_clearly(tmp_path):
 
 def test_writing_needs_a_local_lake(con):
     with pytest.raises(ValueError, match="local lake"):
-        write_identity("gs://bucket/lake", _result(con, identify("a1", "alice", 1)))
+        write_identity(
+            LakeTransaction("gs://bucket/lake", "t"), _result(con, identify("a1", "alice", 1))
+        )
 
 
 def test_build_from_lake_files_and_stitch_a_partition(con, tmp_path):
@@ -270,7 +300,7 @@ def test_build_from_lake_files_and_stitch_a_partition(con, tmp_path):
         pq.write_table(extra.append_column("other", pa.array(range(len(part)))), folder / "p.parquet")  # fmt: skip
     result = build_identity(con, str(tmp_path / "events" / "date=*" / "*.parquet"))
     assert result.counts["users"] == 2 and result.counts["anonymous"] == 1
-    write_identity(str(tmp_path), result)
+    _write(str(tmp_path), result)
     partition = pq.read_table(tmp_path / "events" / "date=2026-01-01" / "p.parquet")
     stitched = assign_kpids(con, partition, read_kpid_map(str(tmp_path)))
     assert stitched.column_names == partition.column_names

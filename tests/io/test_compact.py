@@ -17,11 +17,14 @@ import pytest
 
 from eventpipe.io import compaction as C
 from eventpipe.io import lake as L
+from eventpipe.io import lake_transaction as T
 from eventpipe.io.lake_lock import LOCK_FILE
+from eventpipe.io.lake_transaction import LakeTransaction, recover_transactions
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.failures import FAILED_SCHEMA
+from eventpipe.schemas.lake_layout import list_partitions
 from eventpipe.serving.index_build import INDEX, index_is_current
 
 SCHEMA = {"events": arrow_schema(), "failed": FAILED_SCHEMA}
@@ -88,7 +91,8 @@ def dead_pid() -> int:
 
 
 def owned_by_dead_process(staging: str) -> None:
-    Path(staging, C.OWNER).write_text(json.dumps({"host": os.uname().nodename, "pid": dead_pid()}))
+    owner = {"host": os.uname().nodename, "pid": dead_pid(), "job": "compact"}
+    Path(staging, T.OWNER).write_text(json.dumps(owner))
 
 
 def test_the_import_wrote_several_files_per_partition(source_lake):
@@ -187,69 +191,57 @@ def test_big_partitions_are_split_and_stay_compacted(lake, monkeypatch):
     assert snapshot(lake) == files
 
 
-def stage_one(lake: Path) -> tuple[C.Staged, list[Path]]:
-    """A compaction that wrote its marker for one partition, then died."""
-    part = next(p for p in C.list_partitions(str(lake), "events") if len(p.files) > 1)
-    compaction_id = C.new_compaction_id()
-    staging = C.mark_compacting(str(lake), compaction_id)
-    staged = C.stage_partition(str(lake), compaction_id, C.plan_partition(part))
-    owned_by_dead_process(staging)
-    return staged, [Path(p) for p, _ in part.files]
+def stage_one(lake: Path) -> tuple[LakeTransaction, list[Path]]:
+    """A compaction that staged one partition's new file, then died."""
+    part = next(p for p in list_partitions(str(lake), "events") if len(p.files) > 1)
+    txn = C.stage_partition(str(lake), C.new_compaction_id(), C.plan_partition(part))
+    owned_by_dead_process(txn.staging)
+    return txn, [Path(p) for p in part.files]
 
 
-def test_a_compaction_killed_after_its_marker_is_completed_by_the_next_run(lake, capsys):
+def commit_without_applying(txn: LakeTransaction, monkeypatch) -> None:
+    """The compaction dies right after writing its commit record."""
+    monkeypatch.setattr(T, "apply_commit", lambda lake, record: None)
+    txn.commit()
+    monkeypatch.undo()
+
+
+def test_a_compaction_killed_after_its_commit_is_completed_by_the_next_run(
+    lake, capsys, monkeypatch
+):
     before = contents(lake, "events")
-    staged, old = stage_one(lake)
+    txn, old = stage_one(lake)
+    commit_without_applying(txn, monkeypatch)
     # Not visible yet: the partition still has its old files only.
     assert sorted(old[0].parent.glob("*.parquet")) == old
     assert contents(lake, "events") == before
     assert compact(lake, "--table", "events", "--dry-run") == 0
-    assert "would have completed the interrupted compaction" in capsys.readouterr().out
-    assert Path(staged.staging, L.COMMITTING).exists()
+    assert f"would have completed the commit of interrupted run {txn.id}" in capsys.readouterr().out
+    assert Path(txn.staging, T.COMMIT).exists()
+    [new] = [p.name for p in Path(txn.replaces[0][0]).glob("*.parquet")]
     assert compact(lake, "--table", "events") == 0
-    assert "completed the interrupted compaction" in capsys.readouterr().out
-    assert [p.name for p in old[0].parent.glob("*.parquet")] == [Path(staged.new[0][1]).name]
+    assert f"completed the commit of interrupted run {txn.id}" in capsys.readouterr().out
+    assert [p.name for p in old[0].parent.glob("*.parquet")] == [new]
     assert contents(lake, "events") == before
     assert not any((lake / L.STAGING).iterdir())
 
 
-def test_a_compaction_killed_while_committing_is_rolled_forward(lake):
-    before = contents(lake, "events")
-    staged, old = stage_one(lake)
-    # It died after the rename, before deleting the old files: rows are there twice.
-    [(source, dest)] = staged.new
-    os.rename(source, dest)
-    assert contents(lake, "events")[0] == before[0] + staged.rows
-    assert C.recover_abandoned_compactions(str(lake)) == [
-        f"completed the interrupted compaction {Path(staged.staging).name} "
-        f"of events/{old[0].parent.name}"
-    ]
-    assert [p.name for p in old[0].parent.glob("*.parquet")] == [Path(dest).name]
-    assert contents(lake, "events") == before
-
-
-def test_a_compaction_killed_before_its_marker_is_discarded(lake):
+def test_a_compaction_killed_before_its_commit_is_discarded(lake):
     files = snapshot(lake / "events")
-    staged, _ = stage_one(lake)
-    Path(staged.staging, L.COMMITTING).unlink()  # as if it died while writing the new file
-    assert C.recover_abandoned_compactions(str(lake)) == [
-        f"removed the staged files of abandoned compaction {Path(staged.staging).name}"
+    txn, _ = stage_one(lake)
+    assert recover_transactions(str(lake)) == [
+        f"removed the staged files of abandoned run {txn.id}"
     ]
-    assert not Path(staged.staging).exists()
+    assert not Path(txn.staging).exists()
     assert snapshot(lake / "events") == files
 
 
-def test_imports_and_compactions_leave_each_others_staging_alone(lake):
-    staged, _ = stage_one(lake)
-    assert L.recover_abandoned_runs(str(lake)) == []
-    assert Path(staged.staging, L.COMMITTING).exists()
-
-
-def test_a_running_compaction_blocks_another(lake, capsys):
-    C.mark_compacting(str(lake), C.new_compaction_id())  # owned by this live process
+def test_a_live_compaction_is_left_alone(lake):
     files = snapshot(lake / "events")
-    assert compact(lake) == 2
-    assert "another compaction may be running" in capsys.readouterr().err
+    part = next(p for p in list_partitions(str(lake), "events") if len(p.files) > 1)
+    txn = C.stage_partition(str(lake), C.new_compaction_id(), C.plan_partition(part))
+    assert recover_transactions(str(lake)) == []  # owned by this live process
+    assert Path(txn.staging).exists()
     assert snapshot(lake / "events") == files
 
 
@@ -306,18 +298,18 @@ def test_compaction_builds_the_serving_index_of_every_event_partition(lake, caps
 def test_a_reader_never_sees_old_and_new_files_together(lake, monkeypatch):
     """Issue 12.11: whenever compaction deletes anything, each partition of the lake holds
     the old files or the new ones, never both (the staged folder is exchanged whole)."""
-    staged, old = stage_one(lake)
-    new = {Path(final) for _, final in staged.new}
+    txn, old = stage_one(lake)
+    new = {old[0].parent / p.name for p in Path(txn.replaces[0][0]).glob("*.parquet")}
     partition = old[0].parent
     seen: list[set[Path]] = []
-    delete = C.FileSystems.delete
+    delete = T.FileSystems.delete
 
     def delete_and_look(paths):
         seen.append(set(partition.glob("*.parquet")))
         return delete(paths)
 
-    monkeypatch.setattr(C.FileSystems, "delete", delete_and_look)
-    C.commit_partition(staged)
+    monkeypatch.setattr(T.FileSystems, "delete", delete_and_look)
+    txn.commit()
     assert seen and all(files == new for files in seen)
     assert set(partition.glob("*.parquet")) == new
-    assert not Path(staged.staging, L.COMMITTING).exists()
+    assert not Path(txn.staging).exists()

@@ -18,15 +18,16 @@ from pathlib import Path
 import pytest
 
 from eventpipe.io import lake as L
+from eventpipe.io import lake_transaction as T
 from eventpipe.io.lake_lock import (
     LOCK_FILE,
     LakeBusy,
     describe_holder,
     lock_path,
     open_writer,
-    recover_lake,
     writer_lock,
 )
+from eventpipe.io.lake_transaction import LakeTransaction
 
 
 def test_a_second_writer_is_refused_naming_the_first(tmp_path):
@@ -144,19 +145,22 @@ def test_a_limited_wait_is_logged_with_its_limit(tmp_path, caplog):
 
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_recover_lake_finishes_what_a_dead_writer_left(tmp_path, dry_run):
-    """The one recovery step of every writer: a dead run's journal is completed, for the ledger."""
+    """The one recovery step of every writer: a dead run's commit is completed, for the ledger."""
     lake = tmp_path / "lake"
-    staged = lake / L.STAGING / "dead" / "events" / "date=2026-01-01" / "a.parquet"
+    txn = LakeTransaction(str(lake), "dead")
+    staged = Path(txn.staged_path("events", "date=2026-01-01", "a.parquet"))
     staged.parent.mkdir(parents=True)
     staged.write_bytes(b"PAR1")
     final = lake / "events" / "date=2026-01-01" / "a.parquet"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     running = {"host": socket.gethostname(), "pid": dead.pid, "job": "import"}
-    (lake / L.STAGING / "dead" / L.RUNNING).write_text(json.dumps(running))
-    journal = {"run": "dead", "add": [(str(staged), str(final))], "counts": {"written": 1}}
-    (lake / L.STAGING / "dead" / L.COMMITTING).write_text(json.dumps(journal))
-    notes = recover_lake(str(lake), "by-run", dry_run)
+    (lake / L.STAGING / "dead" / T.OWNER).write_text(json.dumps(running))
+    record = {"id": "dead", "add": [(str(staged), str(final))], "replace": [], "delete": []}
+    record["metadata"] = {T.SUMMARY: {"written": 1}}
+    (lake / L.STAGING / "dead" / T.COMMIT).write_text(json.dumps(record))
+    with open_writer(str(lake), "import", "by-run", dry_run=dry_run) as notes:
+        pass
     did = "completed the commit of interrupted run dead"
     assert notes == [f"would have {did}" if dry_run else did]
     assert final.exists() != dry_run

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,7 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from eventpipe.io import lake as L
-from eventpipe.io.partition_swap import MARKER, mark_staged_partition, swap_partition
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 
@@ -98,46 +94,6 @@ def test_bad_range_is_a_clear_error(tmp_path, capsys):
         main(["reprocess", "--lake", str(tmp_path), "--from", "2026-02-01", "--to", "2026-01-01"])
         == 2
     )
-
-
-def test_swap_exchanges_a_partition_in_one_step_and_is_repeatable(tmp_path):
-    final = tmp_path / "events" / "date=2026-01-01"
-    final.mkdir(parents=True)
-    (final / "old.parquet").write_bytes(b"old")
-    staged = tmp_path / "_staging" / "r1" / "events" / "date=2026-01-01"
-    mark_staged_partition(str(staged), "r1")
-    (staged / "part-r1-new.parquet").write_bytes(b"new")
-    swap_partition(str(staged), str(final), "r1")
-    assert sorted(p.name for p in final.iterdir()) == [MARKER, "part-r1-new.parquet"]
-    assert not staged.exists()
-    swap_partition(str(staged), str(final), "r1")  # again, as a recovery would: nothing changes
-    assert sorted(p.name for p in final.iterdir()) == [MARKER, "part-r1-new.parquet"]
-
-
-def test_a_run_killed_between_swaps_is_rolled_forward(tmp_path):
-    lake = tmp_path
-    swaps = []
-    for day in ("2026-01-01", "2026-01-02"):
-        final = lake / "events" / f"date={day}"
-        final.mkdir(parents=True)
-        (final / "old.parquet").write_bytes(b"old")
-        staged = lake / L.STAGING / "dead" / "events" / f"date={day}"
-        mark_staged_partition(str(staged), "dead")
-        (staged / "part-dead-1.parquet").write_bytes(b"new")
-        swaps.append((str(staged), str(final)))
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (lake / L.STAGING / "dead" / L.RUNNING).write_text(
-        json.dumps({"host": os.uname().nodename, "pid": dead.pid})
-    )
-    journal = {"run": "dead", "add": [], "replace": swaps}
-    (lake / L.STAGING / "dead" / L.COMMITTING).write_text(json.dumps(journal))
-    swap_partition(*swaps[0], "dead")  # it died after the first swap
-    assert L.recover_abandoned_runs(str(lake)) == ["completed the commit of interrupted run dead"]
-    for day in ("2026-01-01", "2026-01-02"):
-        names = sorted(p.name for p in (lake / "events" / f"date={day}").iterdir())
-        assert names == [MARKER, "part-dead-1.parquet"]
-    assert not (lake / L.STAGING / "dead").exists()
 
 
 def test_killed_reprocess_leaves_each_partition_old_or_new(lakes, tmp_path):

@@ -14,8 +14,9 @@ import pytest
 from api_support import API_KEY, make_event, running_server, write_lake
 
 from eventpipe.api.app import create_app
-from eventpipe.api.query import MAX_ATTEMPTS, EventQuery, LakeReader, Partition, list_partitions
+from eventpipe.api.query import MAX_ATTEMPTS, EventQuery, LakeReader
 from eventpipe.io.compaction import compact_lake
+from eventpipe.schemas.lake_layout import Partition, list_partitions
 from eventpipe.serving.index_build import build_partition_index, index_lake
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
@@ -57,10 +58,10 @@ def test_files_replaced_twice_during_one_request_are_read_again(tmp_path: Path) 
             old.unlink()
         event = make_event(messageId=f"v{version}", timestamp=_stamp(0, 0))
         write_lake(tmp_path, [event], file_name=f"part-compact-{version}.parquet")
-        listings.append(list_partitions(tmp_path / "events"))
+        listings.append(list_partitions(tmp_path, "events"))
     reader = LakeReader(tmp_path)
     stale = iter([listings[0], listings[1], listings[1]])
-    reader.partitions = lambda: next(stale, None) or list_partitions(reader.events_dir)
+    reader.partitions = lambda: next(stale, None) or list_partitions(reader.lake, "events")
     page = reader.list_events(EventQuery(columns=("messageId",), connections=None))
     assert page["messageId"].to_pylist() == ["v2"]
 

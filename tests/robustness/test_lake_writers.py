@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 from api_support import serve_process
 
-from eventpipe.io import compaction, lake_lock
 from eventpipe.io import lake as L
+from eventpipe.io import lake_lock, lake_transaction
 from eventpipe.io.lake_lock import EXIT_BUSY, writer_lock
-from eventpipe.io.stream_writers import write_atomically
+from eventpipe.io.lake_sink import write_visible
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 
@@ -232,7 +232,7 @@ def test_a_stream_commit_waits_while_a_batch_writer_holds_the_lake(tmp_path):
     logging.getLogger(lake_lock.__name__).addHandler(signal_handler)
     try:
         streamer = threading.Thread(
-            target=write_atomically, args=(pa.table({"x": [1]}), lake, "s", "failed", rel)
+            target=write_visible, args=(lake, "s", [("failed", rel, pa.table({"x": [1]}))])
         )
         streamer.start()
         while not waiting.is_set():  # the stream's commit finds the lake busy ...
@@ -260,11 +260,15 @@ def test_serving_reads_while_a_writer_holds_the_lake(corpus, tmp_path):
     assert len(response.json()["events"]) == 5
 
 
-def test_a_writer_exits_busy_when_a_compaction_may_be_running(corpus, tmp_path, caplog):
+def test_a_writer_exits_busy_when_a_commit_of_another_host_may_be_applying(
+    corpus, tmp_path, caplog
+):
     folder, _ = corpus
     lake = tmp_path / "lake"
-    staging = compaction.mark_compacting(str(lake), compaction.new_compaction_id())
-    Path(staging, compaction.OWNER).write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+    txn = lake_transaction.LakeTransaction.begin(str(lake), "compact-x", "compact")
+    owner = {"host": "elsewhere", "pid": 1, "job": "compact"}
+    Path(txn.staging, lake_transaction.OWNER).write_text(json.dumps(owner))
+    Path(txn.staging, lake_transaction.COMMIT).write_text("{}")
     assert main(_import_args(folder, lake)) == EXIT_BUSY
-    assert "another compaction may be running" in caplog.text
+    assert "run compact-x of host elsewhere (pid 1) has committed" in caplog.text
     assert not list(lake.glob("events/*/*.parquet"))

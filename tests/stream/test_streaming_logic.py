@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from eventpipe.core.duck import connect
+from eventpipe.io.lake_sink import write_visible
 from eventpipe.io.pubsub import (
     Message,
     envelope_text,
@@ -21,7 +22,6 @@ from eventpipe.io.stream_windows import split_by_window, split_late
 from eventpipe.io.stream_writers import (
     late_file_name,
     window_file_name,
-    write_atomically,
 )
 from eventpipe.schemas import arrow_schema
 from eventpipe.transforms import streaming as S
@@ -179,12 +179,13 @@ def test_window_files_are_named_by_run_window_shard_and_sequence() -> None:
 
 def test_a_rewritten_window_file_replaces_the_old_one_atomically(tmp_path) -> None:
     rel = "date=2026-11-25/" + window_file_name("r1", us(0), 0, 0)
-    write_atomically(events_table(row(1, 0), row(2, 0)), str(tmp_path), "r1", "events", rel)
-    write_atomically(events_table(row(1, 0)), str(tmp_path), "r1", "events", rel)  # a retry
+    first = [("events", rel, events_table(row(1, 0), row(2, 0)))]
+    write_visible(str(tmp_path), "events-w0", first)
+    write_visible(str(tmp_path), "events-w0", [("events", rel, events_table(row(1, 0)))])  # a retry
     files = list((tmp_path / "events").rglob("*.parquet"))
     assert [f.relative_to(tmp_path / "events").as_posix() for f in files] == [rel]
     assert pq.read_table(files[0])["messageId"].to_pylist() == ["m1"]
-    assert not list((tmp_path / "_staging").rglob("*.parquet"))  # nothing left aside
+    assert not list((tmp_path / "_staging").rglob("*"))  # nothing left aside
 
 
 def test_a_publish_time_in_another_zone_becomes_a_utc_received_at() -> None:

@@ -36,14 +36,13 @@ from eventpipe.io.lake import (
     EVENTS,
     RAW,
     STAGING,
-    commit_files,
     lake_path,
     make_dirs,
-    mark_running,
     pause_point,
     read_parquet,
 )
 from eventpipe.io.lake_sink import Staged, StageDeduplicated
+from eventpipe.io.lake_transaction import LakeTransaction
 
 LOADING = "-load"  # suffix of the staging folder of events files waiting for their load
 
@@ -88,14 +87,19 @@ class _FinishStaging(beam.DoFn):
         if not self.archive:
             yield from (s.staged for s in events)
             return
-        mark_running(self.root, self.run_id + LOADING)
+        LakeTransaction.begin(
+            self.root, self.run_id + LOADING
+        )  # never commits: recovery removes it
         moved = [lake_path(self.root, STAGING, self.run_id + LOADING, s.file) for s in events]
         for path in moved:
             make_dirs(os.path.dirname(path))
         if events:
             FileSystems.rename([s.staged for s in events], moved)
-        raw = sorted((s.staged, s.final) for s in present if s.table == RAW)
-        commit_files(self.root, self.run_id, raw)
+        archive = LakeTransaction(self.root, self.run_id)
+        for s in present:
+            if s.table == RAW:
+                archive.add(s.staged, s.final)
+        archive.commit()
         pause_point("archived-before-load")
         yield from moved
 
