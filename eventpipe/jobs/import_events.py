@@ -14,7 +14,7 @@ from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.landing import claim_closed_segments, retire_segments, stage_done_ledger
 from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
-from eventpipe.io.sink import Sink
+from eventpipe.io.sink import CommitFiles, Sink
 from eventpipe.jobs.common import (
     add_enrich_arguments,
     add_wait_argument,
@@ -137,7 +137,7 @@ def _run_import(
     enrich: EnrichOptions | None,
     sink: Sink,
     recovered: list[str],
-    commit_with: tuple[tuple[str, str], ...] = (),
+    commit_with: CommitFiles = (),
     landing: dict | None = None,
 ) -> RunSummary:
     total = sum(size for _, size in files)

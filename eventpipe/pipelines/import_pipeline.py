@@ -14,7 +14,7 @@ import apache_beam as beam
 
 from eventpipe.identity.stitch_stage import StitchKpids
 from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
-from eventpipe.io.sink import Sink
+from eventpipe.io.sink import CommitFiles, Sink
 from eventpipe.transforms.enrich import EnrichOptions
 from eventpipe.transforms.stages import EnrichEvents, NormaliseEvents, ParseRecords, ValidateEvents
 
@@ -33,7 +33,7 @@ class ImportConfig:
     chunk_bytes: int = CHUNK_BYTES
     dedupe_buckets: int = 4  # see io.lake_sink.dedupe_buckets
     # (staged, final) files made visible by the lake commit (the landing ledger, see io.landing)
-    commit_with: tuple[tuple[str, str], ...] = ()
+    commit_with: CommitFiles = ()
 
 
 def apply_stages(
