@@ -60,7 +60,9 @@ bench: $(STAMP)
 # time (2 workers); results are kept in mutants/ and only changed functions re-run.
 MUTATE_MODULES ?= transforms.validate transforms.json_leaves transforms.event_rules \
 	core.json_audit transforms.normalise transforms.context_merge io.dedupe \
-	io.failed_dedupe identity.rules identity.graph io.lake_transaction io.lake_lock
+	io.failed_dedupe identity.rules identity.graph io.lake_transaction io.lake_lock \
+	query.tree query.values query.sql query.duckdb_dialect query.bigquery_dialect api.filters \
+	serving.index_lookup serving.index_pages
 MUTATE_STAMP := $(VENV)/.mutate-installed
 
 $(MUTATE_STAMP): $(STAMP)

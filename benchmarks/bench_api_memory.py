@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import psutil
 from bench_api import API_KEY, query_shapes, server_url
-from measured import require
+from measured import partitioned_rows, require
 
 
 def _heavy_filters() -> list[dict[str, str]]:
@@ -60,6 +60,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=40)
     parser.add_argument("--serve-args", default="", help="more `eventpipe serve` options")
     args = parser.parse_args()
+    require(
+        partitioned_rows(args.lake / "events") > 0,
+        f"{args.lake} holds no events (no {args.lake / 'events'}/date=*/*.parquet): build it "
+        "first, e.g. bench_api.py --events 200000 --days 10 --lake DIR --build-only",
+    )
     command = [sys.executable, "-m", "eventpipe.jobs.cli", "serve", "--lake", str(args.lake)]
     command += ["--port", "0", "--api-key", API_KEY, *shlex.split(args.serve_args)]
     logs = tempfile.TemporaryDirectory(prefix="bench-api-memory-")

@@ -14,11 +14,12 @@ from typing import Annotated, Literal
 import orjson
 from fastapi import Depends, FastAPI, Query, Response
 
-from eventpipe.api import filters as filter_language
 from eventpipe.api.auth import Authenticator, PrincipalSource, scope_note
 from eventpipe.api.errors import ApiError, install_error_handlers
+from eventpipe.api.filters import FILTER_LANGUAGE, parse_filter
 from eventpipe.api.limits import ServingLimits
 from eventpipe.api.query import ORDER_COLUMNS, EventQuery, LakeReader
+from eventpipe.api.reader import EventReader
 from eventpipe.api.rows import events_from_table
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, schema_document
 from eventpipe.schemas.principal import READ_SCOPE, Principal
@@ -90,7 +91,7 @@ def create_app(
     lake: str | None,
     api_keys: list[str] | None,
     insecure_no_auth: bool = False,
-    reader: object | None = None,
+    reader: EventReader | None = None,
     limits: ServingLimits | None = None,
     catalog: PrincipalSource | None = None,
 ) -> FastAPI:
@@ -98,18 +99,17 @@ def create_app(
     workspace catalog) and the legacy `api_keys` (read scope, whole lake).
 
     Without a catalog or a key it refuses (ValueError) unless `insecure_no_auth`. Another
-    backend (e.g. `bigquery_backend.BigQueryReader`) is passed as `reader`; one with a
-    `parse_filter` compiles filters to its own SQL. `limits` bound the lake reader.
+    backend (e.g. `bigquery_backend.BigQueryReader`) is passed as `reader`: filters are
+    rendered in its SQL dialect. `limits` bound the lake reader.
     """
     auth = Authenticator(catalog, api_keys or [], insecure_no_auth=insecure_no_auth)
     reader = reader or LakeReader(lake or ".", limits=limits)
-    parse_filter = getattr(reader, "parse_filter", filter_language.parse_filter)
     app = FastAPI(
         title="eventpipe read API",
         version="1",
         description="Lists the events of the lake with seed 000's filter language, and "
         "returns the event schema. Send `Authorization: Bearer <key>`.\n\n" + KEYS_DOC + "\n\n"
-        "## The filter language\n\n" + filter_language.FILTER_LANGUAGE,
+        "## The filter language\n\n" + FILTER_LANGUAGE,
     )
     app.state.reader = reader
     app.state.authenticator = auth
@@ -137,7 +137,7 @@ def create_app(
         query = EventQuery(
             connections=principal.connections,
             columns=parse_properties(properties),
-            predicate=parse_filter(filter_text),
+            predicate=parse_filter(filter_text, dialect=reader.dialect),
             order=order,
             ascending=ascending,
             first=first,

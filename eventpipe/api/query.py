@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -23,11 +24,13 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.api.limits import Deadline, ServerBusy, ServingLimits
+from eventpipe.query.duckdb_dialect import DUCKDB, quote_identifier, table_source
+from eventpipe.query.sql import Predicate
+from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.lake_layout import Partition, list_partitions
 from eventpipe.serving.event_query import EventQuery, empty_page, order_sql, scoped_predicate
 from eventpipe.serving.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.serving.index_pages import page_by_position, page_from_index
-from eventpipe.serving.predicate import Predicate, quote_identifier, table_source
 
 __all__ = ["ORDER_COLUMNS", "EventQuery", "LakeReader", "Partition"]
 
@@ -102,6 +105,9 @@ def prune(partitions: list[Partition], predicate: Predicate | None) -> list[Part
 
 class LakeReader:
     """Answers list-events queries over one lake folder; safe to share between threads."""
+
+    dialect = DUCKDB
+    schema = arrow_schema()
 
     def __init__(
         self,
@@ -198,9 +204,13 @@ class LakeReader:
             log.exception("query failed, DuckDB database restarted: %s", _described(query))
             self._replace(db)
             raise
-        except duckdb.Error:
-            log.exception("query failed: %s", _described(query))
-            raise
+        except duckdb.Error as exc:
+            damaged = self._damaged_file(exc)
+            if damaged is None:
+                log.exception("query failed: %s", _described(query))
+                raise
+            log.error("%s (query: %s)", damaged.message, _described(query))
+            raise damaged from None
         finally:
             cursor.close()
             with self._lock:
@@ -208,6 +218,21 @@ class LakeReader:
                 served = self._served
             if time.monotonic() - started >= HEAVY_SECONDS or served >= DATABASE_REQUESTS:
                 self._replace(db)  # what its queries left goes with the database
+
+    def _damaged_file(self, exc: duckdb.Error) -> ServerBusy | None:
+        """The 503 of a query stopped by an event file DuckDB cannot read (truncated,
+        garbage), naming its partition; None when the error names no file the lake holds."""
+        folder = str(self.events_dir)
+        found = re.search(re.escape(folder) + r"/([^'\"\s]+)", str(exc))
+        if found is None or not (self.events_dir / found.group(1)).is_file():  # or vanished
+            return None
+        partition, _, name = found.group(1).rpartition("/")
+        reason = str(exc).splitlines()[0].replace(folder + "/", "")
+        return ServerBusy(
+            f"partition {partition} has a damaged file {name} ({reason}); the other "
+            "partitions can be read: narrow the timestamp range to leave it out",
+            retry_after=60,
+        )
 
     def _replace(self, db: duckdb.DuckDBPyConnection) -> None:
         """Start a new database in place of `db` (unless done already); `db` closes when its

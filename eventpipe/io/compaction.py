@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -58,14 +59,23 @@ def lake_exists(lake: str) -> bool:
     return bool(FileSystems.match([lake_path(lake, "*")], limits=[1])[0].metadata_list)
 
 
+def _parquet_file(handle: BinaryIO, path: str) -> pq.ParquetFile:
+    """`handle` opened as Parquet; a file pyarrow cannot open (truncated, garbage) raises
+    CompactionError naming it."""
+    try:
+        return pq.ParquetFile(handle)
+    except pa.ArrowException as exc:
+        raise CompactionError(f"damaged file {path}: {exc}") from exc
+
+
 def _read_parquet(path: str) -> pa.Table:
     with FileSystems.open(path, mime_type="application/octet-stream") as handle:
-        return pq.ParquetFile(handle).read()
+        return _parquet_file(handle, path).read()
 
 
 def _row_count(path: str) -> int:
     with FileSystems.open(path, mime_type="application/octet-stream") as handle:
-        return pq.ParquetFile(handle).metadata.num_rows
+        return _parquet_file(handle, path).metadata.num_rows
 
 
 def files_needed(rows: int) -> int:
@@ -181,22 +191,23 @@ def compact_table(
     report = TableReport(table)
     for part in list_partitions(lake, table, first, last):
         report.partitions += 1
-        plan = plan_partition(part)
-        if not plan.needed:
-            continue
-        line = f"{table}/{part.name}: {len(part.files)} files, {plan.rows} rows -> {plan.new_files}"
-        if not dry_run:
-            try:
-                txn = stage_partition(lake, compaction_id, plan)
-            except (CompactionError, OSError, pa.ArrowException) as exc:
-                # Nothing of it is visible: drop what was staged, leave the partition as it was.
-                folder = lake_path(lake, STAGING, transaction_id(compaction_id, part))
-                if FileSystems.exists(folder):
-                    FileSystems.delete([folder])
-                report.errors.append(f"{table}/{part.name}: {exc}")
-                if progress:
-                    progress(f"{line}: FAILED, partition left as it was: {exc}")
+        line = f"{table}/{part.name}: {len(part.files)} files"
+        try:
+            plan = plan_partition(part)
+            if not plan.needed:
                 continue
+            line += f", {plan.rows} rows -> {plan.new_files}"
+            txn = None if dry_run else stage_partition(lake, compaction_id, plan)
+        except (CompactionError, OSError, pa.ArrowException) as exc:
+            # Nothing of it is visible: drop what was staged, leave the partition as it was.
+            folder = lake_path(lake, STAGING, transaction_id(compaction_id, part))
+            if FileSystems.exists(folder):
+                FileSystems.delete([folder])
+            report.errors.append(f"{table}/{part.name}: {exc}")
+            if progress:
+                progress(f"{line}: FAILED, partition left as it was: {exc}")
+            continue
+        if txn is not None:
             txn.commit()  # a failure from here on is rolled forward by the next writer
         report.compacted += 1
         report.files_before += len(part.files)

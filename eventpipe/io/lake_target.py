@@ -28,6 +28,9 @@ class LakeSink:
     def prepare(self) -> list[str]:
         return []  # the writers create the folders they write
 
+    def recover(self) -> list[str]:
+        return []  # the lake's own recovery (jobs.common.run_locked) finishes its runs
+
     @contextmanager
     def for_run(self, beam_args: list[str]) -> Iterator[LakeSink]:
         del beam_args  # the lake stages its own files

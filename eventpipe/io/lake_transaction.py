@@ -275,6 +275,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def owner_is_gone(owner: dict) -> bool:
+    """Whether the process an owner file (`_RUNNING.json`) names is of this host and dead."""
+    return owner.get("host") == socket.gethostname() and not _pid_alive(int(owner.get("pid", 0)))
+
+
 def _refuse_legacy(lake: str) -> None:
     """A lake left mid-commit by an eventpipe before the lake transaction: refuse, say how."""
     for parts in LEGACY_MARKERS:
@@ -303,7 +308,7 @@ def recover_transactions(lake: str, by_run: str = "", dry_run: bool = False) -> 
         txn_id = FileSystems.split(staging)[1]
         owner = _read_json(meta.path)
         committed = FileSystems.exists(lake_path(staging, COMMIT))
-        if owner.get("host") != socket.gethostname():
+        if owner.get("host") != socket.gethostname():  # not owner_is_gone: it may be running
             if committed:
                 raise LakeBusy(
                     f"run {txn_id} of host {owner.get('host')} (pid {owner.get('pid')}) has "

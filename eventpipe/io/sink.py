@@ -39,6 +39,11 @@ class Sink(Protocol):
         per change. Raises SinkError before any row is written when it cannot take them."""
         ...
 
+    def recover(self) -> list[str]:
+        """Holding the lake's writer lock, before the lake's recovery: finish what dead runs
+        left in the sink (BigQuery: load what they archived and did not load); a note each."""
+        ...
+
     def for_run(self, beam_args: list[str]) -> AbstractContextManager[Sink]:
         """The sink for the duration of one batch run (e.g. with a staging folder)."""
         ...

@@ -68,7 +68,7 @@ def print_objects(objects: Sequence[dict[str, Any]], as_json: bool, columns: Seq
             print(json.dumps(obj))
         return
     rows = [[_cell(obj.get(c)) for c in columns] for obj in objects]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     for row in [list(columns), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 

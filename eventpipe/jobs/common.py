@@ -12,9 +12,10 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from eventpipe.core.ids import time_ordered_id
-from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer
+from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer, recover_lake, writer_lock
 from eventpipe.io.lake_transaction import LakeTransaction
 from eventpipe.io.sink import Sink
+from eventpipe.jobs.flag_types import non_negative_float
 from eventpipe.jobs.summary import RunSummary, summary_from_metrics
 from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
 
@@ -78,7 +79,7 @@ def add_wait_argument(parser: argparse.ArgumentParser) -> None:
     """The --wait flag of the jobs that write a lake."""
     parser.add_argument(
         "--wait",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         metavar="SECONDS",
         help="when another job is writing the lake, wait this long for it to finish "
@@ -87,13 +88,21 @@ def add_wait_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def run_locked(
-    lake: str, job: str, run_id: str, wait: float, body: Callable[[list[str]], int]
+    lake: str,
+    job: str,
+    run_id: str,
+    wait: float,
+    body: Callable[[list[str]], int],
+    before_recovery: Callable[[], list[str]] | None = None,
 ) -> int:
-    """Run `body(recovery notes)` as the lake's only writer: lock, recover, begin the lake
-    transaction `run_id`. Exit code EXIT_BUSY when another writer holds the lake beyond
-    `wait` seconds (or a committed transaction of another host may be applying)."""
+    """Run `body(recovery notes)` as the lake's only writer: lock, (`before_recovery`,)
+    recover, begin the lake transaction `run_id`. Exit code EXIT_BUSY when another writer
+    holds the lake beyond `wait` seconds (or a committed transaction of another host may be
+    applying)."""
     try:
-        with open_writer(lake, job, run_id, wait) as notes:
+        with writer_lock(lake, job, run_id, wait):
+            notes = before_recovery() if before_recovery else []
+            notes += recover_lake(lake, run_id)
             for note in notes:
                 log.warning("%s", note)
             LakeTransaction.begin(lake, run_id, job)  # its writers stage files into it

@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from eventpipe.jobs.flag_types import positive_int
 from eventpipe.sample import DEFAULT_BASE_DATE, MANIFEST, generate
 
 _DESCRIPTION = f"""\
@@ -34,13 +35,6 @@ def _date(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `generate` subcommand."""
     parser = subparsers.add_parser(
@@ -49,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--events", type=_positive, required=True, metavar="N",
+    parser.add_argument("--events", type=positive_int, required=True, metavar="N",
                         help="read units to write (exact)")  # fmt: skip
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
@@ -57,11 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--base-date", type=_date, default=DEFAULT_BASE_DATE, metavar="DATE",
                         help="events fall in the DAYS before this UTC date "
                         "(default 2026-11-01)")  # fmt: skip
-    parser.add_argument("--days", type=_positive, default=30,
+    parser.add_argument("--days", type=positive_int, default=30,
                         help="length of the time window (default 30)")  # fmt: skip
-    parser.add_argument("--events-per-file", type=_positive, default=None, metavar="K",
+    parser.add_argument("--events-per-file", type=positive_int, default=None, metavar="K",
                         help="read units per file (default: N/20, between 20 and 40000)")  # fmt: skip
-    parser.add_argument("--workers", type=_positive, default=None,
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="processes writing files in parallel (default: CPU count); "
                         "the output does not depend on it")  # fmt: skip
     parser.set_defaults(func=run)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 import apache_beam as beam
+import duckdb
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -16,6 +17,7 @@ from eventpipe.identity import build_identity, identity_connection, write_identi
 from eventpipe.io.lake import EVENTS, lake_path, write_run_summary
 from eventpipe.io.lake_transaction import LakeTransaction
 from eventpipe.jobs.common import add_wait_argument, new_run_id, run_locked
+from eventpipe.jobs.summary import EXIT_DAMAGED_INPUT
 from eventpipe.pipelines.identity_pipeline import build_restitch_pipeline
 from eventpipe.schemas.lake_layout import list_partitions
 from eventpipe.schemas.outputs import KPIDS_CHANGED, NAMESPACE, PARTITIONS_REWRITTEN, READ
@@ -68,7 +70,16 @@ def _build_and_restitch(
     partitions = [p.name for p in list_partitions(args.lake, EVENTS)]
     con = identity_connection(memory_limit=args.memory_limit, temp_directory=args.temp_dir)
     events = lake_path(args.lake, EVENTS, "date=*", "*.parquet")
-    result = build_identity(con, events)
+    try:
+        result = build_identity(con, events)
+    except (duckdb.InvalidInputException, duckdb.IOException) as exc:  # a damaged file
+        con.close()
+        log.error(
+            "cannot build the identity graph (nothing was written): %s; restore or remove "
+            "the file and run again",
+            str(exc).splitlines()[0],
+        )
+        return EXIT_DAMAGED_INPUT
     graph = LakeTransaction.begin(args.lake, f"{run_id}-graph", "identity")
     generation = write_identity(graph, result)
     graph.commit()

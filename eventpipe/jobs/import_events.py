@@ -23,6 +23,7 @@ from eventpipe.jobs.common import (
     run_locked,
     run_to_summary,
 )
+from eventpipe.jobs.flag_types import positive_float
 from eventpipe.jobs.sinks import add_sink_arguments, open_sink, sink_from_flags
 from eventpipe.jobs.summary import RunSummary
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
@@ -80,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--chunk-mb",
-        type=float,
+        type=positive_float,
         default=CHUNK_BYTES / 2**20,
         help="MB of raw records each worker validates at once, as one Arrow table "
         "(default %(default)s; bigger chunks cost less per event and more memory)",
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     if not args.lake:
         return run_import([])
-    return run_locked(args.lake, "import", run_id, args.wait, run_import)
+    return run_locked(args.lake, "import", run_id, args.wait, run_import, sink.recover)
 
 
 def _run_import(

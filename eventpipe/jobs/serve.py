@@ -19,24 +19,11 @@ from eventpipe.catalog import Catalog, CatalogError
 from eventpipe.collector.requests import Limits
 from eventpipe.collector.server import CollectorConfig
 from eventpipe.io.landing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS
+from eventpipe.jobs.flag_types import port_number, positive_float, positive_int
 
 API_KEYS_ENV = "EVENTPIPE_API_KEYS"
 
 log = logging.getLogger(__name__)
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,20 +66,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--statement-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_STATEMENT_TIMEOUT,
         metavar="SECONDS",
         help="interrupt a request's queries after this long (503); default %(default)g",
     )
     parser.add_argument(
         "--max-queries",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_QUERIES,
         help="requests querying the lake at once; others wait up to 3 statement timeouts "
         "for a slot, then get a 503; default %(default)s",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=8080,
+        help="port; 0: a free port, logged at start (default %(default)s)",
+    )
     parser.add_argument(
         "--api-key", action="append", default=[], metavar="KEY", help="an accepted API key"
     )
@@ -136,14 +128,14 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--topic", metavar="projects/P/topics/T", help="with --landing pubsub")
     group.add_argument(
         "--landing-segment-seconds",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_SEGMENT_SECONDS,
         help="close a landing segment this long after opening it, even when idle "
         "(default %(default)g)",
     )
     group.add_argument(
         "--landing-segment-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_SEGMENT_BYTES,
         help="... or once it holds this many bytes (default %(default)s)",
     )
@@ -155,7 +147,7 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for flag, default, text in limits:
         group.add_argument(
-            flag, type=_positive_int, default=default, help=text + " (default %(default)s)"
+            flag, type=positive_int, default=default, help=text + " (default %(default)s)"
         )
     group.add_argument(
         "--trusted-proxy",
@@ -167,7 +159,7 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="worker processes (--role collector only; they share the port and the landing "
         "log, each with its own segments); default %(default)s",
@@ -223,11 +215,17 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     from eventpipe.api.app import UVICORN_OPTIONS, create_app
     from eventpipe.api.auth import parse_api_keys
 
+    if args.backend == "bigquery" and not args.bq_table:
+        log.error("--backend bigquery needs --bq-table PROJECT.DATASET.TABLE")
+        return 2
     collector = None
     if args.role != "read":
         try:
             if not args.lake:
-                raise ValueError("the collector needs --lake DIR (its catalog and landing log)")
+                raise ValueError(
+                    "the collector needs --lake DIR (its catalog and landing log); "
+                    "--role read serves the read API alone"
+                )
             collector = collector_config(args)
         except ValueError as exc:
             log.error("%s", exc)
@@ -260,9 +258,6 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     if args.backend == "bigquery":
         from eventpipe.api.bigquery_backend import BigQueryReader
 
-        if not args.bq_table:
-            log.error("--backend bigquery needs --bq-table PROJECT.DATASET.TABLE")
-            return 2
         reader = BigQueryReader(args.bq_table, args.bq_endpoint)
     elif not args.lake:
         log.error("--lake DIR is required (or --backend bigquery --bq-table ...)")

@@ -9,6 +9,7 @@ from eventpipe.io.bigquery.sink import BigQuerySink
 from eventpipe.io.bigquery.tables import FLUSH_ROWS, BigQueryTarget
 from eventpipe.io.lake_target import LakeSink
 from eventpipe.io.sink import Sink, SinkError
+from eventpipe.jobs.flag_types import positive_int
 
 log = logging.getLogger("eventpipe.jobs")
 
@@ -46,7 +47,7 @@ def add_sink_arguments(parser: argparse.ArgumentParser, sink_help: str | None = 
     )
     group.add_argument(
         "--bq-rows-per-load",
-        type=int,
+        type=positive_int,
         default=FLUSH_ROWS,
         metavar="N",
         help="rows buffered by a worker before it starts a load job (default %(default)s); "

@@ -24,6 +24,7 @@ from eventpipe.jobs.common import (
     prepare_lake,
     run_to_summary,
 )
+from eventpipe.jobs.flag_types import non_negative_float, positive_float, positive_int
 from eventpipe.jobs.sinks import add_sink_arguments, open_sink
 from eventpipe.pipelines.stream_pipeline import (
     LOCAL_RUNNER,
@@ -67,14 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--window-seconds",
-        type=int,
+        type=positive_int,
         default=60,
         help="fixed event-time window of the files, in seconds; must divide a day "
         "(default %(default)s)",
     )
     parser.add_argument(
         "--allowed-lateness",
-        type=float,
+        type=non_negative_float,
         default=300.0,
         help="seconds after a window's end during which its rows are kept in window state and "
         "written as further files of that window; only bounds that state: events published "
@@ -92,20 +93,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--dedupe-seconds",
-        type=float,
+        type=positive_float,
         default=600.0,
         help="how long (stream time) an event's (connectionId, messageId) is remembered to "
         "drop redeliveries (default %(default)s)",
     )
     parser.add_argument(
         "--shards",
-        type=int,
+        type=positive_int,
         default=4,
         help="state shards of dedupe and writers: files per window (default %(default)s)",
     )
     parser.add_argument(
         "--kpid-refresh-seconds",
-        type=float,
+        type=positive_float,
         default=300.0,
         help="re-read LAKE/identity/kpid_map.parquet when it changed, at most this often "
         "(stream time; default %(default)s)",
@@ -125,13 +126,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     local = parser.add_argument_group("local runs (DirectRunner)")
     local.add_argument(
         "--stop-after-idle",
-        type=float,
+        type=positive_float,
         default=None,
         help="drain and stop after this many seconds without a message (tests, benchmarks)",
     )
     local.add_argument(
         "--max-messages",
-        type=int,
+        type=positive_int,
         default=1000,
         help="messages per Pub/Sub pull (default %(default)s)",
     )

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
+from eventpipe.query.duckdb_dialect import quote_identifier
+from eventpipe.query.sql import Predicate
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, arrow_schema
-from eventpipe.serving.predicate import Predicate, quote_identifier
 
 
 @dataclass(frozen=True)

@@ -283,7 +283,7 @@ def index_lake(
         if not dry_run:
             try:
                 _, entries = build_partition_index(lake, str(folder))
-            except (OSError, duckdb.Error) as exc:
+            except (OSError, duckdb.Error, pa.ArrowException) as exc:
                 report.errors.append(f"events/{folder.name}: {exc}")
                 if progress:
                     progress(f"indexing events/{folder.name} FAILED (it is scanned): {exc}")

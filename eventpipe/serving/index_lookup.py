@@ -28,14 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from eventpipe.query.language import COMPARISONS, DATE_COMPARISONS
+from eventpipe.query.tree import IndexedCondition
+from eventpipe.query.values import number_or_none, parse_datetime
 from eventpipe.schemas import arrow_schema
-from eventpipe.serving.conditions import (
-    COMPARISONS,
-    DATE_COMPARISONS,
-    IndexedCondition,
-    parse_datetime,
-    parse_float,
-)
 from eventpipe.serving.index_build import JSON_COLUMNS
 from eventpipe.serving.index_format import (
     INDEXED_COLUMNS,
@@ -75,13 +71,6 @@ _INDEXED_OPERATORS = frozenset(
         "is false",
     )
 )
-
-
-def _number(text: str) -> float | None:
-    try:
-        return parse_float(text)
-    except ValueError:
-        return None
 
 
 class _Texts(Sequence[str]):
@@ -199,17 +188,17 @@ def value_ranges(
         for value in options:
             if op in ("is", "is one of"):
                 texts_between("s", Bound(value, True), Bound(value, True))
-                if (number := _number(value)) is not None:
+                if (number := number_or_none(value)) is not None:
                     numbers_between(Bound(number, True), Bound(number, True))
             if value in ("true", "false"):
                 texts_between("b", Bound(value, True), Bound(value, True))
     elif op in COMPARISONS:
         texts_between("s", *_comparison_bounds(op, values[0]))
-        if (number := _number(values[0])) is not None:
+        if (number := number_or_none(values[0])) is not None:
             numbers_between(*_comparison_bounds(op, number))
     elif op == "is between":
         texts_between("s", Bound(values[0], True), Bound(values[1], True))
-        low, high = _number(values[0]), _number(values[1])
+        low, high = number_or_none(values[0]), number_or_none(values[1])
         if low is not None and high is not None:
             numbers_between(Bound(low, True), Bound(high, True))
     elif op == "starts with":

@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from eventpipe.query.duckdb_dialect import table_source
 from eventpipe.serving.event_query import EventQuery, empty_page, order_sql
 from eventpipe.serving.index_lookup import (
     ROW_SCHEMA,
@@ -33,7 +34,6 @@ from eventpipe.serving.index_lookup import (
     IndexedPartition,
     PartitionIndex,
 )
-from eventpipe.serving.predicate import table_source
 from eventpipe.serving.row_store import unsliced
 
 Run = tuple[PartitionIndex, IndexedPartition, np.ndarray]

@@ -10,7 +10,7 @@ import datetime as dt
 import http.client
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import tempfile
@@ -254,19 +254,14 @@ def write_lake(
     return root
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_server(app: Any) -> Iterator[str]:
-    """Run `app` on a real uvicorn server on 127.0.0.1 in a thread; yields the base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", **UVICORN_OPTIONS
-    )
+    """Run `app` on a real uvicorn server on 127.0.0.1 in a thread; yields the base URL.
+
+    The server binds port 0 (a free port the kernel picks) and the port is read back from
+    its listening socket: no port is picked here and released before the server binds it.
+    """
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **UVICORN_OPTIONS)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -275,6 +270,7 @@ def running_server(app: Any) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -282,33 +278,35 @@ def running_server(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+LISTENING = re.compile(rb"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
 @contextlib.contextmanager
 def serve_process(lake: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run `eventpipe serve --lake LAKE ARGS` as its own process on a free port; yields its URL."""
-    port = free_port()
+    """Run `eventpipe serve --lake LAKE --port 0 ARGS` as its own process; yields its URL.
+
+    The server binds a free port itself and logs it ("Uvicorn running on URL"): the URL is
+    read from its log, so no other process can take the port between picking and binding.
+    """
     command = [sys.executable, "-m", "eventpipe.jobs.cli", "serve", "--lake", str(lake)]
-    url = f"http://127.0.0.1:{port}"
     # Its log goes to a file: a pipe nobody reads fills up (long URLs in the access log)
     # and blocks the server.
-    with tempfile.TemporaryFile() as output:
+    with tempfile.NamedTemporaryFile() as output:
         process = subprocess.Popen(
-            [*command, "--port", str(port), *args],
+            [*command, "--port", "0", *args],
             env={**os.environ, **(env or {})},
             stdout=output,
             stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 30
-            while True:
+            while not (found := LISTENING.search(Path(output.name).read_bytes())):
                 if process.poll() is not None:
-                    output.seek(0)
-                    raise AssertionError(output.read().decode(errors="replace"))
-                try:
-                    httpx.get(url + "/openapi.json", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "eventpipe serve did not start"
-                    time.sleep(0.1)
+                    raise AssertionError(Path(output.name).read_text(errors="replace"))
+                assert time.monotonic() < deadline, "eventpipe serve did not start"
+                time.sleep(0.05)
+            url = found.group(1).decode()
+            httpx.get(url + "/openapi.json", timeout=30).raise_for_status()
             yield url
         finally:
             process.terminate()

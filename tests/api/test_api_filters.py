@@ -17,8 +17,9 @@ from eventpipe.api.filters import (
     parse_filter,
     resolve_property,
 )
+from eventpipe.query.duckdb_dialect import DUCKDB
+from eventpipe.query.values import parse_datetime
 from eventpipe.schemas import iter_leaves
-from eventpipe.serving.conditions import parse_datetime
 
 STRING_OPS = {
     "is",
@@ -286,7 +287,7 @@ def test_numbers_and_booleans_are_accepted_as_values() -> None:
 )
 def test_resolve_property(path: str, column: str, json_path) -> None:
     target = resolve_property(path)
-    assert (target.column_sql, target.json_path) == (column, json_path)
+    assert (DUCKDB.column(target.path), target.json_path) == (column, json_path)
 
 
 def test_json_pointer_escapes() -> None:

@@ -1,5 +1,6 @@
-"""The query plan (partition batches, offsets, two-step row fetch) returns what one plain
-DuckDB query over the whole lake returns, for many shapes of request."""
+"""The query plan (partition batches, offsets, two-step row fetch) returns the page an
+independent reference computes (rows read with pyarrow, filtered and sorted in Python:
+reference_query), for many shapes of request."""
 
 from __future__ import annotations
 
@@ -9,16 +10,14 @@ import random
 import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 from api_support import make_event, write_lake
+from reference_query import lake_rows, reference_page
 
 from eventpipe.api.filters import parse_filter
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.serving import row_store
-from eventpipe.serving.event_query import order_sql
 from eventpipe.serving.index_build import index_lake
-from eventpipe.serving.predicate import table_source
 
 COLUMNS = ("messageId", "userId", "timestamp", "event")
 
@@ -43,17 +42,10 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _reference(lake: Path, query: EventQuery) -> list[str]:
-    files = sorted(str(p) for p in lake.glob("events/*/*.parquet"))
-    where = f" WHERE {query.predicate.sql}" if query.predicate else ""
-    params = dict(query.predicate.params) if query.predicate else {}
-    params.update(files=files, limit=query.limit, offset=query.first)
-    scan = "read_parquet($files, filename = true, file_row_number = true)"
-    sql = (
-        f"SELECT messageId FROM {table_source(scan, query.predicate)}{where}"
-        f" ORDER BY {order_sql(query.order, query.ascending)} LIMIT $limit OFFSET $offset"
-    )
-    return [r[0] for r in duckdb.connect().execute(sql, params).fetchall()]
+@pytest.fixture(scope="module")
+def rows(lake: Path) -> list[dict]:
+    """The lake's rows for the independent reference (reference_query)."""
+    return lake_rows(lake)
 
 
 FILTERS = [
@@ -80,13 +72,13 @@ def indexed_lake(lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(("dense_span", "indexed"), [(0, False), (10**9, False), (0, True)])
 @pytest.mark.parametrize("conditions", FILTERS)
-def test_plan_matches_a_plain_query(
-    lake: Path, indexed_lake: Path, dense_span: int, indexed: bool, conditions
+def test_plan_matches_the_independent_reference(
+    lake: Path, indexed_lake: Path, rows: list[dict], dense_span: int, indexed: bool, conditions
 ) -> None:
     """Also over the indexed lake: unfiltered pages by timestamp are found by position in
     the row order, json-filtered ones from the index."""
     reader = LakeReader(indexed_lake if indexed else lake, dense_span=dense_span)
-    predicate = None
+    predicate = document = None
     if conditions:
         document = {
             "logical": "and",
@@ -104,7 +96,8 @@ def test_plan_matches_a_plain_query(
                 )
                 got = reader.list_events(query)
                 assert got.column_names == list(COLUMNS)
-                assert got["messageId"].to_pylist() == _reference(lake, query), (
+                expected = reference_page(rows, document, order, ascending, first, limit)
+                assert got["messageId"].to_pylist() == expected, (
                     order,
                     ascending,
                     first,

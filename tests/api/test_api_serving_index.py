@@ -1,5 +1,6 @@
 """The serving index changes how rows are found, never which: the same requests over an
-indexed lake, over the same lake without its index, and as one plain DuckDB query agree;
+indexed lake, over the same lake without its index, and the independent reference
+(reference_query: pyarrow rows, Python filter and sort) agree;
 a partition whose files changed after indexing is scanned."""
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import Any
 
 import pytest
 from api_support import CANONICAL_EVENTS, make_event, write_lake
-from test_api_query_plan import _reference
+from reference_query import lake_rows, reference_page
 
 from eventpipe.api.filters import parse_filter
 from eventpipe.api.query import EventQuery, LakeReader
 from eventpipe.api.rows import events_from_table
 from eventpipe.jobs.serve import _log_index_coverage
+from eventpipe.query.duckdb_dialect import table_source
 from eventpipe.schemas import TOP_LEVEL_COLUMNS
 from eventpipe.serving import row_store
 from eventpipe.serving.index_build import (
@@ -30,7 +32,6 @@ from eventpipe.serving.index_build import (
     index_lake,
 )
 from eventpipe.serving.index_pages import page_from_index
-from eventpipe.serving.predicate import table_source
 
 COLUMNS = ("messageId", "userId", "timestamp", "properties")
 BASE = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
@@ -173,8 +174,16 @@ SHAPES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def plain_rows(lakes: tuple[Path, Path, Path]) -> list[dict]:
+    """The rows of the lakes, for the independent reference (reference_query)."""
+    return lake_rows(lakes[1])
+
+
 @pytest.mark.parametrize("text", FILTERS)
-def test_indexed_unindexed_and_plain_query_agree(lakes: tuple[Path, Path, Path], text: str) -> None:
+def test_indexed_unindexed_and_reference_agree(
+    lakes: tuple[Path, Path, Path], plain_rows: list[dict], text: str
+) -> None:
     indexed, plain, full = lakes
     readers = [
         LakeReader(indexed, recent_rows=64),
@@ -185,7 +194,7 @@ def test_indexed_unindexed_and_plain_query_agree(lakes: tuple[Path, Path, Path],
     ]
     for order, ascending, first, limit in SHAPES:
         query = _query(text, order, ascending, first, limit)
-        expected = _reference(plain, query)
+        expected = reference_page(plain_rows, json.loads(text), order, ascending, first, limit)
         for reader in readers:
             got = reader.list_events(query)
             assert got["messageId"].to_pylist() == expected, (reader.lake, order, first)
@@ -288,9 +297,9 @@ def test_serve_says_how_many_partitions_are_indexed(
 
 
 def test_pages_are_read_through_the_index_when_every_partition_has_one(
-    lakes: tuple[Path, Path, Path],
+    lakes: tuple[Path, Path, Path], plain_rows: list[dict]
 ) -> None:
-    _, plain, full = lakes
+    _, _, full = lakes
     reader = LakeReader(full)
     assert reader.indexes is not None
     indexed = [reader.indexes.current(p.name, p.files) for p in reader.partitions()]
@@ -301,7 +310,8 @@ def test_pages_are_read_through_the_index_when_every_partition_has_one(
         query = _query(rome, order, ascending, first, limit)
         page = page_from_index(reader.indexes, cursor, indexed, query, budget=10_000)
         assert page is not None
-        assert page["messageId"].to_pylist() == _reference(plain, query)
+        expected = reference_page(plain_rows, json.loads(rome), order, ascending, first, limit)
+        assert page["messageId"].to_pylist() == expected
     query = _query(rome, "timestamp", False, 0, 10)
     assert page_from_index(reader.indexes, cursor, indexed, query, budget=10) is None
     unindexed = _query(_filter("and", ("properties.plan", "is null")), "timestamp", False, 0, 10)

@@ -18,6 +18,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
         ["bench_api.py", "--events", "0", "--days", "1", "--users", "1"],
         ["bench_identity.py", "--anonymous", "0", "--users", "0", "--chains", "0"],
         ["bench_collector.py", "--seconds", "0"],
+        ["bench_api_memory.py", "--lake", "no-such-lake"],  # no events/: it says so
     ],
     ids=lambda command: command[0],
 )

@@ -20,9 +20,11 @@ from test_workspace_isolation import (
 )
 
 from eventpipe.api.app import create_app
-from eventpipe.api.bigquery_backend import BigQueryReader, parse_bigquery_filter
+from eventpipe.api.bigquery_backend import BigQueryReader
+from eventpipe.api.filters import parse_filter
 from eventpipe.api.query import EventQuery
 from eventpipe.io.bigquery.tables import BigQueryTarget, load_parquet, parquet_bytes, prepare_tables
+from eventpipe.query.bigquery_dialect import BIGQUERY
 from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.bigquery_schema import load_arrow_schema
 
@@ -69,7 +71,9 @@ def test_the_restriction_comes_first_and_the_filter_is_parenthesised() -> None:
         '{"property": "connectionId", "operator": "is", "values": ["9"]},'
         '{"property": "userId", "operator": "is", "values": ["u1"]}]}'
     )
-    query = EventQuery(connections=frozenset({7, 3}), predicate=parse_bigquery_filter(escape))
+    query = EventQuery(
+        connections=frozenset({7, 3}), predicate=parse_filter(escape, dialect=BIGQUERY)
+    )
     sql, _ = reader.statement(query)
     where = sql.split(" WHERE ", 1)[1].split(" ORDER BY ")[0]
     assert where.startswith("t.`connectionId` IN (3, 7) AND (")

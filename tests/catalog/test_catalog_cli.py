@@ -219,3 +219,15 @@ def test_a_connection_id_the_events_already_carry_can_be_given_once(cli):
         assert code == 2 and message in err
     assert catalog_content(cli.lake) == before
     assert Catalog.in_lake(cli.lake).workspace_of_connection(1371036433).slug == "acme"
+
+
+def test_empty_lists_print_their_header(cli):
+    """A new lake has no workspace, and a new workspace no connection or key: a table
+    with its header only, not a traceback."""
+    code, out, err = cli("workspaces", "list")
+    assert (code, err) == (0, "")
+    assert out.split() == ["id", "slug", "name", "projectKey", "created"]
+    workspace = cli.json("workspaces", "create", "--name", "Empty")["id"]
+    for noun in ("connections", "keys"):
+        code, out, err = cli(noun, "list", "--workspace", str(workspace))
+        assert (code, err, len(out.splitlines())) == (0, "", 1)

@@ -270,11 +270,14 @@ def test_a_build_that_crashed_before_its_commit_is_discarded(con, tmp_path):
     assert sorted(read_kpid_map(lake)["id"].to_pylist()) == ["a9", "zoe"]
 
 
-def test_build_from_a_relation(con):
+def test_build_from_relations_one_after_another(con):
     rows = events_of_links(events(identify("a1", "alice", 1), alias("old", "alice", 2)))
     con.register("some_events", table_of(rows))
     result = build_identity(con, con.sql("SELECT * FROM some_events"))
     assert result.counts["users"] == 2 and result.counts["anonymous"] == 1
+    # The same session builds from another relation (its source view is replaced).
+    again = build_identity(con, con.sql("SELECT * FROM some_events WHERE type = 'identify'"))
+    assert again.counts["users"] == 1
 
 
 def test_reading_a_lake_without_identity_fails_clearly(tmp_path):
@@ -363,3 +366,54 @@ def test_a_build_reports_its_counts_and_steps_and_keeps_only_its_outputs(tmp_pat
         f"identity graph: {result.counts}; alias components in {result.rounds} rounds; "
         f"seconds {result.seconds}"
     )
+
+
+def _chain(length: int) -> pa.Table:
+    """Events of an alias chain c0 -> c1 -> ... -> c<length>."""
+    links = [link for i in range(length) for link in alias(f"c{i}", f"c{i + 1}", i % 7)]
+    return table_of(events_of_links(links))
+
+
+def test_alias_components_take_the_rounds_they_report_and_no_more(con, monkeypatch):
+    """`rounds` counts the rounds run, the last one changing nothing (1 without aliases);
+    MAX_ROUNDS rounds are allowed, one fewer than needed is a clear error."""
+    from eventpipe.identity import graph
+
+    plain = build_identity(con, table_of(events_of_links(events(track("dev", "alice", 1)))))
+    assert plain.rounds == 1
+    needed = build_identity(con, _chain(40)).rounds
+    assert 3 <= needed <= 10  # pointer jumping over 41 nodes
+    monkeypatch.setattr(graph, "MAX_ROUNDS", needed)
+    assert build_identity(con, _chain(40)).rounds == needed
+    monkeypatch.setattr(graph, "MAX_ROUNDS", needed - 1)
+    with pytest.raises(
+        RuntimeError, match=f"^alias components did not converge in {needed - 1} rounds$"
+    ):
+        build_identity(con, _chain(40))
+
+
+def test_step_times_are_seconds_to_the_millisecond(tmp_path):
+    result = build_identity(identity_connection(temp_directory=str(tmp_path)), _chain(40))
+    assert result.seconds and all(
+        isinstance(s, float) and round(s, 3) == s for s in result.seconds.values()
+    ), result.seconds
+
+
+@pytest.mark.parametrize("case", ["kept", "gone"])
+def test_the_spill_folder_is_deleted_at_exit_even_when_gone_already(case, monkeypatch):
+    """The build session's own spill folder is deleted at exit (the function it registers
+    with atexit is run here); one deleted already is no error."""
+    import atexit
+    import shutil
+
+    at_exit = []
+    monkeypatch.setattr(atexit, "register", lambda *call: at_exit.append(call))
+    session = identity_connection()
+    spill = session.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+    session.close()
+    assert os.path.basename(spill).startswith("eventpipe-identity-") and os.path.isdir(spill)
+    if case == "gone":
+        shutil.rmtree(spill)
+    [(function, *args)] = at_exit
+    function(*args)  # raises if the removal is not quiet
+    assert not os.path.exists(spill)

@@ -60,6 +60,9 @@ class FolderSink:
             (self.folder / table).mkdir(parents=True, exist_ok=True)
         return [f"created {self.folder}"]
 
+    def recover(self) -> list[str]:
+        return []
+
     @contextmanager
     def for_run(self, beam_args: list[str]) -> Iterator[FolderSink]:
         yield self

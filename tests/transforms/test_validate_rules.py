@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from eventpipe.core.duck import connect
+from eventpipe.core.json_audit import audit_json
 from eventpipe.schemas.records import RECORDS_SCHEMA
 from eventpipe.transforms.validate import EventValidator
 
@@ -443,3 +444,27 @@ def test_values_no_reader_can_hold(stages, case, properties, field, says):
         [failure] = out.failed
         assert (failure["reason"], failure["field"]) == ("invalid_value", field)
         assert failure["message"] == f"property '{field}' {says}"
+
+
+@pytest.mark.parametrize(
+    ("text", "max_depth", "expected"),
+    [
+        ('"just a string"', 32, None),  # a document that is one string: no key to read
+        ("[1, 2.5, true, null]", 32, None),
+        ('["a", "b", 1e999]', 32, ("[2]", "is a number outside the range of a double (1e999)")),
+        ("{}", 0, ("the event", "is nested deeper than 0 levels")),
+        (
+            '{"a": [1, {"b": [1e999]}]}',
+            32,
+            ("a[1].b[0]", "is a number outside the range of a double (1e999)"),
+        ),
+        ('{"a": {"b": 1}, "c": [[2]]}', 2, ("c", "is nested deeper than 2 levels")),
+        (
+            '[{"k": 1}, {"k": 18446744073709551616}]',
+            32,
+            ("[1].k", "is an integer beyond 64 bits (JSON readers would round it)"),
+        ),
+    ],
+)
+def test_audit_json_names_the_path_of_the_first_problem(text, max_depth, expected) -> None:
+    assert audit_json(text, max_depth) == expected

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import apache_beam as beam
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
+from eventpipe.io.bigquery.staged import load_archived_not_loaded
 from eventpipe.io.bigquery.tables import BigQueryTarget, prepare_tables, record_run
 from eventpipe.io.bigquery.writers import InsertToBigQuery, ReplaceDayPartitions, WriteToBigQuery
 from eventpipe.io.sink import CommitFiles
@@ -32,6 +33,9 @@ class BigQuerySink:
 
     def prepare(self) -> list[str]:
         return prepare_tables(self.target)
+
+    def recover(self) -> list[str]:
+        return load_archived_not_loaded(self.lake, self.target) if self.lake else []
 
     @contextmanager
     def for_run(self, beam_args: list[str]) -> Iterator[BigQuerySink]:

@@ -23,15 +23,23 @@ leaves archive rows not loaded yet, which a re-run of the import loads.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.io.filesystems import FileSystems
 
 from eventpipe.io import dedupe
-from eventpipe.io.bigquery.tables import BigQueryTarget, read_day_keys
+from eventpipe.io.bigquery.tables import (
+    BigQueryTarget,
+    load_job_id,
+    load_parquet,
+    parquet_bytes,
+    read_day_keys,
+)
 from eventpipe.io.lake import (
     EVENTS,
     RAW,
@@ -42,7 +50,8 @@ from eventpipe.io.lake import (
     read_parquet,
 )
 from eventpipe.io.lake_sink import Staged, StageDeduplicated
-from eventpipe.io.lake_transaction import LakeTransaction
+from eventpipe.io.lake_transaction import OWNER, LakeTransaction, owner_is_gone
+from eventpipe.schemas.bigquery_schema import load_arrow_schema
 
 LOADING = "-load"  # suffix of the staging folder of events files waiting for their load
 
@@ -194,3 +203,43 @@ def remove_staging(
 def concat_staged(paths: Iterable[str | None]) -> list[pa.Table]:
     """The tables of staged events files (None entries skipped)."""
     return [t for path in paths if path is not None for t in _read_staged(path)]
+
+
+def _keys(table: pa.Table) -> pa.Array:
+    """connectionId and messageId of each row, as one string."""
+    connection = pc.cast(table["connectionId"], pa.string())
+    return pc.binary_join_element_wise(connection, table["messageId"], "\x00").combine_chunks()
+
+
+def load_archived_not_loaded(lake: str, target: BigQueryTarget) -> list[str]:
+    """Load what runs that died after committing their archive left unloaded, once.
+
+    Such a run left its events files in `_staging/RUN-load/` (the lake's recovery would
+    delete them, and a re-run would archive the rows again): each file's rows that the
+    table does not hold yet (a run may die between two loads) are loaded under a job id
+    of the run and content, then the folder is deleted. Call it holding the writer lock,
+    before the recovery. Returns a note per run.
+    """
+    notes = []
+    pattern = lake_path(lake, STAGING, "*" + LOADING, OWNER)
+    for marker in FileSystems.match([pattern])[0].metadata_list:
+        folder = marker.path.rsplit("/", 1)[0]
+        with FileSystems.open(marker.path) as handle:
+            owner = json.loads(handle.read())
+        if not owner_is_gone(owner):
+            continue  # running, or maybe running elsewhere
+        run_id = folder.rsplit("/", 1)[1].removesuffix(LOADING)
+        client, schema, loaded = target.client(), load_arrow_schema(), 0
+        files = FileSystems.match([lake_path(folder, "date=*", "*.parquet")])[0].metadata_list
+        for path in sorted(m.path for m in files):
+            day, _ = _day_of(path)
+            stored = read_day_keys(client, target.table, dt.date.fromisoformat(day))
+            rows = read_parquet(path)
+            rows = rows.filter(pc.invert(pc.is_in(_keys(rows), value_set=_keys(stored))))
+            if rows.num_rows:
+                data = parquet_bytes(rows.select(schema.names).cast(schema))
+                load_parquet(client, target.table, data, load_job_id(run_id, target.table, data))
+                loaded += rows.num_rows
+        FileSystems.delete([folder])
+        notes.append(f"loaded {loaded} events archived but not loaded by interrupted run {run_id}")
+    return notes
