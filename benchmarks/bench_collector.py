@@ -1,15 +1,19 @@
 """Benchmark of the collector (POST /v1/events, durable landing included). Not a test.
 
 Starts `eventpipe serve --role collector` in its own process(es) over a fresh lake with a
-write key, then drives it from --clients load processes, each keeping --concurrency
-keep-alive requests in flight (asyncio + aiohttp) for --seconds, every request a batch of
---batch events (~0.5 KB each). Reports requests/s, events/s and the p50/p99 latency, and
-checks that the landing log holds every acknowledged request (else: measured nothing).
+write key, then drives it from ONE load process: raw asyncio HTTP/1.1 over --connections
+keep-alive connections, each with --pipeline requests in flight (pipelined), for
+--seconds, every request a batch of --batch events (~0.5 KB each). Reports requests/s,
+events/s, p50/p99 latency (write of the request to the end of its answer), the server's
+and the client's CPU seconds separately, events per server CPU-second and the load
+average, and checks that the landing log holds every acknowledged request (else: measured
+nothing).
 
-    .venv/bin/python benchmarks/bench_collector.py --seconds 20 --clients 2 --concurrency 32
+    .venv/bin/python benchmarks/bench_collector.py --seconds 15 --connections 32 --pipeline 2
     .venv/bin/python benchmarks/bench_collector.py --workers 2   # two collector processes
 
-The load generator runs on the same machine: on 2 cores it takes CPU from the server.
+The load generator runs on the same machine: its CPU is reported, and on 2 cores it is
+taken from the server.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 
 import orjson
@@ -58,37 +63,70 @@ def make_bodies(n: int, batch: int) -> list[bytes]:
     return bodies
 
 
-async def _drive(url: str, key: str, bodies: list[bytes], concurrency: int, seconds: float):
-    import aiohttp
+def requests_of(host: str, key: str, bodies: list[bytes]) -> list[bytes]:
+    """Each body as a complete keep-alive `POST /v1/events` request."""
+    head = (
+        f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\n"
+    )
+    return [(head + f"Content-Length: {len(b)}\r\n\r\n").encode() + b for b in bodies]
 
+
+async def _connection(
+    host: str, port: int, requests: list[bytes], offset: int, depth: int, deadline: float
+) -> tuple[list[float], int]:
+    """One keep-alive connection with up to `depth` pipelined requests in flight."""
+    reader, writer = await asyncio.open_connection(host, port)
     latencies: list[float] = []
     errors = 0
-    deadline = time.monotonic() + seconds
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-
-        async def worker(offset: int) -> None:
-            nonlocal errors
-            i = offset
-            while time.monotonic() < deadline:
-                body = bodies[i % len(bodies)]
-                i += concurrency
-                started = time.perf_counter()
-                async with session.post(url + "/v1/events", data=body) as response:
-                    await response.read()
-                    if response.status == 200:
-                        latencies.append(time.perf_counter() - started)
-                    else:
-                        errors += 1
-
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    sent: deque[float] = deque()
+    i = offset
+    while True:
+        now = time.perf_counter()
+        if now < deadline:
+            burst = []
+            while len(sent) < depth:
+                burst.append(requests[i % len(requests)])
+                i += 1
+                sent.append(now)
+            if burst:
+                writer.write(b"".join(burst))
+        if not sent:
+            break
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await reader.readexactly(length)
+        started = sent.popleft()
+        if head.startswith(b"HTTP/1.1 200"):
+            latencies.append(time.perf_counter() - started)
+        else:
+            errors += 1
+    writer.close()
     return latencies, errors
 
 
-def _client(url: str, key: str, batch: int, concurrency: int, seconds: float, out) -> None:
-    bodies = make_bodies(500, batch)
-    out.put(asyncio.run(_drive(url, key, bodies, concurrency, seconds)))
+async def _drive(
+    host: str, port: int, requests: list[bytes], connections: int, depth: int, seconds: float
+) -> tuple[list[float], int]:
+    deadline = time.perf_counter() + seconds
+    done = await asyncio.gather(
+        *(_connection(host, port, requests, k * 7919, depth, deadline) for k in range(connections))
+    )
+    return [x for lat, _ in done for x in lat], sum(e for _, e in done)
+
+
+def _client(url: str, key: str, args: argparse.Namespace, out: multiprocessing.Queue) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    requests = requests_of(host, key, make_bodies(500, args.batch))
+    cpu = time.process_time()
+    latencies, errors = asyncio.run(
+        _drive(host, int(port), requests, args.connections, args.pipeline, args.seconds)
+    )
+    out.put((latencies, errors, time.process_time() - cpu))
 
 
 def free_port() -> int:
@@ -125,16 +163,16 @@ def start_server(lake: Path, workers: int, log: Path) -> tuple[subprocess.Popen,
     return process, f"http://127.0.0.1:{port}"
 
 
-def server_cpu(process: subprocess.Popen) -> float:
-    """CPU seconds (user + system) of the server and its worker processes so far."""
+def server_cpu(process: subprocess.Popen) -> tuple[float, float]:
+    """CPU seconds (user, system) of the server and its worker processes so far."""
     import psutil
 
     root = psutil.Process(process.pid)
-    total = 0.0
+    user = system = 0.0
     for p in [root, *root.children(recursive=True)]:
         times = p.cpu_times()
-        total += times.user + times.system
-    return total
+        user, system = user + times.user, system + times.system
+    return user, system
 
 
 def landed_lines(lake: Path) -> int:
@@ -144,8 +182,8 @@ def landed_lines(lake: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--clients", type=int, default=2, help="load processes")
-    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight each")
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
+    parser.add_argument("--pipeline", type=int, default=2, help="requests in flight on each")
     parser.add_argument("--batch", type=int, default=10, help="events per request")
     parser.add_argument("--workers", type=int, default=1, help="collector processes")
     args = parser.parse_args()
@@ -159,45 +197,45 @@ def main() -> None:
         process, url = start_server(lake, args.workers, Path(folder) / "serve.log")
         try:
             out: multiprocessing.Queue = multiprocessing.Queue()
-            clients = [
-                multiprocessing.Process(
-                    target=_client,
-                    args=(url, key, args.batch, args.concurrency, args.seconds, out),
-                )
-                for _ in range(args.clients)
-            ]
+            client = multiprocessing.Process(target=_client, args=(url, key, args, out))
             idle_cpu = server_cpu(process)
+            load_before = os.getloadavg()[0]
             started = time.monotonic()
-            for client in clients:
-                client.start()
-            results = [out.get() for _ in clients]
-            for client in clients:
-                client.join()
+            client.start()
+            latencies, errors, client_cpu = out.get()
+            client.join()
             elapsed = time.monotonic() - started
-            cpu = server_cpu(process) - idle_cpu
+            user, system = (a - b for a, b in zip(server_cpu(process), idle_cpu, strict=True))
+            cpu = user + system
+            load_after = os.getloadavg()[0]
         finally:
             process.terminate()
             process.wait(timeout=60)
-        latencies = sorted(x for lat, _ in results for x in lat)
-        errors = sum(e for _, e in results)
+        for line in (Path(folder) / "serve.log").read_text().splitlines():
+            if "the committer used" in line:
+                print("  server log:", line.split("collector: ", 1)[-1])
+        latencies.sort()
         landed = landed_lines(lake)
         require(bool(latencies), "no request was acknowledged")
         require(landed >= len(latencies), f"{len(latencies)} acknowledged, {landed} landed")
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        events = len(latencies) * args.batch
         print(
-            f"collector, {args.workers} worker(s); load: {args.clients} processes x "
-            f"{args.concurrency} in flight, {args.batch}-event batches, {elapsed:.1f} s "
-            f"(cpus: {os.cpu_count()})"
+            f"collector, {args.workers} worker(s); load: 1 process, {args.connections} "
+            f"connections x {args.pipeline} pipelined, {args.batch}-event batches, "
+            f"{elapsed:.1f} s (cpus: {os.cpu_count()}, load average {load_before:.1f} -> "
+            f"{load_after:.1f})"
         )
         print(
-            f"  requests/s {len(latencies) / elapsed:,.0f}   events/s "
-            f"{len(latencies) * args.batch / elapsed:,.0f}   p50 "
-            f"{statistics.median(latencies) * 1000:.1f} ms   p99 {p99 * 1000:.1f} ms   "
+            f"  requests/s {len(latencies) / elapsed:,.0f}   events/s {events / elapsed:,.0f}   "
+            f"p50 {statistics.median(latencies) * 1000:.1f} ms   p99 {p99 * 1000:.1f} ms   "
             f"errors {errors}   landed {landed:,} requests"
         )
         print(
-            f"  server CPU {cpu:.1f} s under load: "
-            f"{len(latencies) * args.batch / cpu:,.0f} events per server CPU-second"
+            f"  CPU: server {cpu:.1f} s ({events / max(cpu, 1e-9):,.0f} events per server "
+            f"CPU-second, {cpu / max(len(latencies), 1) * 1e6:,.0f} us a request; user "
+            f"{user:.1f} s, system {system:.1f} s), "
+            f"client {client_cpu:.2f} s"
         )
 
 

@@ -33,6 +33,13 @@ FLAGS = [
     (SERVE, "--max-queries", ["0", "-1"], "1"),
     (SERVE, "--statement-timeout", ["0", "-1", "inf"], "0.5"),
     (SERVE, "--port", ["-1", "65536"], "0"),
+    (SERVE, "--landing-segment-seconds", ["0", "-1", "nan", "inf"], "60"),
+    (SERVE, "--landing-segment-bytes", ["0", "-1"], "1000000"),
+    (SERVE, "--max-body-bytes", ["0", "-1"], "4000000"),
+    (SERVE, "--max-events", ["0", "-1"], "2000"),
+    (SERVE, "--max-depth", ["0", "-1"], "64"),
+    (SERVE, "--max-pending-bytes", ["0", "-1"], "64000000"),
+    (SERVE, "--workers", ["0", "-1"], "1"),
     (GENERATE, "--days", ["0", "-1"], "1"),
     (GENERATE, "--workers", ["0"], "1"),
     (GENERATE, "--events-per-file", ["0", "-5"], "100"),
@@ -44,7 +51,7 @@ FLAGS = [
 # Numeric flags where any integer means something: ids and a random seed.
 ANY_INTEGER = {("stream", "--connection-id"), ("import", "--connection-id"),
                ("reprocess", "--connection-id"), ("generate", "--seed"),
-               ("keys", "--connection"), ("keys", "key_id")}  # fmt: skip
+               ("keys", "--connection"), ("keys", "key_id"), ("connections", "--id")}  # fmt: skip
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:

@@ -128,6 +128,7 @@ class GroupCommitter:
         self.thread: threading.Thread | None = None
         self.groups = 0
         self.requests = 0
+        self.cpu_s = 0.0  # CPU seconds of the committer thread (validation and landing)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, name="collector-commit", daemon=True)
@@ -177,6 +178,7 @@ class GroupCommitter:
 
     def _run(self) -> None:
         validator = RequestValidator()
+        started = time.thread_time()
         try:
             stop = False
             while not stop:
@@ -190,6 +192,13 @@ class GroupCommitter:
         finally:
             validator.close()
             self.sink.close()
+            self.cpu_s = time.thread_time() - started
+            log.info(
+                "collector: %d requests in %d groups; the committer used %.2f CPU-s",
+                self.requests,
+                self.groups,
+                self.cpu_s,
+            )
 
     def _commit(self, validator: RequestValidator, group: list[_Pending]) -> None:
         try:

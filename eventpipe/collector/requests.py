@@ -47,24 +47,62 @@ def nesting_depth(body: bytes) -> int:
 
 
 def parse_body(body: bytes, limits: Limits) -> Any:
-    """The request's JSON, after the size and depth limits (413/400 naming the limit)."""
+    """The request's JSON, after the size limit and a first depth test (413/400 naming the
+    limit). A body nested more than 2 levels deeper than the limit is refused unread (no
+    event in it can be within the limit); `check_event_depth` tells the rest exactly."""
     if len(body) > limits.max_body_bytes:
         raise body_too_large(limits)
     if not body.strip():
         raise ApiError(400, "body", "the request body is empty; send a JSON document")
-    if body.count(b"[") + body.count(b"{") > limits.max_depth:
+    if body.count(b"[") + body.count(b"{") > limits.max_depth + 2:
         depth = nesting_depth(body)
-        if depth > limits.max_depth:
-            raise ApiError(
-                400,
-                "body",
-                f"the request nests objects and arrays {depth} levels deep; the limit is "
-                f"{limits.max_depth} (serve --max-depth)",
-            )
+        if depth > limits.max_depth + 2:
+            what = f"the request nests {depth} levels deep: an event nests at least {depth - 2}"
+            raise _too_deep(what, limits)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "body", f"the request body is not valid JSON: {exc}") from None
+
+
+def _too_deep(what: str, limits: Limits) -> ApiError:
+    return ApiError(
+        400,
+        "body",
+        f"{what}; the limit is {limits.max_depth} levels per event, the event object being "
+        "level 1 as the import counts (serve --max-depth)",
+    )
+
+
+def check_event_depth(body: bytes, landed: Any, limits: Limits) -> None:
+    """400 when an event of the request nests deeper than the limit, counted per event as
+    the import counts (the event object is level 1; a batch document's other fields, such as
+    its context, from the document, as they are merged into each event). `landed` is the
+    document as it lands (a batch, an array of events or one event)."""
+    if body.count(b"[") + body.count(b"{") < limits.max_depth:
+        return
+    if nesting_depth(body) < limits.max_depth:  # `/v1/track` nests the body one level deeper
+        return
+    if isinstance(landed, dict) and isinstance(landed.get("batch"), list):
+        rest = {k: v for k, v in landed.items() if k != "batch"}
+        parts = [("the batch document", rest)]
+        parts += [(f"event {i} of the batch", e) for i, e in enumerate(landed["batch"])]
+    elif isinstance(landed, list):
+        parts = [(f"event {i} of the array", e) for i, e in enumerate(landed)]
+    else:
+        parts = [("the event", landed)]
+    for what, part in parts:
+        depth = _depth(part, limits.max_depth + 1)
+        if depth > limits.max_depth:
+            raise _too_deep(f"{what} nests {depth} levels deep", limits)
+
+
+def _depth(value: Any, stop: int) -> int:
+    """The nesting depth of a parsed JSON value (an object or array is 1), at most `stop`."""
+    if not isinstance(value, dict | list) or stop <= 0:
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, stop - 1) for child in children), default=0)
 
 
 def over_limit(parameter: str, excess: str, flag: str) -> ApiError:

@@ -34,6 +34,7 @@ import socket
 
 from apache_beam.io.filesystems import FileSystems
 
+from eventpipe.core.files import fsync_folder
 from eventpipe.io.lake import (
     RAW,
     STAGING,
@@ -160,15 +161,7 @@ def _write_json(path: str, body: dict, durable: bool = False) -> None:
             os.fsync(handle.fileno())
     os.replace(path + ".pending", path)
     if durable:
-        _fsync_dir(os.path.dirname(path))
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_folder(os.path.dirname(path))
 
 
 def _read_json(path: str) -> dict:

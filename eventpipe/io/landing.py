@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from eventpipe.core.files import fsync_folder
 from eventpipe.core.ids import time_ordered_id
 
 LANDING = "landing"
@@ -45,15 +46,6 @@ STALE_NEW_SECONDS = 3600  # a `.new` file this old, unlocked and empty, is a dea
 def landing_folder(lake: str) -> str:
     """`LAKE/landing` (local lakes only)."""
     return os.path.join(lake, LANDING)
-
-
-def fsync_folder(folder: str) -> None:
-    """Make the creation, rename or removal of entries of `folder` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass

@@ -259,7 +259,7 @@ def problem_cases(
     return cases
 
 
-def _group_of(leaf: Leaf) -> str:
+def group_of(leaf: Leaf) -> str:
     """The section whose presence guards a leaf's checks ('' for top-level values)."""
     if leaf.is_section:
         return leaf.path
@@ -278,7 +278,7 @@ def grouped_problems(
     by_path = {leaf.path: leaf for leaf in leaves}
     groups: dict[str, list[Leaf]] = {}
     for leaf in leaves:
-        groups.setdefault(_group_of(leaf), []).append(leaf)
+        groups.setdefault(group_of(leaf), []).append(leaf)
     parts = []
     for group, members in groups.items():
         checks = first_problem(problem_cases(members, jtype_of, value_of, label, reason))

@@ -15,8 +15,10 @@ The rules, in the order they apply:
 - **connectionId**: the event's own, else the envelope's, else the batch's, else
   the job's `--connection-id`; with none of these the event is rejected.
 - **messageId**: when missing or empty, a UUID-formatted MD5 of the connection id, the
-  event's position in its batch, the batch's sentAt and the event's JSON text:
-  re-importing the same file gives the same ids.
+  event's position in its batch, the batch's sentAt, the event's JSON text and the
+  record's receive time (a landing envelope's `receivedAt`, a Pub/Sub message's): the
+  same event sent in two requests gets two ids, re-importing the same file (or a
+  redelivered message) the same ids.
 - **anonymousId**: when only userId is given, a UUID-formatted MD5 of the connection
   id and the userId (the same user always gets the same anonymousId).
 - **Clock drift**: `receivedAt` is the envelope's, else the event's own (exports
@@ -149,7 +151,15 @@ def normalise_sql(run_start: datetime, default_connection: int | None) -> str:
     columns = ",\n          ".join(
         f"{computed.get(f.name, struct_access('v', f.name))} AS {qi(f.name)}" for f in EVENT_FIELDS
     )
-    msg_key = "concat_ws('|', conn, \"index\", epoch_us(batch_sent_at), payload)"
+    # The receive time of the record (a landing envelope's or a Pub/Sub message's) goes in
+    # only when the event's own times do not give it: an archived row (reprocess) carries
+    # the effective receivedAt, which then equals what the event says, and a record with
+    # no receive time keeps the id it always had.
+    record_time = (
+        "CASE WHEN received_at IS DISTINCT FROM coalesce(event_received, sent, event_ts) "
+        "THEN epoch_us(received_at) END"
+    )
+    msg_key = f"concat_ws('|', conn, \"index\", epoch_us(batch_sent_at), payload, {record_time})"
     anon_key = "concat_ws('|', 'anonymousId', conn, v.\"userId\")"
     connection = "NULL::INTEGER" if default_connection is None else str(int(default_connection))
     start = f"TIMESTAMPTZ {qs(run_start.isoformat())}"

@@ -278,15 +278,17 @@ def running_server(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-LISTENING = re.compile(rb"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+LISTENING = re.compile(rb"serving .* on (http://127\.0\.0\.1:\d+)")  # serve binds, then logs
+READY = b"Application startup complete"  # uvicorn listens on that socket from here on
 
 
 @contextlib.contextmanager
 def serve_process(lake: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """Run `eventpipe serve --lake LAKE --port 0 ARGS` as its own process; yields its URL.
 
-    The server binds a free port itself and logs it ("Uvicorn running on URL"): the URL is
-    read from its log, so no other process can take the port between picking and binding.
+    The server binds a free port itself and logs it ("serving ... on URL"): the URL is
+    read from its log once uvicorn is ready, so no other process can take the port between
+    picking and binding.
     """
     command = [sys.executable, "-m", "eventpipe.jobs.cli", "serve", "--lake", str(lake)]
     # Its log goes to a file: a pipe nobody reads fills up (long URLs in the access log)
@@ -300,7 +302,10 @@ def serve_process(lake: Path, *args: str, env: dict[str, str] | None = None) -> 
         )
         try:
             deadline = time.monotonic() + 30
-            while not (found := LISTENING.search(Path(output.name).read_bytes())):
+            while not (
+                READY in (log := Path(output.name).read_bytes())
+                and (found := LISTENING.search(log))
+            ):
                 if process.poll() is not None:
                     raise AssertionError(Path(output.name).read_text(errors="replace"))
                 assert time.monotonic() < deadline, "eventpipe serve did not start"

@@ -20,6 +20,7 @@ from api_support import make_event
 from eventpipe.io import lake as L
 from eventpipe.io.bigquery.staged import LOADING, load_archived_not_loaded
 from eventpipe.io.bigquery.tables import load_parquet, parquet_bytes, prepare_tables
+from eventpipe.io.lake_transaction import OWNER
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 from eventpipe.schemas import arrow_schema
@@ -74,7 +75,7 @@ def _loading_folder(lake: Path, run_id: str, pid: int, rows: pa.Table) -> Path:
     (folder / "date=2025-10-20").mkdir(parents=True)
     pq.write_table(rows, folder / "date=2025-10-20" / "part-0.parquet")
     owner = {"host": socket.gethostname(), "pid": pid, "job": ""}
-    (folder / L.RUNNING).write_text(json.dumps(owner))
+    (folder / OWNER).write_text(json.dumps(owner))
     return folder
 
 

@@ -402,3 +402,46 @@ def test_pending_bytes_over_the_limit_get_a_503_to_retry(lake: Path, tenant: Ten
         )
         assert small.status_code == 200
     assert len(landed(lake)) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "wrap"),
+    [
+        ("/v1/events", lambda event: {"batch": [event]}),
+        ("/v1/events", lambda event: [event]),
+        ("/v1/events", lambda event: event),
+        ("/v1/events/track", lambda event: event),
+    ],
+    ids=["batch", "array", "single", "typed"],
+)
+def test_depth_limit_counts_per_event_as_the_import_does(
+    http: httpx.Client, tenant: Tenant, path: str, wrap: Any
+) -> None:
+    """--max-depth 16: an event of 16 levels (the event object is level 1, as the import's
+    json_audit counts) is accepted in every form; one of 17 levels is refused."""
+    within = make_event(properties=_deep(15)["batch"][0]["properties"])
+    assert _depth_of(within) == 16
+    response = http.post(path, json=wrap(within), headers=bearer(tenant.write_key))
+    assert response.status_code == 200, response.text
+    beyond = make_event(properties=_deep(16)["batch"][0]["properties"])
+    error = error_of(http.post(path, json=wrap(beyond), headers=bearer(tenant.write_key)), 400)
+    assert "nests 17 levels" in error["message"] or "at least 17" in error["message"]
+    assert "limit is 16" in error["message"]
+
+
+def test_track_depth_counts_the_event_it_becomes(http: httpx.Client, tenant: Tenant) -> None:
+    """`/v1/track` fields become `properties`: one level deeper in the event than in the body."""
+    body = {"event_name": "Deep", "extra": _deep(14)["batch"][0]["properties"]}
+    assert _depth_of(body) == 15
+    ok = http.post("/v1/track", json=body, headers=bearer(tenant.write_key))
+    assert ok.status_code == 200, ok.text
+    body["extra"] = {"b": body["extra"]}  # body 16, event 17
+    error = error_of(http.post("/v1/track", json=body, headers=bearer(tenant.write_key)), 400)
+    assert "nests 17 levels deep" in error["message"]
+
+
+def _depth_of(value: Any) -> int:
+    if isinstance(value, dict | list):
+        children = value.values() if isinstance(value, dict) else value
+        return 1 + max((_depth_of(c) for c in children), default=0)
+    return 0

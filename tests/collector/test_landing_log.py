@@ -197,3 +197,19 @@ def test_an_empty_new_segment_of_a_dead_writer_is_removed_once_stale(tmp_path: P
     os.utime(stale, (0, 0))
     assert claim_closed_segments(str(lake)).paths == []
     assert not stale.exists() and fresh.exists()
+
+
+def test_one_folder_fsync_for_every_writer() -> None:
+    """A folder is made durable by one helper (`core.files.fsync_folder`), not a copy per writer:
+    no other function opens a folder read-only to fsync it."""
+    import ast
+
+    package = Path(__file__).resolve().parents[2] / "eventpipe"
+    found = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                text = ast.unparse(node)
+                if "os.O_RDONLY" in text and "os.fsync(" in text:
+                    found.append(f"{path.relative_to(package)}:{node.name}")
+    assert found == ["core/files.py:fsync_folder"]
