@@ -30,14 +30,14 @@ import pyarrow.dataset as ds
 from measured import require
 
 from eventpipe.core.duck import connect
-from eventpipe.io.bigquery import (
+from eventpipe.io.bigquery.rows import check_rows
+from eventpipe.io.bigquery.tables import (
     FLUSH_ROWS,
     BigQueryTarget,
     load_parquet,
     parquet_bytes,
     prepare_tables,
 )
-from eventpipe.io.bigquery_rows import check_rows
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 from eventpipe.schemas.bigquery_schema import load_arrow_schema

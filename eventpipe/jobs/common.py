@@ -12,9 +12,9 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from eventpipe.core.ids import time_ordered_id
-from eventpipe.io.lake import lake_path, write_run_summary
 from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer, recover_lake, writer_lock
 from eventpipe.io.lake_transaction import LakeTransaction
+from eventpipe.io.sink import Sink
 from eventpipe.jobs.flag_types import non_negative_float
 from eventpipe.jobs.summary import RunSummary, summary_from_metrics
 from eventpipe.transforms.enrich import IP_POLICIES, EnrichOptions
@@ -141,7 +141,7 @@ def run_pipeline(
 
 
 def run_to_summary(
-    lake: str,
+    sink: Sink,
     run_id: str,
     beam_args: list[str],
     build: Callable[[beam.Pipeline], None],
@@ -149,11 +149,12 @@ def run_to_summary(
     files: int = 0,
     streaming: bool = False,
 ) -> RunSummary:
-    """Build and run a pipeline, then print and record its summary (`_runs/<run>.json`)."""
+    """Build and run a pipeline that writes to `sink`, then print its summary and record
+    it through the sink (the lake's `_runs/<run>.json`, BigQuery's `eventpipe_runs`)."""
     summary = run_pipeline(run_id, beam_args, build, files, streaming)
-    path = write_run_summary(lake, run_id, {**summary.to_dict(), **record})
+    where = sink.record_run(run_id, {**summary.to_dict(), **record})
     for line in summary.lines():
         print(line)
-    print(f"  events: {lake_path(lake, 'events')}   failed: {lake_path(lake, 'failed')}")
-    print(f"  summary recorded in {path}")
+    print(f"  {sink.outputs()}")
+    print(f"  summary recorded in {where}")
     return summary

@@ -10,18 +10,11 @@ import sys
 from datetime import UTC, datetime
 from functools import partial
 
-from eventpipe.io.bigquery import BigQueryTarget, IncompatibleTableError, prepare_tables
-from eventpipe.io.bigquery_staged import load_archived_not_loaded
 from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.landing import claim_closed_segments, retire_segments, stage_done_ledger
 from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
-from eventpipe.jobs.bigquery_options import (
-    add_bigquery_arguments,
-    bigquery_target,
-    run_to_bigquery_summary,
-    staging_folder,
-)
+from eventpipe.io.sink import CommitFiles, Sink
 from eventpipe.jobs.common import (
     add_enrich_arguments,
     add_wait_argument,
@@ -31,6 +24,7 @@ from eventpipe.jobs.common import (
     run_to_summary,
 )
 from eventpipe.jobs.flag_types import positive_float
+from eventpipe.jobs.sinks import add_sink_arguments, open_sink, sink_from_flags
 from eventpipe.jobs.summary import RunSummary
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
 from eventpipe.transforms.enrich import EnrichOptions
@@ -94,8 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_wait_argument(parser)
     add_enrich_arguments(parser)
-    add_bigquery_arguments(parser)
-    parser.set_defaults(func=run, accepts_pipeline_options=True)
+    add_sink_arguments(parser)
+    parser.set_defaults(func=run, accepts_pipeline_options=True, print_usage=parser.print_usage)
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -107,40 +101,32 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         return _run_landing(args, beam_args, run_id, run_start)
     try:
         if not args.inputs:
+            args.print_usage(sys.stderr)
             raise ValueError("give the files to import (or --landing)")
         files = expand_patterns(args.inputs)
         enrich = enrich_options(args)
-        target = bigquery_target(args)
-        if target is None and not args.lake:
-            raise ValueError("--lake DIR is required (or --sink bigquery --bq-table ...)")
     except (NoInputError, ValueError) as exc:
         log.error("%s", exc)
+        return 2
+    sink = open_sink(args)
+    if sink is None:
         return 2
     total = sum(size for _, size in files)
     log.info(
         "run %s: importing %d files (%.1f MB) into %s",
-        run_id, len(files), total / 1e6, target.table if target else args.lake,
+        run_id, len(files), total / 1e6, sink.describe(),
     )  # fmt: skip
-    if target is not None:
-        try:
-            for message in prepare_tables(target):
-                log.info("%s", message)
-        except IncompatibleTableError as exc:
-            log.error("%s", exc)
-            return 2
 
     def run_import(recovered: list[str]) -> int:
-        with staging_folder(target, beam_args, args.lake) as staging_target:
+        with sink.for_run(beam_args) as run_sink:
             summary = _run_import(
-                args, beam_args, files, run_id, run_start, enrich, staging_target, recovered
+                args, beam_args, files, run_id, run_start, enrich, run_sink, recovered
             )
         return summary.exit_code()
 
     if not args.lake:
         return run_import([])
-    # With an archive lake: first load what a run that died after archiving did not load.
-    resume = partial(load_archived_not_loaded, args.lake, target) if target else None
-    return run_locked(args.lake, "import", run_id, args.wait, run_import, resume)
+    return run_locked(args.lake, "import", run_id, args.wait, run_import, sink.recover)
 
 
 def _run_import(
@@ -150,38 +136,36 @@ def _run_import(
     run_id: str,
     run_start: datetime,
     enrich: EnrichOptions | None,
-    target: BigQueryTarget | None,
+    sink: Sink,
     recovered: list[str],
-    commit_with: tuple[tuple[str, str], ...] = (),
+    commit_with: CommitFiles = (),
     landing: dict | None = None,
 ) -> RunSummary:
     total = sum(size for _, size in files)
     config = ImportConfig(
         files=[path for path, _ in files],
-        lake=args.lake or "",
+        sink=sink,
+        identity=args.lake or None,  # (a BigQuery import without --lake has no identity map)
         run_id=run_id,
         run_start=run_start,
         default_connection=args.connection_id,
         chunk_bytes=int(args.chunk_mb * 2**20),
         dedupe_buckets=dedupe_buckets(total),
         enrich=enrich,
-        bigquery=target,
         commit_with=commit_with,
     )
     build = partial(build_import_pipeline, config=config)
     record = {"job": "import", "inputs": args.inputs, "recovered": recovered}
     if landing is not None:
         record["landing"] = landing
-    if target is not None:
-        return run_to_bigquery_summary(target, run_id, beam_args, build, record, len(files))
-    return run_to_summary(args.lake, run_id, beam_args, build, record, files=len(files))
+    return run_to_summary(sink, run_id, beam_args, build, record, files=len(files))
 
 
 def _run_landing(
     args: argparse.Namespace, beam_args: list[str], run_id: str, run_start: datetime
 ) -> int:
     """Import the closed landing segments; their ledger is committed with the events."""
-    if args.inputs or not args.lake or "://" in args.lake or bigquery_target(args) is not None:
+    if args.inputs or not args.lake or "://" in args.lake or args.sink != "lake":
         log.error("--landing imports LAKE/landing/ of a local --lake into it, and takes no files")
         return 2
     enrich = enrich_options(args)
@@ -208,7 +192,16 @@ def _run_landing(
         ledger = stage_done_ledger(args.lake, staging, run_id, claimed.paths)
         files = [(p, os.path.getsize(p)) for p in claimed.paths]
         summary = _run_import(
-            args, beam_args, files, run_id, run_start, enrich, None, recovered, (ledger,), landing
+            args,
+            beam_args,
+            files,
+            run_id,
+            run_start,
+            enrich,
+            sink_from_flags(args),
+            recovered,
+            (ledger,),
+            landing,
         )
         retire_segments(args.lake, claimed.paths, keep)
         return summary.exit_code()

@@ -7,14 +7,9 @@ import logging
 from datetime import UTC, datetime
 from functools import partial
 
-from eventpipe.io.bigquery import BigQueryTarget, IncompatibleTableError, prepare_tables
 from eventpipe.io.lake import RAW
 from eventpipe.io.lake_sink import dedupe_buckets
-from eventpipe.jobs.bigquery_options import (
-    add_bigquery_arguments,
-    bigquery_target,
-    run_to_bigquery_summary,
-)
+from eventpipe.io.sink import Sink
 from eventpipe.jobs.common import (
     add_enrich_arguments,
     add_wait_argument,
@@ -24,6 +19,7 @@ from eventpipe.jobs.common import (
     run_locked,
     run_to_summary,
 )
+from eventpipe.jobs.sinks import add_sink_arguments, open_sink
 from eventpipe.pipelines.reprocess_pipeline import ReprocessConfig, build_reprocess_pipeline
 from eventpipe.schemas.lake_layout import list_partitions
 from eventpipe.transforms.enrich import EnrichOptions
@@ -51,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--to", dest="last", type=parse_day, required=True, metavar="YYYY-MM-DD")
     add_wait_argument(parser)
     add_enrich_arguments(parser)
-    add_bigquery_arguments(
+    add_sink_arguments(
         parser,
         sink_help="where the reprocessed days go: the lake's partitions, or the BigQuery table's "
         "day partitions (--bq-table; the raw archive is still read from --lake)",
@@ -66,16 +62,15 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         return 2
     try:
         enrich = enrich_options(args)
-        target = bigquery_target(args)
-        if target is not None:
-            for message in prepare_tables(target):
-                log.info("%s", message)
-    except (ValueError, IncompatibleTableError) as exc:
+    except ValueError as exc:
         log.error("%s", exc)
+        return 2
+    sink = open_sink(args)
+    if sink is None:
         return 2
     run_start = datetime.now(UTC)
     run_id = new_run_id(run_start)
-    body = partial(_reprocess, args, beam_args, run_id, run_start, enrich, target)
+    body = partial(_reprocess, args, beam_args, run_id, run_start, enrich, sink)
     return run_locked(args.lake, "reprocess", run_id, args.wait, body)
 
 
@@ -85,7 +80,7 @@ def _reprocess(
     run_id: str,
     run_start: datetime,
     enrich: EnrichOptions | None,
-    target: BigQueryTarget | None,
+    sink: Sink,
     recovered: list[str],
 ) -> int:
     partitions = list_partitions(args.lake, RAW, args.first, args.last)
@@ -98,20 +93,17 @@ def _reprocess(
         run_id, len(partitions), len(files), size / 1e6, args.lake,
     )  # fmt: skip
     config = ReprocessConfig(
-        lake=args.lake,
+        sink=sink,
+        identity=args.lake,
         run_id=run_id,
         run_start=run_start,
         partitions=tuple(part.name for part in partitions),
         raw_files=tuple(files),
         enrich=enrich,
         dedupe_buckets=dedupe_buckets(size * 8),  # archives compress raw text ~8x
-        bigquery=target,
     )
     build = partial(build_reprocess_pipeline, config=config)
     record = {"job": "reprocess", "from": str(args.first), "to": str(args.last)}
     record["recovered"] = recovered
-    if target is not None:
-        summary = run_to_bigquery_summary(target, run_id, beam_args, build, record, len(files))
-    else:
-        summary = run_to_summary(args.lake, run_id, beam_args, build, record, files=len(files))
+    summary = run_to_summary(sink, run_id, beam_args, build, record, files=len(files))
     return 0 if summary.reconciles else 1

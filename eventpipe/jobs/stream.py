@@ -15,9 +15,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from eventpipe.io.beam_compat import local_streaming_runner
-from eventpipe.io.bigquery import IncompatibleTableError, prepare_tables
+from eventpipe.io.lake_target import LakeSink
 from eventpipe.io.pubsub import LocalReadSettings, ReadPubSubMessages, request_stop
-from eventpipe.jobs.bigquery_options import add_bigquery_arguments, bigquery_target
 from eventpipe.jobs.common import (
     add_enrich_arguments,
     enrich_options,
@@ -26,6 +25,7 @@ from eventpipe.jobs.common import (
     run_to_summary,
 )
 from eventpipe.jobs.flag_types import non_negative_float, positive_float, positive_int
+from eventpipe.jobs.sinks import add_sink_arguments, open_sink
 from eventpipe.pipelines.stream_pipeline import (
     LOCAL_RUNNER,
     StreamConfig,
@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--subscription", required=True, help="projects/P/subscriptions/S to read from"
     )
     parser.add_argument("--lake", required=True, help="lake folder or URL (created when missing)")
-    add_bigquery_arguments(
+    add_sink_arguments(
         parser,
         sink_help="where events go: lake/events, or a BigQuery table through the insert API "
         "(--bq-table); failed records and run summaries stay in the lake (default: %(default)s)",
@@ -181,13 +181,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if 86_400 % args.window_seconds:
         log.error("--window-seconds %d does not divide a day", args.window_seconds)
         return 2
-    try:
-        target = bigquery_target(args)
-        if target is not None:
-            for message in prepare_tables(target):
-                log.info("%s", message)
-    except (ValueError, IncompatibleTableError) as exc:
-        log.error("%s", exc)
+    sink = open_sink(args)
+    if sink is None:
         return 2
     run_start = datetime.now(UTC)
     run_id = args.run_id or new_run_id(run_start)
@@ -196,6 +191,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         lake=args.lake,
         run_id=run_id,
         run_start=run_start,
+        sink=sink,
         default_connection=args.connection_id,
         enrich=enrich_options(args),
         window_s=args.window_seconds,
@@ -205,7 +201,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         shards=args.shards,
         kpid_refresh_s=args.kpid_refresh_seconds,
         dead_letter_topic=args.dead_letter_topic,
-        bigquery=target,
     )
     beam_args, local = _streaming_args(beam_args)
     settings = LocalReadSettings(
@@ -219,11 +214,12 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         build_stream_pipeline(messages, config)
 
     prepare_lake(args.lake, run_id)
-    log.info("run %s: streaming %s into %s", run_id, args.subscription, args.lake)
+    log.info("run %s: streaming %s into %s", run_id, args.subscription, sink.describe())
+    record = {"subscription": args.subscription}
     _install_stop_handlers(run_id)
     with local_streaming_runner() if local else contextlib.nullcontext():
-        summary = run_to_summary(
-            args.lake, run_id, beam_args, build, {"subscription": args.subscription}, streaming=True
+        summary = run_to_summary(  # failed rows and run summaries stay in the lake
+            LakeSink(args.lake), run_id, beam_args, build, record, streaming=True
         )
     return 0 if summary.reconciles else 1
 

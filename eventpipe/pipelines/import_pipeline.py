@@ -1,9 +1,8 @@
-"""The batch import graph: files -> parse -> validate -> normalise -> enrich -> stitch -> dedupe -> lake.
+"""The batch import graph: files -> parse -> validate -> normalise -> enrich -> stitch -> sink.
 
-Stitching gives new events of known profiles their kpid from the lake's identity
-map; `eventpipe identity` resolves new identities and re-stitches stored events.
-With a BigQuery target the events go to its table instead (deduplicated the same
-way); a lake given with it provides the identity map and receives the raw archive.
+Stitching gives new events of known profiles their kpid from the identity lake's map
+(`eventpipe identity` resolves new identities and re-stitches stored events); the
+sink (io.sink: the lake, BigQuery) deduplicates and writes events and failed rows.
 """
 
 from __future__ import annotations
@@ -14,10 +13,8 @@ from datetime import datetime
 import apache_beam as beam
 
 from eventpipe.identity.stitch_stage import StitchKpids
-from eventpipe.io.bigquery import BigQueryTarget
-from eventpipe.io.bigquery_sinks import WriteToBigQuery
-from eventpipe.io.lake_sink import WriteToLake
 from eventpipe.io.raw_files import CHUNK_BYTES, ReadRawRecords
+from eventpipe.io.sink import CommitFiles, Sink
 from eventpipe.transforms.enrich import EnrichOptions
 from eventpipe.transforms.stages import EnrichEvents, NormaliseEvents, ParseRecords, ValidateEvents
 
@@ -27,16 +24,16 @@ class ImportConfig:
     """What one import run needs; built by the job from its flags."""
 
     files: list[str]
-    lake: str
+    sink: Sink
+    identity: str | None  # the lake whose identity map gives kpids (None: no stitching)
     run_id: str
     run_start: datetime
     default_connection: int | None = None
     enrich: EnrichOptions | None = field(default_factory=EnrichOptions)  # None: no enrichment
     chunk_bytes: int = CHUNK_BYTES
     dedupe_buckets: int = 4  # see io.lake_sink.dedupe_buckets
-    bigquery: BigQueryTarget | None = None  # set: write to BigQuery instead of the lake
     # (staged, final) files made visible by the lake commit (the landing ledger, see io.landing)
-    commit_with: tuple[tuple[str, str], ...] = ()
+    commit_with: CommitFiles = ()
 
 
 def apply_stages(
@@ -71,15 +68,9 @@ def build_import_pipeline(pipeline: beam.Pipeline, config: ImportConfig) -> None
     )
     events, failures = apply_stages(records, run, start, config.default_connection, config.enrich)
     failures.append(unread)  # what the reader rejects: bad files, bad UTF-8, too large
-    if config.lake:  # (a BigQuery import without --lake has no identity map to stitch from)
-        events = events | "StitchKpids" >> StitchKpids(config.lake)
+    if config.identity is not None:
+        events = events | "StitchKpids" >> StitchKpids(config.identity)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()
-    if config.bigquery is not None:  # with --lake, that lake's raw/ gets the archive
-        staging = config.lake or config.bigquery.staging
-        _ = (events, failed) | "WriteBigQuery" >> WriteToBigQuery(
-            config.bigquery, run, start, staging, config.dedupe_buckets, archive=bool(config.lake)
-        )
-        return
-    _ = (events, failed) | "WriteLake" >> WriteToLake(
-        config.lake, run, config.dedupe_buckets, commit_with=config.commit_with
+    _ = (events, failed) | "Write" >> config.sink.write_batch(
+        run, start, config.dedupe_buckets, config.commit_with
     )

@@ -1,4 +1,4 @@
-"""The reprocess graph: LAKE/raw partitions -> validate -> normalise -> enrich -> stitch -> lake.
+"""The reprocess graph: LAKE/raw partitions -> validate -> normalise -> enrich -> stitch -> sink.
 
 Reprocessing starts from the raw archive (`LAKE/raw/date=D/`: each stored event as
 parsed, with its effective receivedAt and connectionId; see io.lake_sink), not from
@@ -7,9 +7,9 @@ fields the client sent and which the enrichment derived, so only the archive can
 enriched again with a new GeoIP database or new user-agent rules. Events are
 validated again too: an event the current rules reject goes to the failed table.
 
-Each partition of the range is replaced whole (events and raw, in one lake
-transaction: io.lake_transaction); an event whose recomputed date falls outside the range is added
-to that partition.
+The sink replaces each partition of the range whole (the lake: events and raw, in one
+lake transaction, io.lake_transaction; BigQuery: the day partitions); an event whose
+recomputed date falls outside the range is added to that partition.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from eventpipe.identity.stitch_stage import StitchKpids
-from eventpipe.io.bigquery import BigQueryTarget
-from eventpipe.io.bigquery_sinks import ReplaceDayPartitions
-from eventpipe.io.lake_sink import WriteToLake
+from eventpipe.io.sink import Sink
 from eventpipe.schemas.outputs import NAMESPACE, READ
 from eventpipe.schemas.records import PARSED_SCHEMA
 from eventpipe.transforms.enrich import EnrichOptions
@@ -40,14 +38,14 @@ ARCHIVE_BATCH_ROWS = 32_768
 class ReprocessConfig:
     """What one reprocess run needs; built by the job from its flags."""
 
-    lake: str
+    sink: Sink
+    identity: str  # the lake whose identity map gives kpids
     run_id: str
     run_start: datetime
     partitions: tuple[str, ...]  # `date=D` names to replace
     raw_files: tuple[str, ...]  # the archive files of those partitions
     enrich: EnrichOptions | None = field(default_factory=EnrichOptions)
     dedupe_buckets: int = 4
-    bigquery: BigQueryTarget | None = None  # set: replace the days in BigQuery, not the lake
 
 
 class _ReadArchive(beam.DoFn):
@@ -78,14 +76,8 @@ def build_reprocess_pipeline(pipeline: beam.Pipeline, config: ReprocessConfig) -
     if config.enrich is not None:
         events, bots = events | "EnrichEvents" >> EnrichEvents(config.enrich, run)
         failures.append(bots)
-    events = events | "StitchKpids" >> StitchKpids(config.lake)
+    events = events | "StitchKpids" >> StitchKpids(config.identity)
     failed = tuple(failures) | "AllFailed" >> beam.Flatten()
-    if config.bigquery is not None:
-        days = tuple(p.removeprefix("date=") for p in config.partitions)
-        _ = (events, failed) | "ReplaceBigQuery" >> ReplaceDayPartitions(
-            config.bigquery, run, start, days, config.lake, config.dedupe_buckets
-        )
-        return
-    _ = (events, failed) | "WriteLake" >> WriteToLake(
-        config.lake, run, config.dedupe_buckets, replace=config.partitions
+    _ = (events, failed) | "Replace" >> config.sink.replace_days(
+        run, start, config.partitions, config.dedupe_buckets
     )

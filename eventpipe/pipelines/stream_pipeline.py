@@ -10,10 +10,10 @@ every failed output --WriteWindowedFailed--> lake/failed [+ dead-letter topic]
 The source is a parameter: `build_stream_pipeline` takes the PCollection of
 Pub/Sub messages, so tests feed a TestStream and the job feeds Pub/Sub.
 
-BigQuery (`config.bigquery`): the deduplicated events go to the BigQuery table through
-the insert API in batches (`io.bigquery_sinks.InsertToBigQuery`) instead of lake/events; rows
-it refuses join the failed output, which stays in lake/failed. Late events are inserted like
-any other (and counted `late`).
+The sink (io.sink) writes the deduplicated events: the lake's window files, or BigQuery's
+insert API in batches (late events inserted like any other, counted `late`); rows a sink
+refuses join the failed output. Failed rows always go to lake/failed, and kpids come from
+the lake's identity map.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from datetime import datetime
 import apache_beam as beam
 
 from eventpipe.identity.stitch_stage import StitchKpids
-from eventpipe.io.bigquery import BigQueryTarget
-from eventpipe.io.bigquery_sinks import InsertToBigQuery
 from eventpipe.io.pubsub import MessagesToRecords, failed_to_messages
-from eventpipe.io.stream_writers import WriteWindowedEvents, WriteWindowedFailed
+from eventpipe.io.sink import Sink
+from eventpipe.io.stream_writers import WriteWindowedFailed
 from eventpipe.pipelines.import_pipeline import apply_stages
 from eventpipe.transforms.enrich import EnrichOptions
 from eventpipe.transforms.stream_stages import DeduplicateEvents, RejectTooOldEvents
@@ -42,9 +41,10 @@ class StreamConfig:
     """What one streaming run needs; built by the job from its flags."""
 
     subscription: str
-    lake: str
+    lake: str  # identity map, failed rows
     run_id: str
     run_start: datetime
+    sink: Sink  # the events
     default_connection: int | None = None
     enrich: EnrichOptions | None = field(default_factory=EnrichOptions)  # None: no enrichment
     window_s: int = 60
@@ -55,7 +55,6 @@ class StreamConfig:
     kpid_refresh_s: float = 300.0
     dead_letter_topic: str | None = None
     max_records: int = 5000  # records per chunk handed to the stages
-    bigquery: BigQueryTarget | None = None  # set: events go to BigQuery instead of lake/events
 
 
 def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> None:
@@ -76,20 +75,11 @@ def build_stream_pipeline(messages: beam.PCollection, config: StreamConfig) -> N
     if config.max_event_age_s is not None:
         unique, too_old = unique | "RejectTooOld" >> RejectTooOldEvents(config.max_event_age_s, run)
         failures = (*failures, too_old)
-    if config.bigquery is not None:
-        refused = (
-            unique
-            | "Events" >> beam.Values()
-            | "InsertBigQuery"
-            >> InsertToBigQuery(
-                config.bigquery, run, config.run_start, config.window_s, config.allowed_lateness_s
-            )
-        )
+    refused = unique | "WriteEvents" >> config.sink.write_stream(
+        run, config.run_start, config.window_s, config.allowed_lateness_s
+    )
+    if refused is not None:
         failures = (*failures, refused)
-    else:
-        _ = unique | "WriteEvents" >> WriteWindowedEvents(
-            config.lake, run, config.window_s, config.allowed_lateness_s
-        )
     failed = failures | "AllFailed" >> beam.Flatten()
     _ = failed | "WriteFailed" >> WriteWindowedFailed(
         config.lake, run, config.window_s, config.shards

@@ -143,7 +143,12 @@ def bigquery_table(client, endpoint: str, lake: Path) -> Iterator[str]:
     the dataset is deleted afterwards."""
     import pyarrow.dataset as ds
 
-    from eventpipe.io.bigquery import BigQueryTarget, load_parquet, parquet_bytes, prepare_tables
+    from eventpipe.io.bigquery.tables import (
+        BigQueryTarget,
+        load_parquet,
+        parquet_bytes,
+        prepare_tables,
+    )
     from eventpipe.schemas.bigquery_schema import load_arrow_schema
 
     dataset = f"{PROJECT}.api_{uuid.uuid4().hex[:8]}"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from bq_emulator import PROJECT
 
-from eventpipe.io.bigquery import BigQueryTarget
+from eventpipe.io.bigquery.tables import BigQueryTarget
 
 
 @pytest.fixture

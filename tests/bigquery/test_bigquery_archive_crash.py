@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 from api_support import make_event
 
 from eventpipe.io import lake as L
-from eventpipe.io.bigquery import load_parquet, parquet_bytes, prepare_tables
-from eventpipe.io.bigquery_staged import LOADING, load_archived_not_loaded
+from eventpipe.io.bigquery.staged import LOADING, load_archived_not_loaded
+from eventpipe.io.bigquery.tables import load_parquet, parquet_bytes, prepare_tables
 from eventpipe.io.lake_transaction import OWNER
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate

@@ -17,7 +17,7 @@ import pytest
 from google.api_core.exceptions import BadRequest
 
 from eventpipe.core.bigquery_client import make_client
-from eventpipe.io.bigquery import (
+from eventpipe.io.bigquery.tables import (
     load_arrow_schema,
     load_parquet,
     parquet_bytes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.cloud.bigquery import SchemaField
 
-from eventpipe.io.bigquery import IncompatibleTableError, ensure_table, prepare_tables
+from eventpipe.io.bigquery.tables import IncompatibleTableError, ensure_table, prepare_tables
 from eventpipe.schemas import EVENT_FIELDS, arrow_schema, iter_leaves
 from eventpipe.schemas.bigquery_schema import (
     CLUSTERING_FIELDS,

@@ -13,14 +13,14 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from eventpipe.core.duck import connect
-from eventpipe.io.bigquery import (
+from eventpipe.io.bigquery.rows import check_rows, json_rows
+from eventpipe.io.bigquery.tables import (
     load_job_id,
     parquet_bytes,
     prepare_tables,
     replace_partition,
 )
-from eventpipe.io.bigquery_rows import check_rows, json_rows
-from eventpipe.io.bigquery_sinks import InsertToBigQuery, WriteToBigQuery
+from eventpipe.io.bigquery.writers import InsertToBigQuery, WriteToBigQuery
 from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.failures import FAILED_SCHEMA
 

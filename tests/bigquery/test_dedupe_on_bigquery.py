@@ -82,7 +82,7 @@ def copies(client, table_id: str) -> dict[str, str]:
 def test_overlapping_exports_keep_one_copy_by_the_lakes_rule(
     tmp_path, bq_client, bq_dataset, bq_endpoint
 ):
-    from eventpipe.io.bigquery import BigQueryTarget
+    from eventpipe.io.bigquery.tables import BigQueryTarget
 
     def event(i: int, received_minute: int, label: str) -> dict:
         received = T0 + timedelta(hours=i, minutes=received_minute)

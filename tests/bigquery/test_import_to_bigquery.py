@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from eventpipe.io.bigquery import RUNS_TABLE
+from eventpipe.io.bigquery.tables import RUNS_TABLE
 from eventpipe.jobs.cli import main
 from eventpipe.sample.generator import generate
 from eventpipe.schemas import EVENT_FIELDS

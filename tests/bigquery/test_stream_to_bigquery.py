@@ -8,7 +8,8 @@ from apache_beam.testing.test_stream import TestStream as EventScript
 from apache_beam.utils.timestamp import Timestamp
 
 from eventpipe.io.beam_compat import local_streaming_runner
-from eventpipe.io.bigquery import prepare_tables
+from eventpipe.io.bigquery.sink import BigQuerySink
+from eventpipe.io.bigquery.tables import prepare_tables
 
 from stream_support import T0, make_event, make_message, run_test_stream, timestamped
 
@@ -34,7 +35,7 @@ def test_stream_inserts_unique_and_late_events_and_keeps_failures_in_the_lake(
         .advance_watermark_to_infinity()
     )
     with local_streaming_runner():
-        run = run_test_stream(stream, tmp_path, shards=1, bigquery=bq_target)
+        run = run_test_stream(stream, tmp_path, shards=1, sink=BigQuerySink(bq_target))
 
     assert run.summary.reconciles
     summary = (run.summary.read, run.summary.written, run.summary.failed, run.summary.duplicates)

@@ -23,7 +23,7 @@ from eventpipe.api.app import create_app
 from eventpipe.api.bigquery_backend import BigQueryReader
 from eventpipe.api.filters import parse_filter
 from eventpipe.api.query import EventQuery
-from eventpipe.io.bigquery import BigQueryTarget, load_parquet, parquet_bytes, prepare_tables
+from eventpipe.io.bigquery.tables import BigQueryTarget, load_parquet, parquet_bytes, prepare_tables
 from eventpipe.query.bigquery_dialect import BIGQUERY
 from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.bigquery_schema import load_arrow_schema

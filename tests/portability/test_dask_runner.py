@@ -23,6 +23,7 @@ import pyarrow.dataset as ds
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from eventpipe.io.lake_target import LakeSink
 from eventpipe.jobs.cli import main
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
 from eventpipe.sample.generator import generate
@@ -104,7 +105,13 @@ def test_import_on_the_dask_runner_equals_the_direct_runner(dask_scheduler, tmp_
     files = sorted(str(p) for p in corpus.glob("*") if not p.name.startswith(("_", ".")))
     start = datetime.now(UTC)
     lake = tmp_path / "dask"
-    config = ImportConfig(files=files, lake=str(lake), run_id="dask-run", run_start=start)
+    config = ImportConfig(
+        files=files,
+        sink=LakeSink(str(lake)),
+        identity=str(lake),
+        run_id="dask-run",
+        run_start=start,
+    )
     options = PipelineOptions([f"--dask_client_address={dask_scheduler}"])
     pipeline = beam.Pipeline(runner=FixedDaskRunner(), options=options)
     build_import_pipeline(pipeline, config)

@@ -17,6 +17,7 @@ from apache_beam.testing.test_stream import TestStream as EventScript
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
+from eventpipe.io.lake_target import LakeSink
 from eventpipe.jobs.summary import RunSummary, summary_from_metrics
 from eventpipe.pipelines.stream_pipeline import StreamConfig, build_stream_pipeline
 
@@ -79,6 +80,7 @@ def run_test_stream(stream: EventScript, lake: Path, **config: Any) -> StreamRun
         "lake": str(lake),
         "run_id": "test-run",
         "run_start": T0,
+        "sink": LakeSink(str(lake)),
         "enrich": None,
         "window_s": 60,
         "allowed_lateness_s": 30,

@@ -11,6 +11,7 @@ from apache_beam.coders import VarIntCoder, registry
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_stream import TestStream as EventScript
 
+from eventpipe.io.lake_target import LakeSink
 from eventpipe.pipelines.stream_pipeline import StreamConfig, build_stream_pipeline
 
 from stream_support import SUBSCRIPTION, T0
@@ -23,7 +24,13 @@ def test_stateful_steps_have_deterministic_key_coders(
     """Beam warns (and Dataflow may group wrongly) when a stateful DoFn's key coder is not
     deterministic: every stateful step's input is typed (int shard, table)."""
     config = StreamConfig(
-        SUBSCRIPTION, str(tmp_path), "run", T0, enrich=None, max_event_age_s=max_event_age_s
+        SUBSCRIPTION,
+        str(tmp_path),
+        "run",
+        T0,
+        LakeSink(str(tmp_path)),
+        enrich=None,
+        max_event_age_s=max_event_age_s,
     )
     pipeline = beam.Pipeline(options=PipelineOptions(["--streaming"]))
     with caplog.at_level(logging.WARNING):

@@ -1,12 +1,12 @@
-"""The BigQuery sinks as Beam transforms (the client-side work is in `io.bigquery`).
+"""The BigQuery sink's Beam transforms (the client-side work is in `tables`).
 
 - `WriteToBigQuery` (import) checks every event row against the schema inside the
-  pipeline (bad rows go to the failed table, see `bigquery_rows`), stages the good
-  ones and drops duplicates (within the run and against the table: `bigquery_staged`),
+  pipeline (bad rows go to the failed table, see `rows`), stages the good
+  ones and drops duplicates (within the run and against the table: `staged`),
   then loads them as Parquet files of up to rows_per_load rows through load jobs (no
   streaming inserts: load jobs are free and faster for bulk data).
 - `ReplaceDayPartitions` (reprocess) stages and deduplicates the checked rows the same
-  way, then replaces each day of the range whole (`io.bigquery.replace_partition`).
+  way, then replaces each day of the range whole (`tables.replace_partition`).
 - `InsertToBigQuery` (stream) sends checked rows through the insert API in batches,
   with `messageId` as the insert id; rows the API refuses become failed rows.
 """
@@ -26,21 +26,21 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from eventpipe.core.duck import connect
 from eventpipe.core.metrics import count_failed, emit
-from eventpipe.io.bigquery import (
+from eventpipe.io.bigquery.rows import check_rows, failed_rows_of, json_rows
+from eventpipe.io.bigquery.staged import (
+    StageForBigQuery,
+    by_day,
+    concat_staged,
+    read_staged,
+    remove_staging,
+)
+from eventpipe.io.bigquery.tables import (
     INSERT_BATCH_ROWS,
     BigQueryTarget,
     load_job_id,
     load_parquet,
     parquet_bytes,
     replace_partition,
-)
-from eventpipe.io.bigquery_rows import check_rows, failed_rows_of, json_rows
-from eventpipe.io.bigquery_staged import (
-    StageForBigQuery,
-    by_day,
-    concat_staged,
-    read_staged,
-    remove_staging,
 )
 from eventpipe.io.stream_windows import split_late
 from eventpipe.schemas.bigquery_schema import load_arrow_schema

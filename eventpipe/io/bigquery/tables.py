@@ -11,7 +11,7 @@
   (deduplication against the table).
 - `record_run` adds a run's summary to `DATASET.eventpipe_runs`.
 
-The Beam transforms that use these are in `bigquery_sinks`. `BigQueryTarget.endpoint`
+The Beam transforms that use these are in `writers`. `BigQueryTarget.endpoint`
 points the client at another API endpoint (the local emulator, with anonymous
 credentials); without it the usual Google credentials are used (Application Default
 Credentials).
@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eventpipe.core.bigquery_client import make_client
-from eventpipe.io.bigquery_rows import json_rows_of
+from eventpipe.io.bigquery.rows import json_rows_of
+from eventpipe.io.sink import SinkError
 from eventpipe.schemas.bigquery_schema import (
     CLUSTERING_FIELDS,
     FAILED_PARTITION_FIELD,
@@ -53,7 +54,7 @@ FLUSH_ROWS = 100_000  # default rows_per_load: rows of one load job (one Parquet
 INSERT_BATCH_ROWS = 500  # rows of one insert API request (Google recommends ~500)
 
 
-class IncompatibleTableError(RuntimeError):
+class IncompatibleTableError(SinkError):
     """An existing table whose schema cannot take the rows we write."""
 
 
@@ -72,7 +73,7 @@ class BigQueryTarget:
     # How replace_partition swaps a day: "decorator" (BigQuery) or "transaction" (emulators).
     partition_swap: str = "decorator"
     # Where batch writes stage their Parquet files before loading (local folder or gs://
-    # URL, seen by every worker) when no lake is given; see io.bigquery_staged.
+    # URL, seen by every worker) when no lake is given; see io.bigquery.staged.
     staging: str = ""
 
     def __post_init__(self) -> None:

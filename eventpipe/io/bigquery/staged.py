@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from apache_beam.io.filesystems import FileSystems
 
 from eventpipe.io import dedupe
-from eventpipe.io.bigquery import (
+from eventpipe.io.bigquery.tables import (
     BigQueryTarget,
     load_job_id,
     load_parquet,

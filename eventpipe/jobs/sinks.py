@@ -1,26 +1,22 @@
-"""The BigQuery sink's flags, shared by the jobs that write events (import, reprocess, stream)."""
+"""The sink flags of the jobs that write events (import, reprocess, stream): flags -> `Sink`."""
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import replace
-from datetime import UTC, datetime
+import logging
 
-import apache_beam as beam
-from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
-
-from eventpipe.io.bigquery import FLUSH_ROWS, BigQueryTarget, record_run
-from eventpipe.jobs.common import run_pipeline
+from eventpipe.io.bigquery.sink import BigQuerySink
+from eventpipe.io.bigquery.tables import FLUSH_ROWS, BigQueryTarget
+from eventpipe.io.lake_target import LakeSink
+from eventpipe.io.sink import Sink, SinkError
 from eventpipe.jobs.flag_types import positive_int
-from eventpipe.jobs.summary import RunSummary
+
+log = logging.getLogger("eventpipe.jobs")
 
 SINKS = ("lake", "bigquery")
 
 
-def add_bigquery_arguments(parser: argparse.ArgumentParser, sink_help: str | None = None) -> None:
+def add_sink_arguments(parser: argparse.ArgumentParser, sink_help: str | None = None) -> None:
     """Add --sink and the --bq-* flags."""
     parser.add_argument(
         "--sink",
@@ -79,13 +75,15 @@ def add_bigquery_arguments(parser: argparse.ArgumentParser, sink_help: str | Non
     )
 
 
-def bigquery_target(args: argparse.Namespace) -> BigQueryTarget | None:
-    """The target of --sink bigquery (None for the lake); ValueError naming a missing flag."""
-    if args.sink != "bigquery":
-        return None
+def sink_from_flags(args: argparse.Namespace) -> Sink:
+    """The sink the flags ask for; ValueError naming a missing or bad flag."""
+    if args.sink == "lake":
+        if not args.lake:
+            raise ValueError("--lake DIR is required (or --sink bigquery --bq-table ...)")
+        return LakeSink(args.lake)
     if not args.bq_table:
         raise ValueError("--sink bigquery needs --bq-table PROJECT.DATASET.TABLE")
-    return BigQueryTarget(
+    target = BigQueryTarget(
         table=args.bq_table,
         failed_table=args.bq_failed_table or "",
         endpoint=args.bq_endpoint,
@@ -94,42 +92,17 @@ def bigquery_target(args: argparse.Namespace) -> BigQueryTarget | None:
         partition_swap=args.bq_partition_swap,
         staging=getattr(args, "bq_staging", None) or "",
     )
+    return BigQuerySink(target, args.lake or None)
 
 
-@contextmanager
-def staging_folder(
-    target: BigQueryTarget | None, beam_args: list[str], lake: str | None = None
-) -> Iterator[BigQueryTarget | None]:
-    """`target` with a folder to stage batch loads in, for the duration of a run.
-
-    Nothing to choose without a target or with a lake (the lake stages them); else the
-    target's own (--bq-staging), else Beam's --temp_location, else a new local
-    temporary folder, deleted afterwards.
-    """
-    if target is None or lake or target.staging:
-        yield target
-        return
-    temp = PipelineOptions(beam_args).view_as(GoogleCloudOptions).temp_location
-    if temp:
-        yield replace(target, staging=temp)
-        return
-    with tempfile.TemporaryDirectory(prefix="eventpipe-bq-") as local:
-        yield replace(target, staging=local)
-
-
-def run_to_bigquery_summary(
-    target: BigQueryTarget,
-    run_id: str,
-    beam_args: list[str],
-    build: Callable[[beam.Pipeline], None],
-    record: dict,
-    files: int = 0,
-) -> RunSummary:
-    """Run a pipeline that writes to `target`; print its summary and record it in BigQuery."""
-    summary = run_pipeline(run_id, beam_args, build, files)
-    table = record_run(target, run_id, datetime.now(UTC), {**summary.to_dict(), **record})
-    for line in summary.lines():
-        print(line)
-    print(f"  events: {target.table}   failed: {target.failed_table}")
-    print(f"  summary recorded in {table}")
-    return summary
+def open_sink(args: argparse.Namespace) -> Sink | None:
+    """The sink of the flags, prepared (each change it made logged); None, with the error
+    logged, when a flag is missing or the sink cannot take the rows (the job exits 2)."""
+    try:
+        sink = sink_from_flags(args)
+        for message in sink.prepare():
+            log.info("%s", message)
+    except (ValueError, SinkError) as exc:
+        log.error("%s", exc)
+        return None
+    return sink
