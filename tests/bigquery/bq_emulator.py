@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,18 @@ import pytest
 from eventpipe.io.pubsub_emulator import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-EMULATOR = Path(os.environ.get("EVENTPIPE_BQEMU", ROOT / ".venv" / "bqemu" / "bin" / "bqemulator"))
+
+
+def _default_emulator() -> Path:
+    """`.venv/bqemu` beside the running venv (mutmut runs a copy of the tree, mutants/,
+    with the project's venv), else the repository's."""
+    for venv in (Path(sys.prefix), ROOT / ".venv"):
+        if (candidate := venv / "bqemu" / "bin" / "bqemulator").exists():
+            return candidate
+    return ROOT / ".venv" / "bqemu" / "bin" / "bqemulator"
+
+
+EMULATOR = Path(os.environ.get("EVENTPIPE_BQEMU") or _default_emulator())
 PROJECT = "test-project"
 # google-auth must never wait for a GCE metadata server (set before any client exists;
 # subprocesses such as Beam workers inherit them).
