@@ -126,9 +126,9 @@ def test_split_document_gives_the_rows_of_the_whole(tmp_path):
     )
     results = []
     for records in (whole, split):
-        parsed = stages.parser.parse(records)
-        validated = stages.validator.validate(parsed.events)
-        rows = stages.normaliser.normalise(validated.valid).events
+        parsed = stages.chain.parser.parse(records)
+        validated = stages.chain.validator.validate(parsed.events)
+        rows = stages.chain.normaliser.normalise(validated.valid).events
         results.append((rows.sort_by("messageId"), validated.failed["index"].to_pylist()))
     assert results[0][0].equals(results[1][0])
     assert results[0][1] == results[1][1] == [123]

@@ -105,7 +105,7 @@ def test_a_higher_depth_limit_can_be_set(stages):
     validator = EventValidator("t", RUN_START, max_depth=200).bind(connect())
     records = [EVENT % nested(150), EVENT % nested(201)]
     table = pa.table([["f"] * 2, [1, 2], [0, 0], records], schema=RECORDS_SCHEMA)
-    result = validator.validate(stages.parser.parse(table).events)
+    result = validator.validate(stages.chain.parser.parse(table).events)
     assert result.valid["line"].to_pylist() == [1]
     assert result.failed["field"].to_pylist() == ["properties"]
 

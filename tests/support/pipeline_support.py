@@ -16,12 +16,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from eventpipe.core.duck import connect
 from eventpipe.io import lake as L
 from eventpipe.schemas.records import ARCHIVE_COLUMN, RECORDS_SCHEMA
-from eventpipe.transforms.normalise import EventNormaliser
-from eventpipe.transforms.parse import RecordParser
-from eventpipe.transforms.validate import EventValidator
+from eventpipe.transforms.chain import StageChain
 
 RUN_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -57,10 +54,7 @@ class Stages:
     """parse -> validate -> normalise in one DuckDB session, as a worker runs them."""
 
     def __init__(self, default_connection: int | None = 1) -> None:
-        con = connect()
-        self.parser = RecordParser("test-run", RUN_START).bind(con)
-        self.validator = EventValidator("test-run", RUN_START).bind(con)
-        self.normaliser = EventNormaliser("test-run", RUN_START, default_connection).bind(con)
+        self.chain = StageChain("test-run", RUN_START, default_connection, enrich=None)
 
     def run_tables(self, records: list[str]) -> tuple[pa.Table, pa.Table, int]:
         table = pa.table(
@@ -72,11 +66,8 @@ class Stages:
             ],
             schema=RECORDS_SCHEMA,
         )
-        parsed = self.parser.parse(table)
-        validated = self.validator.validate(parsed.events)
-        normalised = self.normaliser.normalise(validated.valid)
-        failed = pa.concat_tables([parsed.failed, validated.failed, normalised.failed])
-        return normalised.events, failed, parsed.units_read
+        result = self.chain.run(table)
+        return result.events, result.failed, result.read
 
     def run(self, *records: Any) -> StageOutput:
         """Run raw records (str as is, anything else JSON-encoded) through the stages."""

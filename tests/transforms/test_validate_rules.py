@@ -408,7 +408,7 @@ def test_a_lower_depth_limit_rejects_shallower_nesting():
         [["f"] * 2, [1, 2], [0, 0], [orjson.dumps(r).decode() for r in records]],
         schema=RECORDS_SCHEMA,
     )
-    result = validator.validate(stages.parser.parse(table).events)
+    result = validator.validate(stages.chain.parser.parse(table).events)
     assert result.valid["line"].to_pylist() == [1]
     assert result.failed["field"].to_pylist() == ["properties"]
     assert "deeper than 5 levels" in result.failed["message"][0].as_py()
