@@ -40,8 +40,8 @@ class BigQueryReader:
         self.table = table
         self.client = make_client(project or table.split(".")[0], endpoint)
 
-    def statement(self, query: EventQuery) -> tuple[str, dict[str, object]]:
-        """The SQL and parameters of a list-events query."""
+    def _where(self, query: EventQuery) -> tuple[str, dict[str, object]]:
+        """The WHERE condition of `query` (its connections and predicate) and its parameters."""
         predicate = query.predicate
         where, params = ["TRUE"], {}
         if predicate is not None:
@@ -57,25 +57,40 @@ class BigQueryReader:
                 params["after_max_day"] = dt.datetime.combine(end, dt.time(), dt.UTC)
         if query.connections is not None:  # the workspace restriction, before the filter
             where.insert(0, connection_condition(query.connections, "t.`connectionId`"))
+        return " AND ".join(where), params
+
+    def statement(self, query: EventQuery) -> tuple[str, dict[str, object]]:
+        """The SQL and parameters of a list-events query."""
+        where, params = self._where(query)
         columns = ", ".join(f"t.`{c}`" for c in query.columns)
         params.update(limit=query.limit, offset=query.first)
         sql = (
-            f"SELECT {columns} FROM `{self.table}` AS t WHERE {' AND '.join(where)}"
+            f"SELECT {columns} FROM `{self.table}` AS t WHERE {where}"
             f" ORDER BY {_order_sql(query.order, query.ascending)} LIMIT @limit OFFSET @offset"
         )
         return sql, params
 
-    def list_events(self, query: EventQuery) -> pa.Table:
-        """The page of events `query` asks for, typed as the lake's columns."""
+    def _query(self, sql: str, params: dict[str, object]) -> pa.Table:
         from google.cloud import bigquery
 
-        if query.connections is not None and not query.connections:
-            return empty_page(query.columns)  # a workspace without connections
-        sql, params = self.statement(query)
         config = bigquery.QueryJobConfig(
             query_parameters=[query_parameter(k, v) for k, v in params.items()]
         )
-        rows = self.client.query(sql, job_config=config).to_arrow(create_bqstorage_client=False)
+        return self.client.query(sql, job_config=config).to_arrow(create_bqstorage_client=False)
+
+    def count_events(self, query: EventQuery) -> int:
+        """How many events match `query` (paging, order and columns are ignored)."""
+        if query.connections is not None and not query.connections:
+            return 0
+        where, params = self._where(query)
+        rows = self._query(f"SELECT count(*) AS n FROM `{self.table}` AS t WHERE {where}", params)
+        return int(rows["n"][0].as_py())
+
+    def list_events(self, query: EventQuery) -> pa.Table:
+        """The page of events `query` asks for, typed as the lake's columns."""
+        if query.connections is not None and not query.connections:
+            return empty_page(query.columns)  # a workspace without connections
+        rows = self._query(*self.statement(query))
         wanted = pa.schema([self.schema.field(c).with_nullable(True) for c in query.columns])
         plain = [pa.field(f.name, f.type) for f in rows.schema]  # drops JSON extension metadata
         return rows.cast(pa.schema(plain)).cast(wanted)

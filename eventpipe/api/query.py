@@ -16,9 +16,10 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -103,6 +104,17 @@ def prune(partitions: list[Partition], predicate: Predicate | None) -> list[Part
     ]
 
 
+_T = TypeVar("_T")
+_Work = Callable[[duckdb.DuckDBPyConnection, EventQuery, list[Partition]], _T]
+
+
+def _scoped(query: EventQuery) -> EventQuery:
+    """`query` with its workspace restriction in its predicate (so in every plan)."""
+    if query.connections is None:
+        return query
+    return replace(query, predicate=scoped_predicate(query))
+
+
 class LakeReader:
     """Answers list-events queries over one lake folder; safe to share between threads."""
 
@@ -160,10 +172,19 @@ class LakeReader:
         Raises ServerBusy when a limit stops it: no free query slot within the statement
         timeout, the timeout itself, or the memory limit.
         """
-        if query.connections is not None:  # the workspace restriction: in every plan below
-            if not query.connections:
-                return self._empty(query.columns)  # a workspace without connections
-            query = replace(query, predicate=scoped_predicate(query))
+        if query.connections is not None and not query.connections:
+            return self._empty(query.columns)  # a workspace without connections
+        return self._run(_scoped(query), self._list_events)
+
+    def count_events(self, query: EventQuery) -> int:
+        """How many events match `query` (its connections and predicate; paging, order and
+        columns are ignored), under the same limits as `list_events`."""
+        if query.connections is not None and not query.connections:
+            return 0
+        return self._run(_scoped(query), self._count_events)
+
+    def _run(self, query: EventQuery, work: _Work[_T]) -> _T:
+        """`work` in a query slot, on a cursor of its own, within the statement timeout."""
         limits = self.limits
         if not self._slots.acquire(timeout=limits.queue_timeout):
             raise ServerBusy(
@@ -171,12 +192,12 @@ class LakeReader:
                 "(--max-queries); try again"
             )
         try:
-            return self._guarded(query)
+            return self._guarded(query, work)
         finally:
             self._slots.release()
 
-    def _guarded(self, query: EventQuery) -> pa.Table:
-        """`_list_events` on a cursor of its own, within the statement timeout."""
+    def _guarded(self, query: EventQuery, work: _Work[_T]) -> _T:
+        """`work` on a cursor of its own, within the statement timeout."""
         limits = self.limits
         db = self._db
         cursor = db.cursor()  # one per request: connections are not thread-safe
@@ -184,7 +205,7 @@ class LakeReader:
         started = time.monotonic()
         try:
             with deadline:
-                return self._list_events_again_on_change(cursor, query)
+                return self._again_on_change(cursor, query, work)
         except duckdb.InterruptException:
             if not deadline.expired:
                 raise
@@ -242,16 +263,16 @@ class LakeReader:
                 self._db = self._connect()
                 self._served = 0
 
-    def _list_events_again_on_change(
-        self, cursor: duckdb.DuckDBPyConnection, query: EventQuery
-    ) -> pa.Table:
-        """`_list_events`, started over (listing the partitions again) when a file it read
+    def _again_on_change(
+        self, cursor: duckdb.DuckDBPyConnection, query: EventQuery, work: _Work[_T]
+    ) -> _T:
+        """`work`, started over (listing the partitions again) when a file it read
         vanished because a job replaced it; the error is raised when an event file that
         failed is still listed (a damaged file) or after MAX_ATTEMPTS."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             listed = self.partitions()
             try:
-                return self._list_events(cursor, query, listed)
+                return work(cursor, query, listed)
             except (duckdb.IOException, FileNotFoundError) as exc:
                 # A vanished index file (FileNotFoundError: a newer index replaced it) is
                 # found anew on the next attempt; an event file only if the listing changed.
@@ -299,6 +320,16 @@ class LakeReader:
             need -= page.num_rows
             pages.append(page)
         return self._joined(pages, query.columns)
+
+    def _count_events(
+        self, cursor: duckdb.DuckDBPyConnection, query: EventQuery, listed: list[Partition]
+    ) -> int:
+        partitions = prune(listed, query.predicate)
+        if not partitions:
+            return 0
+        plan = self._plan_scans(cursor, partitions, query.predicate)
+        scans = [s for p in partitions for s in plan.scans[p.day]]
+        return self._count(cursor, scans, query.predicate) if scans else 0
 
     def _plan_scans(
         self,

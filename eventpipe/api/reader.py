@@ -24,3 +24,7 @@ class EventReader(Protocol):
     def list_events(self, query: EventQuery) -> pa.Table:
         """The page of events `query` asks for, as an Arrow table of its columns."""
         ...
+
+    def count_events(self, query: EventQuery) -> int:
+        """How many events match `query` (paging, order and columns are ignored)."""
+        ...

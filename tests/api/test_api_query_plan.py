@@ -103,3 +103,37 @@ def test_plan_matches_the_independent_reference(
                     first,
                     limit,
                 )
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+@pytest.mark.parametrize("conditions", FILTERS)
+def test_count_matches_the_independent_reference(
+    lake: Path, indexed_lake: Path, rows: list[dict], indexed: bool, conditions
+) -> None:
+    reader = LakeReader(indexed_lake if indexed else lake)
+    predicate = document = None
+    if conditions:
+        document = {
+            "logical": "and",
+            "conditions": [
+                {"property": c[0], "operator": c[1], "values": c[2] if len(c) > 2 else []}
+                for c in conditions
+            ],
+        }
+        predicate = parse_filter(json.dumps(document))
+    query = EventQuery(COLUMNS, predicate, "timestamp", False, 0, 1, connections=None)
+    expected = reference_page(rows, document, "messageId", True, 0, len(rows))
+    assert reader.count_events(query) == len(expected)
+
+
+def test_count_is_scoped_to_the_connections(lake: Path, rows: list[dict]) -> None:
+    reader = LakeReader(lake)
+    everyone = EventQuery(COLUMNS, None, "timestamp", False, 0, 1, connections=None)
+    connection = rows[0]["connectionId"]
+    assert reader.count_events(everyone) == len(rows)
+    mine = EventQuery(COLUMNS, None, "timestamp", False, 0, 1, connections=frozenset({connection}))
+    assert reader.count_events(mine) == sum(r["connectionId"] == connection for r in rows)
+    other = EventQuery(COLUMNS, None, "timestamp", False, 0, 1, connections=frozenset({-5}))
+    assert reader.count_events(other) == 0
+    nobody = EventQuery(COLUMNS, None, "timestamp", False, 0, 1, connections=frozenset())
+    assert reader.count_events(nobody) == 0

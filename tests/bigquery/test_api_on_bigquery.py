@@ -128,3 +128,25 @@ def test_is_one_of_is_one_array_parameter():
     )  # fmt: skip
     assert typed.sql == "(NOT (t.`userId` IN UNNEST(@p0))) AND ((t.`connectionId` IN UNNEST(@p1)))"
     assert typed.params == {"p0": values, "p1": [7, 8]}
+
+
+def test_counts_are_the_lakes(canonical_table, bq_endpoint, tmp_path):
+    from eventpipe.api.query import EventQuery, LakeReader
+
+    lake = write_lake(tmp_path, CANONICAL_EVENTS)
+    readers = [LakeReader(str(lake)), BigQueryReader(canonical_table, bq_endpoint)]
+    documents = [
+        None,
+        '{"logical": "and", "conditions": [{"property": "type", "operator": "is", "values": ["track"]}]}',
+    ]
+    for document in documents:
+        counts = []
+        for reader in readers:
+            predicate = parse_filter(document, dialect=reader.dialect) if document else None
+            query = EventQuery(
+                ("messageId",), predicate, "timestamp", False, 0, 1, connections=None
+            )
+            counts.append(reader.count_events(query))
+        assert counts[0] == counts[1] > 0
+    scoped = EventQuery(("messageId",), None, "timestamp", False, 0, 1, connections=frozenset())
+    assert readers[1].count_events(scoped) == 0
