@@ -59,6 +59,19 @@ FILTERS = [
 ]
 
 
+def _document(conditions: list[tuple] | None) -> dict | None:
+    """The filter document of (property, operator[, values]) conditions joined by and."""
+    if not conditions:
+        return None
+    return {
+        "logical": "and",
+        "conditions": [
+            {"property": c[0], "operator": c[1], "values": c[2] if len(c) > 2 else []}
+            for c in conditions
+        ],
+    }
+
+
 @pytest.fixture(scope="module")
 def indexed_lake(lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same lake with a serving index (8-row row-store blocks)."""
@@ -78,16 +91,8 @@ def test_plan_matches_the_independent_reference(
     """Also over the indexed lake: unfiltered pages by timestamp are found by position in
     the row order, json-filtered ones from the index."""
     reader = LakeReader(indexed_lake if indexed else lake, dense_span=dense_span)
-    predicate = document = None
-    if conditions:
-        document = {
-            "logical": "and",
-            "conditions": [
-                {"property": c[0], "operator": c[1], "values": c[2] if len(c) > 2 else []}
-                for c in conditions
-            ],
-        }
-        predicate = parse_filter(json.dumps(document))
+    document = _document(conditions)
+    predicate = parse_filter(json.dumps(document)) if document else None
     for order in ("timestamp", "userId", "messageId"):
         for ascending in (False, True):
             for first, limit in [(0, 100), (0, 1000), (950, 100), (2999, 7), (5990, 50)]:
@@ -111,16 +116,8 @@ def test_count_matches_the_independent_reference(
     lake: Path, indexed_lake: Path, rows: list[dict], indexed: bool, conditions
 ) -> None:
     reader = LakeReader(indexed_lake if indexed else lake)
-    predicate = document = None
-    if conditions:
-        document = {
-            "logical": "and",
-            "conditions": [
-                {"property": c[0], "operator": c[1], "values": c[2] if len(c) > 2 else []}
-                for c in conditions
-            ],
-        }
-        predicate = parse_filter(json.dumps(document))
+    document = _document(conditions)
+    predicate = parse_filter(json.dumps(document)) if document else None
     query = EventQuery(COLUMNS, predicate, "timestamp", False, 0, 1, connections=None)
     expected = reference_page(rows, document, "messageId", True, 0, len(rows))
     assert reader.count_events(query) == len(expected)
