@@ -145,8 +145,11 @@ class LakeTransaction:
             return
         events = lake_path(self.lake, EVENTS) + os.sep
         for staged, final in list(self.adds):
+            summary = None
             if final.startswith(events) and final.endswith(".parquet"):
-                self.adds.append((write_summary(staged), summary_path(final)))
+                summary = write_summary(staged)
+            if summary is not None:
+                self.adds.append((summary, summary_path(final)))
         for staged, final, _ in self.replaces:
             if (final + os.sep).startswith(events):
                 for path in _files(staged):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +33,8 @@ from eventpipe.query.sql import Predicate, render_all
 from eventpipe.query.tree import Condition, Filter
 from eventpipe.serving.event_query import connection_condition
 from eventpipe.serving.index_format import FileSignature
+
+log = logging.getLogger(__name__)
 
 PREFIX = "_counts."
 SUFFIX = ".json"
@@ -56,11 +59,16 @@ def summary_path(event_file: str) -> str:
     return os.path.join(folder, f"{PREFIX}{name}{SUFFIX}")
 
 
-def write_summary(event_file: str, target: str | None = None) -> str:
+def write_summary(event_file: str, target: str | None = None) -> str | None:
     """Count the rows of `event_file` by KEY_COLUMNS and write its summary to `target`
-    (default `summary_path(event_file)`), whole (aside, then renamed). Returns `target`."""
+    (default `summary_path(event_file)`), whole (aside, then renamed). Returns `target`;
+    None (logged) when the file cannot be read as events: it will be scanned."""
     target = target or summary_path(event_file)
-    table = pq.read_table(event_file, columns=list(KEY_COLUMNS))
+    try:
+        table = pq.read_table(event_file, columns=list(KEY_COLUMNS))
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("no count summary for %s: %s", event_file, exc)
+        return None
     groups = table.group_by(list(KEY_COLUMNS), use_threads=False).aggregate([([], "count_all")])
     signature = FileSignature.of(event_file)
     body = {
