@@ -98,6 +98,11 @@ class Dialect(Protocol):
         """Text as a UTC timestamp, NULL when it is not one."""
         ...
 
+    def json_array_has_text(self, bindings: Bindings, value: str, texts: Sequence[str]) -> str:
+        """Whether JSON `value` is an array with a JSON string element equal to one of
+        `texts` (false, not NULL, otherwise)."""
+        ...
+
     def in_list(self, bindings: Bindings, expression: str, values: Sequence[object]) -> str:
         """Whether `expression` equals one of `values` (distinct, of one type)."""
         ...
@@ -286,6 +291,9 @@ def _json_sql(condition: Condition, bindings: Bindings, dialect: Dialect) -> str
         return f"({present} AND NOT {empty})"
     if operator in ("is", "is one of"):
         return equals_any(values)
+    if operator == "includes one of":
+        element = dialect.json_array_has_text(bindings, j, list(dict.fromkeys(values)))
+        return f"({equals_any(values)} OR {element})"
     if operator in ("is not", "is not one of"):
         return f"({present} AND NOT {equals_any(values)})"
     if operator in COMPARISONS:

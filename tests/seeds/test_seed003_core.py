@@ -84,3 +84,63 @@ def test_an_error_in_a_group_names_it() -> None:
     with pytest.raises(FilterError) as error:
         compile_filters(MAIN, bad)
     assert error.value.parameter == "filter.groups[0].conditions[0].values"
+
+
+INCLUDES = [
+    ('{"g": "admin"}', True),
+    ('{"g": ["staff", "admin"]}', True),
+    ('{"g": ["staff", 5, {"admin": 1}]}', False),
+    ('{"g": [["admin"]]}', False),
+    ('{"g": 5}', True),  # a scalar compares as `is one of` does: 5 is "5"
+    ('{"g": [5]}', False),  # array elements: JSON strings only
+    ('{"g": []}', False),
+    ('{"g": null}', False),
+    ('{"h": "admin"}', False),
+    (None, False),
+]
+
+
+def test_includes_one_of_matches_a_value_or_an_array_holding_one() -> None:
+    document = {
+        "logical": "and",
+        "conditions": [_c("properties.g", "includes one of", "admin", "5")],
+    }
+    predicate = compile_filters(document, [])
+    table = pa.table({"properties": [p for p, _ in INCLUDES], "n": list(range(len(INCLUDES)))})
+    db = duckdb.connect()
+    db.register("events", table)
+    sql = f"SELECT n FROM {table_source('events', predicate)} WHERE {predicate.sql} ORDER BY n"
+    found = [n for (n,) in db.execute(sql, predicate.params).fetchall()]
+    assert found == [i for i, (_, match) in enumerate(INCLUDES) if match]
+    assert "EXISTS(SELECT 1 FROM UNNEST(" in compile_filters(document, [], dialect=BIGQUERY).sql
+
+
+def test_includes_one_of_is_for_json_paths_only() -> None:
+    document = {"logical": "and", "conditions": [_c("userId", "includes one of", "u1")]}
+    with pytest.raises(FilterError) as error:
+        compile_filters(document, [])
+    assert error.value.parameter == "filter.conditions[0].operator"
+
+
+def test_includes_one_of_answers_the_same_on_bigquery(bq_client) -> None:
+    from google.cloud import bigquery
+
+    from eventpipe.query.bigquery_dialect import query_parameter
+
+    document = {
+        "logical": "and",
+        "conditions": [_c("properties.g", "includes one of", "admin", "5")],
+    }
+    predicate = compile_filters(document, [], dialect=BIGQUERY)
+    rows = " UNION ALL ".join(
+        f"SELECT {i} AS n, "
+        + ("CAST(NULL AS JSON)" if text is None else f"PARSE_JSON('{text}')")
+        + " AS properties"
+        for i, (text, _) in enumerate(INCLUDES)
+    )
+    sql = f"SELECT n FROM ({rows}) AS t WHERE {predicate.sql} ORDER BY n"
+    config = bigquery.QueryJobConfig(
+        query_parameters=[query_parameter(k, v) for k, v in predicate.params.items()]
+    )
+    found = [row["n"] for row in bq_client.query(sql, job_config=config).result()]
+    assert found == [i for i, (_, match) in enumerate(INCLUDES) if match]

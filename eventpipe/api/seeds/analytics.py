@@ -33,8 +33,6 @@ MAX_PER_PAGE = 1000
 MAX_PAGE = 1_000_000
 MAX_NAMES = 1000
 MAX_USER_VALUES = 50
-USER_ARRAY_ENTRIES = 32
-"""A user's realm/groups/roles are matched at their first USER_ARRAY_ENTRIES entries."""
 MAX_GROUPED_COUNTS = 1000
 NON_TRACK_TYPES = ("page", "screen", "identify", "group", "alias")
 ASCENDING = {"latestFirst": False, "LatestFirst": False, "oldestFirst": True, "OldestFirst": True}
@@ -136,13 +134,10 @@ def name_group(names: list[str]) -> dict[str, Any]:
 
 
 def user_group(key: str, values: list[str]) -> dict[str, Any]:
-    """`properties.user.<key>` is one of `values`, or holds one in its first entries."""
-    path = f"properties.user.{key}"
-    entries = [f"{path}.{i}" for i in range(USER_ARRAY_ENTRIES)]
-    return {
-        "logical": "or",
-        "conditions": [_condition(p, "is one of", values) for p in (path, *entries)],
-    }
+    """`properties.user.<key>` is one of `values`, or an array that includes one (kept
+    beside the main filter: the serving index does not look up array membership)."""
+    condition = _condition(f"properties.user.{key}", "includes one of", values)
+    return {"logical": "and", "conditions": [condition]}
 
 
 def core_filter(
