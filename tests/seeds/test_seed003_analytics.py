@@ -17,6 +17,7 @@ from bq_emulator import bigquery_table
 
 from eventpipe.api.app import create_app
 from eventpipe.api.bigquery_backend import BigQueryReader
+from eventpipe.api.seeds import analytics
 from eventpipe.api.seeds.analytics import CLOCK_STATE, COUNT_PATH, SEARCH_PATH
 from eventpipe.catalog import Catalog
 from eventpipe.io.lake import EVENTS
@@ -325,6 +326,14 @@ def test_counts_grouped_by_day_and_name(world, lake_url) -> None:
     by_day = count(lake_url, acme.key, {**body, "groupBy": ["day"]})["groups"]
     assert [g["day"] for g in by_day] == sorted({d for d, _ in want})
     assert sum(g["count"] for g in by_day) == len(rows)
+
+
+def test_a_grouped_count_past_its_time_budget_is_a_503(world, lake_url, monkeypatch) -> None:
+    monkeypatch.setattr(analytics, "GROUPED_SECONDS", -1.0)
+    with client(lake_url, world.sides["acme"].key) as c:
+        response = c.post(COUNT_PATH, json={"startDate": "2026-03-01", "groupBy": ["day"]})
+    assert response.status_code == 503 and "narrow the range" in response.text
+    assert response.headers["Retry-After"]
 
 
 def test_no_key_sees_another_workspace(world, lake_url) -> None:

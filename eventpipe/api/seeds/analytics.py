@@ -10,6 +10,7 @@ BigQuery). The mapping of every field: docs/seed-003.md.
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from eventpipe.api.auth import Authenticator, scope_note
 from eventpipe.api.errors import ApiError
 from eventpipe.api.filters import compile_filters
+from eventpipe.api.limits import ServerBusy
 from eventpipe.api.reader import EventReader
 from eventpipe.schemas.principal import READ_SCOPE, Principal
 from eventpipe.serving.event_query import EventQuery
@@ -34,6 +36,8 @@ MAX_PAGE = 1_000_000
 MAX_NAMES = 1000
 MAX_USER_VALUES = 50
 MAX_GROUPED_COUNTS = 1000
+GROUPED_SECONDS = 30.0
+"""A grouped count that has run this long stops (503): its groups are counted one by one."""
 NON_TRACK_TYPES = ("page", "screen", "identify", "group", "alias")
 ASCENDING = {"latestFirst": False, "LatestFirst": False, "oldestFirst": True, "OldestFirst": True}
 USER_KEYS = {"realm": "realm", "group": "groups", "role": "roles"}
@@ -335,7 +339,8 @@ def grouped_counts(
     principal: Principal,
 ) -> list[dict[str, Any]]:
     """The counts by `body.groupBy` (day: the UTC days of the range; name: each of
-    `filters.name`, which it needs), one core count each; groups of 0 are left out."""
+    `filters.name`, which it needs), one core count each, within GROUPED_SECONDS; groups
+    of 0 are left out."""
     by = list(dict.fromkeys(body.groupBy or ()))
     names: list[str | None] = [None]
     if "name" in by:
@@ -348,8 +353,14 @@ def grouped_counts(
             400, "groupBy", f"at most {MAX_GROUPED_COUNTS} groups (days x names) per request"
         )
     groups = []
+    deadline = time.monotonic() + GROUPED_SECONDS
     for low, high in ranges:
         for name in names:
+            if time.monotonic() > deadline:
+                raise ServerBusy(
+                    f"the grouped count ran longer than {GROUPED_SECONDS:g} s: narrow the "
+                    "range or group by less"
+                )
             filters = (body.filters or Filters()).model_copy(
                 update={"name": [name]} if name is not None else {}
             )
