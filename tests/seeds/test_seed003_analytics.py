@@ -244,7 +244,7 @@ def test_a_result_has_the_seeds_fields_from_the_documented_columns(world, lake_u
                 "appName": "ft/turnkey-portal",
                 "appVersion": "4.3.32",
                 "contentLocale": "fr-FR",
-                "datetime": int(row["timestamp"].timestamp() * 1000),
+                "datetime": 1772467200008,
                 "id": "acme-008",
                 "name": "page",
                 "offline": True,
@@ -264,6 +264,13 @@ def test_a_result_has_the_seeds_fields_from_the_documented_columns(world, lake_u
             }
         ],
     }
+
+
+def test_datetime_is_milliseconds_floored() -> None:
+    """The seed's example; sub-millisecond digits are cut, never rounded up."""
+    moment = dt.datetime(2024, 4, 30, 14, 33, 56, 947000, tzinfo=UTC)
+    assert analytics.epoch_ms(moment) == 1714487636947
+    assert analytics.epoch_ms(moment.replace(microsecond=947999)) == 1714487636947
 
 
 def test_absent_data_is_null(world, lake_url) -> None:

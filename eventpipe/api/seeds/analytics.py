@@ -43,6 +43,7 @@ ASCENDING = {"latestFirst": False, "LatestFirst": False, "oldestFirst": True, "O
 USER_KEYS = {"realm": "realm", "group": "groups", "role": "roles"}
 """filters.user.<key> -> the key of `properties.user` it matches (and returns in `user`)."""
 COLUMNS = ("messageId", "type", "event", "timestamp", "context", "properties", "userId")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 CLOCK_STATE = "analytics_clock"
 """`app.state.analytics_clock`: the API's clock (aware UTC now), injectable for tests."""
 
@@ -192,6 +193,11 @@ def _flag(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def epoch_ms(moment: dt.datetime | None) -> int | None:
+    """Milliseconds since the epoch, exactly (floored; no float rounding)."""
+    return None if moment is None else (moment - EPOCH) // dt.timedelta(milliseconds=1)
+
+
 def result_of(row: dict[str, Any]) -> dict[str, Any]:
     """The seed's result object of one lake row (absent data is null)."""
     context = row["context"] or {}
@@ -205,7 +211,7 @@ def result_of(row: dict[str, Any]) -> dict[str, Any]:
         "appName": app.get("name"),
         "appVersion": app.get("version"),
         "contentLocale": _text(fields.get("contentLocale")),
-        "datetime": int(row["timestamp"].timestamp() * 1000) if row["timestamp"] else None,
+        "datetime": epoch_ms(row["timestamp"]),
         "id": row["messageId"],
         "name": row["event"] if row["type"] == "track" else row["type"],
         "offline": _flag(fields.get("offline")),
