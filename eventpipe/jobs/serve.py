@@ -20,6 +20,8 @@ from eventpipe.collector.requests import Limits
 from eventpipe.collector.server import CollectorConfig
 from eventpipe.io.landing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS
 from eventpipe.jobs.flag_types import port_number, positive_float, positive_int
+from eventpipe.listeners.store import DEFAULT_IDLE_SECONDS
+from eventpipe.transforms.enrich import IP_POLICIES
 
 API_KEYS_ENV = "EVENTPIPE_API_KEYS"
 
@@ -94,6 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the port the server bound to this file (with --port 0: the kernel's choice)",
     )
     add_collector_arguments(parser)
+    add_listener_arguments(parser)
     parser.add_argument(
         "--catalog",
         metavar="FILE",
@@ -166,6 +169,23 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
+    """The event listeners' flags (docs/listeners.md)."""
+    group = parser.add_argument_group(
+        "event listeners (/v1/events/listeners); the enrichment flags are the import's: pass "
+        "the same so that listeners show the events as the import stores them"
+    )
+    group.add_argument(
+        "--listener-idle-seconds",
+        type=positive_float,
+        default=DEFAULT_IDLE_SECONDS,
+        help="remove a listener nobody created or read for this long (default %(default)g)",
+    )
+    group.add_argument("--geoip-db", default=None, help="MaxMind City database (.mmdb)")
+    group.add_argument("--ip-policy", choices=IP_POLICIES, default="keep", help="keep|mask|drop")
+    group.add_argument("--drop-bots", action="store_true", help="bots are not observed")
+
+
 def collector_config(args: argparse.Namespace) -> CollectorConfig:
     """The collector's settings from the flags (ValueError naming a bad one)."""
     return CollectorConfig(
@@ -179,6 +199,9 @@ def collector_config(args: argparse.Namespace) -> CollectorConfig:
         max_depth=args.max_depth,
         max_pending_bytes=args.max_pending_bytes,
         trusted_proxies=list(args.trusted_proxy),
+        listener_geoip_db=args.geoip_db,
+        listener_ip_policy=args.ip_policy,
+        listener_drop_bots=args.drop_bots,
     ).check()
 
 
@@ -286,6 +309,11 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
         from eventpipe.collector.server import build_collector
 
         install_collector(app, build_collector(collector))
+    if catalog is not None:
+        from eventpipe.listeners.routes import install_listener_routes
+        from eventpipe.listeners.store import store_beside
+
+        install_listener_routes(app, store_beside(catalog.path), args.listener_idle_seconds)
     source = args.bq_table if reader else args.lake
     # The startup's objects (modules, FastAPI, DuckDB, Arrow) leave the garbage collector's
     # generations: its full collections then walk only what requests leave, instead of
