@@ -1,0 +1,114 @@
+"""Listeners across server processes of one lake (their shared file), abandoned listeners
+removed after `--listener-idle-seconds`, and keys without a workspace."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+from collector_support import Tenant, make_event, make_tenant, serve_process
+from listener_support import LISTENERS, bearer, create, read, send
+
+from eventpipe.catalog import Catalog
+
+
+def _await_listening(
+    collector: httpx.Client, reader: httpx.Client, t: Tenant, listener: str
+) -> None:
+    """Send probe events through `collector` until `listener` (read through `reader`)
+    shows one: another process sees a new listener within its refresh time (1 s)."""
+    deadline = time.monotonic() + 60
+    while not read(reader, t.api_admin, listener)["events"]:
+        assert time.monotonic() < deadline, "the other process never observed the listener"
+        send(collector, t.write_key, [make_event(event="Probe")])
+        time.sleep(0.1)
+
+
+def _collect(client: httpx.Client, t: Tenant, listener: str, count: int) -> list[dict]:
+    seen: list[dict] = []
+    deadline = time.monotonic() + 60
+    while len(seen) < count:
+        assert time.monotonic() < deadline, f"observed {len(seen)} of {count}"
+        observed = read(client, t.api_admin, listener)
+        assert observed["omitted"] == 0
+        seen += [e for e in observed["events"] if e["event"] != "Probe"]  # late probes
+        time.sleep(0.05)
+    return seen
+
+
+def test_two_servers_of_one_lake_share_their_listeners(tmp_path: Path):
+    lake = tmp_path / "lake"
+    t = make_tenant(Catalog.in_lake(lake), "acme")
+    with (
+        serve_process(lake) as (url_a, _a),
+        serve_process(lake) as (url_b, _b),
+        httpx.Client(base_url=url_a, timeout=60) as a,
+        httpx.Client(base_url=url_b, timeout=60) as b,
+    ):
+        listener = create(a, t.api_admin, size=100)
+        _await_listening(b, a, t, listener)
+        sent = [make_event() for _ in range(4)]
+        send(b, t.write_key, sent[:2])  # accepted by B
+        send(a, t.write_key, sent[2:])  # accepted by A
+        seen = _collect(b, t, listener, 4)  # read through B, which did not create it
+        assert sorted(e["messageId"] for e in seen) == sorted(e["messageId"] for e in sent)
+        assert b.delete(f"{LISTENERS}/{listener}", headers=bearer(t.api_admin)).status_code == 204
+        assert a.get(f"{LISTENERS}/{listener}", headers=bearer(t.api_admin)).status_code == 404
+
+
+def test_a_collector_only_process_captures_for_a_read_api_process(tmp_path: Path):
+    lake = tmp_path / "lake"
+    t = make_tenant(Catalog.in_lake(lake), "acme")
+    with (
+        serve_process(lake, "--role", "collector") as (collector_url, _c),
+        serve_process(lake, "--role", "read") as (read_url, _r),
+        httpx.Client(base_url=collector_url, timeout=60) as collector,
+        httpx.Client(base_url=read_url, timeout=60) as reader,
+    ):
+        assert collector.post(LISTENERS, json={}, headers=bearer(t.api_admin)).status_code != 200
+        listener = create(reader, t.api_admin, filter=None)
+        _await_listening(collector, reader, t, listener)
+        sent = [make_event() for _ in range(3)]
+        send(collector, t.write_key, sent)
+        seen = _collect(reader, t, listener, 3)
+        assert [e["messageId"] for e in seen] == [e["messageId"] for e in sent]
+
+
+def test_abandoned_listeners_are_removed_after_the_idle_time(tmp_path: Path):
+    lake = tmp_path / "lake"
+    t = make_tenant(Catalog.in_lake(lake), "acme")
+    idle = 2.0
+    with (
+        serve_process(lake, "--listener-idle-seconds", str(idle)) as (url, _p),
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
+        abandoned = [create(http, t.api_admin) for _ in range(100)]
+        time.sleep(idle)  # the idle time itself: every listener is older than that now
+        for listener in abandoned:
+            response = http.get(f"{LISTENERS}/{listener}", headers=bearer(t.api_admin))
+            assert response.status_code == 404
+        fresh = [create(http, t.api_admin) for _ in range(5)]  # the limit is free again
+        with sqlite3.connect(lake / "_listeners.sqlite") as db:
+            stored = {row[0] for row in db.execute("SELECT id FROM listeners")}
+        assert not stored & set(abandoned)  # removed, not only hidden
+        assert stored <= set(fresh)
+
+
+def test_keys_without_a_workspace_get_a_403(tmp_path: Path):
+    lake = tmp_path / "lake"
+    make_tenant(Catalog.in_lake(lake), "acme")
+    with (
+        serve_process(lake, "--api-key", "legacy-key-0123456789", "--insecure-no-auth") as (
+            url,
+            _p,
+        ),
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
+        legacy = bearer("legacy-key-0123456789")
+        for headers in (legacy, {}):  # a legacy key (read only), no key (--insecure-no-auth)
+            response = http.post(LISTENERS, json={}, headers=headers)
+            assert response.status_code == 403, response.text
+            assert http.get(f"{LISTENERS}/x", headers=headers).status_code == 403
+            assert http.delete(f"{LISTENERS}/x", headers=headers).status_code == 403
