@@ -8,10 +8,18 @@ import time
 from pathlib import Path
 
 import httpx
-from collector_support import Tenant, make_event, make_tenant, serve_process
+from collector_support import (
+    Tenant,
+    landing_closed,
+    make_event,
+    make_tenant,
+    serve_process,
+    wait_until,
+)
 from listener_support import LISTENERS, bearer, create, read, send
 
 from eventpipe.catalog import Catalog
+from eventpipe.jobs.cli import main
 
 
 def _await_listening(
@@ -33,7 +41,7 @@ def _collect(client: httpx.Client, t: Tenant, listener: str, count: int) -> list
         assert time.monotonic() < deadline, f"observed {len(seen)} of {count}"
         observed = read(client, t.api_admin, listener)
         assert observed["omitted"] == 0
-        seen += [e for e in observed["events"] if e["event"] != "Probe"]  # late probes
+        seen += [e for e in observed["events"] if e.get("event") != "Probe"]  # late probes
         time.sleep(0.05)
     return seen
 
@@ -112,3 +120,41 @@ def test_keys_without_a_workspace_get_a_403(tmp_path: Path):
             assert response.status_code == 403, response.text
             assert http.get(f"{LISTENERS}/x", headers=headers).status_code == 403
             assert http.delete(f"{LISTENERS}/x", headers=headers).status_code == 403
+
+
+def test_a_listener_shows_an_event_as_get_events_returns_it_once_imported(tmp_path: Path):
+    lake = tmp_path / "lake"
+    t = make_tenant(Catalog.in_lake(lake), "acme")
+    chrome = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2.1 Safari/605.1.15"
+    events = [
+        make_event(
+            userId="u-1",
+            context={
+                "userAgent": chrome,
+                "page": {"url": "https://shop.example/a?utm_source=news&utm_medium=email"},
+                "screen": {"width": 3024, "height": 1964, "density": 2},
+                "session": {"id": 1766272512048},
+            },
+            properties={"price": 12.5, "tags": ["a"]},
+        ),
+        {"type": "identify", "userId": "u-1", "traits": {"plan": "pro"}, "messageId": "m-2"},
+        {"type": "page", "name": "Home", "anonymousId": "a-2", "messageId": "m-3"},
+    ]
+    with (
+        serve_process(lake, "--landing-segment-seconds", "1") as (url, _p),
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
+        listener = create(http, t.api_admin)
+        answer = send(http, t.write_key, events, context={"locale": "it-IT"})
+        assert answer["invalid"] == []
+        observed = _collect(http, t, listener, 3)
+        wait_until(lambda: landing_closed(lake), "the collector to close its segment")
+        assert main(["import", "--landing", "--lake", str(lake)]) == 0
+        response = http.get("/v1/events", params={"order": "messageId"}, headers=bearer(t.api_read))
+        assert response.status_code == 200, response.text
+        stored = {e["messageId"]: e for e in response.json()["events"]}
+    assert len(stored) == 3
+    for event in observed:
+        imported = dict(stored[event["messageId"]])
+        imported.pop("kpid", None)  # identity is resolved at import, after the collector
+        assert event == imported
