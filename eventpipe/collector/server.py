@@ -48,6 +48,7 @@ class CollectorConfig:
     listener_geoip_db: str | None = None
     listener_ip_policy: str = "keep"
     listener_drop_bots: bool = False
+    listener_no_enrich: bool = False
 
     def check(self) -> CollectorConfig:
         """ValueError naming what is wrong."""
@@ -66,8 +67,11 @@ class CollectorConfig:
         self.listener_enrich()
         return self
 
-    def listener_enrich(self) -> EnrichOptions:
-        """The enrichment the listeners' stage chain runs (ValueError naming a bad flag)."""
+    def listener_enrich(self) -> EnrichOptions | None:
+        """The enrichment the listeners' stage chain runs (None: none; ValueError naming a
+        bad flag)."""
+        if self.listener_no_enrich:
+            return None
         return EnrichOptions(
             self.listener_geoip_db, self.listener_ip_policy, self.listener_drop_bots
         ).check()

@@ -19,9 +19,9 @@ from eventpipe.catalog import Catalog, CatalogError
 from eventpipe.collector.requests import Limits
 from eventpipe.collector.server import CollectorConfig
 from eventpipe.io.landing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS
+from eventpipe.jobs.enrich_flags import add_enrich_arguments
 from eventpipe.jobs.flag_types import port_number, positive_float, positive_int
 from eventpipe.listeners.store import DEFAULT_IDLE_SECONDS
-from eventpipe.transforms.enrich import IP_POLICIES
 
 API_KEYS_ENV = "EVENTPIPE_API_KEYS"
 
@@ -170,10 +170,11 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
-    """The event listeners' flags (docs/listeners.md)."""
+    """The event listeners' flags (docs/listeners.md): their idle time, and the import's
+    enrichment flags, which say what listeners show (pass the import's own)."""
     group = parser.add_argument_group(
-        "event listeners (/v1/events/listeners); the enrichment flags are the import's: pass "
-        "the same so that listeners show the events as the import stores them"
+        "event listeners (/v1/events/listeners)",
+        "The enrichment flags below say what listeners show: pass the import's own.",
     )
     group.add_argument(
         "--listener-idle-seconds",
@@ -181,9 +182,7 @@ def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_IDLE_SECONDS,
         help="remove a listener nobody created or read for this long (default %(default)g)",
     )
-    group.add_argument("--geoip-db", default=None, help="MaxMind City database (.mmdb)")
-    group.add_argument("--ip-policy", choices=IP_POLICIES, default="keep", help="keep|mask|drop")
-    group.add_argument("--drop-bots", action="store_true", help="bots are not observed")
+    add_enrich_arguments(parser)
 
 
 def collector_config(args: argparse.Namespace) -> CollectorConfig:
@@ -202,6 +201,7 @@ def collector_config(args: argparse.Namespace) -> CollectorConfig:
         listener_geoip_db=args.geoip_db,
         listener_ip_policy=args.ip_policy,
         listener_drop_bots=args.drop_bots,
+        listener_no_enrich=args.no_enrich,
     ).check()
 
 

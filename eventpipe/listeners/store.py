@@ -23,6 +23,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from eventpipe.core.sqlite import write_transaction
+
 LISTENERS_FILE = "_listeners.sqlite"
 SCHEMA_VERSION = 1
 MAX_LISTENERS = 100  # per workspace (seed 000)
@@ -102,7 +104,7 @@ class ListenerStore:
             if self._ready:
                 return
             db.execute("PRAGMA journal_mode = WAL")
-            with _transaction(db):
+            with write_transaction(db):
                 db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
                 version = db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
                 if version is None:
@@ -123,7 +125,7 @@ class ListenerStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db:
             self._prepare(db)
-            with _transaction(db):
+            with write_transaction(db):
                 yield db
 
     def reader(self) -> sqlite3.Connection | None:
@@ -241,17 +243,6 @@ def _purge(db: sqlite3.Connection, now: float) -> None:
     ).fetchall()
     if expired:
         db.executemany("DELETE FROM captured WHERE listener = ?", expired)
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 _STORES: dict[tuple[int, Path], ListenerStore] = {}

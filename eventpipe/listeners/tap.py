@@ -99,7 +99,7 @@ class ListenerTap:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.enrich = enrich if enrich is not None else EnrichOptions()
+        self.enrich = enrich  # None: events as validated and normalised (--no-enrich)
         self.refresh_seconds = refresh_seconds
         self.max_queued_bytes = max_queued_bytes
         self._clock = clock
