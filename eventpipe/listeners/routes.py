@@ -8,6 +8,7 @@ legacy `--api-key`, which has no admin scope anyway, or `--insecure-no-auth`) ge
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
 
+import logging
 import sqlite3
 from typing import Annotated, Any
 
@@ -29,6 +30,8 @@ from eventpipe.listeners.store import (
 )
 from eventpipe.query.language import MAX_FILTER_BYTES
 from eventpipe.schemas.principal import ADMIN_SCOPE, Principal
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = MAX_FILTER_BYTES + 4096  # the filter's own limit, and the other fields
 FIELDS = ("connectionId", "size", "filter")
@@ -77,6 +80,10 @@ def install_listener_routes(
 ) -> None:
     """Add the three listener routes to `app` (the read API of `create_app`), ahead of
     the collector's `POST /v1/events/{type}`."""
+    try:
+        store.purge()  # what expired while no process of the lake ran
+    except sqlite3.Error as exc:
+        log.warning("listeners: removing expired listeners failed: %s", exc)
     auth: Authenticator = app.state.authenticator
     admin = Depends(auth.require(ADMIN_SCOPE))
     before = len(app.router.routes)

@@ -97,6 +97,7 @@ class ListenerStore:
             self.path, timeout=self._timeout, isolation_level=None, check_same_thread=not shared
         )
         db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        db.execute("PRAGMA secure_delete = ON")  # a removed event's bytes do not stay behind
         return db
 
     def _prepare(self, db: sqlite3.Connection) -> None:
@@ -194,6 +195,12 @@ class ListenerStore:
             if gone is not None:
                 db.execute("DELETE FROM captured WHERE listener = ?", (listener,))
         self.changes += 1
+
+    def purge(self) -> None:
+        """Remove the expired listeners and their events now (nothing without a file)."""
+        if self.path.exists():
+            with self._write() as db:
+                _purge(db, self._clock())
 
     # -- the collectors
 

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -66,6 +66,9 @@ class Snapshot:
         )
 
 
+PURGE = "purge"  # a worker task: remove expired listeners and their events
+
+
 @dataclass
 class _Offer:
     line: bytes
@@ -77,13 +80,13 @@ class _Offer:
 class TapStats:
     """What the tap did (logged when it stops)."""
 
-    requests: int = 0
+    requests: int = 0  # handled: captured, or failed
     events: int = 0
     captured: int = 0
     dropped: int = 0  # requests not observed: the worker's queue was full
     failures: int = 0
     cpu_s: float = 0.0
-    groups: list[int] = field(default_factory=list)
+    groups: int = 0
 
 
 class ListenerTap:
@@ -111,7 +114,7 @@ class ListenerTap:
         self._reader: sqlite3.Connection | None = None
         self._refresh_lock = threading.Lock()
         self._predicates: dict[tuple[str, str | None], Predicate | None] = {}
-        self._queue: queue.SimpleQueue[_Offer | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Offer | str | None] = queue.SimpleQueue()
         self._queued_bytes = 0
         self._bytes_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -144,6 +147,9 @@ class ListenerTap:
         if changed or expired or now >= self._next_refresh:
             with self._refresh_lock:  # the event loop and the worker both ask
                 self._refresh(now, force=changed or expired)
+            if expired:  # delete what it held, off the event loop
+                self._ensure_started()
+                self._queue.put(PURGE)
         return self.snapshot
 
     def _refresh(self, now: float, force: bool) -> None:
@@ -224,6 +230,7 @@ class ListenerTap:
                 except Exception:  # a bug or a locked file: these requests go unobserved
                     self.stats.failures += 1
                     log.exception("listeners: capturing %d requests failed", len(group))
+                self.stats.requests += len(group)
         finally:
             if chain is not None:
                 chain.close()
@@ -232,20 +239,30 @@ class ListenerTap:
             self.stats.cpu_s = time.thread_time() - started
 
     def _take_group(self) -> tuple[list[_Offer], bool]:
-        first = self._queue.get()
-        if first is None:
-            return [], True
-        group, size = [first], len(first.line)
+        """Block for the first offer, then take every one already queued (up to
+        MAX_GROUP_BYTES); purge requests are done on the way. Returns (group, stop asked)."""
+        group: list[_Offer] = []
+        size = 0
         while size < MAX_GROUP_BYTES:
             try:
-                item = self._queue.get_nowait()
+                item = self._queue.get() if not group else self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is None:
                 return self._taken(group), True
+            if item == PURGE:
+                self._purge()
+                continue
+            assert isinstance(item, _Offer)
             group.append(item)
             size += len(item.line)
         return self._taken(group), False
+
+    def _purge(self) -> None:
+        try:
+            self.store.purge()
+        except sqlite3.Error:
+            log.exception("listeners: removing expired listeners failed (the next write will)")
 
     def _taken(self, group: list[_Offer]) -> list[_Offer]:
         with self._bytes_lock:
@@ -253,8 +270,7 @@ class ListenerTap:
         return group
 
     def _capture(self, chain: StageChain, con: object, group: list[_Offer]) -> None:
-        self.stats.requests += len(group)
-        self.stats.groups.append(len(group))
+        self.stats.groups += 1
         watches = self._watches(group)
         if not watches:  # the listeners went away meanwhile
             return
