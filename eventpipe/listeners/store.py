@@ -31,6 +31,7 @@ MAX_LISTENERS = 100  # per workspace (seed 000)
 MAX_SIZE = 1000
 DEFAULT_SIZE = 10
 DEFAULT_IDLE_SECONDS = 600.0
+MAX_HELD_BYTES = 32 * 1024 * 1024  # per listener: bounds a read's answer (and memory)
 
 SCHEMA = """
 CREATE TABLE listeners (
@@ -42,6 +43,7 @@ CREATE TABLE listeners (
     idle_seconds REAL NOT NULL,
     seen REAL NOT NULL,
     held INTEGER NOT NULL DEFAULT 0,
+    held_bytes INTEGER NOT NULL DEFAULT 0,
     omitted INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX listeners_workspace ON listeners (workspace);
@@ -177,7 +179,7 @@ class ListenerStore:
             if found is None:
                 return None
             db.execute(
-                "UPDATE listeners SET held = 0, omitted = 0, seen = ? WHERE id = ?",
+                "UPDATE listeners SET held = 0, held_bytes = 0, omitted = 0, seen = ? WHERE id = ?",
                 (now, listener),
             )
             rows = db.execute(
@@ -219,8 +221,9 @@ class ListenerStore:
         return [Listener(*row) for row in rows]
 
     def capture(self, matches: Mapping[str, Sequence[bytes]]) -> None:
-        """Add each listener's matching events (in order): the first ones up to its size,
-        the others counted as omitted. Listeners gone meanwhile get nothing."""
+        """Add each listener's matching events (in order): the first ones, up to its size
+        and MAX_HELD_BYTES (one event is always held, whatever its size), the others
+        counted as omitted. Listeners gone meanwhile get nothing."""
         if not matches:
             return
         now = self._clock()
@@ -228,19 +231,32 @@ class ListenerStore:
             _purge(db, now)
             for listener, events in matches.items():
                 row = db.execute(
-                    "SELECT size - held FROM listeners WHERE id = ?", (listener,)
+                    "SELECT size - held, held_bytes FROM listeners WHERE id = ?", (listener,)
                 ).fetchone()
                 if row is None or not events:
                     continue
-                kept = events[: max(0, row[0])]
+                kept = _first_that_fit(events, row[0], row[1])
                 db.executemany(
                     "INSERT INTO captured (listener, event) VALUES (?, ?)",
                     [(listener, event) for event in kept],
                 )
                 db.execute(
-                    "UPDATE listeners SET held = held + ?, omitted = omitted + ? WHERE id = ?",
-                    (len(kept), len(events) - len(kept), listener),
+                    "UPDATE listeners SET held = held + ?, held_bytes = held_bytes + ?, "
+                    "omitted = omitted + ? WHERE id = ?",
+                    (len(kept), sum(map(len, kept)), len(events) - len(kept), listener),
                 )
+
+
+def _first_that_fit(events: Sequence[bytes], room: int, held_bytes: int) -> Sequence[bytes]:
+    """The longest prefix of `events` within `room` events and MAX_HELD_BYTES in all (the
+    first event of an empty listener always fits)."""
+    count, size = 0, held_bytes
+    for event in events[: max(0, room)]:
+        size += len(event)
+        if size > MAX_HELD_BYTES and size != len(event):
+            break
+        count += 1
+    return events[:count]
 
 
 def _purge(db: sqlite3.Connection, now: float) -> None:

@@ -168,6 +168,9 @@ class ListenerTap:
         except Exception:  # the file is locked past its timeout, damaged: observe nothing
             log.exception("reading the listeners failed; listeners observe nothing meanwhile")
             self.snapshot = Snapshot()
+            if self._reader is not None:  # open a new connection at the next refresh
+                self._reader.close()
+                self._reader = None
 
     def _log_drop(self) -> None:
         now = self._clock()

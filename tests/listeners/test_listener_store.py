@@ -131,3 +131,19 @@ def test_one_store_per_file_in_a_process(tmp_path: Path):
     catalog = tmp_path / "_catalog.sqlite"
     assert store_beside(catalog) is store_beside(str(catalog))
     assert store_beside(catalog).path == (tmp_path / "_listeners.sqlite").resolve()
+
+
+def test_a_listener_holds_at_most_its_byte_budget_but_always_one_event(
+    store: ListenerStore, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("eventpipe.listeners.store.MAX_HELD_BYTES", 10)
+    listener = store.create(1, None, 10, None, 600)
+    huge, small = b"x" * 15, b"y" * 5
+    store.capture({listener: [huge, small]})
+    observed = store.read(listener, 1)
+    assert observed is not None and (observed.events, observed.omitted) == ([huge], 1)
+    store.capture({listener: [b"a" * 4, b"b" * 4]})
+    store.capture({listener: [b"c" * 4]})  # would pass 10 bytes
+    observed = store.read(listener, 1)
+    assert observed is not None
+    assert (observed.events, observed.omitted) == ([b"a" * 4, b"b" * 4], 1)
