@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from eventpipe.api.filters import Predicate, compile_filter, table_source
 from eventpipe.api.rows import events_from_table
+from eventpipe.listeners.store import Matched
 from eventpipe.schemas import TOP_LEVEL_COLUMNS
 from eventpipe.serving.event_query import EventQuery, scoped_predicate
 
@@ -28,6 +29,7 @@ class Watch:
 
     id: str
     predicate: Predicate
+    limit: int  # the listener's size: the matches past it are only counted
 
 
 def compile_listener_filter(filter_json: str | None) -> Predicate | None:
@@ -35,12 +37,14 @@ def compile_listener_filter(filter_json: str | None) -> Predicate | None:
     return None if filter_json is None else compile_filter(orjson.loads(filter_json))
 
 
-def watch(listener: str, predicate: Predicate | None, connections: Iterable[int]) -> Watch:
+def watch(
+    listener: str, predicate: Predicate | None, connections: Iterable[int], limit: int
+) -> Watch:
     """`predicate` restricted to `connections` (the restriction first, as every read)."""
     query = EventQuery(connections=frozenset(connections), predicate=predicate)
     scoped = scoped_predicate(query)
     assert scoped is not None  # connections is a set: the restriction is always there
-    return Watch(listener, scoped)
+    return Watch(listener, scoped, limit)
 
 
 def in_arrival_order(events: pa.Table) -> pa.Table:
@@ -55,12 +59,13 @@ def in_arrival_order(events: pa.Table) -> pa.Table:
 
 def match_events(
     con: duckdb.DuckDBPyConnection, events: pa.Table, watches: Iterable[Watch]
-) -> dict[str, list[bytes]]:
-    """For each watch, the JSON texts of the events (`in_arrival_order`) it matches, in
-    order; watches matching nothing are left out."""
+) -> dict[str, Matched]:
+    """For each watch, the events (`in_arrival_order`) it matches: the JSON texts of the
+    first `limit`, in order, and their count; watches matching nothing are left out."""
     con.register(TABLE, events)
     try:
         positions: dict[str, list[int]] = {}
+        counts: dict[str, int] = {}
         for w in watches:
             source = table_source(TABLE, w.predicate)
             rows = con.execute(
@@ -68,10 +73,12 @@ def match_events(
                 w.predicate.params,
             ).fetchall()
             if rows:
-                positions[w.id] = [r[0] for r in rows]
+                positions[w.id] = [r[0] for r in rows[: w.limit]]
+                counts[w.id] = len(rows)
     finally:
         con.unregister(TABLE)
-    return _as_json(events, positions)
+    texts = _as_json(events, positions)
+    return {listener: Matched(texts[listener], counts[listener]) for listener in positions}
 
 
 def _as_json(events: pa.Table, positions: Mapping[str, list[int]]) -> dict[str, list[bytes]]:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from eventpipe.core.sqlite import write_transaction
 
@@ -69,6 +70,15 @@ class Listener:
     connection: int | None
     filter: str | None
     expires: float  # unix time after which it is gone unless read
+    size: int = DEFAULT_SIZE
+
+
+class Matched(NamedTuple):
+    """A listener's matches in one capture: the JSON texts of the first ones (at least
+    as many as it can hold), and how many matched in all."""
+
+    events: Sequence[bytes]
+    count: int
 
 
 @dataclass(frozen=True)
@@ -214,13 +224,13 @@ class ListenerStore:
         if made is None:  # the file is being created by another process
             return []
         rows = db.execute(
-            "SELECT id, workspace, connection, filter, seen + idle_seconds FROM listeners "
+            "SELECT id, workspace, connection, filter, seen + idle_seconds, size FROM listeners "
             "WHERE seen + idle_seconds >= ?",
             (self._clock(),),
         ).fetchall()
         return [Listener(*row) for row in rows]
 
-    def capture(self, matches: Mapping[str, Sequence[bytes]]) -> None:
+    def capture(self, matches: Mapping[str, Matched]) -> None:
         """Add each listener's matching events (in order): the first ones, up to its size
         and MAX_HELD_BYTES (one event is always held, whatever its size), the others
         counted as omitted. Listeners gone meanwhile get nothing."""
@@ -229,11 +239,11 @@ class ListenerStore:
         now = self._clock()
         with self._write() as db:
             _purge(db, now)
-            for listener, events in matches.items():
+            for listener, (events, count) in matches.items():
                 row = db.execute(
                     "SELECT size - held, held_bytes FROM listeners WHERE id = ?", (listener,)
                 ).fetchone()
-                if row is None or not events:
+                if row is None or not count:
                     continue
                 kept = _first_that_fit(events, row[0], row[1])
                 db.executemany(
@@ -243,7 +253,7 @@ class ListenerStore:
                 db.execute(
                     "UPDATE listeners SET held = held + ?, held_bytes = held_bytes + ?, "
                     "omitted = omitted + ? WHERE id = ?",
-                    (len(kept), sum(map(len, kept)), len(events) - len(kept), listener),
+                    (len(kept), sum(map(len, kept)), count - len(kept), listener),
                 )
 
 

@@ -82,7 +82,7 @@ class TapStats:
 
     requests: int = 0  # handled: captured, or failed
     events: int = 0
-    captured: int = 0
+    matched: int = 0  # events matched by a listener (held, or counted as omitted)
     dropped: int = 0  # requests not observed: the worker's queue was full
     failures: int = 0
     cpu_s: float = 0.0
@@ -200,11 +200,12 @@ class ListenerTap:
             self._thread.join()
             self._thread = None
             log.info(
-                "listeners: %d requests, %d events observed, %d captured, %d not observed "
-                "(queue full), %d failures; %.2f CPU-s",
+                "listeners: %d requests in %d groups, %d events observed, %d matched, %d not "
+                "observed (queue full), %d failures; %.2f CPU-s",
                 self.stats.requests,
+                self.stats.groups,
                 self.stats.events,
-                self.stats.captured,
+                self.stats.matched,
                 self.stats.dropped,
                 self.stats.failures,
                 self.stats.cpu_s,
@@ -293,7 +294,7 @@ class ListenerTap:
             return
         matches = match_events(con, in_arrival_order(events), watches)  # type: ignore[arg-type]
         self.store.capture(matches)
-        self.stats.captured += sum(len(m) for m in matches.values())
+        self.stats.matched += sum(m.count for m in matches.values())
 
     def _watches(self, group: list[_Offer]) -> list[Watch]:
         """The listeners of the group's workspaces, each restricted to the connections it
@@ -308,7 +309,7 @@ class ListenerTap:
                 seen = seen & {listener.connection}
             if seen:
                 predicate = self._compiled(listener)
-                watches.append(watch(listener.id, predicate, seen))
+                watches.append(watch(listener.id, predicate, seen, listener.size))
         return watches
 
     def _compiled(self, listener: Listener) -> Predicate | None:

@@ -37,8 +37,8 @@ def _matched(con, accepted: pa.Table, document: dict | None, connections=None) -
         None if document is None else orjson.dumps(document).decode()
     )
     seen = _connections(accepted) if connections is None else connections
-    found = match_events(con, accepted, [watch("l", predicate, seen)])
-    return [orjson.loads(e)["messageId"] for e in found.get("l", [])]
+    found = match_events(con, accepted, [watch("l", predicate, seen, 1000)])
+    return [orjson.loads(e)["messageId"] for e in found["l"].events] if "l" in found else []
 
 
 @pytest.mark.parametrize(("prop", "operator", "values", "expected"), CASES)
@@ -58,10 +58,18 @@ def test_a_condition_matches_what_it_matches_on_the_lake(
 
 
 def test_events_come_in_arrival_order_and_in_get_events_shape(con, accepted: pa.Table) -> None:
-    found = match_events(con, accepted, [watch("l", None, _connections(accepted))])
-    events = [orjson.loads(e) for e in found["l"]]
+    found = match_events(con, accepted, [watch("l", None, _connections(accepted), 1000)])
+    events = [orjson.loads(e) for e in found["l"].events]
     assert [e["messageId"] for e in events] == [r["messageId"] for r in CANONICAL_EVENTS]
     assert all("traits" in e for e in events)
+
+
+def test_only_the_first_limit_matches_are_converted_all_are_counted(con, accepted) -> None:
+    found = match_events(con, accepted, [watch("l", None, _connections(accepted), 3)])
+    assert found["l"].count == len(CANONICAL_EVENTS)
+    assert [orjson.loads(e)["messageId"] for e in found["l"].events] == [
+        r["messageId"] for r in CANONICAL_EVENTS[:3]
+    ]
 
 
 def test_the_connection_restriction_comes_before_the_filter(con, accepted: pa.Table) -> None:

@@ -10,6 +10,7 @@ import pytest
 from eventpipe.listeners.store import (
     MAX_LISTENERS,
     ListenerStore,
+    Matched,
     TooManyListeners,
     store_beside,
 )
@@ -37,24 +38,38 @@ def _events(*names: str) -> list[bytes]:
     return [f'{{"event":"{n}"}}'.encode() for n in names]
 
 
+def _matched(*names: str) -> Matched:
+    return Matched(_events(*names), len(names))
+
+
 def test_a_listener_holds_its_size_counts_the_rest_and_a_read_empties_it(store: ListenerStore):
     listener = store.create(1, None, 2, None, 600)
-    store.capture({listener: _events("a")})
-    store.capture({listener: _events("b", "c", "d")})
+    store.capture({listener: _matched("a")})
+    store.capture({listener: _matched("b", "c", "d")})
     observed = store.read(listener, 1)
     assert observed is not None
     assert observed.events == _events("a", "b")  # the first ones, in order
     assert observed.omitted == 2
     after = store.read(listener, 1)
     assert after is not None and (after.events, after.omitted) == ([], 0)
-    store.capture({listener: _events("e")})
+    store.capture({listener: _matched("e")})
     again = store.read(listener, 1)
     assert again is not None and (again.events, again.omitted) == (_events("e"), 0)
 
 
+def test_matches_past_those_sent_are_counted_as_omitted(store: ListenerStore):
+    listener = store.create(1, None, 3, None, 600)
+    store.capture({listener: Matched(_events("a", "b", "c"), 7)})  # the tap sends `size`
+    observed = store.read(listener, 1)
+    assert observed is not None and (observed.events, observed.omitted) == (
+        _events("a", "b", "c"),
+        4,
+    )
+
+
 def test_another_workspace_neither_reads_nor_deletes_a_listener(store: ListenerStore):
     listener = store.create(1, None, 10, None, 600)
-    store.capture({listener: _events("a")})
+    store.capture({listener: _matched("a")})
     assert store.read(listener, 2) is None
     store.delete(listener, 2)
     observed = store.read(listener, 1)
@@ -65,11 +80,11 @@ def test_delete_removes_the_listener_and_its_events_and_ignores_unknown_ids(
     store: ListenerStore,
 ):
     listener = store.create(1, None, 10, None, 600)
-    store.capture({listener: _events("a")})
+    store.capture({listener: _matched("a")})
     store.delete("no-such-listener", 1)
     store.delete(listener, 1)
     assert store.read(listener, 1) is None
-    store.capture({listener: _events("b")})  # a collector that had not seen the delete
+    store.capture({listener: _matched("b")})  # a collector that had not seen the delete
     db = store.reader()
     assert db is not None
     assert db.execute("SELECT count(*) FROM captured").fetchone()[0] == 0
@@ -103,7 +118,7 @@ def test_a_listener_nobody_reads_expires_and_frees_its_place(store: ListenerStor
 
 def test_expired_listeners_lose_their_captured_events(store: ListenerStore, clock: Clock):
     listener = store.create(1, None, 10, None, 10)
-    store.capture({listener: _events("a")})
+    store.capture({listener: _matched("a")})
     clock.now += 11
     store.create(1, None, 10, None, 10)  # purges
     db = store.reader()
@@ -139,11 +154,11 @@ def test_a_listener_holds_at_most_its_byte_budget_but_always_one_event(
     monkeypatch.setattr("eventpipe.listeners.store.MAX_HELD_BYTES", 10)
     listener = store.create(1, None, 10, None, 600)
     huge, small = b"x" * 15, b"y" * 5
-    store.capture({listener: [huge, small]})
+    store.capture({listener: Matched([huge, small], 2)})
     observed = store.read(listener, 1)
     assert observed is not None and (observed.events, observed.omitted) == ([huge], 1)
-    store.capture({listener: [b"a" * 4, b"b" * 4]})
-    store.capture({listener: [b"c" * 4]})  # would pass 10 bytes
+    store.capture({listener: Matched([b"a" * 4, b"b" * 4], 2)})
+    store.capture({listener: Matched([b"c" * 4], 1)})  # would pass 10 bytes
     observed = store.read(listener, 1)
     assert observed is not None
     assert (observed.events, observed.omitted) == ([b"a" * 4, b"b" * 4], 1)
