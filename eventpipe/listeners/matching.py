@@ -78,7 +78,7 @@ def match_events(
     finally:
         con.unregister(TABLE)
     texts = _as_json(events, positions)
-    return {listener: Matched(texts[listener], counts[listener]) for listener in positions}
+    return {listener: Matched(texts.get(listener, []), counts[listener]) for listener in positions}
 
 
 def _as_json(events: pa.Table, positions: Mapping[str, list[int]]) -> dict[str, list[bytes]]:

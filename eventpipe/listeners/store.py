@@ -230,6 +230,17 @@ class ListenerStore:
         ).fetchall()
         return [Listener(*row) for row in rows]
 
+    def room(self, listeners: Sequence[str]) -> dict[str, int]:
+        """How many more events each listener can hold now (absent: gone)."""
+        if not listeners or not self.path.exists():
+            return {}
+        marks = ", ".join("?" * len(listeners))
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                f"SELECT id, size - held FROM listeners WHERE id IN ({marks})", list(listeners)
+            ).fetchall()
+        return {listener: max(0, left) for listener, left in rows}
+
     def capture(self, matches: Mapping[str, Matched]) -> None:
         """Add each listener's matching events (in order): the first ones, up to its size
         and MAX_HELD_BYTES (one event is always held, whatever its size), the others

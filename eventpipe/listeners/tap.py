@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -276,6 +276,9 @@ class ListenerTap:
     def _capture(self, chain: StageChain, con: object, group: list[_Offer]) -> None:
         self.stats.groups += 1
         watches = self._watches(group)
+        # Convert no more events than each listener can hold now: the others are counted.
+        room = self.store.room([w.id for w in watches])
+        watches = [replace(w, limit=min(w.limit, room[w.id])) for w in watches if w.id in room]
         if not watches:  # the listeners went away meanwhile
             return
         n = len(group)

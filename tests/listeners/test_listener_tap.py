@@ -143,3 +143,16 @@ def test_an_expired_listener_is_no_longer_listened_to_and_its_events_are_deleted
         "the tap to purge the expired listener",
     )
     assert reader.execute("SELECT count(*) FROM captured").fetchone()[0] == 0
+
+
+def test_a_full_listener_only_counts_what_it_cannot_hold(tap: ListenerTap, store: ListenerStore):
+    listener = store.create(1, None, 1, None, 600)
+    assert tap.listened(1, 10)
+    tap.offer(_envelope(10, "first"), 1, 10)
+    _poll(lambda: tap.stats.requests == 1, "the first capture")
+    tap.offer(_envelope(10, "second", "third"), 1, 10)
+    _poll(lambda: tap.stats.requests == 2, "the second capture")
+    observed = store.read(listener, 1)
+    assert observed is not None
+    assert ([orjson.loads(e)["event"] for e in observed.events], observed.omitted) == (["first"], 2)
+    assert tap.stats.matched == 3
