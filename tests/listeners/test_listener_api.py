@@ -5,6 +5,7 @@ between workspaces."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -278,3 +279,21 @@ def test_the_routes_are_documented(http: httpx.Client):
         "size" in create_doc["requestBody"]["content"]["application/json"]["schema"]["properties"]
     )
     assert "404" in paths[LISTENERS + "/{id}"]["get"]["responses"]
+
+
+def test_the_answer_does_not_wait_for_the_listeners(
+    http: httpx.Client, shared_lake: Path, tenant: Tenant
+):
+    """While the listeners' file is locked (the capture cannot write, for up to its 30 s
+    busy timeout), the collector still answers; the capture completes once it is free."""
+    listener = create(http, tenant.api_admin)
+    sent = make_event()
+    with sqlite3.connect(shared_lake / "_listeners.sqlite", isolation_level=None) as db:
+        db.execute("BEGIN IMMEDIATE")  # the write lock: every capture waits for it
+        try:
+            answer = send(http, tenant.write_key, [sent])
+        finally:
+            db.execute("ROLLBACK")
+    assert answer == {"status": "accepted", "invalid": []}
+    observed = read_when_observed(http, tenant.api_admin, listener)
+    assert [e["messageId"] for e in observed["events"]] == [sent["messageId"]]
