@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from listener_support import Clock
 
 from eventpipe.listeners.store import (
     MAX_LISTENERS,
@@ -14,14 +15,6 @@ from eventpipe.listeners.store import (
     TooManyListeners,
     store_beside,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

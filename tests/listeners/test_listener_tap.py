@@ -9,17 +9,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from listener_support import Clock
 
 from eventpipe.listeners.store import ListenerStore
 from eventpipe.listeners.tap import ListenerTap
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _envelope(connection: int, *names: str) -> bytes:

@@ -11,6 +11,16 @@ import httpx
 LISTENERS = "/v1/events/listeners"
 
 
+class Clock:
+    """A settable clock (the store's unix time, the tap's monotonic time)."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
