@@ -4,6 +4,7 @@ Parquet; the matches in GET /v1/events' shape."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from eventpipe.api.rows import events_from_table
 from eventpipe.listeners.store import Matched
 from eventpipe.schemas import TOP_LEVEL_COLUMNS
 from eventpipe.serving.event_query import EventQuery, scoped_predicate
+
+log = logging.getLogger(__name__)
 
 TABLE = "accepted"
 POSITION = "_position"
@@ -68,10 +71,14 @@ def match_events(
         counts: dict[str, int] = {}
         for w in watches:
             source = table_source(TABLE, w.predicate)
-            rows = con.execute(
-                f"SELECT {POSITION} FROM {source} WHERE {w.predicate.sql} ORDER BY {POSITION}",
-                w.predicate.params,
-            ).fetchall()
+            try:
+                rows = con.execute(
+                    f"SELECT {POSITION} FROM {source} WHERE {w.predicate.sql} ORDER BY {POSITION}",
+                    w.predicate.params,
+                ).fetchall()
+            except duckdb.Error:  # one listener's failure does not stop the others
+                log.exception("listener %s: its filter failed on %d events", w.id, len(events))
+                continue
             if rows:
                 positions[w.id] = [r[0] for r in rows[: w.limit]]
                 counts[w.id] = len(rows)

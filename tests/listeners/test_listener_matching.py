@@ -5,6 +5,8 @@ expected ids; and the workspace restriction always applies."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 import orjson
 import pyarrow as pa
@@ -81,3 +83,12 @@ def test_the_connection_restriction_comes_before_the_filter(con, accepted: pa.Ta
     one = sorted(_connections(accepted))[0]
     mine = [r["messageId"] for r in CANONICAL_EVENTS if r["connectionId"] == one]
     assert _matched(con, accepted, everything, connections={one}) == mine
+
+
+def test_a_failing_filter_does_not_stop_the_other_listeners(con, accepted: pa.Table) -> None:
+    seen = _connections(accepted)
+    broken = watch("broken", None, seen, 10)
+    broken = replace(broken, predicate=replace(broken.predicate, sql="error('boom') IS NULL"))
+    found = match_events(con, accepted, [broken, watch("fine", None, seen, 10)])
+    assert set(found) == {"fine"}
+    assert found["fine"].count == len(CANONICAL_EVENTS)
