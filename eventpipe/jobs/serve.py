@@ -334,10 +334,8 @@ COLLECTOR_OPTIONS: dict[str, object] = {
 }
 
 
-def _serve(app: object, args: argparse.Namespace, what: str, options: dict) -> None:
-    """Run `app` on a socket bound here (so --port 0 works), writing --port-file."""
-    import uvicorn
-
+def _bound_socket(args: argparse.Namespace, what: str) -> socket.socket:
+    """A socket bound here to --host/--port (so --port 0 works), its port in --port-file."""
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -347,6 +345,14 @@ def _serve(app: object, args: argparse.Namespace, what: str, options: dict) -> N
         Path(args.port_file + ".tmp").write_text(str(port))
         os.replace(args.port_file + ".tmp", args.port_file)
     log.info("serving %s on http://%s:%d (docs at /docs)", what, args.host, port)
+    return sock
+
+
+def _serve(app: object, args: argparse.Namespace, what: str, options: dict) -> None:
+    """Run `app` on a socket bound here (so --port 0 works), writing --port-file."""
+    import uvicorn
+
+    sock = _bound_socket(args, what)
     # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1; the client
     # address is the collector's to decide (--trusted-proxy).
     config = uvicorn.Config(app, log_level="info", proxy_headers=False, **options)
@@ -354,8 +360,10 @@ def _serve(app: object, args: argparse.Namespace, what: str, options: dict) -> N
 
 
 def _serve_collector(args: argparse.Namespace, config: CollectorConfig) -> int:
-    """The collector only, in one process or --workers processes."""
+    """The collector only, in one process or --workers processes (which share one socket
+    bound here, so --port 0 works with them too)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from eventpipe.collector.server import collector_app, config_to_env
 
@@ -364,25 +372,16 @@ def _serve_collector(args: argparse.Namespace, config: CollectorConfig) -> int:
         gc.freeze()
         _serve(collector_app(config), args, f"the collector of {args.lake}", COLLECTOR_OPTIONS)
         return 0
-    if args.port == 0:
-        log.error("--workers N needs an explicit --port")
-        return 2
     os.environ.update(config_to_env(config))
-    log.info(
-        "serving the collector of %s on http://%s:%d with %d workers",
-        args.lake,
-        args.host,
-        args.port,
-        args.workers,
-    )
-    uvicorn.run(
+    what = f"the collector of {args.lake} with {args.workers} workers"
+    sock = _bound_socket(args, what)
+    server_config = uvicorn.Config(
         "eventpipe.collector.server:app_from_env",
         factory=True,
-        host=args.host,
-        port=args.port,
         workers=args.workers,
         log_level="info",
         proxy_headers=False,
         **COLLECTOR_OPTIONS,
     )
+    Multiprocess(server_config, sockets=[sock]).run()
     return 0

@@ -158,3 +158,35 @@ def test_a_listener_shows_an_event_as_get_events_returns_it_once_imported(tmp_pa
         imported = dict(stored[event["messageId"]])
         imported.pop("kpid", None)  # identity is resolved at import, after the collector
         assert event == imported
+
+
+def _landing_writers(lake: Path) -> set[str]:
+    """The pids of the processes that landed segments (`<time>-<random>-<pid>.jsonl...`)."""
+    names = [p.name for p in (lake / "landing").iterdir() if p.is_file()]
+    return {name.split(".")[0].rsplit("-", 1)[-1] for name in names}
+
+
+def test_the_workers_of_one_collector_capture_for_a_read_api_process(tmp_path: Path):
+    lake = tmp_path / "lake"
+    t = make_tenant(Catalog.in_lake(lake), "acme")
+    with (
+        serve_process(lake, "--role", "collector", "--workers", "2") as (collector_url, _c),
+        serve_process(lake, "--role", "read") as (read_url, _r),
+        httpx.Client(base_url=read_url, timeout=60) as reader,
+        httpx.Client(base_url=collector_url, timeout=60) as probe,
+    ):
+        listener = create(reader, t.api_admin, size=1000)
+        _await_listening(probe, reader, t, listener)
+        sent: list[str] = []
+        deadline = time.monotonic() + 60
+        # A new connection each, until both workers have accepted some (the kernel picks).
+        while len(sent) < 20 or len(_landing_writers(lake)) < 2:
+            assert time.monotonic() < deadline, "one worker took every connection"
+            event = make_event()
+            sent.append(event["messageId"])
+            response = httpx.post(
+                collector_url + "/v1/events", json=[event], headers=bearer(t.write_key), timeout=60
+            )
+            assert response.status_code == 200, response.text
+        seen = _collect(reader, t, listener, len(sent))
+        assert sorted(e["messageId"] for e in seen) == sorted(sent)
