@@ -190,3 +190,21 @@ def test_the_workers_of_one_collector_capture_for_a_read_api_process(tmp_path: P
             assert response.status_code == 200, response.text
         seen = _collect(reader, t, listener, len(sent))
         assert sorted(e["messageId"] for e in seen) == sorted(sent)
+
+
+def test_listeners_show_the_enrichment_the_flags_ask_for(tmp_path: Path):
+    lake = tmp_path / "lake"
+    t = make_tenant(Catalog.in_lake(lake), "acme")
+    safari = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.2.1 Safari/605.1.15"
+    )
+    with (
+        serve_process(lake, "--ip-policy", "drop") as (url, _p),
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
+        listener = create(http, t.api_admin)
+        send(http, t.write_key, [make_event(context={"userAgent": safari})])
+        (event,) = _collect(http, t, listener, 1)
+    assert event["context"]["browser"]["name"] == "Safari"
+    assert "ip" not in event["context"]  # as the import with --ip-policy drop stores it
