@@ -20,6 +20,7 @@ from eventpipe.collector.requests import Limits
 from eventpipe.collector.server import CollectorConfig
 from eventpipe.io.landing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS
 from eventpipe.jobs.flag_types import port_number, positive_float, positive_int
+from eventpipe.schemas.lake_layout import is_remote
 
 API_KEYS_ENV = "EVENTPIPE_API_KEYS"
 
@@ -286,6 +287,8 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
         from eventpipe.collector.server import build_collector
 
         install_collector(app, build_collector(collector))
+    if args.lake and not is_remote(args.lake):
+        _install_erasures(app, args)
     source = args.bq_table if reader else args.lake
     # The startup's objects (modules, FastAPI, DuckDB, Arrow) leave the garbage collector's
     # generations: its full collections then walk only what requests leave, instead of
@@ -295,6 +298,18 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     # h11 stays the read API's parser (its limit on a request's head is set for long filters).
     _serve(app, args, f"{source} ({args.role})", UVICORN_OPTIONS)
     return 0
+
+
+def _install_erasures(app: object, args: argparse.Namespace) -> None:
+    """The admin erasure endpoints, executed by `eventpipe erase --requests` (docs/erasure.md);
+    with --backend bigquery the job deletes from that table too."""
+    from eventpipe.collector.erasures import ErasureJobs, install_erasures
+
+    extra = []
+    if args.backend == "bigquery":
+        extra = ["--sink", "bigquery", "--bq-table", args.bq_table]
+        extra += ["--bq-endpoint", args.bq_endpoint] if args.bq_endpoint else []
+    install_erasures(app, args.lake, ErasureJobs(args.lake, extra).start)
 
 
 COLLECTOR_OPTIONS: dict[str, object] = {
