@@ -97,24 +97,34 @@ def profile_ids(
     return users, {anon for _, _, anon in rows if anon is not None}
 
 
-def remaining_ids(
+def orphaned_ids(
     lake: str, subjects: Subjects, db: duckdb.DuckDBPyConnection | None = None
 ) -> tuple[set[str], set[str]]:
-    """(user ids, anonymous ids) of the subjects that events outside the erasure still carry
-    (another workspace's, with --workspace): their identity entries stay."""
+    """(user ids, anonymous ids) that no event carries once the subjects' events are gone:
+    the subjects' own ids and every id their events carry (a derived anonymousId, an
+    alias's other id), minus those that other events still carry (another workspace's,
+    with --workspace). Their identity entries go."""
+    users, anonymous = set(subjects.user_ids), set(subjects.anonymous_ids)
     files = [f for part in list_partitions(lake, EVENTS) for f in part.files]
-    if not files or subjects.connections is None:
-        return set(), set()
-    everywhere = Subjects(subjects.user_ids, subjects.anonymous_ids)
+    if not files:
+        return users, anonymous
     db = db or connect(threads=2)
-    rows = db.execute(
-        'SELECT DISTINCT "userId", "previousId", "anonymousId" FROM read_parquet($files, '
-        f"union_by_name = true) WHERE ({everywhere.event_sql()}) "
+    source = "read_parquet($files, union_by_name = true)"
+    columns = '"userId", "previousId", "anonymousId"'
+    erased = db.execute(
+        f"SELECT DISTINCT {columns} FROM {source} WHERE {subjects.event_sql()}", {"files": files}
+    ).fetchall()
+    users |= {v for u, p, _ in erased for v in (u, p) if v is not None}
+    anonymous |= {a for _, _, a in erased if a is not None}
+    carried = Subjects(frozenset(users), frozenset(anonymous))
+    kept = db.execute(
+        f"SELECT DISTINCT {columns} FROM {source} WHERE ({carried.event_sql()}) "
         f"AND NOT coalesce({subjects.event_sql()}, FALSE)",
         {"files": files},
     ).fetchall()
-    users = {v for u, p, _ in rows for v in (u, p) if v in subjects.user_ids}
-    return users, {a for _, _, a in rows if a in subjects.anonymous_ids}
+    users -= {v for u, p, _ in kept for v in (u, p)}
+    anonymous -= {a for _, _, a in kept}
+    return users, anonymous
 
 
 @dataclass

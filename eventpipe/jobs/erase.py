@@ -22,9 +22,9 @@ from eventpipe.io.bigquery.erase import erase_from_bigquery
 from eventpipe.io.erasure import (
     TABLES,
     check_local,
+    orphaned_ids,
     profile_ids,
     refresh_indexes,
-    remaining_ids,
     stage_table_erasure,
 )
 from eventpipe.io.erasure_match import ANONYMOUS, KPID, USER, Subjects
@@ -273,14 +273,12 @@ def erase(
         outcome.counts["failed"] += failed.removed
     txn = LakeTransaction.begin(lake, txn_id, "erase")
     names = {EVENTS: "events", RAW: "archive", FAILED: "failed"}
+    users, anonymous = orphaned_ids(lake, subjects)  # read before the commit
     for table in TABLES:
         staged = stage_table_erasure(txn, table, subjects)
         outcome.counts[names[table]] += staged.removed
         outcome.days[table] = staged.partitions
-    users, anonymous = remaining_ids(lake, subjects)
-    outcome.counts["identity"] = stage_identity_without(
-        txn, set(subjects.user_ids - users), set(subjects.anonymous_ids - anonymous)
-    )
+    outcome.counts["identity"] = stage_identity_without(txn, users, anonymous)
     txn.record(SUMMARY, {"job": "erase", **outcome.to_dict()})
     txn.commit()
     for note in refresh_indexes(lake, outcome.days[EVENTS]):
