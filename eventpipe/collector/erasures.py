@@ -10,7 +10,8 @@ An admin key erases in its own workspace only (its connections, resolved when th
 runs); a server run with `--insecure-no-auth` erases in the whole lake.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at
+# runtime (the `Admin` dependency is local to `install_erasures`).
 
 import logging
 import subprocess
