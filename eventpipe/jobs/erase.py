@@ -230,9 +230,17 @@ def _report(outcome: Outcome, path: str) -> None:
 
 def _expand(lake: str, subjects: Subjects, outcome: Outcome) -> Subjects:
     """With kpids: every id of those profiles (the identity map's and the events')."""
-    if not subjects.kpids:
-        return subjects
     kpid_map = current_kpid_map(lake).to_pylist()
+    if not subjects.kpids:
+        given = subjects.user_ids | subjects.anonymous_ids
+        kpids = {row["kpid"] for row in kpid_map if row["id"] in given}
+        others = {row["id"] for row in kpid_map if row["kpid"] in kpids} - given
+        if others:  # a count, never the ids: the output may be logged
+            print(
+                f"note: the ids given belong to profiles with {len(others)} other ids, "
+                "which stay: erase with --kpid to remove whole profiles"
+            )
+        return subjects
     mapped = [row for row in kpid_map if row["kpid"] in subjects.kpids]
     users, anonymous = profile_ids(lake, subjects)
     users |= {row["id"] for row in mapped if row["kind"] == USER}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from erasure_support import (
+    BOTH,
     DAYS,
     PERSON,
     PERSON_ANON,
@@ -22,7 +23,6 @@ from eventpipe.catalog import Catalog
 from eventpipe.jobs.cli import main
 
 pytestmark = pytest.mark.slow
-BOTH = ["--user-id", PERSON, "--anonymous-id", PERSON_ANON]
 
 
 def flags(target) -> list[str]:

@@ -27,6 +27,7 @@ PERSON = "user-erase-me-7f3a"
 PERSON_ANON = "anon-erase-me-9c1b"
 LOOKALIKE = PERSON + "-2"  # another person, whose id starts with the person's
 OTHERS = ("user-bob", "user-carol", LOOKALIKE)
+BOTH = ["--user-id", PERSON, "--anonymous-id", PERSON_ANON]  # the erase flags of the person
 DAYS = ("2026-11-20", "2026-11-21", "2026-11-22")
 
 

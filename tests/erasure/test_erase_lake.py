@@ -11,6 +11,7 @@ import httpx
 import pytest
 from collector_support import bearer, serve_process
 from erasure_support import (
+    BOTH,
     DAYS,
     PERSON,
     PERSON_ANON,
@@ -31,7 +32,6 @@ from eventpipe.serving.index_build import index_is_current
 from pipeline_support import kill_job_at
 
 pytestmark = pytest.mark.slow
-BOTH = ["--user-id", PERSON, "--anonymous-id", PERSON_ANON]
 
 
 def landed_events(lake: Path, ids: tuple[str, ...] = (PERSON, PERSON_ANON)) -> int:

@@ -9,9 +9,9 @@ import sys
 import pytest
 from collector_support import wait_until
 from erasure_support import (
+    BOTH,
     DAYS,
     PERSON,
-    PERSON_ANON,
     build_lake,
     envelope,
     erased_line,
@@ -23,7 +23,6 @@ from eventpipe.io.landing import TORN, SegmentWriter, landing_folder
 from eventpipe.jobs.cli import main
 
 pytestmark = pytest.mark.slow
-BOTH = ["--user-id", PERSON, "--anonymous-id", PERSON_ANON]
 
 
 def open_segment(lake, connection: int) -> SegmentWriter:
