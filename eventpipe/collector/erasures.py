@@ -46,24 +46,45 @@ STATUS_FIELDS = ("id", "status", "received", "finished", "counts", "run_id")
 
 
 class ErasureJobs:
-    """Starts `eventpipe erase --lake LAKE --requests` in its own process (each one waits
-    for the lake's writer lock, then executes every pending request)."""
+    """Runs `eventpipe erase --lake LAKE --requests` in its own process: one at a time per
+    server (each executes every pending request); a request that arrives while one runs
+    gets one more run after it, so requests never start more than two processes."""
 
     def __init__(self, lake: str, extra_args: Sequence[str] = (), wait_seconds: int = 3600) -> None:
         self.command = [
             sys.executable, "-m", "eventpipe.jobs.cli", "erase", "--lake", lake, "--requests",
             "--wait", str(wait_seconds), *extra_args,
         ]  # fmt: skip
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
 
     def start(self) -> None:
-        process = subprocess.Popen(
-            self.command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        threading.Thread(target=process.wait, daemon=True).start()  # reaped when it ends
+        with self._lock:
+            if self._running:
+                self._again = True
+                return
+            self._running = True
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                subprocess.run(
+                    self.command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    check=False,
+                )
+            except OSError as exc:  # the request stays pending: `erase --requests` runs it
+                log.error("cannot start the erasure job: %s", exc)
+            with self._lock:
+                if not self._again:
+                    self._running = False
+                    return
+                self._again = False
 
 
 def _ids(value: Any, name: str) -> list[str]:
