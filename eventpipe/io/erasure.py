@@ -162,7 +162,10 @@ def stage_partition(
     for number, path in enumerate(part.files):
         name = os.path.basename(path)
         if path not in affected:
-            os.link(path, os.path.join(staged, name))
+            try:
+                os.link(path, os.path.join(staged, name))
+            except OSError:  # a file system without hard links: a copy
+                shutil.copy2(path, os.path.join(staged, name))
             continue
         rows = read_parquet(path)
         kept = _without(db, rows, predicate)

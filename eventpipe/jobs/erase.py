@@ -19,6 +19,8 @@ from functools import partial
 from eventpipe.catalog import Catalog, CatalogError
 from eventpipe.identity.store import current_kpid_map, stage_identity_without
 from eventpipe.io.bigquery.erase import erase_from_bigquery
+from eventpipe.io.bigquery.sink import BigQuerySink
+from eventpipe.io.bigquery.tables import BigQueryTarget
 from eventpipe.io.erasure import (
     TABLES,
     check_local,
@@ -144,7 +146,7 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     sink = open_sink(args)
     if sink is None:
         return 2
-    target = getattr(sink, "target", None)  # the BigQuery tables, with --sink bigquery
+    target = sink.target if isinstance(sink, BigQuerySink) else None
     run_id = new_run_id(datetime.now(UTC))
     if args.requests:
         body = partial(_run_requests, args, run_id, target)
@@ -160,7 +162,7 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
 def _run_one(
     args: argparse.Namespace,
     run_id: str,
-    target: object,
+    target: BigQueryTarget | None,
     subjects: Subjects,
     ids: dict[str, list[str]],
     recovered: list[str],
@@ -183,7 +185,7 @@ def _run_one(
 
 
 def _run_requests(
-    args: argparse.Namespace, run_id: str, target: object, recovered: list[str]
+    args: argparse.Namespace, run_id: str, target: BigQueryTarget | None, recovered: list[str]
 ) -> int:
     requests = pending_requests(args.lake)
     status = 0
@@ -266,7 +268,7 @@ def _settle_landing(lake: str, wait: float) -> int:
 
 
 def erase(
-    lake: str, txn_id: str, subjects: Subjects, target: object, landing_wait: float
+    lake: str, txn_id: str, subjects: Subjects, target: BigQueryTarget | None, landing_wait: float
 ) -> Outcome:
     """One erasure of `subjects` as the lake's writer (call it holding the writer lock)."""
     outcome = Outcome()
@@ -275,7 +277,7 @@ def erase(
     landing = rewrite_landing(lake, subjects.erase_from_envelope, subjects.mentioned_in)
     outcome.counts["landing"] = landing.removed
     if target is not None:
-        events, failed = erase_from_bigquery(target, subjects)  # type: ignore[arg-type]
+        events, failed = erase_from_bigquery(target, subjects)
         outcome.bigquery = {events.table: events.days, failed.table: failed.days}
         outcome.counts["events"] += events.removed
         outcome.counts["failed"] += failed.removed
