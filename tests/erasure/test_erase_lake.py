@@ -8,6 +8,9 @@ import os
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from collector_support import bearer, serve_process
 from erasure_support import (
@@ -26,6 +29,7 @@ from erasure_support import (
 )
 
 from eventpipe.identity.store import read_identity, read_kpid_map
+from eventpipe.io.lake import write_parquet
 from eventpipe.jobs.cli import main
 from eventpipe.serving.index_build import index_is_current
 
@@ -203,3 +207,22 @@ def test_an_unknown_workspace_exits_2(tmp_path):
         main(["erase", "--lake", str(lake.path), "--user-id", PERSON, "--workspace", "nope"]) == 2
     )
     assert os.path.isdir(lake.path / "events")
+
+
+def test_only_the_files_holding_the_person_are_rewritten(tmp_path, capsys):
+    lake = build_lake(tmp_path)
+    day = lake.path / "events" / f"date={DAYS[0]}"
+    [compacted] = day.glob("*.parquet")
+    rows = pq.read_table(compacted)
+    mask = pa.array([is_persons_event(r) for r in rows.to_pylist()])
+    write_parquet(rows.filter(mask), str(day / "part-a.parquet"), event_table=True)
+    write_parquet(rows.filter(pc.invert(mask)), str(day / "part-b.parquet"), event_table=True)
+    compacted.unlink()
+    clean = (day / "part-b.parquet").stat()
+
+    assert main(["erase", "--lake", str(lake.path), *BOTH]) == 0
+    names = sorted(p.name for p in day.glob("*.parquet"))
+    assert names == ["part-b.parquet"]  # part-a held only the person: no file replaces it
+    kept = (day / "part-b.parquet").stat()
+    assert (kept.st_ino, kept.st_mtime_ns) == (clean.st_ino, clean.st_mtime_ns)
+    assert files_holding(lake.path) == []
