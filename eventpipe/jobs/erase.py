@@ -137,6 +137,8 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     segments), 2 on bad flags, 75 when another writer holds the lake."""
     if args.requests == bool(args.user_id or args.anonymous_id or args.kpid):
         args._parser.error("give --user-id/--anonymous-id/--kpid, or --requests")
+    if args.requests and args.workspace:
+        args._parser.error("--requests takes each request's workspace: no --workspace")
     try:
         check_local(args.lake)
         connections = _connections(args.lake, args.workspace)

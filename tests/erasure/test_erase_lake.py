@@ -193,6 +193,7 @@ def test_nothing_to_erase_is_not_an_error(tmp_path, capsys):
     [
         ["--lake", "LAKE"],  # no id
         ["--lake", "LAKE", "--user-id", "x", "--requests"],
+        ["--lake", "LAKE", "--requests", "--workspace", "1"],
     ],
 )
 def test_bad_flags_exit_2(tmp_path, args):
