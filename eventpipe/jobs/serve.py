@@ -22,6 +22,7 @@ from eventpipe.io.landing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS
 from eventpipe.jobs.enrich_flags import add_enrich_arguments
 from eventpipe.jobs.flag_types import port_number, positive_float, positive_int
 from eventpipe.listeners.store import DEFAULT_IDLE_SECONDS
+from eventpipe.schemas.lake_layout import is_remote
 
 API_KEYS_ENV = "EVENTPIPE_API_KEYS"
 
@@ -314,6 +315,8 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
         from eventpipe.listeners.store import store_beside
 
         install_listener_routes(app, store_beside(catalog.path), args.listener_idle_seconds)
+    if args.lake and not is_remote(args.lake):
+        _install_erasures(app, args)
     source = args.bq_table if reader else args.lake
     # The startup's objects (modules, FastAPI, DuckDB, Arrow) leave the garbage collector's
     # generations: its full collections then walk only what requests leave, instead of
@@ -323,6 +326,18 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     # h11 stays the read API's parser (its limit on a request's head is set for long filters).
     _serve(app, args, f"{source} ({args.role})", UVICORN_OPTIONS)
     return 0
+
+
+def _install_erasures(app: object, args: argparse.Namespace) -> None:
+    """The admin erasure endpoints, executed by `eventpipe erase --requests` (docs/erasure.md);
+    with --backend bigquery the job deletes from that table too."""
+    from eventpipe.collector.erasures import ErasureJobs, install_erasures
+
+    extra = []
+    if args.backend == "bigquery":
+        extra = ["--sink", "bigquery", "--bq-table", args.bq_table]
+        extra += ["--bq-endpoint", args.bq_endpoint] if args.bq_endpoint else []
+    install_erasures(app, args.lake, ErasureJobs(args.lake, extra).start)
 
 
 COLLECTOR_OPTIONS: dict[str, object] = {
