@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 from eventpipe.catalog import Catalog, CatalogError
 from eventpipe.identity.store import current_kpid_map, stage_identity_without
@@ -37,11 +39,12 @@ from eventpipe.io.landing import claim_closed_segments, open_segments, rewrite_l
 from eventpipe.jobs.common import add_wait_argument, new_run_id, run_locked
 from eventpipe.jobs.flag_types import non_negative_float
 from eventpipe.jobs.sinks import add_sink_arguments, open_sink
+from eventpipe.listeners.store import LISTENERS_FILE, ListenerStore
 
 log = logging.getLogger("eventpipe.erase")
 
 POLL_SECONDS = 0.2
-COUNTED = ("events", "archive", "failed", "landing", "identity")
+COUNTED = ("events", "archive", "failed", "landing", "identity", "listeners")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -278,6 +281,7 @@ def erase(
     outcome.open_segments = _settle_landing(lake, landing_wait)
     landing = rewrite_landing(lake, subjects.erase_from_envelope, subjects.mentioned_in)
     outcome.counts["landing"] = landing.removed
+    outcome.counts["listeners"] = _forget_listened(lake, subjects)
     if target is not None:
         events, failed = erase_from_bigquery(target, subjects)
         outcome.bigquery = {events.table: events.days, failed.table: failed.days}
@@ -296,3 +300,16 @@ def erase(
     for note in refresh_indexes(lake, outcome.days[EVENTS]):
         log.info("%s", note)
     return outcome
+
+
+def _forget_listened(lake: str, subjects: Subjects) -> int:
+    """Delete the subjects' events held by event listeners (LAKE/_listeners.sqlite)."""
+    connections = subjects.connections
+
+    def owns(event: Any) -> bool:
+        mine = connections is None or (
+            isinstance(event, dict) and event.get("connectionId") in connections
+        )
+        return mine and subjects.owns_event(event)
+
+    return ListenerStore(Path(lake) / LISTENERS_FILE).forget(owns)

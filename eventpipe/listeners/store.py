@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import orjson
 
 from eventpipe.core.sqlite import write_transaction
 
@@ -213,6 +215,24 @@ class ListenerStore:
         if self.path.exists():
             with self._write() as db:
                 _purge(db, self._clock())
+
+    def forget(self, owns: Callable[[Any], bool]) -> int:
+        """Delete the held events `owns` (given the event as JSON) says are a person's, as an
+        erasure must; how many (0 without a file)."""
+        if not self.path.exists():
+            return 0
+        with self._write() as db:
+            rows = db.execute("SELECT seq, listener, event FROM captured").fetchall()
+            gone = [(seq, who, len(event)) for seq, who, event in rows if owns(orjson.loads(event))]
+            db.executemany("DELETE FROM captured WHERE seq = ?", [(seq,) for seq, _, _ in gone])
+            db.executemany(
+                "UPDATE listeners SET held = held - 1, held_bytes = held_bytes - ? WHERE id = ?",
+                [(size, who) for _, who, size in gone],
+            )
+        if gone:  # the deleted pages' old images leave the write-ahead log too
+            with closing(self._connect()) as db:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(gone)
 
     # -- the collectors
 

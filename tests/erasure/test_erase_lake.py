@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -31,6 +33,7 @@ from erasure_support import (
 from eventpipe.identity.store import read_identity, read_kpid_map
 from eventpipe.io.lake import write_parquet
 from eventpipe.jobs.cli import main
+from eventpipe.listeners.store import LISTENERS_FILE, ListenerStore, Matched
 from eventpipe.serving.index_build import index_is_current
 
 from pipeline_support import kill_job_at
@@ -69,7 +72,18 @@ def expected_counts(lake: Path) -> dict[str, int]:
         "failed": sum(carries(r["raw"]) for r in table_rows(lake, "failed")),
         "landing": landed_events(lake),
         "identity": identity_rows(lake, tuple((carried - {None}) | {PERSON, PERSON_ANON})),
+        "listeners": listened(lake),
     }
+
+
+def listened(lake: Path) -> int:
+    """The person's events held by event listeners, read from their file here."""
+    path = lake / LISTENERS_FILE
+    if not path.exists():
+        return 0
+    with closing(sqlite3.connect(path)) as db:
+        events = [json.loads(e) for (e,) in db.execute("SELECT event FROM captured")]
+    return sum(e.get("userId") == PERSON or e.get("anonymousId") == PERSON_ANON for e in events)
 
 
 def partition_files(lake: Path, table: str) -> dict[str, set[str]]:
@@ -86,10 +100,24 @@ def api_events(url: str, key: str, prop: str, value: str) -> list[dict]:
     return answer.json()["events"]
 
 
+def listen(lake: Path) -> ListenerStore:
+    """A listener holding one event of the person and one of someone else."""
+    store = ListenerStore(lake / LISTENERS_FILE)
+    listener = store.create(1, None, 10, None, 600.0)
+    events = [
+        json.dumps({"messageId": "l-1", "userId": PERSON, "connectionId": 1}).encode(),
+        json.dumps({"messageId": "l-2", "userId": "user-bob", "connectionId": 1}).encode(),
+    ]
+    store.capture({listener: Matched(events, 2)})
+    return store
+
+
 def test_erase_removes_every_trace_and_nothing_else(tmp_path, capsys):
     lake = build_lake(tmp_path)
     root = lake.path
+    store = listen(root)
     expected = expected_counts(root)
+    assert expected["listeners"] == 1
     assert all(expected.values()), expected  # the person is in every place
     before = others(root)
     untouched = root / "events" / f"date={DAYS[2]}"
@@ -101,8 +129,11 @@ def test_erase_removes_every_trace_and_nothing_else(tmp_path, capsys):
     assert erased_line(output) == expected
     # the anonymousIds derived from the userId, one per connection: counted, never named
     assert "belong to profiles with 2 other ids, which stay" in output
-    assert files_holding(root) == []  # no Parquet, index, landing, identity or run file
+    assert files_holding(root) == []  # no Parquet, index, landing, identity, listener or run file
     assert others(root) == before
+    listener = store.live(store.reader())[0].id
+    held = store.read(listener, 1).events
+    assert [json.loads(e)["messageId"] for e in held] == ["l-2"]  # the others' event stays
     assert {p.name: p.stat().st_ino for p in untouched.glob("*.parquet")} == inodes
     for day in DAYS:  # rebuilt indexes, current for the new files
         assert index_is_current(str(root), str(root / "events" / f"date={day}"))
