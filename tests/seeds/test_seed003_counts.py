@@ -189,3 +189,32 @@ def test_which_counts_the_summaries_answer(conditions, served) -> None:
     assert (plan is not None) == served
     if plan is not None:
         assert plan.predicate.sql.startswith('t."connectionId" IN (1) AND (')
+
+
+def test_a_replaced_partition_gets_summaries_of_its_new_files(tmp_path: Path) -> None:
+    """As `eventpipe erase` replaces a day: unaffected files hard-linked into the staged
+    folder, an affected one rewritten without some rows."""
+    first, second = _rows(60), _rows(30, shift=11)
+    _commit(tmp_path, first, "one")
+    _commit(tmp_path, second, "two")
+    day = list_partitions(tmp_path, "events")[1]
+    kept = [r for r in second if r["timestamp"].date() == day.day][1:]
+    txn = LakeTransaction.begin(str(tmp_path), "txn-erase", "erase")
+    staged = Path(txn.replace_partition(EVENTS, day.name, old=list(day.files)))
+    staged.mkdir(parents=True)
+    one = next(f for f in day.files if "part-one" in f)
+    os.link(one, staged / os.path.basename(one))
+    pq.write_table(
+        pa.Table.from_pylist(kept, schema=arrow_schema()), staged / "part-erased.parquet"
+    )
+    txn.commit()
+    replaced = next(p for p in list_partitions(tmp_path, "events") if p.day == day.day)
+    assert [os.path.basename(f) for f in replaced.files] == [
+        "part-erased.parquet",
+        "part-one.parquet",
+    ]
+    assert all(read_summary(f) is not None for f in replaced.files)
+    gone = {r["messageId"] for r in second if r["timestamp"].date() == day.day} - {
+        r["messageId"] for r in kept
+    }
+    _check(tmp_path, [r for r in first + second if r["messageId"] not in gone])
