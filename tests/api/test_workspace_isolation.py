@@ -31,6 +31,7 @@ from starlette.routing import Route
 from eventpipe.api.app import create_app
 from eventpipe.api.limits import ServerBusy, ServingLimits
 from eventpipe.api.query import EventQuery, LakeReader
+from eventpipe.api.seeds import analytics
 from eventpipe.catalog import Catalog
 from eventpipe.listeners.routes import install_listener_routes
 from eventpipe.listeners.store import LISTENERS_FILE, ListenerStore
@@ -330,7 +331,34 @@ def public_page(path: str) -> Case:
     return case
 
 
+def seed003(path: str) -> Case:
+    """Seed 003's search or count: exactly the caller's events, of a user both share too."""
+
+    def case(world: World, caller: Caller) -> list[httpx.Response]:
+        responses = []
+        for user in (None, "u1"):
+            body: dict[str, Any] = {"startDate": "2025-10-01", "endDate": "2025-10-31"}
+            if user:
+                body["filters"] = {"user": {"id": [user]}}
+            response = caller.client.post(path, json=body)
+            responses.append(response)
+            if not caller.reads:
+                assert response.status_code == 403, response.text
+                continue
+            mine = [r for r in caller.side.rows if user in (None, r["userId"])]
+            if path == analytics.COUNT_PATH:
+                assert response.json()["count"] == len(mine)
+            else:
+                ids = {r["id"] for r in response.json()["results"]}
+                assert ids == {r["messageId"] for r in mine}
+        return responses
+
+    return case
+
+
 CASES: dict[tuple[str, str], Case] = {
+    ("POST", analytics.SEARCH_PATH): seed003(analytics.SEARCH_PATH),
+    ("POST", analytics.COUNT_PATH): seed003(analytics.COUNT_PATH),
     ("GET", "/v1/events"): case_list_events,
     ("GET", "/v1/events/schema"): case_event_schema,
     ("GET", "/openapi.json"): public_page("/openapi.json"),
@@ -367,6 +395,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 def app(world: World) -> FastAPI:
     app = create_app(str(world.lake), [LEGACY_KEY], catalog=world.catalog)
     install_listener_routes(app, ListenerStore(world.lake / LISTENERS_FILE))  # as serve does
+    setattr(app.state, analytics.CLOCK_STATE, lambda: BASE + dt.timedelta(days=30))
     return app
 
 
