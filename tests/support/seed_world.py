@@ -1,0 +1,93 @@
+"""A lake of two workspaces for the seed 001/002 tests: sessions, mixed event types,
+properties, the same session ids and user ids in both workspaces, interleaved in time over
+four days (three with a serving index, one without), plus events of a connection no
+workspace owns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from api_support import make_event, write_lake
+
+from eventpipe.catalog import Catalog
+from eventpipe.serving.index_build import index_lake
+
+BASE = dt.datetime(2025, 10, 1, 0, 30, tzinfo=dt.UTC)
+SESSIONS = (1766272512048, 1766272512049)
+TYPES = ("track", "page", "screen", "identify", "track", "group", "alias", "track")
+ORPHAN_CONNECTION = 0
+
+
+@dataclass
+class Side:
+    name: str
+    workspace: Any
+    connections: list[int]
+    read_key: str
+    write_key: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SeedWorld:
+    lake: Path
+    catalog: Catalog
+    sides: dict[str, Side]
+    orphans: list[dict[str, Any]]
+
+    def other(self, name: str) -> Side:
+        return next(s for n, s in self.sides.items() if n != name)
+
+
+def seed_event(side: Side, step: int, **overrides: Any) -> dict[str, Any]:
+    """Event number `step` of `side` (its kind, session, user and properties cycle)."""
+    kind = TYPES[step % len(TYPES)]
+    stamp = BASE + dt.timedelta(minutes=37 * step)
+    row = make_event(
+        messageId=f"{side.name}-m{step:05d}",
+        anonymousId=f"{side.name}-anon-{step % 5}",
+        userId=None if step % 3 == 0 else f"user-{step % 4}",
+        connectionId=side.connections[step % 2],
+        type=kind,
+        event=f"event {step % 3}" if kind == "track" else None,
+        name="Home" if kind in ("page", "screen") else None,
+        context={"session": {"id": SESSIONS[step % 2], "start": step < 4}, "locale": "en-US"},
+        properties={"path": f"/p/{step}", "n": step, "plan": ["free", "pro"][step % 2]},
+        timestamp=stamp,
+        receivedAt=stamp,
+        sentAt=stamp,
+        originalTimestamp=stamp,
+    )
+    row.update(overrides)
+    return row
+
+
+def build_seed_world(lake: Path, per_side: int = 120) -> SeedWorld:
+    """Two workspaces (two connections and a read key each), `per_side` events each."""
+    catalog = Catalog.in_lake(lake)
+    sides: dict[str, Side] = {}
+    for name in ("acme", "bolt"):
+        ws = catalog.create_workspace(name.title())
+        connections = [catalog.create_connection(ws.id, f"{name}-{i}").id for i in range(2)]
+        sides[name] = Side(
+            name,
+            ws,
+            connections,
+            catalog.create_api_key(ws.id, ["read"]).secret,
+            catalog.create_api_key(ws.id, ["write"]).secret,
+        )
+    orphans = []
+    for step in range(per_side):
+        for side in sides.values():
+            side.rows.append(seed_event(side, step))
+        if step % 10 == 0:
+            orphan = Side("orphan", None, [ORPHAN_CONNECTION, ORPHAN_CONNECTION], "", "")
+            orphans.append(seed_event(orphan, step))
+    rows = [r for s in sides.values() for r in s.rows] + orphans
+    write_lake(lake, rows)
+    days = sorted({r["timestamp"].date() for r in rows})
+    index_lake(str(lake), first=days[0], last=days[-2])  # the last day has no index
+    return SeedWorld(lake, catalog, sides, orphans)
