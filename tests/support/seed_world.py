@@ -17,7 +17,15 @@ from eventpipe.serving.index_build import index_lake
 
 BASE = dt.datetime(2025, 10, 1, 0, 30, tzinfo=dt.UTC)
 SESSIONS = (1766272512048, 1766272512049)
-TYPES = ("track", "page", "screen", "identify", "track", "group", "alias", "track")
+TYPES = (
+    "track",
+    "page",
+    "screen",
+    "identify",
+    "group",
+    "alias",
+    "track",
+)  # odd: both sessions get each
 ORPHAN_CONNECTION = 0
 
 

@@ -4,7 +4,11 @@ where their keys come from."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import orjson
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
 
 from eventpipe.api.errors import ApiError
 from eventpipe.schemas.principal import Principal
@@ -78,3 +82,41 @@ def project_scope(
     if found is None:
         raise missing
     return frozenset(c.id for c in catalog.connections_of(found.id))
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request's body; ApiError 413 as soon as it passes `limit` bytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "body", f"is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parameter_of(location: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the parameter it names: `filters[0].name`."""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "body"
+
+
+def parse_body(model: type[_Model], raw: bytes) -> _Model:
+    """The JSON body `raw` as `model`; ApiError 400 naming the first field at fault."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "body", f"is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ApiError(400, "body", "must be a JSON object")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ApiError(400, parameter_of(tuple(first["loc"])), first["msg"]) from None

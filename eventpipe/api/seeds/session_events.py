@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 
 import orjson
 import pyarrow as pa
-from fastapi import Body, FastAPI, Header, Path, Response
+from fastapi import FastAPI, Header, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from starlette.concurrency import run_in_threadpool
 
 from eventpipe.api.auth import Authenticator
 from eventpipe.api.errors import ApiError
@@ -29,6 +30,8 @@ from eventpipe.api.seeds.common import (
     bearer,
     epoch_ms,
     iso_ms,
+    parse_body,
+    read_body,
     project_scope,
 )
 from eventpipe.query.tree import resolve_property
@@ -69,7 +72,8 @@ OPERATORS = {
     "isUndefined": ("does not exist", None),
 }
 """The seed's operators -> seed 000's (one value, several values: None when the operator
-takes one value only). A seed-000 operator name is accepted as it is."""
+takes one value only); on a column, `isAny`/`isUndefined` are `is not null`/`is null`. A
+seed-000 operator name is accepted as it is."""
 NUMERIC_TYPES = ("number", "integer")
 NEEDED = (
     "messageId",
@@ -110,6 +114,25 @@ class SessionEventsRequest(BaseModel):
     sortOrder: Literal["asc", "desc", "ASC", "DESC"] = "desc"
     filters: list[EventFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
     columns: list[StrictStr] = Field(default_factory=list, max_length=len(TOP_LEVEL_COLUMNS))
+
+
+BODY_DOC = (
+    "`startTimestamp`, `endTimestamp` (epoch ms), `limit` (1-200), `page` (from 1), "
+    "`sortBy`, `sortOrder` (asc/desc), `filters` [{name, operator, value[], isEvent, "
+    "dataType}], `columns`: see docs/seed-apis.md."
+)
+
+
+EMPTY = {"data": {"total": 0, "events": []}}
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def session_number(session_id: str) -> int | None:
+    """The session id as the int64 `context.session.id` holds; None when it is not one."""
+    if not _INTEGER.fullmatch(session_id):
+        return None
+    number = int(session_id)
+    return number if -(2**63) <= number < 2**63 else None
 
 
 def sort_column(name: str) -> str:
@@ -155,12 +178,14 @@ def _typed_values(f: EventFilter, where: str) -> list[object]:
 def condition_of(f: EventFilter, i: int) -> dict[str, Any]:
     """The seed-000 condition of the filter `filters[i]`."""
     where = f"filters[{i}]"
-    resolve_property(f.name if not f.isEvent else f"properties.{f.name}", f"{where}.name")
     target = f"properties.{f.name}" if f.isEvent else f.name
+    json_path = resolve_property(target, f"{where}.name").kind == "json"
     values = _typed_values(f, where)
     if f.dataType == "boolean" and f.operator == "is" and len(values) == 1:
         return {"property": target, "operator": f"is {values[0]}", "values": []}
     one, many = OPERATORS.get(f.operator, (f.operator, None))
+    if not json_path:  # a column is present or null
+        one = {"exists": "is not null", "does not exist": "is null"}.get(one, one)
     operator = one
     if len(values) > 1:
         if many is None:
@@ -234,23 +259,11 @@ def register(
 ) -> None:
     """Add seed 001's route to `app`."""
 
-    @app.post(
-        "/public/{projectKey}/sessions/{sessionId:path}/events",
-        summary="Events of one session (seed 001)",
-        description="The events of session `sessionId` in the project's workspace, in a time "
-        "window (epoch ms, both ends inclusive), filtered, sorted and paged as seed 001 "
-        "says. Send `Authorization: Bearer <key>` (a `read` key of the project's workspace).",
-        tags=["seed 001"],
-    )
-    def events_of_session(
-        projectKey: Annotated[str, Path(description="The workspace's project key.")],
-        sessionId: Annotated[str, Path(description="The session id (1 to 256 characters).")],
-        body: Annotated[SessionEventsRequest, Body()],
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
-        principal = authenticator.authorize(bearer(authorization), READ_SCOPE)
-        if not sessionId or len(sessionId) > MAX_SESSION_ID:
+    def answer(project: str, session_id: str, raw: bytes, key: str | None) -> Response:
+        principal = authenticator.authorize(key, READ_SCOPE)
+        if not session_id or len(session_id) > MAX_SESSION_ID:
             raise ApiError(400, "sessionId", f"must be 1 to {MAX_SESSION_ID} characters")
+        body = parse_body(SessionEventsRequest, raw)
         if body.endTimestamp <= body.startTimestamp:
             raise ApiError(400, "endTimestamp", "must be greater than startTimestamp")
         first = (body.page - 1) * body.limit
@@ -258,11 +271,11 @@ def register(
             raise ApiError(400, "page", f"page * limit must be at most {MAX_FIRST}")
         order = sort_column(body.sortBy)
         columns = extra_columns(body.columns)
-        connections = project_scope(catalog, principal, projectKey)
-        if not sessionId.isascii() or not sessionId.isdigit() or int(sessionId) >= 2**63:
-            payload = {"data": {"total": 0, "events": []}}  # no session has that id
-            return Response(orjson.dumps(payload), media_type="application/json")
-        document, fixed = filter_document(int(sessionId), body)
+        connections = project_scope(catalog, principal, project)
+        session = session_number(session_id)
+        if session is None:  # no session has that id
+            return Response(orjson.dumps(EMPTY), media_type="application/json")
+        document, fixed = filter_document(session, body)
         try:
             predicate = compile_filter(document, "filters", dialect=reader.dialect)
         except FilterError as exc:
@@ -280,3 +293,22 @@ def register(
         events = session_events(reader.list_events(query), columns) if total > first else []
         payload = {"data": {"total": total, "events": events}}
         return Response(orjson.dumps(payload), media_type="application/json")
+
+    @app.post(
+        "/public/{projectKey}/sessions/{sessionId:path}/events",
+        summary="Events of one session (seed 001)",
+        description="The events of session `sessionId` in the project's workspace, in a time "
+        "window (epoch ms, both ends inclusive), filtered, sorted and paged as seed 001 "
+        "says. Send `Authorization: Bearer <key>` (a `read` key of the project's workspace). "
+        "The JSON body: " + BODY_DOC,
+        tags=["seed 001"],
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {}}}},
+    )
+    async def events_of_session(
+        request: Request,
+        projectKey: Annotated[str, Path(description="The workspace's project key.")],
+        sessionId: Annotated[str, Path(description="The session id (1 to 256 characters).")],
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        raw = await read_body(request)  # checked here, so that errors name `filters[0].name`
+        return await run_in_threadpool(answer, projectKey, sessionId, raw, bearer(authorization))
