@@ -31,8 +31,8 @@ from eventpipe.api.seeds.common import (
     epoch_ms,
     iso_ms,
     parse_body,
-    read_body,
     project_scope,
+    read_body,
 )
 from eventpipe.query.tree import resolve_property
 from eventpipe.schemas import TOP_LEVEL_COLUMNS
