@@ -270,6 +270,40 @@ def case_event_schema(world: World, caller: Caller) -> list[httpx.Response]:
     return [response]
 
 
+def case_session_events(world: World, caller: Caller) -> list[httpx.Response]:
+    """Seed 001: the caller's project answers (its events carry no session: empty), the
+    other workspace's project is a 404."""
+    body = {"startTimestamp": 946684800000, "endTimestamp": 4102444800000, "limit": 200, "page": 1}
+    responses = []
+    for side, status in ((caller.side, 200), (world.other(caller.side.name), 404)):
+        path = f"/public/{side.workspace.project_key}/sessions/1/events"
+        response = caller.client.post(path, json=body)
+        assert response.status_code == (status if caller.reads else 403), response.text
+        responses.append(response)
+    return responses
+
+
+def case_export(world: World, caller: Caller) -> list[httpx.Response]:
+    """Seed 002: the whole export is exactly the caller's events, in the export's order."""
+    key = {"X-Api-Key": caller.side.keys[caller.key]}
+    responses, ids, cursor = [], [], ""
+    while True:
+        params = {"pageSize": 7, **({"cursor": cursor} if cursor else {})}
+        response = caller.client.get("/export/events", params=params, headers=key)
+        responses.append(response)
+        if not caller.reads:
+            assert response.status_code == 403, response.text
+            return responses
+        assert response.status_code == 200, response.text
+        ids += [item["id"] for item in response.json()["items"]]
+        cursor = response.json()["nextCursor"]
+        if not cursor:
+            break
+    rows = sorted(caller.side.rows, key=lambda r: (r["timestamp"], r["messageId"]))
+    assert ids == [r["messageId"] for r in rows]
+    return responses
+
+
 def public_page(path: str) -> Case:
     """A route every client may read (the API's documentation)."""
 
@@ -284,6 +318,8 @@ def public_page(path: str) -> Case:
 CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/events"): case_list_events,
     ("GET", "/v1/events/schema"): case_event_schema,
+    ("POST", "/public/{projectKey}/sessions/{sessionId:path}/events"): case_session_events,
+    ("GET", "/export/events"): case_export,
     ("GET", "/openapi.json"): public_page("/openapi.json"),
     ("GET", "/docs"): public_page("/docs"),
     ("GET", "/docs/oauth2-redirect"): public_page("/docs/oauth2-redirect"),

@@ -70,7 +70,7 @@ def project_scope(
     """The connections a request for project `project_key` reads: the key's workspace's
     when that is the project's, every connection of the project's workspace for a whole-lake
     key; ApiError 404 otherwise (an unknown project looks like another workspace's)."""
-    missing = ApiError(404, "projectKey", f"no project {project_key!r} for this key")
+    missing = ApiError(404, "projectKey", "no such project for this key")
     if catalog is None:
         raise missing
     if principal.workspace is not None:

@@ -23,7 +23,7 @@ import orjson
 import pyarrow as pa
 from fastapi import FastAPI, Header, Query, Response
 
-from eventpipe.api.auth import Authenticator
+from eventpipe.api.auth import Authenticator, scope_note
 from eventpipe.api.errors import ApiError
 from eventpipe.api.filters import compile_filter
 from eventpipe.api.reader import EventReader
@@ -228,7 +228,7 @@ def register(
         summary="Export events (seed 002)",
         description="The key's workspace's events in the window [start, end) (ms since the "
         "epoch), oldest first, `pageSize` at a time; pass `nextCursor` back as `cursor` "
-        "until it is empty. Send `X-Api-Key: <key>` (a `read` key).",
+        "until it is empty. Send `X-Api-Key: <key>`. " + scope_note("read"),
         tags=["seed 002"],
     )
     def export_events(

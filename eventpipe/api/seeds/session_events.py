@@ -18,7 +18,7 @@ from fastapi import FastAPI, Header, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 
-from eventpipe.api.auth import Authenticator
+from eventpipe.api.auth import Authenticator, scope_note
 from eventpipe.api.errors import ApiError
 from eventpipe.api.filters import FilterError, compile_filter
 from eventpipe.api.query import ORDER_COLUMNS
@@ -299,8 +299,10 @@ def register(
         summary="Events of one session (seed 001)",
         description="The events of session `sessionId` in the project's workspace, in a time "
         "window (epoch ms, both ends inclusive), filtered, sorted and paged as seed 001 "
-        "says. Send `Authorization: Bearer <key>` (a `read` key of the project's workspace). "
-        "The JSON body: " + BODY_DOC,
+        "says. Send `Authorization: Bearer <key>` of the project's workspace. "
+        + scope_note("read")
+        + " The JSON body: "
+        + BODY_DOC,
         tags=["seed 001"],
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {}}}},
     )
