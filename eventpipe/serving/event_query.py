@@ -52,7 +52,8 @@ class EventQuery:
     limit: int = 100
     seek: Seek | None = None
     """A keyset start (order `timestamp` only): the page begins after it, with ties on
-    (timestamp, messageId) broken by connectionId; `first` still skips rows from there."""
+    (timestamp, messageId) broken by connectionId (so keyset paging starts its first page
+    with a seek too, e.g. `Seek(start)`); `first` still skips rows from there."""
 
     def __post_init__(self) -> None:
         if self.seek is not None and self.order != "timestamp":
