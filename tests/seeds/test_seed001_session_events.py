@@ -13,23 +13,18 @@ from typing import Any
 import httpx
 import pytest
 from api_support import running_server
-from seed_world import BASE, SESSIONS, SeedWorld, build_seed_world
+from seed_world import BASE, SESSIONS, START, SeedWorld, build_seed_world
+from seed_world import session_body as body
 
 from eventpipe.api.app import create_app
 
 LEGACY = "legacy-session-key"
-START = int((BASE - dt.timedelta(days=1)).timestamp() * 1000)
-END = int((BASE + dt.timedelta(days=30)).timestamp() * 1000)
 NAMES = {"page": "$pageview", "screen": "$screen", "identify": "$identify",
          "group": "$groupidentify", "alias": "$create_alias"}  # fmt: skip
 
 
 def ms(value: dt.datetime) -> int:
     return int(value.timestamp() * 1000)
-
-
-def body(**overrides: Any) -> dict[str, Any]:
-    return {"startTimestamp": START, "endTimestamp": END, "limit": 200, "page": 1, **overrides}
 
 
 def ask(client: httpx.Client, key: str | None, project: str, session: object, **fields: Any):

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from api_support import make_event, running_server
-from seed_world import ORPHAN_CONNECTION, SeedWorld, build_seed_world
+from seed_world import ORPHAN_CONNECTION, SeedWorld, build_seed_world, export_all
 
 from eventpipe.api.app import create_app
 from eventpipe.api.seeds.cursors import SECRET_FILE
@@ -33,25 +33,6 @@ def export_order(rows: list[dict[str, Any]]) -> list[str]:
     """messageIds in the export's order: timestamp, messageId, connectionId ascending."""
     ordered = sorted(rows, key=lambda r: (r["timestamp"], r["messageId"], r["connectionId"]))
     return [r["messageId"] for r in ordered]
-
-
-def export_all(client: httpx.Client, key: str, **params: Any) -> tuple[list[dict], int]:
-    """Every item of an export followed to its end, and the number of pages."""
-    items: list[dict] = []
-    cursor, pages = "", 0
-    while True:
-        response = client.get(
-            "/export/events", params={**params, **({"cursor": cursor} if cursor else {})},
-            headers={"X-Api-Key": key},
-        )  # fmt: skip
-        assert response.status_code == 200, response.text
-        body = response.json()
-        items += body["items"]
-        pages += 1
-        cursor = body["nextCursor"]
-        assert pages < 10_000
-        if not cursor:
-            return items, pages
 
 
 @pytest.fixture(scope="module")

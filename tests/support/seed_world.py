@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from api_support import make_event, write_lake
 
 from eventpipe.catalog import Catalog
@@ -99,3 +100,33 @@ def build_seed_world(lake: Path, per_side: int = 120) -> SeedWorld:
     days = sorted({r["timestamp"].date() for r in rows})
     index_lake(str(lake), first=days[0], last=days[-2])  # the last day has no index
     return SeedWorld(lake, catalog, sides, orphans)
+
+
+# -- requests shared by the seed tests ------------------------------------------------------
+
+START = int((BASE - dt.timedelta(days=1)).timestamp() * 1000)
+END = int((BASE + dt.timedelta(days=30)).timestamp() * 1000)
+
+
+def session_body(**overrides: Any) -> dict[str, Any]:
+    """A seed 001 body over every event of the world, with `overrides`."""
+    return {"startTimestamp": START, "endTimestamp": END, "limit": 200, "page": 1, **overrides}
+
+
+def export_all(client: httpx.Client, key: str, **params: Any) -> tuple[list[dict], int]:
+    """Every item of a seed 002 export followed to its end, and the number of pages."""
+    items: list[dict] = []
+    cursor, pages = "", 0
+    while True:
+        extra = {"cursor": cursor} if cursor else {}
+        response = client.get(
+            "/export/events", params={**params, **extra}, headers={"X-Api-Key": key}
+        )
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        items += answer["items"]
+        pages += 1
+        cursor = answer["nextCursor"]
+        assert pages < 10_000
+        if not cursor:
+            return items, pages
