@@ -119,6 +119,39 @@ def test_the_items_and_metadata_follow_the_seed(world, client):
     assert body["nextCursor"]
 
 
+def test_items_of_unusual_events(tmp_path):
+    """Null context and properties, a property named @type, text that needs escaping, a
+    time before 1970 and sub-millisecond digits, nested context values."""
+    from api_support import FULL_CONTEXT
+
+    rows = [
+        make_event(messageId="a", context=None, properties=None, userId=None,
+                   timestamp=dt.datetime(1969, 12, 31, 23, 59, 59, 999_500, tzinfo=dt.UTC)),
+        make_event(messageId="b", type="page", event=None, name="Home",
+                   properties={"@type": "mine", "q": 'say "hi"\n\u00e9', "nested": {"k": [1, None]}},
+                   timestamp=dt.datetime(2025, 1, 1, 0, 0, 0, 1_500, tzinfo=dt.UTC)),
+        make_event(messageId="c", context=FULL_CONTEXT, properties=[1, 2], userId="u\u00fc",
+                   timestamp=dt.datetime(2025, 1, 2, tzinfo=dt.UTC)),
+    ]  # fmt: skip
+    from api_support import write_lake
+
+    write_lake(tmp_path, rows)
+    with running_server(create_app(str(tmp_path), [LEGACY])) as url:
+        items = httpx.get(f"{url}/export/events", headers={"X-Api-Key": LEGACY}).json()["items"]
+    a, b, c = items
+    assert a == {"id": "a", "sessionId": None, "userId": None, "timestamp": -1,
+                 "context": None, "payload": {"@type": "Workout Completed"}}  # fmt: skip
+    assert b["timestamp"] == 1735689600001
+    assert b["payload"] == {"@type": "page", "q": 'say "hi"\n\u00e9', "nested": {"k": [1, None]}}
+    assert c["payload"] == {"@type": "Workout Completed"} and c["userId"] == "u\u00fc"
+    assert c["sessionId"] == "1766272512048"
+    context = c["context"]
+    assert context["session"] == {"id": "1766272512048", "start": True}
+    assert context["browser"] == {"name": "Safari", "version": "17.2.1"}  # null left out
+    assert context["screen"] == {"width": 3024, "height": 1964, "density": 2.0}
+    assert context["location"]["latitude"] == 34.05 and context["network"]["wifi"] is False
+
+
 def test_a_workspace_with_one_named_connection_names_the_application(tmp_path):
     from eventpipe.catalog import Catalog
 
