@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-import psutil
-from bench_api import build_lake, workspace_key
+from bench_api import api_server, build_lake, workspace_key
 from measured import partitioned_rows, require
 
 
@@ -52,19 +49,6 @@ def build(lake: Path, events: int, days: int, files: int) -> None:
         check=True,
     )
     print(f"compacted and indexed in {time.perf_counter() - t0:.0f} s", flush=True)
-
-
-def server_url(server: subprocess.Popen, log: Path, timeout: float = 60) -> str:
-    """The URL the server logs once it listens (started on port 0)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited:\n{log.read_text()[-2000:]}")
-        found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", log.read_text())
-        if found:
-            return found.group(1)
-        time.sleep(0.1)
-    raise SystemExit(f"the server did not start in {timeout:.0f} s")
 
 
 def client_cpu() -> float:
@@ -113,38 +97,15 @@ def main() -> int:
     require(total > 0, f"no event in {args.lake}")
     key = workspace_key(args.lake)
     print(f"lake {args.lake}: {total:,} events; load average {os.getloadavg()}")
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-export-") as logs,
-        open(Path(logs) / "server.log", "wb") as log,
-    ):
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "eventpipe.jobs.cli",
-                "serve",
-                "--lake",
-                str(args.lake),
-                "--port",
-                "0",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = server_url(server, Path(log.name))
-            export(url, key, args.page_size, args.page_size * 3)  # warm up
-            process = psutil.Process(server.pid)
-            server_before = sum(process.cpu_times()[:2])
-            client_before = client_cpu()
-            t0 = time.perf_counter()
-            seen, pages, last = export(url, key, args.page_size, args.events)
-            wall = time.perf_counter() - t0
-            server_cpu = sum(process.cpu_times()[:2]) - server_before
-            client = client_cpu() - client_before
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with api_server(args.lake) as (url, process):
+        export(url, key, args.page_size, args.page_size * 3)  # warm up
+        server_before = sum(process.cpu_times()[:2])
+        client_before = client_cpu()
+        t0 = time.perf_counter()
+        seen, pages, last = export(url, key, args.page_size, args.events)
+        wall = time.perf_counter() - t0
+        server_cpu = sum(process.cpu_times()[:2]) - server_before
+        client = client_cpu() - client_before
     require(seen > 0, "the export returned no event")
     print(f"exported {seen:,} events in {pages:,} pages of {args.page_size} (last id {last})")
     print(f"wall: {wall:.1f} s = {seen / wall:,.0f} events/s ({wall / pages * 1000:.1f} ms a page)")

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from api_support import make_event, running_server, write_lake
 from fastapi import FastAPI
+from seed_world import SeedWorld as World  # the same two-workspace world's shape
 from starlette.routing import Route
 
 from eventpipe.api.app import create_app
@@ -62,17 +63,6 @@ class Side:
         found = [m for m in self.markers() if m in text]
         found += [str(c) for c in self.connections if re.search(rf"(?<!\d){c}(?!\d)", text)]
         return found
-
-
-@dataclass
-class World:
-    lake: Path
-    catalog: Catalog
-    sides: dict[str, Side]
-    orphans: list[dict[str, Any]]
-
-    def other(self, name: str) -> Side:
-        return next(s for n, s in self.sides.items() if n != name)
 
 
 def build_world(lake: Path) -> World:

@@ -7,16 +7,12 @@ on BigQuery: test_seeds_on_bigquery.py."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from api_support import running_server
-from seed_world import BASE, SESSIONS, START, SeedWorld, build_seed_world
+from seed_world import BASE, SESSIONS, START, client_fixture, world_fixture
 from seed_world import session_body as body
-
-from eventpipe.api.app import create_app
 
 LEGACY = "legacy-session-key"
 NAMES = {"page": "$pageview", "screen": "$screen", "identify": "$identify",
@@ -47,16 +43,8 @@ def newest_first(rows: list[dict]) -> list[str]:
     return [r["messageId"] for r in ordered]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> SeedWorld:
-    return build_seed_world(tmp_path_factory.mktemp("seed001"))
-
-
-@pytest.fixture(scope="module")
-def client(world: SeedWorld) -> Iterator[httpx.Client]:
-    app = create_app(str(world.lake), [LEGACY], catalog=world.catalog)
-    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as c:
-        yield c
+world = world_fixture("seed001")
+client = client_fixture(LEGACY)
 
 
 @pytest.mark.parametrize("side", ["acme", "bolt"])

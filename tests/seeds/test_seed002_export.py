@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from api_support import make_event, running_server
-from seed_world import ORPHAN_CONNECTION, SeedWorld, build_seed_world, export_all
+from seed_world import ORPHAN_CONNECTION, client_fixture, export_all, world_fixture
 
 from eventpipe.api.app import create_app
 from eventpipe.api.seeds.cursors import SECRET_FILE
@@ -35,16 +34,8 @@ def export_order(rows: list[dict[str, Any]]) -> list[str]:
     return [r["messageId"] for r in ordered]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> SeedWorld:
-    return build_seed_world(tmp_path_factory.mktemp("seed002"))
-
-
-@pytest.fixture(scope="module")
-def client(world: SeedWorld) -> Iterator[httpx.Client]:
-    app = create_app(str(world.lake), [LEGACY], catalog=world.catalog)
-    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as c:
-        yield c
+world = world_fixture("seed002")
+client = client_fixture(LEGACY)
 
 
 @pytest.mark.parametrize("side", ["acme", "bolt"])

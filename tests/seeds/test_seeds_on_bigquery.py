@@ -3,21 +3,17 @@ the lake: the same requests to two real servers over the same events, one per ba
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import httpx
-import pyarrow as pa
 import pytest
 from api_support import running_server
+from bq_emulator import bigquery_table
 from seed_world import SESSIONS, START, SeedWorld, build_seed_world, export_all
 from seed_world import session_body as body
 
 from eventpipe.api.app import create_app
 from eventpipe.api.bigquery_backend import BigQueryReader
-from eventpipe.io.bigquery.tables import BigQueryTarget, load_parquet, parquet_bytes, prepare_tables
-from eventpipe.schemas import arrow_schema
-from eventpipe.schemas.bigquery_schema import load_arrow_schema
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +23,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> SeedWorld:
 
 @pytest.fixture(scope="module")
 def events_table(world: SeedWorld, bq_client, bq_endpoint) -> Iterator[str]:
-    dataset = f"test-project.seeds_{uuid.uuid4().hex[:8]}"
-    bq_client.create_dataset(dataset)
-    target = BigQueryTarget(table=f"{dataset}.events", endpoint=bq_endpoint)
-    prepare_tables(target, bq_client)
-    rows = [r for s in world.sides.values() for r in s.rows] + world.orphans
-    table = pa.Table.from_pylist(rows, schema=arrow_schema()).cast(load_arrow_schema())
-    load_parquet(bq_client, target.table, parquet_bytes(table), f"seeds_{uuid.uuid4().hex}")
-    yield target.table
-    bq_client.delete_dataset(dataset, delete_contents=True)
+    with bigquery_table(bq_client, bq_endpoint, world.lake) as table:
+        yield table
 
 
 @pytest.fixture(scope="module")

@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from api_support import make_event, write_lake
+from bq_emulator import bigquery_table
 
 from eventpipe.api.bigquery_backend import BigQueryReader
 from eventpipe.api.filters import compile_filter
 from eventpipe.api.query import LakeReader
-from eventpipe.io.bigquery.tables import BigQueryTarget, load_parquet, parquet_bytes, prepare_tables
-from eventpipe.schemas import arrow_schema
-from eventpipe.schemas.bigquery_schema import load_arrow_schema
 from eventpipe.serving.event_query import EventQuery, Seek
 from eventpipe.serving.index_build import index_lake
 
@@ -83,15 +79,9 @@ def index_pages(monkeypatch) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def bigquery_reader(bq_client, bq_endpoint) -> Iterator[BigQueryReader]:
-    dataset = f"test-project.seek_{uuid.uuid4().hex[:8]}"
-    bq_client.create_dataset(dataset)
-    target = BigQueryTarget(table=f"{dataset}.events", endpoint=bq_endpoint)
-    prepare_tables(target, bq_client)
-    table = pa.Table.from_pylist(ROWS, schema=arrow_schema()).cast(load_arrow_schema())
-    load_parquet(bq_client, target.table, parquet_bytes(table), f"seek_{uuid.uuid4().hex}")
-    yield BigQueryReader(target.table, bq_endpoint)
-    bq_client.delete_dataset(dataset, delete_contents=True)
+def bigquery_reader(lake, bq_client, bq_endpoint) -> Iterator[BigQueryReader]:
+    with bigquery_table(bq_client, bq_endpoint, lake) as table:
+        yield BigQueryReader(table, bq_endpoint)
 
 
 def page_by_seek(reader: Any, ascending: bool, size: int, **query: Any) -> list[tuple]:

@@ -5,14 +5,18 @@ workspace owns."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from api_support import make_event, write_lake
+import pytest
+from api_support import make_event, running_server, write_lake
 
+from eventpipe.api.app import create_app
 from eventpipe.catalog import Catalog
 from eventpipe.serving.index_build import index_lake
 
@@ -100,6 +104,35 @@ def build_seed_world(lake: Path, per_side: int = 120) -> SeedWorld:
     days = sorted({r["timestamp"].date() for r in rows})
     index_lake(str(lake), first=days[0], last=days[-2])  # the last day has no index
     return SeedWorld(lake, catalog, sides, orphans)
+
+
+@contextlib.contextmanager
+def world_client(world: SeedWorld, legacy_key: str) -> Iterator[httpx.Client]:
+    """An HTTP client of a real server over `world` (its catalog, and `legacy_key`)."""
+    app = create_app(str(world.lake), [legacy_key], catalog=world.catalog)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+
+
+def world_fixture(name: str) -> Any:
+    """A module-scoped fixture: a SeedWorld in a fresh folder `name`."""
+
+    @pytest.fixture(scope="module")
+    def world(tmp_path_factory: pytest.TempPathFactory) -> SeedWorld:
+        return build_seed_world(tmp_path_factory.mktemp(name))
+
+    return world
+
+
+def client_fixture(legacy_key: str) -> Any:
+    """A module-scoped fixture: a `world_client` of the module's `world`."""
+
+    @pytest.fixture(scope="module")
+    def client(world: SeedWorld) -> Iterator[httpx.Client]:
+        with world_client(world, legacy_key) as c:
+            yield c
+
+    return client
 
 
 # -- requests shared by the seed tests ------------------------------------------------------

@@ -218,7 +218,7 @@ def signer_for(catalog: object | None, lake: str | None) -> CursorSigner:
     folder = getattr(catalog, "path", None)
     if folder is not None:
         return CursorSigner.for_folder(Path(folder).parent)
-    return CursorSigner.for_folder(lake)
+    return CursorSigner.for_folder(lake if lake and "://" not in lake else None)
 
 
 def register(
