@@ -40,6 +40,7 @@ FLAGS = [
     (SERVE, "--max-depth", ["0", "-1"], "64"),
     (SERVE, "--max-pending-bytes", ["0", "-1"], "64000000"),
     (SERVE, "--workers", ["0", "-1"], "1"),
+    (SERVE, "--listener-idle-seconds", ["0", "-1", "nan", "inf"], "600"),
     (GENERATE, "--days", ["0", "-1"], "1"),
     (GENERATE, "--workers", ["0"], "1"),
     (GENERATE, "--events-per-file", ["0", "-5"], "100"),
