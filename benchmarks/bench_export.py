@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 from bench_api import api_server, build_lake, workspace_key
 from measured import partitioned_rows, require
 
@@ -67,7 +68,7 @@ def export(url: str, key: str, page_size: int, wanted: int) -> tuple[int, int, s
                 params["cursor"] = cursor
             response = client.get("/export/events", params=params)
             response.raise_for_status()
-            body = response.json()
+            body = orjson.loads(response.content)
             seen += len(body["items"])
             pages += 1
             last = body["items"][-1]["id"] if body["items"] else last
