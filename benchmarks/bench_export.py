@@ -57,13 +57,18 @@ def client_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def export(url: str, key: str, page_size: int, wanted: int) -> tuple[int, int, str]:
-    """Page through the export until `wanted` events (0: all); (events, pages, last id)."""
+def export(
+    url: str, key: str, page_size: int, wanted: int, start: int | None = None
+) -> tuple[int, int, str]:
+    """Page through the export (from `start`, ms) until `wanted` events (0: all);
+    (events, pages, last id)."""
     seen = pages = 0
     cursor, last = "", ""
     with httpx.Client(base_url=url, headers={"X-Api-Key": key}, timeout=120) as client:
         while True:
             params: dict[str, object] = {"pageSize": page_size}
+            if start is not None:
+                params["start"] = start
             if cursor:
                 params["cursor"] = cursor
             response = client.get("/export/events", params=params)
@@ -87,6 +92,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=4, help="files per day before compaction")
     parser.add_argument("--events", type=int, default=300_000, help="events to export (0: all)")
     parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--start", type=int, help="export from this time (ms): deep pages")
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args()
 
@@ -99,11 +105,11 @@ def main() -> int:
     key = workspace_key(args.lake)
     print(f"lake {args.lake}: {total:,} events; load average {os.getloadavg()}")
     with api_server(args.lake) as (url, process):
-        export(url, key, args.page_size, args.page_size * 3)  # warm up
+        export(url, key, args.page_size, args.page_size * 3, args.start)  # warm up
         server_before = sum(process.cpu_times()[:2])
         client_before = client_cpu()
         t0 = time.perf_counter()
-        seen, pages, last = export(url, key, args.page_size, args.events)
+        seen, pages, last = export(url, key, args.page_size, args.events, args.start)
         wall = time.perf_counter() - t0
         server_cpu = sum(process.cpu_times()[:2]) - server_before
         client = client_cpu() - client_before
