@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Any, Protocol, TypeVar
 
 import orjson
-from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from eventpipe.api.errors import ApiError
@@ -86,17 +85,6 @@ def project_scope(
 
 _Model = TypeVar("_Model", bound=BaseModel)
 MAX_BODY_BYTES = 64 * 1024
-
-
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request's body; ApiError 413 as soon as it passes `limit` bytes."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "body", f"is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parameter_of(location: tuple[int | str, ...]) -> str:

@@ -19,12 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from starlette.concurrency import run_in_threadpool
 
 from eventpipe.api.auth import Authenticator, scope_note
+from eventpipe.api.bodies import read_body
 from eventpipe.api.errors import ApiError
 from eventpipe.api.filters import FilterError, compile_filter
 from eventpipe.api.query import ORDER_COLUMNS
 from eventpipe.api.reader import EventReader
 from eventpipe.api.rows import event_from_row
 from eventpipe.api.seeds.common import (
+    MAX_BODY_BYTES,
     MAX_EPOCH_MS,
     WorkspaceSource,
     bearer,
@@ -32,7 +34,6 @@ from eventpipe.api.seeds.common import (
     iso_ms,
     parse_body,
     project_scope,
-    read_body,
 )
 from eventpipe.query.tree import resolve_property
 from eventpipe.schemas import TOP_LEVEL_COLUMNS
@@ -312,5 +313,7 @@ def register(
         sessionId: Annotated[str, Path(description="The session id (1 to 256 characters).")],
         authorization: Annotated[str | None, Header()] = None,
     ) -> Response:
-        raw = await read_body(request)  # checked here, so that errors name `filters[0].name`
+        raw = await read_body(
+            request, MAX_BODY_BYTES
+        )  # checked here, so that errors name `filters[0].name`
         return await run_in_threadpool(answer, projectKey, sessionId, raw, bearer(authorization))
