@@ -194,7 +194,7 @@ def test_a_tampered_or_foreign_cursor_is_a_400(world, client):
     # acme's genuine cursor, sent with bolt's key: refused, no bolt or acme data.
     message = _refused(client, bolt.read_key, "cursor", cursor=cursor)
     assert "workspace" in message
-    # A cursor of another server's secret.
+    # A whole-lake key's cursor, sent with a workspace's key.
     other_cursor = _first_cursor(client, LEGACY)
     assert _refused(client, acme.read_key, "cursor", cursor=other_cursor)
 
