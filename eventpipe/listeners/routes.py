@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from eventpipe.api.auth import Authenticator
+from eventpipe.api.bodies import read_body
 from eventpipe.api.errors import ApiError
 from eventpipe.api.filters import compile_filter
 from eventpipe.api.limits import ServerBusy
@@ -109,7 +110,7 @@ def install_listener_routes(
     )
     async def create_listener(request: Request, principal: Annotated[Principal, admin]) -> Response:
         workspace = _workspace(principal)
-        body = await _read_body(request)
+        body = await read_body(request, MAX_BODY_BYTES)
         connection, size, filter_json = parse_create(body, principal)
         try:
             listener = await run_in_threadpool(
@@ -203,16 +204,6 @@ def _workspace(principal: Principal) -> int:
             "event listeners belong to a workspace: use an admin key of the workspace",
         )
     return principal.workspace
-
-
-async def _read_body(request: Request) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(413, "body", f"larger than {MAX_BODY_BYTES:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _stored(action: Any, *args: Any) -> Any:

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from api_support import make_event, running_server, write_lake
 from fastapi import FastAPI
+from seed_world import SeedWorld as World  # the same two-workspace world's shape
 from starlette.routing import Route
 
 from eventpipe.api.app import create_app
@@ -65,17 +66,6 @@ class Side:
         found = [m for m in self.markers() if m in text]
         found += [str(c) for c in self.connections if re.search(rf"(?<!\d){c}(?!\d)", text)]
         return found
-
-
-@dataclass
-class World:
-    lake: Path
-    catalog: Catalog
-    sides: dict[str, Side]
-    orphans: list[dict[str, Any]]
-
-    def other(self, name: str) -> Side:
-        return next(s for n, s in self.sides.items() if n != name)
 
 
 def build_world(lake: Path) -> World:
@@ -273,6 +263,40 @@ def case_event_schema(world: World, caller: Caller) -> list[httpx.Response]:
     return [response]
 
 
+def case_session_events(world: World, caller: Caller) -> list[httpx.Response]:
+    """Seed 001: the caller's project answers (its events carry no session: empty), the
+    other workspace's project is a 404."""
+    body = {"startTimestamp": 946684800000, "endTimestamp": 4102444800000, "limit": 200, "page": 1}
+    responses = []
+    for side, status in ((caller.side, 200), (world.other(caller.side.name), 404)):
+        path = f"/public/{side.workspace.project_key}/sessions/1/events"
+        response = caller.client.post(path, json=body)
+        assert response.status_code == (status if caller.reads else 403), response.text
+        responses.append(response)
+    return responses
+
+
+def case_export(world: World, caller: Caller) -> list[httpx.Response]:
+    """Seed 002: the whole export is exactly the caller's events, in the export's order."""
+    key = {"X-Api-Key": caller.side.keys[caller.key]}
+    responses, ids, cursor = [], [], ""
+    while True:
+        params = {"pageSize": 7, **({"cursor": cursor} if cursor else {})}
+        response = caller.client.get("/export/events", params=params, headers=key)
+        responses.append(response)
+        if not caller.reads:
+            assert response.status_code == 403, response.text
+            return responses
+        assert response.status_code == 200, response.text
+        ids += [item["id"] for item in response.json()["items"]]
+        cursor = response.json()["nextCursor"]
+        if not cursor:
+            break
+    rows = sorted(caller.side.rows, key=lambda r: (r["timestamp"], r["messageId"]))
+    assert ids == [r["messageId"] for r in rows]
+    return responses
+
+
 LISTENERS = "/v1/events/listeners"
 
 
@@ -361,6 +385,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", analytics.COUNT_PATH): seed003(analytics.COUNT_PATH),
     ("GET", "/v1/events"): case_list_events,
     ("GET", "/v1/events/schema"): case_event_schema,
+    ("POST", "/public/{projectKey}/sessions/{sessionId:path}/events"): case_session_events,
+    ("GET", "/export/events"): case_export,
     ("GET", "/openapi.json"): public_page("/openapi.json"),
     ("GET", "/docs"): public_page("/docs"),
     ("GET", "/docs/oauth2-redirect"): public_page("/docs/oauth2-redirect"),
