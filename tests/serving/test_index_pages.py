@@ -99,12 +99,12 @@ def places(lake: Path) -> list[tuple[str, int]]:
     return [(f, r) for f in files for r in range(pq.ParquetFile(f).metadata.num_rows)]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def catalog(lake: Path) -> IndexCatalog:
     return IndexCatalog(lake)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def indexed(lake: Path, catalog: IndexCatalog) -> list[IndexedPartition]:
     """The current index of every partition, oldest first."""
     found = [catalog.current(p.name, p.files) for p in list_partitions(lake, "events")]
@@ -112,7 +112,7 @@ def indexed(lake: Path, catalog: IndexCatalog) -> list[IndexedPartition]:
     return [f for f in found if f]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cursor() -> duckdb.DuckDBPyConnection:
     db = duckdb.connect()
     db.execute("SET TimeZone = 'UTC'")
@@ -338,7 +338,7 @@ def test_every_unfiltered_page_boundary(
 ) -> None:
     """Each offset and a few limits: partitions skipped whole by their row counts, pages
     starting and ending inside runs of tied timestamps and at partition edges."""
-    for first in range(0, 125, 3):
+    for first in (*range(0, 12), *range(36, 44), *range(76, 84), 119, 120, 121):
         for limit in (1, 2, 9, 40):
             query = EventQuery(
                 COLUMNS, None, "timestamp", ascending, first, limit, connections=None
@@ -356,7 +356,7 @@ def test_every_filtered_page_boundary(
 ) -> None:
     document = _doc("and", ("userId", "is one of", "u1", "u2"))
     predicate = parse_filter(json.dumps(document))
-    for first in range(0, 70, 4):
+    for first in (0, 1, 2, 5, 13, 29, 30, 31, 47, 63, 64, 65):
         for limit in (1, 3, 17):
             query = EventQuery(
                 COLUMNS, predicate, "timestamp", ascending, first, limit, connections=None
