@@ -157,6 +157,9 @@ EXACT = [
     _doc("and", ("properties.when", "is before", "2025-10-01")),
     _doc("and", ("properties.nested.city", "is", "Rome")),
     _doc("and", ("properties.nested.city", "starts with", "Rom")),
+    # The next key's values ("/plan": "pro", "free") would match too: only this key's count.
+    _doc("and", ("properties.nested.city", "contains", "r")),
+    _doc("and", ("properties.nested.city", "ends with", "o")),
     _doc("and", ("userId", "is", "u2")),
     _doc("and", ("userId", "is one of", "u1", "u3")),
     _doc("and", ("userId", "is greater than", "u1")),
@@ -270,6 +273,22 @@ def test_lookup_cap_is_inclusive(
     narrow = first.candidates(cursor, both[1:])
     assert narrow is not None
     assert first.candidates(cursor, both, cap=len(narrow)).tolist() == narrow.tolist()
+
+
+def test_a_condition_over_the_cap_is_dropped_and_the_others_narrow(
+    catalog: IndexCatalog, indexed: list, cursor: Any
+) -> None:
+    """Within `cap`, a partition's candidates are those of its conditions within `cap`
+    rows: a frequent condition is not used there (its rows are not read at all)."""
+    frequent = _conditions(_doc("and", ("anonymousId", "contains", "a")))
+    rare = _conditions(_doc("and", ("properties.n", "is", "3")))
+    alone = catalog.lookup(cursor, indexed, rare)
+    assert alone is not None
+    cap = len(alone)
+    assert all(len(catalog.open(p).candidates(cursor, frequent)) > cap for p in indexed[:-1])
+    assert catalog.lookup(cursor, indexed, frequent + rare, cap) == alone
+    both = catalog.lookup(cursor, indexed, frequent + rare)
+    assert both is not None and set(both) < set(alone)  # without a cap, both narrow
 
 
 def test_candidates_are_ascending_newest_first_numbers(
