@@ -9,13 +9,22 @@ that reuses a session's stages would not see a change to the rules (mutation tes
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
 
-from eventpipe.schemas import Field
-from eventpipe.transforms.json_leaves import Leaf, leaf_problems, struct_access
+from eventpipe.schemas import Field, arrow_schema
+from eventpipe.transforms.json_leaves import (
+    ALIASES,
+    Leaf,
+    event_leaves,
+    leaf_problems,
+    struct_access,
+    transform_spec,
+)
 
 from pipeline_support import Stages, make_event
 
@@ -134,6 +143,74 @@ def test_decimal_bounds_follow_precision_and_scale(value: str, expected: list) -
     ]
     zero = [m for _, m in got if "it is 0" in m]
     assert all(m.endswith("(the smallest value stored is 0.01)") for m in zero)
+
+
+def test_a_decimal_leaf_of_scale_0_is_a_whole_number() -> None:
+    leaf = Leaf("n", Field("n", "decimal", "N", precision=4, scale=0))
+    rounded = "after rounding half-up to 0 decimals"
+    assert _failing(leaf, "'DOUBLE'", "CAST(9999.4 AS DECIMAL(38, 0))") == []
+    assert _failing(leaf, "'DOUBLE'", "CAST(9999.5 AS DECIMAL(38, 0))") == [
+        ("invalid_value", f"property 'n' must be a finite number below 10000 {rounded}")
+    ]
+    assert _failing(leaf, "'DOUBLE'", "CAST(0.4 AS DECIMAL(38, 0))") == [
+        (
+            "invalid_value",
+            f"property 'n' must be positive: it is 0 {rounded} (the smallest value stored is 1)",
+        )
+    ]
+
+
+def _transformed(spec: str, document: str) -> pa.Table:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con.sql(f"SELECT json_transform('{document}', {spec}) AS v").to_arrow_table()
+
+
+def test_check_values_are_decimals_rounded_half_up_to_their_scale() -> None:
+    """The value checks read a decimal rounded half-up to the field's scale (so 0.004 is 0
+    for a 2-decimal field), and integers without a bound."""
+    leaves = [
+        Leaf("a", Field("a", "decimal", "A", precision=4, scale=0)),
+        Leaf("x.b", Field("b", "decimal", "B", precision=3, scale=2)),
+        Leaf("x.n", Field("n", "int", "N", bit_size=16)),
+        Leaf("f", Field("f", "boolean", "F")),
+        Leaf("d", Field("d", "float", "D")),
+    ]
+    document = '{"a": 2.5, "x": {"b": 0.125, "n": 99999999999999999999}, "f": true, "d": 1}'
+    got = _transformed(transform_spec(leaves), document)
+    assert got.to_pylist() == [
+        {
+            "v": {
+                "a": Decimal("3"),
+                "x": {"b": Decimal("0.13"), "n": 99999999999999999999},
+                "f": True,
+                "d": 1.0,
+            }
+        }
+    ]
+    assert got.schema.field("v").type.field("d").type == pa.float64()
+
+
+def _at(struct: pa.DataType, path: str) -> pa.DataType:
+    for part in path.split("."):
+        struct = struct.field(part).type
+    return struct
+
+
+def test_lake_values_have_the_types_of_the_lake_columns() -> None:
+    """`transform_spec(lake_types=True)` reads each leaf as its lake column's type: int16
+    screen sizes, int32 connectionId, decimal(3, 2) density, UTC timestamps."""
+    leaves = [leaf for leaf in event_leaves() if not leaf.is_section]
+    got = _transformed(transform_spec(leaves, lake_types=True), "{}").schema.field("v").type
+    lake = pa.struct(list(arrow_schema()))
+    aliases = {path for path, _ in ALIASES}
+    checked = 0
+    for leaf in leaves:
+        if leaf.path in aliases or leaf.field.kind in ("json", "string", "uuid", "ip"):
+            continue
+        assert _at(got, leaf.path) == _at(lake, leaf.path), leaf.path
+        checked += 1
+    assert checked >= 10
 
 
 def test_an_integer_leaf_without_a_bit_size_holds_64_bits() -> None:
