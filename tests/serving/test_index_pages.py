@@ -150,6 +150,8 @@ EXACT = [
     _doc("and", ("properties.price", "is less than or equal to", "0")),
     _doc("and", ("properties.price", "is between", "-3", "1")),
     _doc("and", ("properties.price", "is between", "0", "1e30")),
+    _doc("and", ("properties.price", "is between", "1", "z")),  # strings only
+    _doc("and", ("properties.price", "is between", "-", "5")),
     _doc("and", ("properties.flag", "is true")),
     _doc("and", ("properties.flag", "is false")),
     _doc("and", ("properties.flag", "is", "true")),
