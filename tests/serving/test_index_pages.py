@@ -178,6 +178,8 @@ WIDER = [
     _doc("and", ("properties.plan", "is", "pro"), ("properties.price", "is null")),
     _doc("and", ("properties.plan", "is", "pro"), ("timestamp", "is after", "2025-10-02")),
     _doc("and", ("userId", "is", "u1"), ("properties.plan", "is not", "pro")),
+    # A condition the index does not answer does not stop the next one from narrowing.
+    _doc("and", ("properties.plan", "is null"), ("userId", "is", "u2")),
 ]
 UNANSWERED = [  # indexed conditions whose operator the index does not answer
     _doc("and", ("properties.plan", "is null")),
