@@ -211,6 +211,10 @@ def test_lake_values_have_the_types_of_the_lake_columns() -> None:
         assert _at(got, leaf.path) == _at(lake, leaf.path), leaf.path
         checked += 1
     assert checked >= 10
+    unsized = [Leaf("n", Field("n", "int", "N"))]  # an int field without a bit size: 64 bits
+    assert _transformed(transform_spec(unsized, lake_types=True), "{}").schema.field(
+        "v"
+    ).type == pa.struct([("n", pa.int64())])
 
 
 def test_an_integer_leaf_without_a_bit_size_holds_64_bits() -> None:
