@@ -27,7 +27,8 @@ from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.lake_layout import list_partitions
 from eventpipe.serving import index_pages, row_store
 from eventpipe.serving.event_query import EventQuery
-from eventpipe.serving.index_build import INDEX, index_lake
+from eventpipe.serving.index_build import INDEX, build_partition_index, index_lake
+from eventpipe.serving.index_format import write_arrow
 from eventpipe.serving.index_lookup import IndexCatalog, IndexedPartition, by_file
 from eventpipe.serving.index_pages import page_by_position, page_from_index, tie_bounds
 
@@ -538,3 +539,38 @@ def test_current_refuses_a_missing_stale_or_damaged_index(lake: Path, tmp_path: 
     [value_table] = (copy / INDEX / "events" / other.name).glob("index-*.arrow")
     value_table.write_bytes(b"not arrow")
     assert catalog.current(other.name, other.files) is None
+
+
+def test_an_index_without_its_manifest_is_not_used(lake: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    day = next(p for p in list_partitions(copy, "events") if p.name == "date=2025-10-02")
+    [value_table] = (copy / INDEX / "events" / day.name).glob("index-*.arrow")
+    table = pa.ipc.open_file(pa.memory_map(str(value_table))).read_all()
+    write_arrow(table.replace_schema_metadata(None), value_table)  # the rows, no manifest
+    assert IndexCatalog(copy).current(day.name, day.files) is None
+
+
+def test_the_catalog_keeps_one_open_index_per_partition(lake: Path, tmp_path: Path) -> None:
+    """An index is opened once and kept while it is current; a rebuilt one replaces it."""
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    catalog = IndexCatalog(copy)
+    days = [p for p in list_partitions(copy, "events") if p.files]
+    first, second = (catalog.current(p.name, p.files) for p in days[:2])
+    assert first is not None and second is not None
+    opened = catalog.open(first)
+    assert opened.index_file == first.index_file
+    other = catalog.open(second)
+    assert other is not opened
+    assert catalog.open(first) is opened and catalog.open(second) is other
+    assert catalog.current(days[0].name, days[0].files) == first
+    assert catalog.open(first) is opened
+    build_partition_index(copy, str(copy / "events" / days[0].name))  # deletes the old files
+    rebuilt = catalog.current(days[0].name, days[0].files)
+    assert rebuilt is not None and rebuilt.index_file != first.index_file
+    replaced = catalog.open(rebuilt)
+    assert replaced is not opened and replaced.index_file == rebuilt.index_file
+    assert catalog.open(rebuilt) is replaced and catalog.open(second) is other
+    with pytest.raises(FileNotFoundError):
+        catalog.open(first)  # gone: not served from the cache
