@@ -30,7 +30,12 @@ from eventpipe.serving.event_query import EventQuery
 from eventpipe.serving.index_build import INDEX, build_partition_index, index_lake
 from eventpipe.serving.index_format import write_arrow
 from eventpipe.serving.index_lookup import IndexCatalog, IndexedPartition, by_file
-from eventpipe.serving.index_pages import page_by_position, page_from_index, tie_bounds
+from eventpipe.serving.index_pages import (
+    page_by_position,
+    page_from_index,
+    prefix,
+    tie_bounds,
+)
 
 COLUMNS = ("messageId", "userId", "timestamp", "properties")
 BASE = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
@@ -194,6 +199,8 @@ UNINDEXED = [  # no indexed condition at all: every row is a candidate
 ]
 SESSION = _doc("and", ("context.session.id", "is", "7"), ("context.session.id", "is not null"))
 """A filter on a struct column (DuckDB refuses the row stores' sliced struct columns)."""
+WHEN = _doc("and", ("properties.when", "is after", "2025-10-01"))
+"""A date operator: its values are tested by DuckDB (the request's cursor)."""
 RARE = _doc("and", ("anonymousId", "contains", "a"), ("messageId", "ends with", "0"))
 """About one candidate in eight matches."""
 
@@ -329,7 +336,7 @@ SHAPES = [
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("document", [*EXACT[::3], *WIDER, SESSION], ids=json.dumps)
+@pytest.mark.parametrize("document", [*EXACT[::3], *WIDER, SESSION, WHEN], ids=json.dumps)
 def test_pages_through_the_index_equal_the_reference(
     catalog: IndexCatalog, indexed: list, cursor: Any, rows: list, document: dict, shape: tuple
 ) -> None:
@@ -470,6 +477,43 @@ def test_a_rare_match_reads_a_longer_prefix_until_the_page_is_full(
         if ascending:
             stamps = [-t for t in stamps]
         assert sizes == [_tied(stamps, take), _tied(stamps, 4 * take)], (first, limit)
+
+
+@pytest.mark.parametrize("ascending", [False, True])
+def test_an_unfiltered_page_reads_its_rows_and_those_tied_with_its_ends(
+    catalog: IndexCatalog,
+    indexed: list,
+    cursor: Any,
+    rows: list,
+    monkeypatch: pytest.MonkeyPatch,
+    ascending: bool,
+) -> None:
+    """By position: one read of the page's rows, and every row whose timestamp lies between
+    those of its first and last rows (ties with either end)."""
+    sizes = _spy_reads(monkeypatch)
+    ordered = sorted(rows, key=lambda r: (r["timestamp"], r["messageId"]), reverse=not ascending)
+    for first, limit in [(0, 3), (38, 4), (39, 2), (40, 40), (70, 15), (5, 100), (119, 5)]:
+        sizes.clear()
+        query = EventQuery(COLUMNS, None, "timestamp", ascending, first, limit, connections=None)
+        page = page_by_position(catalog, cursor, indexed, query)
+        window = ordered[first : first + limit]
+        assert page["messageId"].to_pylist() == [r["messageId"] for r in window]
+        low, high = sorted((window[0]["timestamp"], window[-1]["timestamp"]))
+        assert sizes == [sum(low <= r["timestamp"] <= high for r in rows)], (first, limit)
+
+
+def test_prefix_takes_whole_runs_then_the_tied_start_of_the_next(
+    catalog: IndexCatalog, indexed: list
+) -> None:
+    newest, older = catalog.open(indexed[1]), catalog.open(indexed[0])
+    runs = [(newest, indexed[1], np.arange(5)), (older, indexed[0], np.arange(40))]
+    ts = older.order.ts
+    tied = int(np.sum(ts == ts[0]))
+    assert [len(r) for _, _, r in prefix(runs, 5)] == [5]
+    assert [len(r) for _, _, r in prefix(runs, 6)] == [5, tied]
+    assert [len(r) for _, _, r in prefix(runs, 5 + tied)] == [5, tied]
+    assert [len(r) for _, _, r in prefix(runs, 1000)] == [5, 40]
+    assert prefix(runs, 0) == []
 
 
 def test_budget_bounds_the_rows_a_page_reads(
