@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -542,6 +543,14 @@ def test_a_page_whose_matches_are_too_rare_for_the_budget_is_left_to_the_scans(
         COLUMNS, parse_filter(json.dumps(nothing)), "timestamp", False, 0, 3, connections=None
     )
     assert page_from_index(catalog, cursor, indexed, query, budget=10_000) is None
+    past = replace(query, first=5)  # nothing past the offset counts as no match
+    assert page_from_index(catalog, cursor, indexed, past, budget=10_000) is None
+    # 40 wanted, at most 11 matches among the first 67 candidates: over 200 rows to read.
+    forty = EventQuery(
+        COLUMNS, parse_filter(json.dumps(RARE)), "timestamp", False, 0, 40, connections=None
+    )
+    assert page_from_index(catalog, cursor, indexed, forty, budget=200) is None
+    assert page_from_index(catalog, cursor, indexed, forty, budget=10_000) is not None
     query = EventQuery(
         COLUMNS, parse_filter(json.dumps(RARE)), "timestamp", False, 0, 3, connections=None
     )
