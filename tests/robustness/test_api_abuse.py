@@ -8,6 +8,7 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -185,10 +186,23 @@ def test_memory_limit_is_a_503_with_a_message(lake: Path) -> None:
         assert "memory than the server's limit (2MB" in response.json()["error"]["message"]
 
 
+@dataclass(frozen=True)
+class _ShortQueue(ServingLimits):
+    """Limits whose slot wait is short while a statement may run long: the 503 of a full
+    server comes after a short, fixed wait, and a request that gets a slot is not stopped
+    by the statement timeout, however loaded the machine is."""
+
+    @property
+    def queue_timeout(self) -> float:
+        return 0.2
+
+
 def test_no_free_query_slot_is_a_503(lake: Path) -> None:
-    app = create_app(
-        str(lake), [API_KEY], limits=ServingLimits(statement_timeout=0.05, max_queries=1)
-    )
+    # With the default queue wait (three statement timeouts) a 0.05 s statement timeout made
+    # the request after the release time out under load (a 503 "ran longer than the
+    # statement timeout" where a 200 was expected).
+    limits = _ShortQueue(statement_timeout=60, max_queries=1)
+    app = create_app(str(lake), [API_KEY], limits=limits)
     reader = app.state.reader
     with running_server(app) as url:
         assert reader._slots.acquire(timeout=5)  # a request holding the only slot
@@ -198,6 +212,7 @@ def test_no_free_query_slot_is_a_503(lake: Path) -> None:
             reader._slots.release()
         assert response.status_code == 503
         assert "already running 1 queries" in response.json()["error"]["message"]
+        assert response.headers["Retry-After"] == "1"
         assert httpx.get(url + "/v1/events", headers=HEADERS, timeout=60).status_code == 200
 
 
