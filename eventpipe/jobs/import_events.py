@@ -13,7 +13,12 @@ from functools import partial
 from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.landing import claim_closed_segments, retire_segments, stage_done_ledger
-from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
+from eventpipe.io.raw_files import (
+    CHUNK_BYTES,
+    NoInputError,
+    expand_patterns,
+    unsplittable_input,
+)
 from eventpipe.io.sink import CommitFiles, Sink
 from eventpipe.jobs.common import (
     add_enrich_arguments,
@@ -116,6 +121,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         "run %s: importing %d files (%.1f MB) into %s",
         run_id, len(files), total / 1e6, sink.describe(),
     )  # fmt: skip
+    if note := unsplittable_input(files):
+        log.warning("%s", note)
 
     def run_import(recovered: list[str]) -> int:
         with sink.for_run(beam_args) as run_sink:
@@ -143,7 +150,7 @@ def _run_import(
 ) -> RunSummary:
     total = sum(size for _, size in files)
     config = ImportConfig(
-        files=[path for path, _ in files],
+        files=files,
         sink=sink,
         identity=args.lake or None,  # (a BigQuery import without --lake has no identity map)
         run_id=run_id,
