@@ -123,8 +123,10 @@ def prepare_lake(lake: str, run_id: str, job: str = "stream") -> None:
             log.warning("%s", note)
 
 
-LOCAL_SPLIT_BYTES = 64 * 2**20
-"""Input over this is imported by one local worker process per core (by default)."""
+LOCAL_SPLIT_BYTES = 256 * 2**20
+"""Input over this is imported by one local worker process per core (by default). Each
+worker costs ~2 CPU-s to start (Beam and the stages imported and set up again), which
+pays off from a few hundred MB (measured: docs/import.md)."""
 _LOCAL_MODE_FLAGS = ("--direct_running_mode", "--direct_num_workers")
 
 
@@ -137,7 +139,7 @@ def add_workers_argument(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="local run: worker processes of Beam's DirectRunner (1: in this process). Default: "
         f"one per core (os.cpu_count()) when the input is over {LOCAL_SPLIT_BYTES >> 20} MB, "
-        "else 1 (starting workers costs ~1 s). Ignored when Beam options choose the runner or "
+        "else 1 (starting a worker costs ~2 CPU-s). Ignored when Beam options choose the runner or "
         "its mode (--runner, --direct_running_mode, --direct_num_workers)",
     )
 

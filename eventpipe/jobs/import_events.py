@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "records (LAKE/_runs/RUN.json) read = written + failed + duplicates; exits 1 when they differ, 3 when a file was damaged or unreadable (failed reason invalid_file). Unknown flags are passed to Beam as "
             "pipeline options, e.g. --runner DataflowRunner, --direct_num_workers 2, "
             "--direct_running_mode multi_processing, --setup_file ./setup.py. Locally, an input "
-            "over 64 MB is imported by one worker process per core (see --workers), and an "
+            "over 256 MB is imported by one worker process per core (see --workers), and an "
             "uncompressed .jsonl/.ndjson file is read in byte ranges that the workers share "
             "(a .gz file cannot be split: one worker reads it)."
         ),
