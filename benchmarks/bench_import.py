@@ -334,6 +334,11 @@ def main() -> None:
     parser.add_argument(
         "--cores", action="store_true", help="the largest flat file on 1 worker vs one per core"
     )
+    parser.add_argument(
+        "--forms",
+        default=",".join(FORMS),
+        help="the inputs imported at each size (default %(default)s; '' for none)",
+    )
     parser.add_argument("--no-old-floor", action="store_true", help="skip the old floor column")
     parser.add_argument("--no-fixed", action="store_true", help="skip the one-event import")
     args = parser.parse_args()
@@ -361,7 +366,7 @@ def main() -> None:
         lines.append(row(f"{n:,} floor ({mb:,.0f} MB)", n, floor, floor, old))
         if old:
             lines.append(row(f"{n:,} old floor (process)", n, old, floor, old))
-        for form in FORMS:
+        for form in [f for f in args.forms.split(",") if f]:
             r = import_run(inputs[n][form], work / f"lake-{form}")
             lines.append(row(f"{n:,} import {form}", n, r, floor, old))
             print(lines[-1], f"(written {r['written']:,} of {r['read']:,})", flush=True)
