@@ -9,7 +9,12 @@ import pytest
 
 from eventpipe.io import raw_records
 from eventpipe.io.byte_ranges import ByteRange, count_newlines, range_bytes, split_file
-from eventpipe.io.raw_files import plan_reads, read_record_chunks
+from eventpipe.io.raw_files import (
+    GZIP_NOTE_BYTES,
+    plan_reads,
+    read_record_chunks,
+    unsplittable_input,
+)
 from eventpipe.io.raw_records import Rejected
 
 LINES = [f'{{"n": {i}, "pad": "{"x" * (i * 7 % 23)}"}}' for i in range(40)]
@@ -121,3 +126,12 @@ def test_ranges_are_whole_chunks_spread_over_the_input():
     assert range_bytes(0, chunk) == chunk
     assert range_bytes(200 * 10**6, chunk) == chunk  # ~16 ranges
     assert range_bytes(2 * 10**9, chunk) == 4 * chunk  # at most 4 chunks: ~40 ranges
+
+
+def test_one_big_gzip_file_as_the_whole_input_is_named_in_the_log():
+    big = GZIP_NOTE_BYTES
+    note = unsplittable_input([("dump.jsonl.gz", big)])
+    assert note is not None and "cannot be split" in note and "dump.jsonl.gz" in note
+    assert unsplittable_input([("dump.jsonl.gz", big - 1)]) is None  # small: nothing to say
+    assert unsplittable_input([("a.jsonl.gz", big), ("b.jsonl.gz", big)]) is None  # 2 workers
+    assert unsplittable_input([("dump.jsonl", big * 10)]) is None  # split in ranges
