@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 MAX_RANGE_CHUNKS = 4  # a range is 1-4 chunks: big enough that its partial last chunk is rare
 SPREAD = 16  # aim for this many ranges of a run's bytes, for the workers to share
+MAX_RANGES = 1024  # per file, whatever the chunk size (tiny --chunk-mb values)
 OVERSHOOT = 64 * 1024  # read this much past a range's end first: the crossing line, usually
 
 
@@ -50,8 +51,9 @@ def range_bytes(total: int, chunk_bytes: int) -> int:
 
 
 def split_file(path: str, size: int, step: int) -> list[ByteRange]:
-    """The ranges of a file of `size` bytes, each `step` bytes (one whole range when
-    the file is not bigger than `step`)."""
+    """The ranges of a file of `size` bytes, each `step` bytes but at most MAX_RANGES
+    (one whole range when the file is not bigger than `step`)."""
+    step = max(step, -(-size // MAX_RANGES))
     if size <= step:
         return [ByteRange(path)]
     starts = list(range(0, size, step))

@@ -8,7 +8,13 @@ import pyarrow as pa
 import pytest
 
 from eventpipe.io import raw_records
-from eventpipe.io.byte_ranges import ByteRange, count_newlines, range_bytes, split_file
+from eventpipe.io.byte_ranges import (
+    MAX_RANGES,
+    ByteRange,
+    count_newlines,
+    range_bytes,
+    split_file,
+)
 from eventpipe.io.raw_files import (
     GZIP_NOTE_BYTES,
     plan_reads,
@@ -135,3 +141,9 @@ def test_one_big_gzip_file_as_the_whole_input_is_named_in_the_log():
     assert unsplittable_input([("dump.jsonl.gz", big - 1)]) is None  # small: nothing to say
     assert unsplittable_input([("a.jsonl.gz", big), ("b.jsonl.gz", big)]) is None  # 2 workers
     assert unsplittable_input([("dump.jsonl", big * 10)]) is None  # split in ranges
+
+
+def test_a_file_has_at_most_max_ranges():
+    ranges = split_file("f.jsonl", 10**9, 100)
+    assert len(ranges) <= MAX_RANGES and ranges[-1].end is None
+    assert all(a.end == b.start for a, b in zip(ranges, ranges[1:], strict=False))
