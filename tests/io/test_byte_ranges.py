@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pyarrow as pa
@@ -146,4 +147,4 @@ def test_one_big_gzip_file_as_the_whole_input_is_named_in_the_log():
 def test_a_file_has_at_most_max_ranges():
     ranges = split_file("f.jsonl", 10**9, 100)
     assert len(ranges) <= MAX_RANGES and ranges[-1].end is None
-    assert all(a.end == b.start for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(ranges))
