@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "create and list a workspace's connections (the events' connectionId)",
     ),
     "keys": ("eventpipe.jobs.keys", "create, list and revoke event write keys and API keys"),
+    "erase": (
+        "eventpipe.jobs.erase",
+        "erase every stored event and trace of a person (right to erasure)",
+    ),
 }
 JOB_MODULES = tuple(module for module, _ in COMMANDS.values())
 
