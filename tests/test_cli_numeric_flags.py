@@ -29,6 +29,7 @@ FLAGS = [
     (IMPORT, "--chunk-mb", ["0", "-1", "nan", "inf"], "0.5"),
     (IMPORT, "--bq-rows-per-load", ["0", "-10"], "10"),
     (IMPORT, "--wait", ["-1", "nan", "inf"], "0"),
+    (IMPORT, "--workers", ["0", "-1", "1.5"], "2"),
     (REPROCESS, "--bq-rows-per-load", ["0"], "10"),
     (REPROCESS, "--wait", ["-0.5"], "2.5"),
     (SERVE, "--max-queries", ["0", "-1"], "1"),

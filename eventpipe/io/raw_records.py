@@ -193,14 +193,20 @@ def _with_last(blocks: Iterator[bytes]) -> Iterator[tuple[bytes, bool]]:
         block = following
 
 
-def line_chunks(path: str, blocks: Iterator[bytes]) -> Iterator[pa.Table | Rejected]:
-    """The records of a JSONL file, block by block; a line never spans two chunks."""
-    number = 0  # lines of the file before `pending`
+def line_chunks(
+    path: str, blocks: Iterator[bytes], lines_before: int = 0
+) -> Iterator[pa.Table | Rejected]:
+    """The records of a JSONL file, block by block; a line never spans two chunks.
+
+    `lines_before`: lines of the file before the first block (a byte range that is not
+    the file's start, see io.byte_ranges: its first block is not the file's, so a byte
+    order mark there is text)."""
+    number = lines_before  # lines of the file before `pending`
     pending: bytes | memoryview = b""  # the start of a line whose end is not read yet
     skipped = 0  # bytes of an over-long line read past `pending` (its first bytes)
     try:
         for i, (block, last) in enumerate(_with_last(blocks)):
-            if i == 0 and block.startswith(BOM):
+            if i == 0 and not lines_before and block.startswith(BOM):
                 block = block[len(BOM) :]
             if skipped:  # inside a line over the limit: find its end
                 cut = block.find(b"\n")

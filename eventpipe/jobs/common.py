@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import date, datetime
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from eventpipe.core.ids import time_ordered_id
 from eventpipe.io.lake_lock import EXIT_BUSY, LakeBusy, open_writer, recover_lake, writer_lock
@@ -17,7 +19,7 @@ from eventpipe.io.lake_transaction import LakeTransaction
 from eventpipe.io.sink import Sink
 from eventpipe.jobs.enrich_flags import add_enrich_arguments as add_enrich_arguments
 from eventpipe.jobs.enrich_flags import enrich_options as enrich_options
-from eventpipe.jobs.flag_types import non_negative_float
+from eventpipe.jobs.flag_types import non_negative_float, positive_int
 from eventpipe.jobs.summary import RunSummary, summary_from_metrics
 
 log = logging.getLogger("eventpipe.jobs")
@@ -82,6 +84,43 @@ def prepare_lake(lake: str, run_id: str, job: str = "stream") -> None:
             log.warning("%s", note)
 
 
+LOCAL_SPLIT_BYTES = 256 * 2**20
+"""Input over this is imported by one local worker process per core (by default). Each
+worker costs ~2 CPU-s to start (Beam and the stages imported and set up again), which
+pays off from a few hundred MB (measured: benchmarks/README.md)."""
+_LOCAL_MODE_FLAGS = ("--direct_running_mode", "--direct_num_workers")
+
+
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """The --workers flag of the batch jobs that run locally."""
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="local run: worker processes of Beam's DirectRunner (1: in this process). Default: "
+        f"one per core (os.cpu_count()) when the input is over {LOCAL_SPLIT_BYTES >> 20} MB, "
+        "else 1 (starting a worker costs ~2 CPU-s). Ignored when Beam options choose the runner or "
+        "its mode (--runner, --direct_running_mode, --direct_num_workers)",
+    )
+
+
+def local_worker_args(beam_args: list[str], workers: int | None, input_bytes: int) -> list[str]:
+    """`beam_args` with the local run spread over `workers` processes (None: one per core
+    for inputs over LOCAL_SPLIT_BYTES), unless they choose the runner or its mode."""
+    if _runner(beam_args) is not None or any(a.startswith(_LOCAL_MODE_FLAGS) for a in beam_args):
+        return beam_args
+    if workers is None:
+        workers = (os.cpu_count() or 1) if input_bytes > LOCAL_SPLIT_BYTES else 1
+    if workers <= 1:
+        return beam_args
+    return [*beam_args, "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+
+
+def _runner(beam_args: list[str]) -> str | None:
+    return PipelineOptions(beam_args).view_as(StandardOptions).runner
+
+
 def run_pipeline(
     run_id: str,
     beam_args: list[str],
@@ -91,7 +130,12 @@ def run_pipeline(
 ) -> RunSummary:
     """Build and run a pipeline to its end; its summary from the pipeline's counters."""
     started = time.monotonic()
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args, save_main_session=False))
+    options = PipelineOptions(beam_args, save_main_session=False)
+    # A local batch run goes straight to the FnApiRunner, which the DirectRunner picks
+    # for these graphs anyway, after trying to fetch and start Prism (~0.2 s, and a
+    # download when online).
+    local = not streaming and _runner(beam_args) is None
+    pipeline = beam.Pipeline(runner=FnApiRunner() if local else None, options=options)
     build(pipeline)
     result = pipeline.run()
     result.wait_until_finish()

@@ -13,12 +13,19 @@ from functools import partial
 from eventpipe.io.lake import STAGING, lake_path
 from eventpipe.io.lake_sink import dedupe_buckets
 from eventpipe.io.landing import claim_closed_segments, retire_segments, stage_done_ledger
-from eventpipe.io.raw_files import CHUNK_BYTES, NoInputError, expand_patterns
+from eventpipe.io.raw_files import (
+    CHUNK_BYTES,
+    NoInputError,
+    expand_patterns,
+    unsplittable_input,
+)
 from eventpipe.io.sink import CommitFiles, Sink
 from eventpipe.jobs.common import (
     add_enrich_arguments,
     add_wait_argument,
+    add_workers_argument,
     enrich_options,
+    local_worker_args,
     new_run_id,
     run_locked,
     run_to_summary,
@@ -48,7 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "profiles get their kpid from LAKE/identity (see `eventpipe identity`). Prints and "
             "records (LAKE/_runs/RUN.json) read = written + failed + duplicates; exits 1 when they differ, 3 when a file was damaged or unreadable (failed reason invalid_file). Unknown flags are passed to Beam as "
             "pipeline options, e.g. --runner DataflowRunner, --direct_num_workers 2, "
-            "--direct_running_mode multi_processing, --setup_file ./setup.py."
+            "--direct_running_mode multi_processing, --setup_file ./setup.py. Locally, an input "
+            "over 256 MB is imported by one worker process per core (see --workers), and an "
+            "uncompressed .jsonl/.ndjson file is read in byte ranges that the workers share "
+            "(a .gz file cannot be split: one worker reads it)."
         ),
     )
     parser.add_argument("inputs", nargs="*", metavar="PATH_OR_GLOB", help="event files to import")
@@ -86,6 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="MB of raw records each worker validates at once, as one Arrow table "
         "(default %(default)s; bigger chunks cost less per event and more memory)",
     )
+    add_workers_argument(parser)
     add_wait_argument(parser)
     add_enrich_arguments(parser)
     add_sink_arguments(parser)
@@ -116,6 +127,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         "run %s: importing %d files (%.1f MB) into %s",
         run_id, len(files), total / 1e6, sink.describe(),
     )  # fmt: skip
+    if note := unsplittable_input(files):
+        log.warning("%s", note)
+    beam_args = local_worker_args(beam_args, args.workers, total)
 
     def run_import(recovered: list[str]) -> int:
         with sink.for_run(beam_args) as run_sink:
@@ -143,7 +157,7 @@ def _run_import(
 ) -> RunSummary:
     total = sum(size for _, size in files)
     config = ImportConfig(
-        files=[path for path, _ in files],
+        files=files,
         sink=sink,
         identity=args.lake or None,  # (a BigQuery import without --lake has no identity map)
         run_id=run_id,
@@ -191,9 +205,10 @@ def _run_landing(
             return 0
         ledger = stage_done_ledger(args.lake, staging, run_id, claimed.paths)
         files = [(p, os.path.getsize(p)) for p in claimed.paths]
+        local_args = local_worker_args(beam_args, args.workers, sum(n for _, n in files))
         summary = _run_import(
             args,
-            beam_args,
+            local_args,
             files,
             run_id,
             run_start,

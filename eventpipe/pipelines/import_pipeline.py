@@ -7,6 +7,7 @@ sink (io.sink: the lake, BigQuery) deduplicates and writes events and failed row
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,7 +24,7 @@ from eventpipe.transforms.stages import EnrichEvents, NormaliseEvents, ParseReco
 class ImportConfig:
     """What one import run needs; built by the job from its flags."""
 
-    files: list[str]
+    files: Sequence[str | tuple[str, int]]  # paths, or (path, size): see io.raw_files
     sink: Sink
     identity: str | None  # the lake whose identity map gives kpids (None: no stitching)
     run_id: str
