@@ -21,6 +21,7 @@ JOB_MODULES = (
     "eventpipe.jobs.serve",
     "eventpipe.jobs.compact",
     "eventpipe.jobs.stream",
+    "eventpipe.jobs.ingest",
     "eventpipe.jobs.workspaces",
     "eventpipe.jobs.connections",
     "eventpipe.jobs.keys",
