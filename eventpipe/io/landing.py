@@ -387,10 +387,12 @@ def pending_ranges(lake: str, max_bytes: int) -> tuple[list[LandingRange], Claim
         whole = closed and start + len(data) >= size
         if not whole:  # only complete lines: cut after the last newline
             data = data[: data.rfind(b"\n") + 1]
-            if not data and closed and size > start:  # one line bigger than the budget
-                data = _read_from(path, start, size - start)[0]  # type: ignore[index]
-                data = data[: data.rfind(b"\n") + 1] or data
-                whole = start + len(data) >= size
+            if not data and size > start:  # a line bigger than the budget: that line alone
+                rest = _read_from(path if closed else path + ".open", start, size - start)
+                rest_data = rest[0] if rest else b""
+                cut = rest_data.find(b"\n")
+                data = rest_data[: cut + 1] if cut >= 0 else (rest_data if closed else b"")
+                whole = closed and start + len(data) >= size
         if not data and not whole:
             continue
         lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
