@@ -24,6 +24,7 @@ from eventpipe.jobs.common import (
     run_to_summary,
 )
 from eventpipe.jobs.flag_types import positive_float
+from eventpipe.jobs.ingest import equation
 from eventpipe.jobs.sinks import add_sink_arguments, open_sink, sink_from_flags
 from eventpipe.jobs.summary import RunSummary
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
@@ -231,7 +232,7 @@ def _finish_partial(
             pass
     finally:
         ingester.close()
-    print(f"  {ingester.totals.equation()}")
+    print(f"  {equation(ingester.totals)}")
     print(f"  summary recorded in {ingester.record('finished')}")
 
 

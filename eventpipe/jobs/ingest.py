@@ -14,6 +14,7 @@ from eventpipe.io.landing import landing_folder
 from eventpipe.jobs import compact
 from eventpipe.jobs.common import add_enrich_arguments, enrich_options, new_run_id
 from eventpipe.jobs.flag_types import non_negative_float, positive_float
+from eventpipe.jobs.summary import RunSummary
 from eventpipe.pipelines.ingester import (
     DEFAULT_BATCH_BYTES,
     IngestConfig,
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
         total = ingester.totals
         log.info(
             "batch %d: %s, %d segments done; run total: %s",
-            total.batches, counts.equation(), counts.segments, total.equation(),
+            total.batches, equation(counts), counts.segments, equation(total),
         )  # fmt: skip
 
     try:
@@ -153,15 +154,25 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
         ingester.close()
     totals = ingester.totals
     where = ingester.record("finished")
-    print(
-        f"run {run_id}: {totals.batches:,} batches, {totals.segments:,} segments finished, "
-        f"{totals.bytes / 1e6:.1f} MB in {time.monotonic() - started:.1f}s"
-    )
-    print(f"  {totals.equation()}")
-    for reason, n in sorted(totals.failed_by_reason.items(), key=lambda kv: -kv[1]):
-        print(f"    failed {reason}: {n:,}")
+    summary = run_summary(run_id, totals, time.monotonic() - started)
+    print(f"run {run_id}: {totals.batches:,} batches, {totals.bytes / 1e6:.1f} MB of landing")
+    for line in summary.lines():
+        print(line)
     print(f"  summary recorded in {where}")
-    return 0 if totals.reconciles else 1
+    return summary.exit_code()
+
+
+def run_summary(run_id: str, counts: IngestCounts, seconds: float = 0.0) -> RunSummary:
+    """The counts of an ingest run (or batch) as every job's summary (files: segments done)."""
+    return RunSummary(
+        run_id, counts.read, counts.written, counts.failed, counts.duplicates,
+        dict(counts.failed_by_reason), files=counts.segments, seconds=seconds,
+    )  # fmt: skip
+
+
+def equation(counts: IngestCounts) -> str:
+    """`read R = written W + failed F + duplicates D [OK]`, as every job prints it."""
+    return " ".join(run_summary("", counts).lines()[1].split())
 
 
 if __name__ == "__main__":

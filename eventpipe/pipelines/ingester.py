@@ -96,13 +96,6 @@ class IngestCounts:
         for reason, n in other.failed_by_reason.items():
             self.failed_by_reason[reason] = self.failed_by_reason.get(reason, 0) + n
 
-    def equation(self) -> str:
-        status = "OK" if self.reconciles else "MISMATCH"
-        return (
-            f"read {self.read:,} = written {self.written:,} + failed {self.failed:,}"
-            f" + duplicates {self.duplicates:,} [{status}]"
-        )
-
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "reconciles": self.reconciles}
 
