@@ -10,6 +10,9 @@ import threading
 import time
 from datetime import UTC, date, datetime
 
+from eventpipe.io.compaction import compact_table, new_compaction_id
+from eventpipe.io.lake import RAW
+from eventpipe.io.lake_lock import open_writer
 from eventpipe.io.landing import landing_folder
 from eventpipe.jobs import compact
 from eventpipe.jobs.common import add_enrich_arguments, enrich_options, new_run_id
@@ -105,6 +108,11 @@ class _Compaction:
         )  # fmt: skip
         log.info("compacting %s..%s: the days written since the last compaction", days[0], days[-1])
         compact.run(args, [])
+        # raw/ too (`eventpipe compact` leaves it to reprocess): a file per batch otherwise
+        compaction_id = new_compaction_id()
+        with open_writer(self.lake, "compact", compaction_id, wait=None):
+            report = compact_table(self.lake, compaction_id, RAW, days[0], days[-1])
+        print(report.line())
         self.last = time.monotonic()
 
 

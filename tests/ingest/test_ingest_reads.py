@@ -54,3 +54,22 @@ def test_an_event_sent_again_in_a_later_batch_is_a_duplicate(
         assert totals.read == 2 and totals.reconciles
     assert (totals.written, totals.duplicates) == (1, 1)  # the second batch's copy: dropped
     assert counts(lake)[event["messageId"]] == 1 and len(counts(lake)) == 3
+
+
+def test_the_periodic_compaction_folds_the_batches_files_raw_included(
+    lake: Path, post: Callable, counts: Callable
+) -> None:
+    from eventpipe.jobs.ingest import _Compaction
+
+    sent = []
+    compaction = _Compaction(str(lake), minutes=1e-9)
+    for _ in range(3):
+        sent += post(4)
+        compaction.days.update(_ingest_once(lake).days_written)
+    for table in ("events", "raw"):
+        assert len(list(lake.glob(f"{table}/date=*/*.parquet"))) == 3  # a file per batch
+    compaction()
+    for table in ("events", "raw"):
+        assert len(list(lake.glob(f"{table}/date=*/*.parquet"))) == 1, table
+    assert counts(lake) == dict.fromkeys(sent, 1)
+    assert counts(lake, "raw", "line") == {1: 4, 2: 4, 3: 4}  # every archived event once
