@@ -358,11 +358,14 @@ def _read_from(path: str, start: int, limit: int) -> tuple[bytes, int] | None:
         return None
 
 
-def pending_ranges(lake: str, max_bytes: int) -> tuple[list[LandingRange], ClaimedSegments]:
+def pending_ranges(
+    lake: str, max_bytes: int, only: set[str] | None = None
+) -> tuple[list[LandingRange], ClaimedSegments]:
     """What of the landing log no committed run has imported, up to about `max_bytes`
     (whole lines; at least one line): the rest of each closed segment, and the complete
     lines written so far to each open one (its writer appends whole lines: a line without
-    its newline is being written). For the lake's one writer (holding the lock)."""
+    its newline is being written); `only`: of these segments (names) only. For the lake's
+    one writer (holding the lock)."""
     claimed = claim_closed_segments(lake)
     _, offsets = landing_progress(lake)
     folder = landing_folder(lake)
@@ -371,6 +374,8 @@ def pending_ranges(lake: str, max_bytes: int) -> tuple[list[LandingRange], Claim
     ) if os.path.isdir(folder) else []  # fmt: skip
     candidates = [(os.path.basename(p), True) for p in [*claimed.partial, *claimed.paths]]
     candidates += [(name.removesuffix(".open"), False) for name in open_names]
+    if only is not None:
+        candidates = [(name, closed) for name, closed in candidates if name in only]
     ranges: list[LandingRange] = []
     budget = max_bytes
     for name, closed in sorted(candidates):

@@ -170,12 +170,10 @@ class Ingester:
         for note in notes:
             log.warning("%s", note)
         self.recovered.extend(notes)
-        ranges, claimed = pending_ranges(lake, config.max_batch_bytes)
+        ranges, claimed = pending_ranges(lake, config.max_batch_bytes, only)
         retire_segments(lake, claimed.done, config.keep_segments)  # done, not yet moved
         for note in claimed.torn:
             log.warning("landing: %s", note)
-        if only is not None:
-            ranges = [r for r in ranges if r.name in only]
         if not ranges:
             collect_ledgers(lake)
             return None

@@ -75,3 +75,15 @@ def test_ledgers_are_deleted_once_their_segments_are_retired(writer: L.SegmentWr
     L.retire_segments(lake, [segment], keep=True)
     assert L.collect_ledgers(lake) == 1
     assert L.done_segments(lake) == set()
+
+
+def test_only_the_named_segments_share_the_budget(tmp_path: Path) -> None:
+    folder = L.landing_folder(str(tmp_path / "lake"))
+    names = []
+    for _ in range(2):
+        writer = L.SegmentWriter(folder)
+        writer.append(b'{"a":1}\n' * 4)
+        names.append(os.path.basename(writer.segment.path).removesuffix(".open"))
+        writer.close()
+    ranges, _ = L.pending_ranges(os.path.dirname(folder), 8, only={names[1]})
+    assert [(r.name, r.data) for r in ranges] == [(names[1], b'{"a":1}\n')]
