@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -15,6 +17,7 @@ from collector_support import Tenant, bearer, make_event, make_tenant, running_a
 
 from eventpipe.catalog import Catalog
 from eventpipe.collector.server import CollectorConfig, collector_app
+from eventpipe.pipelines.ingester import IngestConfig, Ingester, run_loop
 
 
 @pytest.fixture
@@ -74,6 +77,22 @@ def eventpipe(*args: str, env: dict | None = None) -> subprocess.CompletedProces
         env=env,
         timeout=600,
     )
+
+
+def ingest_once(lake: Path) -> Ingester:
+    """Run the ingester in process until the landing log has nothing new (no enrichment)."""
+    config = IngestConfig(str(lake), f"test-{datetime.now(UTC):%H%M%S%f}", datetime.now(UTC), None)
+    ingester = Ingester(config)
+    try:
+        run_loop(ingester, threading.Event(), interval=0.0, once=True)
+    finally:
+        ingester.close()
+    return ingester
+
+
+@pytest.fixture
+def ingest() -> Callable[[Path], Ingester]:
+    return ingest_once
 
 
 @pytest.fixture

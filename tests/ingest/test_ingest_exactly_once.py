@@ -4,9 +4,7 @@ segments, across a kill -9 mid-batch and a restart, and with `import --landing` 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,20 +12,8 @@ from collector_support import Tenant, bearer, make_event, running_app
 
 from eventpipe.collector.server import CollectorConfig, collector_app
 from eventpipe.jobs.cli import main
-from eventpipe.pipelines.ingester import IngestConfig, Ingester, run_loop
 
 from pipeline_support import kill_job_at
-
-
-def _ingest_once(lake: Path) -> Ingester:
-    """Run the ingester in process until the landing log has nothing new."""
-    config = IngestConfig(str(lake), f"test-{datetime.now(UTC):%H%M%S%f}", datetime.now(UTC), None)
-    ingester = Ingester(config)
-    try:
-        run_loop(ingester, threading.Event(), interval=0.0, once=True)
-    finally:
-        ingester.close()
-    return ingester
 
 
 def _ledgers(lake: Path) -> list[dict]:
@@ -35,10 +21,10 @@ def _ledgers(lake: Path) -> list[dict]:
 
 
 def test_the_open_segment_is_tailed_and_each_event_taken_once(
-    lake: Path, post: Callable, counts: Callable
+    ingest: Callable, lake: Path, post: Callable, counts: Callable
 ) -> None:
     sent = post(5, invalid=1) + post(5)
-    first = _ingest_once(lake)
+    first = ingest(lake)
     assert first.totals.reconciles and (first.totals.read, first.totals.written) == (11, 10)
     assert list((lake / "landing").glob("*.jsonl.open")), "the segment is still open"
     [ledger] = _ledgers(lake)
@@ -46,17 +32,17 @@ def test_the_open_segment_is_tailed_and_each_event_taken_once(
     assert (ledger["segments"], lines) == ([], 2)
     assert end == (lake / "landing" / (segment + ".open")).stat().st_size
     sent += post(3, invalid=2)
-    second = _ingest_once(lake)
+    second = ingest(lake)
     assert (second.totals.read, second.totals.written, second.totals.failed) == (5, 3, 2)
     assert second.totals.duplicates == 0  # no byte read twice
     assert counts(lake) == dict.fromkeys(sent, 1)
     failed = counts(lake, "failed", "line")
     assert failed == {1: 1, 3: 2}  # each rejected event once, with its line in the segment
-    assert _ingest_once(lake).totals.batches == 0
+    assert ingest(lake).totals.batches == 0
 
 
 def test_import_landing_finishes_what_the_ingester_started_and_neither_reads_bytes_twice(
-    lake: Path, tenant: Tenant, counts: Callable
+    ingest: Callable, lake: Path, tenant: Tenant, counts: Callable
 ) -> None:
     sent = []
 
@@ -71,7 +57,7 @@ def test_import_landing_finishes_what_the_ingester_started_and_neither_reads_byt
                     assert http.post("/v1/events", json={"batch": batch}).status_code == 200
                     sent.extend(e["messageId"] for e in batch)
                     if ingest_between:
-                        _ingest_once(lake)  # the first request only: the rest is left
+                        ingest(lake)  # the first request only: the rest is left
                         ingest_between = False
         # the collector closes its segment when it stops
 
@@ -81,7 +67,7 @@ def test_import_landing_finishes_what_the_ingester_started_and_neither_reads_byt
     assert main(["import", "--landing", "--lake", str(lake)]) == 0
     assert counts(lake) == dict.fromkeys(sent, 1)
     assert not list((lake / "landing").glob("*.jsonl"))  # both retired
-    assert _ingest_once(lake).totals.batches == 0
+    assert ingest(lake).totals.batches == 0
     runs = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.json")]
     summaries = [r for r in runs if r["job"] in ("import", "ingest")]
     assert sum(s["duplicates"] for s in summaries) == 0  # dedupe had nothing to hide

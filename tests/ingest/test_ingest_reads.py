@@ -3,9 +3,7 @@ before it, and by the dedupe of the next batches (a re-sent event is a duplicate
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -14,28 +12,17 @@ from collector_support import Tenant, bearer, make_event, running_app
 from eventpipe.api.app import create_app
 from eventpipe.catalog import Catalog
 from eventpipe.jobs.cli import main
-from eventpipe.pipelines.ingester import IngestConfig, Ingester, run_loop
-
-
-def _ingest_once(lake: Path) -> Ingester:
-    config = IngestConfig(str(lake), f"t-{datetime.now(UTC):%H%M%S%f}", datetime.now(UTC), None)
-    ingester = Ingester(config)
-    try:
-        run_loop(ingester, threading.Event(), interval=0.0, once=True)
-    finally:
-        ingester.close()
-    return ingester
 
 
 def test_get_sees_ingested_events_beside_a_partition_s_serving_index(
-    lake: Path, tenant: Tenant, post: Callable
+    ingest: Callable, lake: Path, tenant: Tenant, post: Callable
 ) -> None:
     first = post(5)
-    _ingest_once(lake)
+    ingest(lake)
     assert main(["compact", "--lake", str(lake)]) == 0  # one file a day, and its index
     assert list(lake.glob("_index/events/date=*/order-*.arrow"))
     later = post(4)
-    _ingest_once(lake)  # a file the index was not built from
+    ingest(lake)  # a file the index was not built from
     app = create_app(str(lake), [], catalog=Catalog.in_lake(lake))
     with running_app(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         answer = http.get("/v1/events", params={"limit": 100}, headers=bearer(tenant.api_read))
@@ -44,20 +31,20 @@ def test_get_sees_ingested_events_beside_a_partition_s_serving_index(
 
 
 def test_an_event_sent_again_in_a_later_batch_is_a_duplicate(
-    lake: Path, collector: httpx.Client, counts: Callable
+    ingest: Callable, lake: Path, collector: httpx.Client, counts: Callable
 ) -> None:
     event = make_event()
     for _ in range(2):
         answer = collector.post("/v1/events", json={"batch": [event, make_event()]})
         assert answer.status_code == 200
-        totals = _ingest_once(lake).totals
+        totals = ingest(lake).totals
         assert totals.read == 2 and totals.reconciles
     assert (totals.written, totals.duplicates) == (1, 1)  # the second batch's copy: dropped
     assert counts(lake)[event["messageId"]] == 1 and len(counts(lake)) == 3
 
 
 def test_the_periodic_compaction_folds_the_batches_files_raw_included(
-    lake: Path, post: Callable, counts: Callable
+    ingest: Callable, lake: Path, post: Callable, counts: Callable
 ) -> None:
     from eventpipe.jobs.ingest import _Compaction
 
@@ -65,7 +52,7 @@ def test_the_periodic_compaction_folds_the_batches_files_raw_included(
     compaction = _Compaction(str(lake), minutes=1e-9)
     for _ in range(3):
         sent += post(4)
-        compaction.days.update(_ingest_once(lake).days_written)
+        compaction.days.update(ingest(lake).days_written)
     for table in ("events", "raw"):
         assert len(list(lake.glob(f"{table}/date=*/*.parquet"))) == 3  # a file per batch
     compaction()
