@@ -311,7 +311,9 @@ def retire_segments(lake: str, paths: list[str], keep: bool) -> None:
 
 def collect_ledgers(lake: str) -> int:
     """Delete the ledgers none of whose segments is left in `landing/` (all retired: nobody
-    can import them again); returns how many. Call it holding the writer lock."""
+    can import them again), and those that only record offsets a later committed ledger
+    has passed (the ingester's earlier batches over an open segment); returns how many.
+    Call it holding the writer lock."""
     folder = landing_folder(lake)
     if not os.path.isdir(folder):
         return 0
@@ -320,9 +322,18 @@ def collect_ledgers(lake: str) -> int:
         for entry in os.scandir(folder)
         if entry.name.endswith((CLOSED_SUFFIX, OPEN_SUFFIX))
     }
+    ledgers = list(_ledgers(lake))
+    furthest: dict[str, int] = {}
+    for _, body in ledgers:
+        for name, (end, _lines) in body.get("offsets", {}).items():
+            furthest[name] = max(furthest.get(name, 0), end)
     removed = 0
-    for path, body in list(_ledgers(lake)):
-        if present.isdisjoint([*body["segments"], *body.get("offsets", {})]):
+    for path, body in ledgers:
+        offsets = body.get("offsets", {})
+        passed = not body["segments"] and all(
+            end < furthest[name] for name, (end, _lines) in offsets.items()
+        )
+        if present.isdisjoint([*body["segments"], *offsets]) or passed:
             os.unlink(path)
             removed += 1
     if removed:

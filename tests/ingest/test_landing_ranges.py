@@ -87,3 +87,16 @@ def test_only_the_named_segments_share_the_budget(tmp_path: Path) -> None:
         writer.close()
     ranges, _ = L.pending_ranges(os.path.dirname(folder), 8, only={names[1]})
     assert [(r.name, r.data) for r in ranges] == [(names[1], b'{"a":1}\n')]
+
+
+def test_ledgers_of_passed_offsets_are_deleted_and_the_furthest_kept(
+    writer: L.SegmentWriter,
+) -> None:
+    lake = _lake(writer)
+    writer.append(b'{"a":1}\n{"a":2}\n')
+    name = os.path.basename(writer.segment.path).removesuffix(".open")
+    _ledger(Path(lake), "run-1", [], {name: [8, 1]})
+    _ledger(Path(lake), "run-2", [], {name: [16, 2]})
+    assert L.collect_ledgers(lake) == 1
+    assert L.landing_progress(lake) == (set(), {name: (16, 2)})
+    assert L.pending_ranges(lake, 1 << 20)[0] == []  # nothing new: run-2's offset stands
