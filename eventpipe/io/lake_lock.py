@@ -1,10 +1,10 @@
 """The lake's writer lock and the recovery every writer runs first.
 
 One writer at a time: every job that writes a lake (import, reprocess, identity,
-compact, a future erase, and each commit of the streaming job) holds the lake's
-writer lock, an exclusive `flock` on `LAKE/_LOCK`. The kernel releases it when the
-holder's process ends, however it ends, so a killed job never leaves the lake
-locked. The file names the current holder (job, run, host, pid, since) so that a
+compact, a future erase, each commit of the streaming job and each batch of the
+continuous ingester) holds the lake's writer lock, an exclusive `flock` on
+`LAKE/_LOCK`. The kernel releases it when the holder's process ends, however it
+ends, so a killed job never leaves the lake locked. The file names the current holder (job, run, host, pid, since) so that a
 writer that cannot get the lock says who has it. Readers (the read API) never take it.
 
 Object stores have no `flock`: for a gs:// lake the lock is a local file keyed by
