@@ -15,6 +15,7 @@ REPROCESS = ["reprocess", "--lake", "/x", "--from", "2025-10-01", "--to", "2025-
 SERVE = ["serve", "--lake", "/nonexistent"]
 GENERATE = ["generate", "--out", "/nonexistent"]
 INGEST = ["ingest", "--lake", "/nonexistent"]
+ERASE = ["erase", "--lake", "/nonexistent", "--user-id", "x"]
 
 # (command and its required flags, flag, refused values, an accepted value)
 FLAGS = [
@@ -41,6 +42,7 @@ FLAGS = [
     (SERVE, "--max-depth", ["0", "-1"], "64"),
     (SERVE, "--max-pending-bytes", ["0", "-1"], "64000000"),
     (SERVE, "--workers", ["0", "-1"], "1"),
+    (SERVE, "--listener-idle-seconds", ["0", "-1", "nan", "inf"], "600"),
     (GENERATE, "--days", ["0", "-1"], "1"),
     (GENERATE, "--workers", ["0"], "1"),
     (GENERATE, "--events-per-file", ["0", "-5"], "100"),
@@ -50,6 +52,9 @@ FLAGS = [
     (INGEST, "--compact-minutes", ["-1", "nan", "inf"], "0"),
     (SERVE, "--ingest-interval-seconds", ["0", "-1", "nan", "inf"], "0.5"),
     (["identity", "--lake", "/nonexistent"], "--wait", ["-1"], "1"),
+    (ERASE, "--wait", ["-1", "nan"], "1"),
+    (ERASE, "--landing-wait", ["-1", "nan", "inf"], "0"),
+    (ERASE, "--bq-rows-per-load", ["0"], "10"),
 ]
 
 

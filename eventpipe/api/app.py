@@ -21,6 +21,7 @@ from eventpipe.api.limits import ServingLimits
 from eventpipe.api.query import ORDER_COLUMNS, EventQuery, LakeReader
 from eventpipe.api.reader import EventReader
 from eventpipe.api.rows import events_from_table
+from eventpipe.api.seeds import analytics
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, schema_document
 from eventpipe.schemas.principal import READ_SCOPE, Principal
 
@@ -159,4 +160,5 @@ def create_app(
     def event_schema() -> dict:
         return schema_document()
 
+    analytics.register(app, reader, auth)  # seed 003
     return app

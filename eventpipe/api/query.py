@@ -29,6 +29,7 @@ from eventpipe.query.duckdb_dialect import DUCKDB, quote_identifier, table_sourc
 from eventpipe.query.sql import Predicate
 from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.lake_layout import Partition, list_partitions
+from eventpipe.serving.count_summary import count_from_summaries, count_plan
 from eventpipe.serving.event_query import EventQuery, empty_page, order_sql, scoped_predicate
 from eventpipe.serving.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.serving.index_pages import page_by_position, page_from_index
@@ -130,6 +131,7 @@ class LakeReader:
         candidate_cap: int = CANDIDATE_CAP,
         row_store_rows: int = ROW_STORE_ROWS,
         limits: ServingLimits | None = None,
+        use_summaries: bool = True,
     ) -> None:
         self.lake = Path(lake).resolve()
         self.events_dir = self.lake / "events"
@@ -138,6 +140,7 @@ class LakeReader:
         self.candidate_cap = candidate_cap
         self.row_store_rows = row_store_rows
         self.indexes = IndexCatalog(self.lake) if use_index else None
+        self.use_summaries = use_summaries  # count whole days from the count summaries
         self.limits = limits or ServingLimits()
         self._slots = threading.BoundedSemaphore(self.limits.max_queries)
         self._lock = threading.Lock()
@@ -178,7 +181,9 @@ class LakeReader:
 
     def count_events(self, query: EventQuery) -> int:
         """How many events match `query` (its connections and predicate; paging, order and
-        columns are ignored), under the same limits as `list_events`."""
+        columns are ignored), under the same limits as `list_events`. Whole days of a
+        count on `timestamp`, `connectionId`, `type` and `event` only are summed from the
+        count summaries (`eventpipe.serving.count_summary`)."""
         if query.connections is not None and not query.connections:
             return 0
         return self._run(_scoped(query), self._count_events)
@@ -327,9 +332,17 @@ class LakeReader:
         partitions = prune(listed, query.predicate)
         if not partitions:
             return 0
+        counted, unsummarised = 0, []
+        summaries = count_plan(query.predicate, query.connections) if self.use_summaries else None
+        if summaries is not None:  # whole days from the count summaries, the rest scanned
+            whole = [f for p in partitions if summaries.whole_day(p.day) for f in p.files]
+            counted, unsummarised = count_from_summaries(cursor, whole, summaries)
+            partitions = [p for p in partitions if not summaries.whole_day(p.day)]
         plan = self._plan_scans(cursor, partitions, query.predicate)
-        scans = [s for p in partitions for s in plan.scans[p.day]]
-        return self._count(cursor, scans, query.predicate) if scans else 0
+        scans = [(f, None) for f in unsummarised] + [
+            s for p in partitions for s in plan.scans[p.day]
+        ]
+        return counted + (self._count(cursor, scans, query.predicate) if scans else 0)
 
     def _plan_scans(
         self,

@@ -31,7 +31,10 @@ from starlette.routing import Route
 from eventpipe.api.app import create_app
 from eventpipe.api.limits import ServerBusy, ServingLimits
 from eventpipe.api.query import EventQuery, LakeReader
+from eventpipe.api.seeds import analytics
 from eventpipe.catalog import Catalog
+from eventpipe.listeners.routes import install_listener_routes
+from eventpipe.listeners.store import LISTENERS_FILE, ListenerStore
 from eventpipe.serving.index_build import index_lake
 
 BASE = dt.datetime(2025, 10, 1, 0, 30, tzinfo=dt.UTC)
@@ -270,6 +273,53 @@ def case_event_schema(world: World, caller: Caller) -> list[httpx.Response]:
     return [response]
 
 
+LISTENERS = "/v1/events/listeners"
+
+
+def _admin(caller: Caller) -> bool:
+    return caller.key in ("admin", "all")
+
+
+def _theirs(world: World, caller: Caller) -> str:
+    """A listener of the other workspace (made with its admin key)."""
+    other = world.other(caller.side.name)
+    with httpx.Client(base_url=str(caller.client.base_url), timeout=60) as client:
+        response = client.post(
+            LISTENERS, json={}, headers={"Authorization": f"Bearer {other.keys['admin']}"}
+        )
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def case_create_listener(world: World, caller: Caller) -> list[httpx.Response]:
+    other = world.other(caller.side.name)
+    mine = caller.client.post(LISTENERS, json={"connectionId": caller.side.connections[1]})
+    theirs = caller.client.post(LISTENERS, json={"connectionId": other.connections[0]})
+    assert mine.status_code == (200 if _admin(caller) else 403), mine.text
+    assert theirs.status_code == (422 if _admin(caller) else 403), theirs.text
+    return [mine, theirs]
+
+
+def case_read_listener(world: World, caller: Caller) -> list[httpx.Response]:
+    response = caller.client.get(f"{LISTENERS}/{_theirs(world, caller)}")
+    assert response.status_code == (404 if _admin(caller) else 403), response.text
+    if not _admin(caller):
+        return [response]
+    own = caller.client.get(f"{LISTENERS}/{caller.client.post(LISTENERS, json={}).json()['id']}")
+    assert own.json() == {"events": [], "omitted": 0}
+    return [response, own]
+
+
+def case_delete_listener(world: World, caller: Caller) -> list[httpx.Response]:
+    theirs = _theirs(world, caller)
+    response = caller.client.delete(f"{LISTENERS}/{theirs}")
+    assert response.status_code == (204 if _admin(caller) else 403), response.text
+    owner = world.other(caller.side.name).keys["admin"]
+    still = caller.client.get(f"{LISTENERS}/{theirs}", headers={"Authorization": f"Bearer {owner}"})
+    assert still.status_code == 200  # another workspace's delete did nothing
+    return [response]
+
+
 def public_page(path: str) -> Case:
     """A route every client may read (the API's documentation)."""
 
@@ -281,13 +331,43 @@ def public_page(path: str) -> Case:
     return case
 
 
+def seed003(path: str) -> Case:
+    """Seed 003's search or count: exactly the caller's events, of a user both share too."""
+
+    def case(world: World, caller: Caller) -> list[httpx.Response]:
+        responses = []
+        for user in (None, "u1"):
+            body: dict[str, Any] = {"startDate": "2025-10-01", "endDate": "2025-10-31"}
+            if user:
+                body["filters"] = {"user": {"id": [user]}}
+            response = caller.client.post(path, json=body)
+            responses.append(response)
+            if not caller.reads:
+                assert response.status_code == 403, response.text
+                continue
+            mine = [r for r in caller.side.rows if user in (None, r["userId"])]
+            if path == analytics.COUNT_PATH:
+                assert response.json()["count"] == len(mine)
+            else:
+                ids = {r["id"] for r in response.json()["results"]}
+                assert ids == {r["messageId"] for r in mine}
+        return responses
+
+    return case
+
+
 CASES: dict[tuple[str, str], Case] = {
+    ("POST", analytics.SEARCH_PATH): seed003(analytics.SEARCH_PATH),
+    ("POST", analytics.COUNT_PATH): seed003(analytics.COUNT_PATH),
     ("GET", "/v1/events"): case_list_events,
     ("GET", "/v1/events/schema"): case_event_schema,
     ("GET", "/openapi.json"): public_page("/openapi.json"),
     ("GET", "/docs"): public_page("/docs"),
     ("GET", "/docs/oauth2-redirect"): public_page("/docs/oauth2-redirect"),
     ("GET", "/redoc"): public_page("/redoc"),
+    ("POST", LISTENERS): case_create_listener,
+    ("GET", LISTENERS + "/{id}"): case_read_listener,
+    ("DELETE", LISTENERS + "/{id}"): case_delete_listener,
 }
 
 
@@ -313,7 +393,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 @pytest.fixture(scope="module")
 def app(world: World) -> FastAPI:
-    return create_app(str(world.lake), [LEGACY_KEY], catalog=world.catalog)
+    app = create_app(str(world.lake), [LEGACY_KEY], catalog=world.catalog)
+    install_listener_routes(app, ListenerStore(world.lake / LISTENERS_FILE))  # as serve does
+    setattr(app.state, analytics.CLOCK_STATE, lambda: BASE + dt.timedelta(days=30))
+    return app
 
 
 @pytest.fixture(scope="module")

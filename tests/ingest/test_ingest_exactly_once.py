@@ -94,3 +94,37 @@ def test_a_kill_mid_batch_then_a_restart_loses_and_duplicates_nothing(
         assert "completed the commit of interrupted run" in done.stderr
         assert held == {}  # (the kill came after the first rename: a raw/ file)
     assert not list((lake / "_staging").iterdir())
+
+
+def test_an_erasure_s_rewrite_keeps_the_ingester_s_offsets_true(
+    ingest: Callable, lake: Path, tenant: Tenant, counts: Callable
+) -> None:
+    from eventpipe.io.landing import rewrite_landing
+
+    config = CollectorConfig(lake=str(lake), segment_seconds=3600).check()
+    gone, kept = make_event(userId="erase-me"), []
+    with running_app(collector_app(config)) as url:
+        import httpx
+
+        with httpx.Client(base_url=url, headers=bearer(tenant.write_key)) as http:
+            batches = ([gone, make_event()], [make_event(userId="erase-me")], [make_event()])
+            for number, batch in enumerate(batches):
+                assert http.post("/v1/events", json={"batch": batch}).status_code == 200
+                kept += [e["messageId"] for e in batch if e.get("userId") != "erase-me"]
+                if number == 0:
+                    ingest(lake)  # the first request read: an offset inside the segment
+    # the segment is closed: an erasure removes the person's events (one whole request)
+
+    def edit(line: bytes) -> tuple[bytes, int]:
+        if b"erase-me" not in line:
+            return line, 0
+        envelope = json.loads(line)
+        batch = [e for e in envelope["body"]["batch"] if e.get("userId") != "erase-me"]
+        envelope["body"]["batch"] = batch
+        return (json.dumps(envelope).encode() + b"\n" if batch else b""), 1
+
+    assert rewrite_landing(str(lake), edit, lambda text: False).removed == 2
+    totals = ingest(lake).totals
+    assert (totals.read, totals.failed, totals.duplicates) == (1, 0, 0)  # the third request
+    assert set(counts(lake)) == {gone["messageId"], *kept}  # (the lake's copy: erase's job)
+    assert counts(lake, "raw", "line") == {1: 2, 3: 1}  # line numbers still true
