@@ -40,9 +40,12 @@ demo: $(STAMP)
 	done
 	umask 077 && $(BIN)/eventpipe keys create --lake lake --workspace demo --scope read --json \
 	  > lake/_demo_read_key.json && cat lake/_demo_read_key.json
-	$(BIN)/eventpipe keys create --lake lake --workspace demo --json \
-	  --connection $$(echo $(DEMO_CONNECTIONS) | cut -d' ' -f1)
+	umask 077 && $(BIN)/eventpipe keys create --lake lake --workspace demo --json \
+	  --connection $$(echo $(DEMO_CONNECTIONS) | cut -d' ' -f1) \
+	  > lake/_demo_write_key.json && cat lake/_demo_write_key.json
 	$(BIN)/python -m eventpipe.jobs.show --lake lake --api-hint
+	@echo "The collector with continuous ingestion: an event from a curl POST to a GET:"
+	sh scripts/demo_live.sh lake $(BIN)
 
 test: $(STAMP) $(BQEMU_STAMP)
 	$(BIN)/ruff check eventpipe tests benchmarks dataflow

@@ -14,6 +14,7 @@ IMPORT = ["import", "/nonexistent/*", "--lake", "/nonexistent"]
 REPROCESS = ["reprocess", "--lake", "/x", "--from", "2025-10-01", "--to", "2025-10-02"]
 SERVE = ["serve", "--lake", "/nonexistent"]
 GENERATE = ["generate", "--out", "/nonexistent"]
+INGEST = ["ingest", "--lake", "/nonexistent"]
 ERASE = ["erase", "--lake", "/nonexistent", "--user-id", "x"]
 
 # (command and its required flags, flag, refused values, an accepted value)
@@ -47,6 +48,10 @@ FLAGS = [
     (GENERATE, "--workers", ["0"], "1"),
     (GENERATE, "--events-per-file", ["0", "-5"], "100"),
     (["compact", "--lake", "/nonexistent"], "--wait", ["-1"], "1"),
+    (INGEST, "--interval-seconds", ["0", "-1", "nan", "inf"], "0.5"),
+    (INGEST, "--max-batch-mb", ["0", "-1", "nan", "inf"], "1"),
+    (INGEST, "--compact-minutes", ["-1", "nan", "inf"], "0"),
+    (SERVE, "--ingest-interval-seconds", ["0", "-1", "nan", "inf"], "0.5"),
     (["identity", "--lake", "/nonexistent"], "--wait", ["-1"], "1"),
     (ERASE, "--wait", ["-1", "nan"], "1"),
     (ERASE, "--landing-wait", ["-1", "nan", "inf"], "0"),

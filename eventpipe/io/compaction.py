@@ -27,6 +27,7 @@ from eventpipe.core.ids import time_ordered_id
 from eventpipe.io.lake import (
     EVENTS,
     FAILED,
+    RAW,
     STAGING,
     lake_path,
     write_parquet,
@@ -35,11 +36,12 @@ from eventpipe.io.lake_transaction import LakeTransaction
 from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.failures import FAILED_SCHEMA
 from eventpipe.schemas.lake_layout import Partition, is_remote, list_partitions
+from eventpipe.schemas.records import PARSED_SCHEMA
 
 COMPACT_PREFIX = "compact-"
 MAX_FILE_ROWS = 1_000_000
 """A partition of more rows is written as several files of at most this many rows."""
-SORT_COLUMN = {EVENTS: "timestamp", FAILED: "receivedAt"}
+SORT_COLUMN = {EVENTS: "timestamp", FAILED: "receivedAt", RAW: "received_at"}
 TABLES = (EVENTS, FAILED)
 
 
@@ -48,8 +50,8 @@ class CompactionError(Exception):
 
 
 def table_schema(table: str) -> pa.Schema:
-    """The file schema of one of the lake's tables."""
-    return arrow_schema() if table == EVENTS else FAILED_SCHEMA
+    """The file schema of one of the lake's tables (raw/: compacted by the ingester only)."""
+    return {EVENTS: arrow_schema(), RAW: PARSED_SCHEMA}.get(table, FAILED_SCHEMA)
 
 
 def lake_exists(lake: str) -> bool:

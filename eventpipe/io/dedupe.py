@@ -105,6 +105,18 @@ def first_copies(
     return found["first"].to_numpy(), found["bucket"].to_numpy()
 
 
+def drop_own_copies(
+    con: duckdb.DuckDBPyConnection, events: pa.Table, sort_by: str, buckets: int
+) -> tuple[pa.Table, np.ndarray, int]:
+    """`events` (with the archive column) without their own duplicates (the first copy by the
+    survivor rule stays), sorted by `sort_by`, in one copy of the rows; returns (those rows,
+    the bucket of each, how many copies were dropped)."""
+    first, bucket = first_copies(con, event_keys(events), buckets)
+    order = pc.sort_indices(events[sort_by]).to_numpy()
+    order = order[first[order]]
+    return events.take(order), bucket[order], int(len(first) - first.sum())
+
+
 def by_bucket(keys: pa.Table, bucket: np.ndarray) -> Iterator[tuple[int, pa.Table]]:
     """(bucket, its keys, compacted) for each bucket present in `bucket` (one per key row)."""
     order = np.argsort(bucket, kind="stable")

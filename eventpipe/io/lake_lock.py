@@ -1,10 +1,10 @@
 """The lake's writer lock and the recovery every writer runs first.
 
 One writer at a time: every job that writes a lake (import, reprocess, identity,
-compact, a future erase, and each commit of the streaming job) holds the lake's
-writer lock, an exclusive `flock` on `LAKE/_LOCK`. The kernel releases it when the
-holder's process ends, however it ends, so a killed job never leaves the lake
-locked. The file names the current holder (job, run, host, pid, since) so that a
+compact, a future erase, each commit of the streaming job and each batch of the
+continuous ingester) holds the lake's writer lock, an exclusive `flock` on
+`LAKE/_LOCK`. The kernel releases it when the holder's process ends, however it
+ends, so a killed job never leaves the lake locked. The file names the current holder (job, run, host, pid, since) so that a
 writer that cannot get the lock says who has it. Readers (the read API) never take it.
 
 Object stores have no `flock`: for a gs:// lake the lock is a local file keyed by
@@ -69,17 +69,19 @@ def writer_lock(
     run_id: str,
     wait: float | None = 0.0,
     on_wait: Callable[[str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> Iterator[None]:
     """Hold the lake's writer lock for the block.
 
     `wait`: seconds to wait for it (None: as long as it takes). Raises LakeBusy,
-    naming the holder, when it is still held after that. `on_wait` is called once
-    with the holder's description when the lock is busy.
+    naming the holder, when it is still held after that, or when `cancel()` turns true
+    while waiting. `on_wait` is called once with the holder's description when the lock
+    is busy.
     """
     path = lock_path(lake)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _acquire(fd, lake, wait, on_wait)
+        _acquire(fd, lake, wait, on_wait, cancel)
         holder = {"job": job, "run": run_id, "host": socket.gethostname(), "pid": os.getpid()}
         holder["since"] = datetime.now(UTC).isoformat(timespec="seconds")
         os.ftruncate(fd, 0)
@@ -93,7 +95,13 @@ def writer_lock(
         os.close(fd)
 
 
-def _acquire(fd: int, lake: str, wait: float | None, on_wait: Callable[[str], None] | None) -> None:
+def _acquire(
+    fd: int,
+    lake: str,
+    wait: float | None,
+    on_wait: Callable[[str], None] | None,
+    cancel: Callable[[], bool] | None = None,
+) -> None:
     started = time.monotonic()
     told = False
     while True:
@@ -109,6 +117,8 @@ def _acquire(fd: int, lake: str, wait: float | None, on_wait: Callable[[str], No
                 f"the lake {lake} is being written by {holder}; gave up after {waited:.0f} s "
                 "(--wait SECONDS to wait longer)"
             )
+        if cancel is not None and cancel():
+            raise LakeBusy(f"stopped while waiting for the lake {lake}, written by {holder}")
         if not told:
             told = True
             limit = "as long as it takes" if wait is None else f"up to {wait:g} s"

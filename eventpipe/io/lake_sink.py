@@ -179,12 +179,8 @@ class _StageFiles(beam.DoFn):
                 )
                 self.failed.inc(part.num_rows)
             return
-        # Drop the buffer's own duplicates and sort by date in one copy of the rows.
-        first, bucket = dedupe.first_copies(self.con, dedupe.event_keys(table), self.buckets)
-        self.duplicates.inc(int(len(first) - first.sum()))
-        order = pc.sort_indices(table[self.date_of]).to_numpy()
-        order = order[first[order]]
-        table = table.take(order)
+        table, bucket, copies = dedupe.drop_own_copies(self.con, table, self.date_of, self.buckets)
+        self.duplicates.inc(copies)
         files, rows = [], []
         for file, part in self._files(table):
             stored = part.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
@@ -194,7 +190,7 @@ class _StageFiles(beam.DoFn):
             files.append(pa.array([file] * part.num_rows, pa.string()))
             rows.append(np.arange(part.num_rows, dtype=np.int32))
         keys = dedupe.event_keys(table, pa.concat_arrays(files), pa.array(np.concatenate(rows)))
-        yield from dedupe.by_bucket(keys, bucket[order])
+        yield from dedupe.by_bucket(keys, bucket)
 
     def _files(self, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
         """(staged file name `date=D/part-...`, its rows) of a table sorted by `date_of`."""

@@ -24,7 +24,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -143,6 +143,8 @@ class ClaimedSegments:
     done: list[str] = field(default_factory=list)  # closed segments a committed run lists
     torn: list[str] = field(default_factory=list)  # notes on torn last lines moved aside
     recovered: list[str] = field(default_factory=list)  # `.open` segments of dead writers
+    # closed segments the continuous ingester has read in part (io.landing.pending_ranges)
+    partial: list[str] = field(default_factory=list)
 
 
 def _lock_if_free(path: str) -> int | None:
@@ -193,16 +195,32 @@ def _cut_torn_tail(folder: str, path: str, fd: int) -> str | None:
     )
 
 
-def done_segments(lake: str) -> set[str]:
-    """Names of the segments that committed runs list as imported."""
+def _ledgers(lake: str) -> Iterator[tuple[str, dict]]:
+    """(path, body) of every committed ledger of `landing/_done/`."""
     folder = os.path.join(landing_folder(lake), DONE)
-    names: set[str] = set()
     if os.path.isdir(folder):
         for entry in os.scandir(folder):
             if entry.name.endswith(".json"):
                 with open(entry.path, "rb") as handle:
-                    names.update(json.loads(handle.read())["segments"])
-    return names
+                    yield entry.path, json.loads(handle.read())
+
+
+def done_segments(lake: str) -> set[str]:
+    """Names of the segments that committed runs list as imported."""
+    return landing_progress(lake)[0]
+
+
+def landing_progress(lake: str) -> tuple[set[str], dict[str, tuple[int, int]]]:
+    """What committed runs imported: (segments imported whole, {segment: (bytes, lines)}
+    imported from its start, for segments the continuous ingester has read in part)."""
+    done: set[str] = set()
+    offsets: dict[str, tuple[int, int]] = {}
+    for _, body in _ledgers(lake):
+        done.update(body["segments"])
+        for name, (end, lines) in body.get("offsets", {}).items():
+            if end > offsets.get(name, (-1, 0))[0]:
+                offsets[name] = (end, lines)
+    return done, {name: at for name, at in offsets.items() if name not in done}
 
 
 def claim_closed_segments(lake: str, now: float | None = None) -> ClaimedSegments:
@@ -238,22 +256,38 @@ def claim_closed_segments(lake: str, now: float | None = None) -> ClaimedSegment
                 claimed.recovered.append(os.path.basename(entry.path))
             finally:
                 os.close(fd)
-    done = done_segments(lake)
+    done, offsets = landing_progress(lake)
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.is_file() and entry.name.endswith(CLOSED_SUFFIX):
-            (claimed.done if entry.name in done else claimed.paths).append(entry.path)
+            if entry.name in done:
+                claimed.done.append(entry.path)
+            elif entry.name in offsets:
+                claimed.partial.append(entry.path)
+            else:
+                claimed.paths.append(entry.path)
     return claimed
 
 
-def stage_done_ledger(lake: str, staging: str, run_id: str, paths: list[str]) -> tuple[str, str]:
-    """Write the ledger of `paths` into the run's `staging` folder; returns (staged, final):
-    the pair the run's commit makes visible with its events."""
+def stage_done_ledger(
+    lake: str,
+    staging: str,
+    run_id: str,
+    paths: list[str],
+    offsets: dict[str, tuple[int, int]] | None = None,
+    summary: dict | None = None,
+) -> tuple[str, str]:
+    """Write the ledger of `paths` (imported whole) and `offsets` (segment name -> (bytes,
+    lines) imported from its start) into the run's `staging` folder; returns (staged,
+    final): the pair the run's commit makes visible with its events."""
     os.makedirs(staging, exist_ok=True)
     staged = os.path.join(staging, f"landing-{run_id}.json")
+    body: dict = {"run": run_id, "segments": [os.path.basename(p) for p in paths]}
+    if offsets:
+        body["offsets"] = offsets
+    if summary is not None:
+        body["summary"] = summary
     with open(staged, "wb") as handle:
-        handle.write(
-            json.dumps({"run": run_id, "segments": [os.path.basename(p) for p in paths]}).encode()
-        )
+        handle.write(json.dumps(body).encode())
     final = os.path.join(landing_folder(lake), DONE, f"{run_id}.json")
     os.makedirs(os.path.dirname(final), exist_ok=True)
     return staged, final
@@ -275,6 +309,114 @@ def retire_segments(lake: str, paths: list[str], keep: bool) -> None:
         fsync_folder(folder)
 
 
+def collect_ledgers(lake: str) -> int:
+    """Delete the ledgers none of whose segments is left in `landing/` (all retired: nobody
+    can import them again), and those that only record offsets a later committed ledger
+    has passed (the ingester's earlier batches over an open segment); returns how many.
+    Call it holding the writer lock."""
+    folder = landing_folder(lake)
+    if not os.path.isdir(folder):
+        return 0
+    present = {
+        entry.name.removesuffix(".open")
+        for entry in os.scandir(folder)
+        if entry.name.endswith((CLOSED_SUFFIX, OPEN_SUFFIX))
+    }
+    ledgers = list(_ledgers(lake))
+    furthest: dict[str, int] = {}
+    for _, body in ledgers:
+        for name, (end, _lines) in body.get("offsets", {}).items():
+            furthest[name] = max(furthest.get(name, 0), end)
+    removed = 0
+    for path, body in ledgers:
+        offsets = body.get("offsets", {})
+        passed = not body["segments"] and all(
+            end < furthest[name] for name, (end, _lines) in offsets.items()
+        )
+        if present.isdisjoint([*body["segments"], *offsets]) or passed:
+            os.unlink(path)
+            removed += 1
+    if removed:
+        fsync_folder(os.path.join(folder, DONE))
+    return removed
+
+
+@dataclass(frozen=True)
+class LandingRange:
+    """Bytes of one segment not imported yet: whole lines from `start` (after `line` lines)."""
+
+    name: str  # the segment's closed name (`NAME.jsonl`), the ledger's key
+    source: str  # the path its records are read as (their `source`)
+    start: int
+    line: int
+    data: bytes
+    lines: int  # lines in `data`
+    complete: bool  # `data` reaches the end of a closed segment: it is done after this
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+
+def _read_from(path: str, start: int, limit: int) -> tuple[bytes, int] | None:
+    """Up to `limit` bytes of `path` from `start`, and the file's size (None: no such file)."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(start)
+            return handle.read(min(max(0, size - start), limit)), size
+    except FileNotFoundError:
+        return None
+
+
+def pending_ranges(
+    lake: str, max_bytes: int, only: set[str] | None = None
+) -> tuple[list[LandingRange], ClaimedSegments]:
+    """What of the landing log no committed run has imported, up to about `max_bytes`
+    (whole lines; at least one line): the rest of each closed segment, and the complete
+    lines written so far to each open one (its writer appends whole lines: a line without
+    its newline is being written); `only`: of these segments (names) only. For the lake's
+    one writer (holding the lock)."""
+    claimed = claim_closed_segments(lake)
+    _, offsets = landing_progress(lake)
+    folder = landing_folder(lake)
+    open_names = sorted(
+        entry.name for entry in os.scandir(folder) if entry.name.endswith(OPEN_SUFFIX)
+    ) if os.path.isdir(folder) else []  # fmt: skip
+    candidates = [(os.path.basename(p), True) for p in [*claimed.partial, *claimed.paths]]
+    candidates += [(name.removesuffix(".open"), False) for name in open_names]
+    if only is not None:
+        candidates = [(name, closed) for name, closed in candidates if name in only]
+    ranges: list[LandingRange] = []
+    budget = max_bytes
+    for name, closed in sorted(candidates):
+        if budget <= 0:
+            break
+        start, line = offsets.get(name, (0, 0))
+        path = os.path.join(folder, name)
+        read = _read_from(path if closed else path + ".open", start, budget)
+        if read is None and not closed:  # closed meanwhile: read it as closed next time
+            continue
+        if read is None:
+            continue
+        data, size = read
+        whole = closed and start + len(data) >= size
+        if not whole:  # only complete lines: cut after the last newline
+            data = data[: data.rfind(b"\n") + 1]
+            if not data and size > start:  # a line bigger than the budget: that line alone
+                rest = _read_from(path if closed else path + ".open", start, size - start)
+                rest_data = rest[0] if rest else b""
+                cut = rest_data.find(b"\n")
+                data = rest_data[: cut + 1] if cut >= 0 else (rest_data if closed else b"")
+                whole = closed and start + len(data) >= size
+        if not data and not whole:
+            continue
+        lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+        ranges.append(LandingRange(name, path, start, line, data, lines, whole))
+        budget -= len(data)
+    return ranges, claimed
+
+
 # --- erasure (docs/erasure.md): rewriting what the landing log holds of a person -----------
 
 ERASING_SUFFIX = ".erasing"  # a rewrite being written: never a segment name
@@ -286,6 +428,16 @@ class LandingRewrite:
 
     removed: int = 0
     files: list[str] = field(default_factory=list)
+
+
+def keep_offsets(line: bytes, new: bytes) -> bytes:
+    """`new` (an edited `line`, or b"") padded with spaces to the length of `line`, so that the
+    ingester's committed byte offsets and line numbers in the segment stay true (a line of
+    spaces is blank: no record; JSON allows the spaces before the newline)."""
+    body = new.rstrip(b"\n")
+    if len(body) + 1 > len(line):
+        raise ValueError("an edited landing line is longer than the line it replaces")
+    return body + b" " * (len(line) - len(body) - 1) + b"\n"
 
 
 def open_segments(lake: str) -> list[str]:
@@ -322,6 +474,7 @@ def rewrite_landing(
     imported = os.path.join(folder, IMPORTED)
     if os.path.isdir(imported):
         segments += [os.path.join(imported, n) for n in os.listdir(imported)]
+    partly_read = landing_progress(lake)[1]  # segments the ingester has read in part
     for path in sorted(p for p in segments if p.endswith(CLOSED_SUFFIX)):
         with open(path, "rb") as handle:
             lines = handle.read().splitlines(keepends=True)
@@ -329,6 +482,8 @@ def rewrite_landing(
         for line in lines:
             new, count = edit_line(line)
             removed += count
+            if count and os.path.basename(path) in partly_read:
+                new = keep_offsets(line, new)
             out.append(new)
         if removed:
             data = b"".join(out)

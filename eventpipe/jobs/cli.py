@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "merge the small files of each date partition of the lake",
     ),
     "stream": ("eventpipe.jobs.stream", "stream events from a Pub/Sub subscription into the lake"),
+    "ingest": (
+        "eventpipe.jobs.ingest",
+        "import the landing log into the lake continuously (seconds after each POST)",
+    ),
     "workspaces": (
         "eventpipe.jobs.workspaces",
         "create and list workspaces (a customer's connections, keys and events)",

@@ -24,6 +24,8 @@ from eventpipe.jobs.summary import RunSummary, summary_from_metrics
 
 log = logging.getLogger("eventpipe.jobs")
 
+DEFAULT_WAIT_SECONDS = 120.0  # --wait: how long a job waits for another writer by default
+
 
 def parse_day(text: str) -> date:
     """A YYYY-MM-DD flag value (argparse type)."""
@@ -43,10 +45,11 @@ def add_wait_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait",
         type=non_negative_float,
-        default=0.0,
+        default=DEFAULT_WAIT_SECONDS,
         metavar="SECONDS",
-        help="when another job is writing the lake, wait this long for it to finish "
-        f"(default %(default)s: exit at once with code {EXIT_BUSY}, naming that job)",
+        help="when another job is writing the lake, wait this long for it to finish (a log "
+        "line names it), then exit with code 75; default %(default)g (the continuous "
+        "ingester holds the lake a batch at a time: jobs take turns with it); 0: exit at once",
     )
 
 

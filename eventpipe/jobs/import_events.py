@@ -31,9 +31,11 @@ from eventpipe.jobs.common import (
     run_to_summary,
 )
 from eventpipe.jobs.flag_types import positive_float
+from eventpipe.jobs.ingest import equation
 from eventpipe.jobs.sinks import add_sink_arguments, open_sink, sink_from_flags
 from eventpipe.jobs.summary import RunSummary
 from eventpipe.pipelines.import_pipeline import ImportConfig, build_import_pipeline
+from eventpipe.pipelines.ingester import IngestConfig, Ingester
 from eventpipe.transforms.enrich import EnrichOptions
 
 log = logging.getLogger("eventpipe.import")
@@ -199,6 +201,8 @@ def _run_landing(
             f"landing: {len(claimed.paths)} closed segments to import, "
             f"{len(claimed.done)} already imported, {len(claimed.torn)} torn last lines skipped"
         )
+        if claimed.partial:
+            _finish_partial(args.lake, run_id, run_start, enrich, keep, claimed.partial)
         staging = lake_path(args.lake, STAGING, run_id)
         if not claimed.paths:
             shutil.rmtree(staging, ignore_errors=True)  # nothing staged: no run to recover
@@ -222,6 +226,29 @@ def _run_landing(
         return summary.exit_code()
 
     return run_locked(args.lake, "import", run_id, args.wait, run_import)
+
+
+def _finish_partial(
+    lake: str,
+    run_id: str,
+    run_start: datetime,
+    enrich: EnrichOptions | None,
+    keep: bool,
+    paths: list[str],
+) -> None:
+    """Import the rest of the segments `eventpipe ingest` has read in part, as it does (from
+    their committed offsets, in its transactions): never the same bytes twice."""
+    names = {os.path.basename(p) for p in paths}
+    print(f"landing: {len(names)} segments partly imported by `eventpipe ingest`: their rest")
+    config = IngestConfig(lake, f"{run_id}-rest", run_start, enrich, keep)
+    ingester = Ingester(config)
+    try:
+        while ingester.run_batch(only=names) is not None:
+            pass
+    finally:
+        ingester.close()
+    print(f"  {equation(ingester.totals)}")
+    print(f"  summary recorded in {ingester.record('finished')}")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import gc
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from eventpipe.api.limits import (
@@ -162,6 +168,19 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
         "address is the connection's peer",
     )
     group.add_argument(
+        "--ingest",
+        action="store_true",
+        help="also import what lands into the lake continuously: runs `eventpipe ingest "
+        "--lake LAKE` beside the server, as a child process stopped with it, so events are "
+        "in GET /v1/events seconds after their POST (docs/ingest.md)",
+    )
+    group.add_argument(
+        "--ingest-interval-seconds",
+        type=positive_float,
+        default=1.0,
+        help="with --ingest: start a batch this often (default %(default)g)",
+    )
+    group.add_argument(
         "--workers",
         type=positive_int,
         default=1,
@@ -234,11 +253,6 @@ def _catalog(args: argparse.Namespace) -> Catalog | None:
 
 def run(args: argparse.Namespace, _extra: list[str]) -> int:
     """Start the server; returns when it stops (2 when it cannot start)."""
-    import duckdb
-
-    from eventpipe.api.app import UVICORN_OPTIONS, create_app
-    from eventpipe.api.auth import parse_api_keys
-
     if args.backend == "bigquery" and not args.bq_table:
         log.error("--backend bigquery needs --bq-table PROJECT.DATASET.TABLE")
         return 2
@@ -257,6 +271,47 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     if args.workers > 1 and args.role != "collector":
         log.error("--workers N runs collector-only servers: add --role collector")
         return 2
+    if args.ingest and (args.role == "read" or args.landing != "file"):
+        log.error(
+            "--ingest imports the landing log of a collector: not with --role read or "
+            "--landing pubsub (run `eventpipe stream` for Pub/Sub)"
+        )
+        return 2
+    with _ingester(args):
+        return _run(args, collector)
+
+
+@contextlib.contextmanager
+def _ingester(args: argparse.Namespace) -> Iterator[None]:
+    """With --ingest, `eventpipe ingest` as a child process for the block (it gets SIGTERM
+    when this process ends, however it ends)."""
+    if not args.ingest:
+        yield
+        return
+    command = [sys.executable, "-m", "eventpipe.jobs.cli", "ingest", "--lake", args.lake]
+    command += ["--interval-seconds", str(args.ingest_interval_seconds)]
+    child = subprocess.Popen(command, preexec_fn=_die_with_parent)
+    log.info("ingesting the landing log continuously (pid %d)", child.pid)
+    try:
+        yield
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # it finishes its batch, commits, prints its summary
+        child.wait()
+
+
+def _die_with_parent() -> None:
+    """In a child process: receive SIGTERM when the parent dies (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _run(args: argparse.Namespace, collector: CollectorConfig | None) -> int:
+    import duckdb
+
+    from eventpipe.api.app import UVICORN_OPTIONS, create_app
+    from eventpipe.api.auth import parse_api_keys
+
     if args.role == "collector":
         return _serve_collector(args, collector)
     keys = parse_api_keys([*args.api_key, os.environ.get(API_KEYS_ENV)])

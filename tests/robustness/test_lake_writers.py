@@ -141,7 +141,7 @@ def test_a_second_writer_exits_naming_the_holder_and_a_killed_holder_frees_the_l
     assert main(_import_args(folder, lake)) == 0  # something for every job to work on
     holder, _ = _paused(folder, lake, tmp_path, "before-commit")
     args = [a.format(corpus=folder, lake=lake) for a in job]
-    assert main(args) == EXIT_BUSY
+    assert main([*args, "--wait", "0"]) == EXIT_BUSY  # (by default a job waits 120 s)
     said = capsys.readouterr().err + caplog.text
     assert "being written by import run" in said and f"pid {holder.pid}" in said
     assert main([*args, "--wait", "0.5"]) == EXIT_BUSY
