@@ -47,12 +47,6 @@ def deep_sql(text: str, max_depth: int = MAX_DEPTH) -> str:
     )
 
 
-def deep(texts: pa.Array | pa.ChunkedArray, max_depth: int = MAX_DEPTH) -> np.ndarray:
-    """Which JSON texts have more opening brackets than `max_depth` (as `deep_sql` tells)."""
-    brackets = pc.add(pc.count_substring(texts, "["), pc.count_substring(texts, "{"))
-    return np.asarray(pc.greater(brackets, max_depth), dtype=bool)
-
-
 def suspects(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Which JSON texts may hold a number `audit_json` rejects (no false negatives)."""
     return pc.match_substring_regex(texts, SUSPECT_REGEX)

@@ -187,7 +187,7 @@ def leaf_problems(
             )
         )
     elif kind == "int":
-        lo, hi = int_range(leaf)
+        lo, hi = INT_RANGES.get(p, _INT_BOUNDS[leaf.field.bit_size or 64])
         out.append(
             (
                 f"NOT coalesce({value} BETWEEN {lo} AND {hi}, false)",
@@ -209,18 +209,6 @@ def leaf_problems(
             )
         )
     return [(cond, reason, f"{label} {msg}") for cond, reason, msg in out]
-
-
-def int_range(leaf: Leaf) -> tuple[int, int]:
-    """The values an integer leaf accepts: seed 000's range, else its storage type's."""
-    return INT_RANGES.get(leaf.path, _INT_BOUNDS[leaf.field.bit_size or 64])
-
-
-def decimal_bounds(leaf: Leaf) -> tuple[float, float]:
-    """(unit, top) of a decimal leaf: the smallest positive value stored (10^-scale) and the
-    first value too large (10^(precision - scale)), as `_decimal_problems` checks them."""
-    precision, scale = leaf.field.precision or 38, leaf.field.scale or 0
-    return 10.0**-scale, float(10 ** (precision - scale))
 
 
 def _decimal_problems(leaf: Leaf, value: str) -> list[tuple[str, str, str]]:

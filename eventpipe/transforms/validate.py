@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventpipe.core.duck import SMALL_CHUNK_ROWS, ChunkQuery, conform
 from eventpipe.core.duck import quote_str as qs
-from eventpipe.core.json_audit import MAX_DEPTH, deep, deep_sql, duplicate_keys, suspects
+from eventpipe.core.json_audit import MAX_DEPTH, deep_sql, duplicate_keys, suspects
 from eventpipe.schemas import EVENT_TYPES
 from eventpipe.schemas.failures import (
     INVALID_EVENT,
@@ -54,7 +53,6 @@ from eventpipe.transforms.json_leaves import (
     types_list,
     valid_timestamp,
 )
-from eventpipe.transforms.typed_screen import clear_events
 
 
 @dataclass(frozen=True)
@@ -218,16 +216,10 @@ def _reads(sql: str, value: str) -> bool:
     return re.search(re.escape(value) + r'(?!\.")', sql) is not None
 
 
-KEYS_INPUT = pa.schema([pa.field("payload", pa.string(), nullable=False)])
-_KEYS_SQL = f"SELECT {object_keys('payload', _KEYED_OBJECTS)} AS keys FROM keys_input"
-
-
 class EventValidator:
     """Checks chunks of parsed events against seed 000.
 
     `bind(con)` plans the SQL once in a DuckDB session; `validate` runs it per chunk.
-    The events the typed screen clears (`typed_screen`: one typed read, the common case)
-    skip the full checker, which gives every other event its exact problem.
     """
 
     def __init__(self, run_id: str, run_start: datetime, max_depth: int = MAX_DEPTH) -> None:
@@ -236,13 +228,11 @@ class EventValidator:
         self.max_depth = max_depth
         self.query = ChunkQuery("validate_input", VALIDATE_INPUT, problem_sql(max_depth))
         self.plans: dict[frozenset[str], ChunkQuery] = {}
-        self.keys = ChunkQuery("keys_input", KEYS_INPUT, _KEYS_SQL)
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def bind(self, con: duckdb.DuckDBPyConnection) -> EventValidator:
-        """Prepare the queries in `con` (once per session)."""
+        """Prepare the query in `con` (once per session)."""
         self.query.prepare(con)
-        self.keys.prepare(con)
         self.con = con
         self.plans = {}
         return self
@@ -266,39 +256,6 @@ class EventValidator:
             self.plans[sections] = query
         return query
 
-    def clear(self, events: pa.Table, suspect: pa.ChunkedArray) -> np.ndarray:
-        """Which events certainly pass: cleared by the typed screen, with no value `json_audit`
-        may reject (`suspect`), no deeper nesting than allowed and no key twice."""
-        payload = events["payload"]
-        doubtful = np.asarray(pc.fill_null(suspect, True), dtype=bool) | deep(
-            payload, self.max_depth
-        )
-        clear = clear_events(payload, doubtful)
-        rows = np.flatnonzero(clear)
-        if len(rows):
-            texts = pa.table({"payload": payload.take(rows)}, KEYS_INPUT)
-            twice = duplicate_keys(self.keys.run(self.con, texts)["keys"], _KEYED_OBJECTS, "")
-            if twice is not None:
-                clear[rows[np.asarray(pc.is_valid(twice), dtype=bool)]] = False
-        return clear
-
-    def problems(
-        self, events: pa.Table, suspect: pa.ChunkedArray | None = None
-    ) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
-        """The full checker: (the first problem of each event or NULL, its receive time for a
-        failed row), row for row with `events` (PARSED_SCHEMA)."""
-        assert self.con is not None, "bind() the validator to a DuckDB session first"
-        if suspect is None:
-            suspect = suspects(events["payload"])
-        checked = self.query_for(events["payload"]).run(
-            self.con, events.append_column("suspect", suspect), in_order_of=("line", "index")
-        )
-        problem = checked["problem"]
-        twice = duplicate_keys(checked["keys"], _KEYED_OBJECTS, "the event")
-        if twice is not None:  # a key twice comes first: which value counts is unknown
-            problem = pc.coalesce(twice, problem)
-        return problem, checked["failure_received_at"]
-
     def validate(self, events: pa.Table) -> ValidateResult:
         """Validate one chunk of parsed events (PARSED_SCHEMA).
 
@@ -307,21 +264,20 @@ class EventValidator:
         assert self.con is not None, "bind() the validator to a DuckDB session first"
         events = conform(events, PARSED_SCHEMA)
         suspect = suspects(events["payload"])
-        clear = self.clear(events, suspect)
-        if clear.all():
+        checked = self.query_for(events["payload"]).run(
+            self.con, events.append_column("suspect", suspect), in_order_of=("line", "index")
+        )
+        problem = checked["problem"]
+        twice = duplicate_keys(checked["keys"], _KEYED_OBJECTS, "the event")
+        if twice is not None:  # a key twice comes first: which value counts is unknown
+            problem = pc.coalesce(twice, problem)
+        invalid = pc.is_valid(problem)
+        if not pc.any(invalid).as_py():
             return ValidateResult(events, empty_failed())
-        doubtful = pa.array(~clear)
-        subset = events.filter(doubtful)
-        problem, failure_received_at = self.problems(subset, suspect.filter(doubtful))
-        found = np.asarray(pc.is_valid(problem), dtype=bool)
-        if not found.any():
-            return ValidateResult(events, empty_failed())
-        invalid = np.zeros(events.num_rows, dtype=bool)
-        invalid[np.flatnonzero(~clear)[found]] = True
-        checked = subset.append_column("problem", problem).append_column(
-            "failure_received_at", failure_received_at
+        checked = events.append_column("problem", problem).append_column(
+            "failure_received_at", checked["failure_received_at"]
         )
         failed = failed_rows(
             checked, "payload", self.run_id, self.run_start, received_column="failure_received_at"
         )
-        return ValidateResult(events.filter(pa.array(~invalid)), failed)
+        return ValidateResult(events.filter(pc.invert(invalid)), failed)
