@@ -39,12 +39,11 @@ from eventpipe.schemas.failures import (
 from eventpipe.schemas.records import PARSED_SCHEMA
 from eventpipe.transforms.event_rules import NON_EMPTY, PERMITTED_ONLY_FOR, REQUIRED_FOR, article
 from eventpipe.transforms.json_leaves import (
+    JSON_TYPES,
     Leaf,
     ProblemCase,
     event_leaves,
-    first_problem,
     group_of,
-    grouped_problems,
     is_present,
     object_keys,
     problem_cases,
@@ -65,56 +64,49 @@ VALIDATE_INPUT = PARSED_SCHEMA.append(pa.field("suspect", pa.bool_()))
 """What `problem_sql` reads: parsed events, and whether `json_audit.suspects` flags each."""
 
 
-def _rule_cases(present, value) -> list[ProblemCase]:
-    """The per-type rules of `event_rules`, as problem cases."""
+def _rule_ranks(present, value, problems: list[ProblemCase]) -> list[str]:
+    """The per-type rules of `event_rules`, appended to `problems` in the order they are
+    reported; returns SQL giving the rank (index in `problems`) of the rule each breaks,
+    one expression per property (the type is looked up in a list, not one branch a type)."""
     t = value("type")
-    cases: list[ProblemCase] = []
+    ranks: list[str] = []
+
+    def add(cases: list[ProblemCase], when: str, types: list[str] | None = None) -> None:
+        base = len(problems)
+        problems.extend(cases)
+        if types is None:
+            ranks.append(f"CASE WHEN {when} THEN {base} END")
+        else:  # one case per type, in `types` order
+            listed = ", ".join(qs(ty) for ty in types)
+            ranks.append(f"CASE WHEN {when} THEN {base - 1} + list_position([{listed}], {t}) END")
+
     for name in NON_EMPTY:
-        cases.append(
-            (
-                f"{present(name)} AND {value(name)} = ''",
-                INVALID_VALUE,
-                name,
-                f"property '{name}' cannot be empty",
-            )
-        )
-    for name, types in PERMITTED_ONLY_FOR.items():
-        for ty in (ty for ty in EVENT_TYPES if ty not in types):
-            cases.append(
-                (
-                    f"{present(name)} AND {t} = '{ty}'",
-                    PROPERTY_NOT_PERMITTED,
-                    name,
-                    f"property '{name}' is not permitted for {article(ty)} {ty} event",
-                )
-            )
+        message = f"property '{name}' cannot be empty"
+        add([("", INVALID_VALUE, name, message)], f"{present(name)} AND {value(name)} = ''")
+    for name, allowed in PERMITTED_ONLY_FOR.items():
+        banned = [ty for ty in EVENT_TYPES if ty not in allowed]
+        message = "property '{}' is not permitted for {} {} event"
+        cases = [
+            ("", PROPERTY_NOT_PERMITTED, name, message.format(name, article(ty), ty))
+            for ty in banned
+        ]
+        add(cases, present(name), banned)
     for name, types in REQUIRED_FOR.items():
-        for ty in types:
-            cases.append(
-                (
-                    f"NOT {present(name)} AND {t} = '{ty}'",
-                    MISSING_PROPERTY,
-                    name,
-                    f"property '{name}' is required for {article(ty)} {ty} event",
-                )
-            )
-    cases.append(
-        (
-            f"NOT {present('anonymousId')} AND NOT {present('userId')}",
-            MISSING_PROPERTY,
-            "anonymousId",
-            "either 'anonymousId' or 'userId' is required",
-        )
+        message = "property '{}' is required for {} {} event"
+        cases = [
+            ("", MISSING_PROPERTY, name, message.format(name, article(ty), ty)) for ty in types
+        ]
+        add(cases, f"NOT {present(name)}", list(types))
+    add(
+        [("", MISSING_PROPERTY, "anonymousId", "either 'anonymousId' or 'userId' is required")],
+        f"NOT {present('anonymousId')} AND NOT {present('userId')}",
     )
-    cases.append(
-        (
-            f"{present('originalTimestamp')} AND NOT {present('timestamp')}",
-            MISSING_PROPERTY,
-            "timestamp",
-            "property 'timestamp' is required when 'originalTimestamp' is present",
-        )
+    message = "property 'timestamp' is required when 'originalTimestamp' is present"
+    add(
+        [("", MISSING_PROPERTY, "timestamp", message)],
+        f"{present('originalTimestamp')} AND NOT {present('timestamp')}",
     )
-    return cases
+    return ranks
 
 
 # Objects whose keys are checked for duplicates: the event, its context, and the first
@@ -131,6 +123,24 @@ def _audit_problem() -> str:
     )
 
 
+def _check_order(leaves: list[Leaf]) -> list[Leaf]:
+    """The leaves in the order their problems are reported: `type` first, then section by
+    section in schema order (the section itself, then its values), top-level values last."""
+    groups: dict[str, list[Leaf]] = {}
+    for leaf in leaves:
+        groups.setdefault(group_of(leaf), []).append(leaf)
+    ordered = [leaf for members in groups.values() for leaf in members]
+    return sorted(ordered, key=lambda leaf: leaf.path != "type")  # stable: type first
+
+
+def _literal(problem: ProblemCase) -> str:
+    _, reason, field, message = problem
+    return (
+        f"{{'reason': {qs(reason)}, 'field': {qs(field) if field else 'NULL::VARCHAR'}, "
+        f"'message': {qs(message)}}}"
+    )
+
+
 def problem_sql(
     max_depth: int = MAX_DEPTH,
     sections: frozenset[str] | None = None,
@@ -138,20 +148,24 @@ def problem_sql(
 ) -> str:
     """SQL: the first problem (NULL when valid) of every event of `source` (VALIDATE_INPUT).
 
-    With `sections`, the checks of the other sections' leaves are left out: each of them is
-    guarded by its section being present, so over events that carry none of the other
+    With `sections`, the checks of the other sections' leaves are left out: a leaf of a
+    section the event does not carry is absent, so over events that carry none of the other
     sections the query answers as the full one (`possible_sections` tells which may be).
 
     One row per event, in input order: line, index, problem, failure_received_at, and
     keys (the key lists of `_KEYED_OBJECTS`, for `json_audit.duplicate_keys`).
 
-    The checks are grouped by section: a section the event does not carry costs one test,
-    not one per leaf (most events carry a few of the 14 sections). Values no reader can
-    hold (`json_audit`) come first: the other checks read the values.
+    Data-driven, so that the plan holds few expressions (DuckDB initialises each one at every
+    run: what a collector's small group pays): every check has a rank, the order problems are
+    reported in (`_check_order`: the JSON type, then the value checks of each leaf; then the
+    per-type rules). One list expression finds the first leaf whose JSON type is wrong; each
+    value check is one expression giving its rank; the first problem is the one of the
+    smallest rank. Values no reader can hold (`json_audit`) come first.
     """
     leaves = event_leaves()
     if sections is not None:
         leaves = [leaf for leaf in leaves if not group_of(leaf) or group_of(leaf) in sections]
+    leaves = _check_order(leaves)
     paths = ["", *(leaf.path for leaf in leaves)]  # t[1] is the type of the event itself
     position = {p: i for i, p in enumerate(paths, 1)}
     by_path = {leaf.path: leaf for leaf in leaves}
@@ -165,19 +179,38 @@ def problem_sql(
     def present(path: str) -> str:
         return is_present(jtype(by_path[path]))
 
-    type_leaf = by_path["type"]
-    type_cases = [
-        (f"NOT {present('type')}", MISSING_PROPERTY, "type", "property 'type' is required"),
-        *problem_cases([type_leaf], jtype, value),
+    problems: list[ProblemCase] = [
+        ("", MISSING_PROPERTY, "type", "property 'type' is required"),
     ]
-    parts = [_audit_problem(), first_problem(type_cases)]
-    parts += grouped_problems([leaf for leaf in leaves if leaf is not type_leaf], jtype, value)
-    parts.append(first_problem(_rule_cases(present, lambda path: value(by_path[path]))))
-    problem = "coalesce(\n      " + ",\n      ".join(parts) + ")"
+    ranked = [f"CASE WHEN NOT {present('type')} THEN 0 END"]
+    type_ranks = ["NULL"]  # the event itself: not an object is told apart
+    for leaf in leaves:
+        kind_check, *value_checks = problem_cases([leaf], jtype, value)
+        type_ranks.append(str(len(problems)))
+        problems.append(kind_check)
+        for check in value_checks:
+            ranked.append(f"CASE WHEN {check[0]} THEN {len(problems)} END")
+            problems.append(check)
+    ranked += _rule_ranks(present, lambda path: value(by_path[path]), problems)
+    allowed = ", ".join(
+        "[" + ", ".join(qs(t) for t in JSON_TYPES[by_path[p].field.kind]) + "]"
+        if p
+        else "['OBJECT']"
+        for p in paths
+    )
+    # The first path (in check order) present with a JSON type its leaf does not accept.
+    wrong = (
+        f"list_position(list_transform(list_zip(t, [{allowed}]), "
+        "lambda x: coalesce(x[1] <> 'NULL' AND NOT list_contains(x[2], x[1]), false)), true)"
+    )
+    ranked.append(f"[{', '.join(type_ranks)}][{wrong}]")
+    first = f"least({', '.join(ranked)})"
+    table = "[" + ", ".join(_literal(p) for p in problems) + "]"
+    problem = f"coalesce({_audit_problem()}, {table}[{first} + 1])"
     not_object = f"{{'reason': {qs(INVALID_EVENT)}, 'field': NULL::VARCHAR, 'message': 'the event must be a JSON object'}}"
     received = valid_timestamp(value(by_path["receivedAt"]))
     # Most leaves only have their JSON type checked: the values read are a fraction.
-    read = [leaf for leaf in leaves if _reads(problem + received, value(leaf))]
+    read = [leaf for leaf in leaves if _reads(" ".join([*ranked, received]), value(leaf))]
     return f"""
         WITH x AS (
           SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {transform_spec(read)}) END AS v,
