@@ -137,8 +137,10 @@ def _lake_type(f: Field) -> str:
     return _check_type(f)
 
 
-def transform_spec(leaves: list[Leaf], strip_prefix: str = "", lake_types: bool = False) -> str:
-    """The json_transform structure (as a SQL string literal) holding `leaves`."""
+def transform_structure(
+    leaves: list[Leaf], strip_prefix: str = "", lake_types: bool = False
+) -> dict:
+    """The json_transform structure holding `leaves` (nested dicts of SQL type names)."""
     spec: dict = {}
     for leaf in leaves:
         if leaf.is_section:
@@ -148,7 +150,12 @@ def transform_spec(leaves: list[Leaf], strip_prefix: str = "", lake_types: bool 
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = _lake_type(leaf.field) if lake_types else _check_type(leaf.field)
-    return qs(json.dumps(spec))
+    return spec
+
+
+def transform_spec(leaves: list[Leaf], strip_prefix: str = "", lake_types: bool = False) -> str:
+    """The json_transform structure (as a SQL string literal) holding `leaves`."""
+    return qs(json.dumps(transform_structure(leaves, strip_prefix, lake_types)))
 
 
 def valid_timestamp(text: str) -> str:
