@@ -4,10 +4,11 @@ Generates N events (`eventpipe generate`), keeps its well-typed events and write
 three inputs: flat JSONL (one event per line), 50-event batch documents
 (`{"batch": [...], "sentAt"}`) and landing envelopes around those batches. For each input it
 reads the file's record chunks as the import does (`io.raw_files.read_record_chunks`) and
-runs parse, validate and normalise (the import's `StageChain` stages, without enrichment),
-timing each stage's CPU (`time.thread_time`, robust to a shared machine). Beside them, in
-the same run: the floor, `pyarrow.json.read_json` (schema inferred, one thread, 16 MiB
-blocks) + `pyarrow.dataset.write_dataset` hive by day of the flat JSONL.
+runs parse, validate and normalise (the stages of a `StageChain` without enrichment, one
+by one), timing each stage's CPU (`time.thread_time`, robust to a shared machine). Beside
+them, in the same run: the floor, `pyarrow.json.read_json` (one thread, 16 MiB blocks; the
+schema pyarrow infers, without the free-form `properties`/`traits`, on which inference
+fails) + `pyarrow.dataset.write_dataset` hive by day of the flat JSONL.
 
     .venv/bin/python benchmarks/bench_stages.py --events 200000 [--repeat 2] [--workdir DIR]
 
@@ -34,11 +35,8 @@ import pyarrow.json as pj
 from bench_import import flatten_events
 from measured import require
 
-from eventpipe.core.duck import connect
 from eventpipe.io.raw_files import read_record_chunks
-from eventpipe.transforms.normalise import EventNormaliser
-from eventpipe.transforms.parse import RecordParser
-from eventpipe.transforms.validate import EventValidator
+from eventpipe.transforms.chain import StageChain
 
 
 def write_inputs(jsonl: Path, work: Path, batch: int = 50) -> dict[str, Path]:
@@ -47,7 +45,11 @@ def write_inputs(jsonl: Path, work: Path, batch: int = 50) -> dict[str, Path]:
     batches, envelopes = work / "batches.jsonl", work / "envelopes.jsonl"
     with batches.open("wb") as b, envelopes.open("wb") as e:
         for i in range(0, len(events), batch):
-            body = b'{"batch":[' + b",".join(events[i : i + batch]) + b'],"sentAt":"2026-11-02T00:00:00Z"}'
+            body = (
+                b'{"batch":['
+                + b",".join(events[i : i + batch])
+                + b'],"sentAt":"2026-11-02T00:00:00Z"}'
+            )
             b.write(body + b"\n")
             head = orjson.dumps(
                 {"receivedAt": "2026-11-02T00:00:01Z", "ip": "81.2.69.160", "connectionId": 7}
@@ -96,11 +98,8 @@ def floor(jsonl: Path, schema: pa.Schema, out: Path) -> float:
 
 def stages(path: Path) -> tuple[int, dict[str, float]]:
     """(events normalised, CPU seconds per stage) of one input file."""
-    start = datetime.now(UTC)
-    con = connect()
-    parser = RecordParser("bench", start).bind(con)
-    validator = EventValidator("bench", start).bind(con)
-    normaliser = EventNormaliser("bench", start, 1).bind(con)
+    chain = StageChain("bench", datetime.now(UTC), default_connection=1, enrich=None)
+    parser, validator, normaliser = chain.parser, chain.validator, chain.normaliser
     cpu = dict.fromkeys(("read", "parse", "validate", "normalise"), 0.0)
     events = 0
     clock = time.thread_time()
@@ -114,7 +113,7 @@ def stages(path: Path) -> tuple[int, dict[str, float]]:
         rows = normaliser.normalise(valid.valid)
         cpu["normalise"] += (clock := time.thread_time()) - now
         events += rows.events.num_rows
-    con.close()
+    chain.close()
     return events, cpu
 
 
@@ -132,8 +131,18 @@ def main() -> None:
     corpus, jsonl = work / "corpus", work / "events.jsonl"
     if not jsonl.exists():
         subprocess.run(
-            [sys.executable, "-m", "eventpipe.jobs.cli", "generate", "--events", str(args.events)]
-            + ["--out", str(corpus), "--seed", str(args.seed)],
+            [
+                sys.executable,
+                "-m",
+                "eventpipe.jobs.cli",
+                "generate",
+                "--events",
+                str(args.events),
+                "--out",
+                str(corpus),
+                "--seed",
+                str(args.seed),
+            ],
             check=True,
             capture_output=True,
         )
@@ -142,8 +151,10 @@ def main() -> None:
     n = sum(1 for _ in jsonl.open("rb"))
     require(n > 0, "no event")
     print(f"{n:,} events; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'input':10} {'events':>8} {'read':>6} {'parse':>6} {'valid.':>6} {'norm.':>6}"
-          f" {'ev/CPU-s (3 stages)':>20} {'floor ev/CPU-s':>15}")
+    print(
+        f"{'input':10} {'events':>8} {'read':>6} {'parse':>6} {'valid.':>6} {'norm.':>6}"
+        f" {'ev/CPU-s (3 stages)':>20} {'floor ev/CPU-s':>15}"
+    )
     schema = floor_schema(jsonl, work)
     for _ in range(args.repeat):
         floor_rate = n / floor(jsonl, schema, work / "floor-lake")
@@ -156,6 +167,7 @@ def main() -> None:
                 f"{cpu['validate']:6.2f} {cpu['normalise']:6.2f} {n / checked:20,.0f}"
                 f" {floor_rate:15,.0f}"
             )
+
 
 if __name__ == "__main__":
     main()
