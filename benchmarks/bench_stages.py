@@ -19,9 +19,9 @@ and Beam; this isolates the stages that check the records.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -36,6 +36,7 @@ from bench_import import flatten_events
 from measured import require
 
 from eventpipe.io.raw_files import read_record_chunks
+from eventpipe.jobs.cli import main as cli
 from eventpipe.transforms.chain import StageChain
 
 
@@ -130,22 +131,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     corpus, jsonl = work / "corpus", work / "events.jsonl"
     if not jsonl.exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "eventpipe.jobs.cli",
-                "generate",
-                "--events",
-                str(args.events),
-                "--out",
-                str(corpus),
-                "--seed",
-                str(args.seed),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # the generator's own summary
+            options = f"--events {args.events} --seed {args.seed}".split()
+            cli(["generate", *options, "--out", str(corpus)])
         flatten_events(corpus, jsonl)
     inputs = write_inputs(jsonl, work)
     n = sum(1 for _ in jsonl.open("rb"))
