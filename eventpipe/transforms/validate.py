@@ -39,14 +39,13 @@ from eventpipe.schemas.failures import (
 from eventpipe.schemas.records import PARSED_SCHEMA
 from eventpipe.transforms.event_rules import NON_EMPTY, PERMITTED_ONLY_FOR, REQUIRED_FOR, article
 from eventpipe.transforms.json_leaves import (
-    JSON_TYPES,
     Leaf,
-    ProblemCase,
+    RankedChecks,
+    check_order,
     event_leaves,
     group_of,
     is_present,
     object_keys,
-    problem_cases,
     struct_access,
     transform_spec,
     types_list,
@@ -64,49 +63,43 @@ VALIDATE_INPUT = PARSED_SCHEMA.append(pa.field("suspect", pa.bool_()))
 """What `problem_sql` reads: parsed events, and whether `json_audit.suspects` flags each."""
 
 
-def _rule_ranks(present, value, problems: list[ProblemCase]) -> list[str]:
-    """The per-type rules of `event_rules`, appended to `problems` in the order they are
-    reported; returns SQL giving the rank (index in `problems`) of the rule each breaks,
-    one expression per property (the type is looked up in a list, not one branch a type)."""
+def _add_rules(checks: RankedChecks, present, value) -> None:
+    """The per-type rules of `event_rules`, in the order they are reported: one expression per
+    property (the event's type is looked up in a list, not one branch a type)."""
     t = value("type")
-    ranks: list[str] = []
-
-    def add(cases: list[ProblemCase], when: str, types: list[str] | None = None) -> None:
-        base = len(problems)
-        problems.extend(cases)
-        if types is None:
-            ranks.append(f"CASE WHEN {when} THEN {base} END")
-        else:  # one case per type, in `types` order
-            listed = ", ".join(qs(ty) for ty in types)
-            ranks.append(f"CASE WHEN {when} THEN {base - 1} + list_position([{listed}], {t}) END")
-
     for name in NON_EMPTY:
         message = f"property '{name}' cannot be empty"
-        add([("", INVALID_VALUE, name, message)], f"{present(name)} AND {value(name)} = ''")
+        checks.add((f"{present(name)} AND {value(name)} = ''", INVALID_VALUE, name, message))
     for name, allowed in PERMITTED_ONLY_FOR.items():
-        banned = [ty for ty in EVENT_TYPES if ty not in allowed]
         message = "property '{}' is not permitted for {} {} event"
-        cases = [
-            ("", PROPERTY_NOT_PERMITTED, name, message.format(name, article(ty), ty))
-            for ty in banned
-        ]
-        add(cases, present(name), banned)
+        cases = {
+            ty: ("", PROPERTY_NOT_PERMITTED, name, message.format(name, article(ty), ty))
+            for ty in EVENT_TYPES
+            if ty not in allowed
+        }
+        checks.add_per_value(present(name), t, cases)
     for name, types in REQUIRED_FOR.items():
         message = "property '{}' is required for {} {} event"
-        cases = [
-            ("", MISSING_PROPERTY, name, message.format(name, article(ty), ty)) for ty in types
-        ]
-        add(cases, f"NOT {present(name)}", list(types))
-    add(
-        [("", MISSING_PROPERTY, "anonymousId", "either 'anonymousId' or 'userId' is required")],
-        f"NOT {present('anonymousId')} AND NOT {present('userId')}",
+        cases = {
+            ty: ("", MISSING_PROPERTY, name, message.format(name, article(ty), ty)) for ty in types
+        }
+        checks.add_per_value(f"NOT {present(name)}", t, cases)
+    checks.add(
+        (
+            f"NOT {present('anonymousId')} AND NOT {present('userId')}",
+            MISSING_PROPERTY,
+            "anonymousId",
+            "either 'anonymousId' or 'userId' is required",
+        )
     )
-    message = "property 'timestamp' is required when 'originalTimestamp' is present"
-    add(
-        [("", MISSING_PROPERTY, "timestamp", message)],
-        f"{present('originalTimestamp')} AND NOT {present('timestamp')}",
+    checks.add(
+        (
+            f"{present('originalTimestamp')} AND NOT {present('timestamp')}",
+            MISSING_PROPERTY,
+            "timestamp",
+            "property 'timestamp' is required when 'originalTimestamp' is present",
+        )
     )
-    return ranks
 
 
 # Objects whose keys are checked for duplicates: the event, its context, and the first
@@ -120,24 +113,6 @@ def _audit_problem() -> str:
     return (
         f"CASE WHEN audit IS NOT NULL THEN {{'reason': {qs(INVALID_VALUE)}, "
         f"'field': {path}, 'message': {message}}} END"
-    )
-
-
-def _check_order(leaves: list[Leaf]) -> list[Leaf]:
-    """The leaves in the order their problems are reported: `type` first, then section by
-    section in schema order (the section itself, then its values), top-level values last."""
-    groups: dict[str, list[Leaf]] = {}
-    for leaf in leaves:
-        groups.setdefault(group_of(leaf), []).append(leaf)
-    ordered = [leaf for members in groups.values() for leaf in members]
-    return sorted(ordered, key=lambda leaf: leaf.path != "type")  # stable: type first
-
-
-def _literal(problem: ProblemCase) -> str:
-    _, reason, field, message = problem
-    return (
-        f"{{'reason': {qs(reason)}, 'field': {qs(field) if field else 'NULL::VARCHAR'}, "
-        f"'message': {qs(message)}}}"
     )
 
 
@@ -168,7 +143,7 @@ def problem_sql(
     leaves = event_leaves()
     if sections is not None:
         leaves = [leaf for leaf in leaves if not group_of(leaf) or group_of(leaf) in sections]
-    leaves = _check_order(leaves)
+    leaves = sorted(check_order(leaves), key=lambda leaf: leaf.path != "type")  # type first
     paths = ["", *(leaf.path for leaf in leaves)]  # t[1] is the type of the event itself
     position = {p: i for i, p in enumerate(paths, 1)}
     by_path = {leaf.path: leaf for leaf in leaves}
@@ -182,43 +157,15 @@ def problem_sql(
     def present(path: str) -> str:
         return is_present(jtype(by_path[path]))
 
-    problems: list[ProblemCase] = [
-        ("", MISSING_PROPERTY, "type", "property 'type' is required"),
-    ]
-    ranked = [f"CASE WHEN NOT {present('type')} THEN 0 END"]
-    type_ranks = ["NULL"]  # the event itself: not an object is told apart
-    type_cases: list[str] = []
-    for leaf in leaves:
-        kind_check, *value_checks = problem_cases([leaf], jtype, value)
-        type_ranks.append(str(len(problems)))
-        type_cases.append(f"WHEN {kind_check[0]} THEN {len(problems)}")
-        problems.append(kind_check)
-        for check in value_checks:
-            ranked.append(f"CASE WHEN {check[0]} THEN {len(problems)} END")
-            problems.append(check)
-    ranked += _rule_ranks(present, lambda path: value(by_path[path]), problems)
-    allowed = ", ".join(
-        "[" + ", ".join(qs(t) for t in JSON_TYPES[by_path[p].field.kind]) + "]"
-        if p
-        else "['OBJECT']"
-        for p in paths
-    )
-    # The first path (in check order) present with a JSON type its leaf does not accept.
-    wrong = (
-        f"list_position(list_transform(list_zip(t, [{allowed}]), "
-        "lambda x: coalesce(x[1] <> 'NULL' AND NOT list_contains(x[2], x[1]), false)), true)"
-    )
-    if few_expressions:
-        ranked.append(f"[{', '.join(type_ranks)}][{wrong}]")
-    else:
-        ranked.append("CASE " + " ".join(type_cases) + " END")
-    first = f"least({', '.join(ranked)})"
-    table = "[" + ", ".join(_literal(p) for p in problems) + "]"
-    problem = f"coalesce({_audit_problem()}, {table}[{first} + 1])"
+    checks = RankedChecks()
+    checks.add((f"NOT {present('type')}", MISSING_PROPERTY, "type", "property 'type' is required"))
+    checks.add_leaves(leaves, "t[2:]", jtype, value, one_expression=few_expressions)
+    _add_rules(checks, present, lambda path: value(by_path[path]))
+    problem = f"coalesce({_audit_problem()}, {checks.first_problem()})"
     not_object = f"{{'reason': {qs(INVALID_EVENT)}, 'field': NULL::VARCHAR, 'message': 'the event must be a JSON object'}}"
     received = valid_timestamp(value(by_path["receivedAt"]))
     # Most leaves only have their JSON type checked: the values read are a fraction.
-    read = [leaf for leaf in leaves if _reads(" ".join([*ranked, received]), value(leaf))]
+    read = [leaf for leaf in leaves if _reads(" ".join([*checks.ranks, received]), value(leaf))]
     return f"""
         WITH x AS (
           SELECT *, CASE WHEN t[1] = 'OBJECT' THEN json_transform(payload, {transform_spec(read)}) END AS v,
