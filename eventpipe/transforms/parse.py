@@ -39,9 +39,10 @@ from eventpipe.schemas.records import PARSED_SCHEMA, RECORDS_SCHEMA
 from eventpipe.transforms.json_leaves import (
     Leaf,
     ProblemCase,
+    RankedChecks,
+    check_order,
     context_leaves,
     first_problem,
-    grouped_problems,
     object_keys,
     problem_cases,
     struct_access,
@@ -55,12 +56,15 @@ _ENVELOPE = [
     Leaf("ip", Field("ip", "ip", "")),
     Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
 ]
-_BATCH = [
-    Leaf("sentAt", Field("sentAt", "datetime", "")),
-    Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
-    Leaf("context", Field("context", "object", "")),
-    *context_leaves(),
-]
+# In the order their problems are reported (`json_leaves.check_order`).
+_BATCH = check_order(
+    [
+        Leaf("sentAt", Field("sentAt", "datetime", "")),
+        Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
+        Leaf("context", Field("context", "object", "")),
+        *context_leaves(),
+    ]
+)
 
 # The same without the leaves inside `context`: every check of those is guarded by the batch
 # context being present, so a chunk where no record has one is checked by the smaller query
@@ -130,13 +134,16 @@ def _checked_sql(source: str, batch: list[Leaf] = _BATCH) -> str:
         _indexed(batch, "batch_types"),
         (lambda leaf: struct_access("batch_values", leaf.path)),
     )
-    batch_parts = grouped_problems(batch, batch_type, batch_value, "batch property", INVALID_BATCH)
+    batch_checks = RankedChecks()
+    batch_checks.add_leaves(
+        batch, "batch_types", batch_type, batch_value, "batch property", INVALID_BATCH
+    )
     empty = [("len(events) = 0", EMPTY_BATCH, None, "the batch or array holds no event")]
     # The first problem of the record, else of its envelope, else of its batch, else emptiness.
     problem = (
         f"coalesce({first_problem(cases)}, "
         f"CASE WHEN is_env THEN {first_problem(env_cases)} END, "
-        f"CASE WHEN is_batch THEN coalesce({first_problem(batch_cases)}, {', '.join(batch_parts)}) END, "
+        f"CASE WHEN is_batch THEN coalesce({first_problem(batch_cases)}, {batch_checks.first_problem()}) END, "
         f"{first_problem(empty)})"
     )
     events_of_batch = "list_transform(batch_values.batch::VARCHAR[], lambda e: coalesce(e, 'null'))"
