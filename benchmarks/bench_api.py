@@ -23,6 +23,7 @@ Layouts (inside each partition; row groups of --row-group rows, zstd):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -370,11 +372,35 @@ def server_url(server: subprocess.Popen, log: Path, timeout: float = 60) -> str:
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"the API server exited:\n{log.read_text()[-2000:]}")
-        found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", log.read_text())
-        if found:
+        text = log.read_text()
+        # `eventpipe serve` logs its URL once bound; uvicorn says when it accepts requests.
+        found = re.search(r"serving .* on (http://127\.0\.0\.1:\d+)", text)
+        if found and "Application startup complete" in text:
             return found.group(1)
         time.sleep(0.1)
     raise SystemExit(f"the API server did not start in {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def api_server(
+    lake: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, psutil.Process]]:
+    """`eventpipe serve --lake LAKE` in its own process: its URL and its process."""
+    # Port 0: the server binds a free port itself and logs it (no race for a port picked here).
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-api-") as logs,
+        open(Path(logs) / "server.log", "wb") as log,
+    ):
+        command = ["-m", "eventpipe.jobs.cli", "serve", "--lake", str(lake), "--port", "0"]
+        server = subprocess.Popen(
+            [sys.executable, *command], env=env, stdout=subprocess.DEVNULL, stderr=log
+        )
+        try:
+            url = server_url(server, Path(log.name))
+            yield url, psutil.Process(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 def main() -> int:
@@ -443,29 +469,8 @@ def main() -> int:
     key = workspace_key(lake) if args.workspace else API_KEY
     print(f"key: {'a workspace read key' if args.workspace else 'a legacy key (whole lake)'}")
     env = {**os.environ, "EVENTPIPE_API_KEYS": API_KEY}
-    # Port 0: the server binds a free port itself and logs it (no race for a port picked here).
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-api-") as logs,
-        open(Path(logs) / "server.log", "wb") as log,
-    ):
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "eventpipe.jobs.cli",
-                "serve",
-                "--lake",
-                str(lake),
-                "--port",
-                "0",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            url = server_url(server, Path(log.name))
-            process = psutil.Process(server.pid)
+    try:
+        with api_server(lake, env) as (url, process):
             print(
                 f"\n{'query':38} {'rows':>5} {'p50':>8} {'p95':>8} {'p99':>8}   (ms, {args.repeat} runs)"
             )
@@ -481,11 +486,9 @@ def main() -> int:
             require(returned > 0, "every query returned no event")
             rss = process.memory_info().rss / 2**20
             print(f"\nAPI process RSS after the run: {rss:.0f} MiB")
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-            if not args.lake:
-                shutil.rmtree(lake, ignore_errors=True)
+    finally:
+        if not args.lake:
+            shutil.rmtree(lake, ignore_errors=True)
     return 0
 
 

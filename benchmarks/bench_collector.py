@@ -36,6 +36,7 @@ import orjson
 from measured import require
 
 from eventpipe.catalog import Catalog
+from eventpipe.listeners.store import LISTENERS_FILE, ListenerStore
 
 
 def make_bodies(n: int, batch: int) -> list[bytes]:
@@ -186,6 +187,12 @@ def main() -> None:
     parser.add_argument("--pipeline", type=int, default=2, help="requests in flight on each")
     parser.add_argument("--batch", type=int, default=10, help="events per request")
     parser.add_argument("--workers", type=int, default=1, help="collector processes")
+    parser.add_argument(
+        "--listeners", type=int, default=0, help="event listeners of the load's workspace"
+    )
+    parser.add_argument(
+        "--other-listeners", type=int, default=0, help="event listeners of another workspace"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as folder:
@@ -194,6 +201,11 @@ def main() -> None:
         workspace = catalog.create_workspace("bench")
         connection = catalog.create_connection(workspace.id)
         key = catalog.create_write_key(workspace.id, connection.id).secret
+        listeners = ListenerStore(lake / LISTENERS_FILE)
+        other = catalog.create_workspace("other")
+        for listened, count in ((workspace.id, args.listeners), (other.id, args.other_listeners)):
+            for _ in range(count):
+                listeners.create(listened, None, 1000, None, 24 * 3600.0)
         process, url = start_server(lake, args.workers, Path(folder) / "serve.log")
         try:
             out: multiprocessing.Queue = multiprocessing.Queue()
@@ -214,6 +226,8 @@ def main() -> None:
         for line in (Path(folder) / "serve.log").read_text().splitlines():
             if "the committer used" in line:
                 print("  server log:", line.split("collector: ", 1)[-1])
+            if "listeners: " in line and "CPU-s" in line:
+                print("  server log:", line.split("listeners: ", 1)[-1])
         latencies.sort()
         landed = landed_lines(lake)
         require(bool(latencies), "no request was acknowledged")
@@ -223,6 +237,7 @@ def main() -> None:
         print(
             f"collector, {args.workers} worker(s); load: 1 process, {args.connections} "
             f"connections x {args.pipeline} pipelined, {args.batch}-event batches, "
+            f"{args.listeners} listener(s) (+{args.other_listeners} of another workspace), "
             f"{elapsed:.1f} s (cpus: {os.cpu_count()}, load average {load_before:.1f} -> "
             f"{load_after:.1f})"
         )

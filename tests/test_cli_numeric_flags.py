@@ -14,6 +14,7 @@ IMPORT = ["import", "/nonexistent/*", "--lake", "/nonexistent"]
 REPROCESS = ["reprocess", "--lake", "/x", "--from", "2025-10-01", "--to", "2025-10-02"]
 SERVE = ["serve", "--lake", "/nonexistent"]
 GENERATE = ["generate", "--out", "/nonexistent"]
+ERASE = ["erase", "--lake", "/nonexistent", "--user-id", "x"]
 
 # (command and its required flags, flag, refused values, an accepted value)
 FLAGS = [
@@ -40,11 +41,15 @@ FLAGS = [
     (SERVE, "--max-depth", ["0", "-1"], "64"),
     (SERVE, "--max-pending-bytes", ["0", "-1"], "64000000"),
     (SERVE, "--workers", ["0", "-1"], "1"),
+    (SERVE, "--listener-idle-seconds", ["0", "-1", "nan", "inf"], "600"),
     (GENERATE, "--days", ["0", "-1"], "1"),
     (GENERATE, "--workers", ["0"], "1"),
     (GENERATE, "--events-per-file", ["0", "-5"], "100"),
     (["compact", "--lake", "/nonexistent"], "--wait", ["-1"], "1"),
     (["identity", "--lake", "/nonexistent"], "--wait", ["-1"], "1"),
+    (ERASE, "--wait", ["-1", "nan"], "1"),
+    (ERASE, "--landing-wait", ["-1", "nan", "inf"], "0"),
+    (ERASE, "--bq-rows-per-load", ["0"], "10"),
 ]
 
 

@@ -21,6 +21,7 @@ from eventpipe.api.limits import ServingLimits
 from eventpipe.api.query import ORDER_COLUMNS, EventQuery, LakeReader
 from eventpipe.api.reader import EventReader
 from eventpipe.api.rows import events_from_table
+from eventpipe.api.seeds import analytics, export, session_events
 from eventpipe.schemas import TOP_LEVEL_COLUMNS, schema_document
 from eventpipe.schemas.principal import READ_SCOPE, Principal
 
@@ -159,4 +160,7 @@ def create_app(
     def event_schema() -> dict:
         return schema_document()
 
+    analytics.register(app, reader, auth)  # seed 003
+    session_events.register(app, reader, auth, catalog)  # type: ignore[arg-type]
+    export.register(app, reader, auth, catalog, export.signer_for(catalog, lake))  # type: ignore[arg-type]
     return app

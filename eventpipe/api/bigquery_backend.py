@@ -15,14 +15,16 @@ import pyarrow as pa
 from eventpipe.api.query import EventQuery
 from eventpipe.query.bigquery_dialect import BIGQUERY, query_parameter
 from eventpipe.schemas import arrow_schema
-from eventpipe.serving.event_query import connection_condition, empty_page
+from eventpipe.serving.event_query import connection_condition, empty_page, seek_condition
 
 log = logging.getLogger(__name__)
 
 
-def _order_sql(order: str, ascending: bool) -> str:
+def _order_sql(order: str, ascending: bool, by_connection: bool = False) -> str:
     direction = "ASC" if ascending else "DESC"
     tie = "" if order == "messageId" else f", t.`messageId` {direction}"
+    if by_connection:  # a seek's key order
+        tie += f", t.`connectionId` {direction}"
     return f"t.`{order}` {direction} NULLS LAST{tie}"
 
 
@@ -55,6 +57,10 @@ class BigQueryReader:
                 where.append("t.`timestamp` < @after_max_day")
                 end = predicate.max_date + dt.timedelta(days=1)
                 params["after_max_day"] = dt.datetime.combine(end, dt.time(), dt.UTC)
+        if query.seek is not None:  # a keyset page: the rows after its key
+            condition, seek_params = seek_condition(query.seek, query.ascending, BIGQUERY)
+            where.insert(0, condition)
+            params.update(seek_params)
         if query.connections is not None:  # the workspace restriction, before the filter
             where.insert(0, connection_condition(query.connections, "t.`connectionId`"))
         return " AND ".join(where), params
@@ -66,7 +72,8 @@ class BigQueryReader:
         params.update(limit=query.limit, offset=query.first)
         sql = (
             f"SELECT {columns} FROM `{self.table}` AS t WHERE {where}"
-            f" ORDER BY {_order_sql(query.order, query.ascending)} LIMIT @limit OFFSET @offset"
+            f" ORDER BY {_order_sql(query.order, query.ascending, query.seek is not None)}"
+            " LIMIT @limit OFFSET @offset"
         )
         return sql, params
 

@@ -8,6 +8,7 @@ The language itself: `FILTER_LANGUAGE` (served on `/docs`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from eventpipe.query.duckdb_dialect import DUCKDB, table_source
@@ -19,7 +20,7 @@ from eventpipe.query.language import (
     NULL_OPERATORS,
     OPERATORS,
 )
-from eventpipe.query.sql import Dialect, Predicate, render
+from eventpipe.query.sql import Dialect, Predicate, render, render_all
 from eventpipe.query.tree import (
     Filter,
     FilterError,
@@ -42,6 +43,7 @@ __all__ = [
     "FilterError",
     "Predicate",
     "compile_filter",
+    "compile_filters",
     "json_pointer",
     "parse_datetime",
     "parse_filter",
@@ -63,6 +65,18 @@ def compile_filter(
 ) -> Predicate:
     """The predicate of a decoded filter document, validated against the event schema."""
     return predicate_of(filter_from_document(document, parameter), dialect)
+
+
+def compile_filters(
+    document: object, groups: Sequence[object], parameter: str = "filter", dialect: Dialect = DUCKDB
+) -> Predicate:
+    """The predicate of filter document `document` AND each of the filter documents
+    `groups` (so a seed adapter can require "a or b" next to other conditions); the serving
+    index conditions and date bounds are `document`'s."""
+    tree = filter_from_document(document, parameter)
+    trees = [filter_from_document(g, f"{parameter}.groups[{i}]") for i, g in enumerate(groups)]
+    indexed = index_conditions(tree, INDEXED_COLUMNS, INTEGER_COLUMNS)
+    return replace(render_all(tree, trees, dialect), indexed_conditions=indexed)
 
 
 def parse_filter(

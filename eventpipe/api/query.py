@@ -29,7 +29,14 @@ from eventpipe.query.duckdb_dialect import DUCKDB, quote_identifier, table_sourc
 from eventpipe.query.sql import Predicate
 from eventpipe.schemas import arrow_schema
 from eventpipe.schemas.lake_layout import Partition, list_partitions
-from eventpipe.serving.event_query import EventQuery, empty_page, order_sql, scoped_predicate
+from eventpipe.serving.count_summary import count_from_summaries, count_plan
+from eventpipe.serving.event_query import (
+    EventQuery,
+    empty_page,
+    order_sql,
+    scoped_predicate,
+    seek_predicate,
+)
 from eventpipe.serving.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
 from eventpipe.serving.index_pages import page_by_position, page_from_index
 
@@ -58,6 +65,7 @@ _SCAN_OPTIONS = "hive_partitioning = false, filename = true, file_row_number = t
 DENSE_SPAN = 65_536  # a wider row range of one file is read with the filter applied again
 RECENT_ROWS = 32_768  # a filtered page is first looked for among the newest rows of its batch
 ROW_STORE_ROWS = 1_000  # at most this many candidate rows are read from the row stores
+SEEK_ROWS_PER_EVENT = 8  # ... or, for a keyset page (a seek), this many per event asked for
 MAX_ATTEMPTS = 8  # a request whose files vanished (a job replaced them) starts over
 HEAVY_SECONDS = 1.0
 """A request that ran this long replaces the DuckDB database when it ends: DuckDB keeps
@@ -108,8 +116,19 @@ _T = TypeVar("_T")
 _Work = Callable[[duckdb.DuckDBPyConnection, EventQuery, list[Partition]], _T]
 
 
+def seek_prune(partitions: list[Partition], query: EventQuery) -> list[Partition]:
+    """The partitions that can hold rows at or beyond the query's seek (all without one)."""
+    if query.seek is None:
+        return partitions
+    day = query.seek.timestamp.astimezone(dt.UTC).date()
+    return [p for p in partitions if (p.day >= day if query.ascending else p.day <= day)]
+
+
 def _scoped(query: EventQuery) -> EventQuery:
-    """`query` with its workspace restriction in its predicate (so in every plan)."""
+    """`query` with its seek and its workspace restriction in its predicate (so in every
+    plan)."""
+    if query.seek is not None:
+        query = replace(query, predicate=seek_predicate(query, DUCKDB))
     if query.connections is None:
         return query
     return replace(query, predicate=scoped_predicate(query))
@@ -130,6 +149,7 @@ class LakeReader:
         candidate_cap: int = CANDIDATE_CAP,
         row_store_rows: int = ROW_STORE_ROWS,
         limits: ServingLimits | None = None,
+        use_summaries: bool = True,
     ) -> None:
         self.lake = Path(lake).resolve()
         self.events_dir = self.lake / "events"
@@ -138,6 +158,7 @@ class LakeReader:
         self.candidate_cap = candidate_cap
         self.row_store_rows = row_store_rows
         self.indexes = IndexCatalog(self.lake) if use_index else None
+        self.use_summaries = use_summaries  # count whole days from the count summaries
         self.limits = limits or ServingLimits()
         self._slots = threading.BoundedSemaphore(self.limits.max_queries)
         self._lock = threading.Lock()
@@ -178,7 +199,9 @@ class LakeReader:
 
     def count_events(self, query: EventQuery) -> int:
         """How many events match `query` (its connections and predicate; paging, order and
-        columns are ignored), under the same limits as `list_events`."""
+        columns are ignored), under the same limits as `list_events`. Whole days of a
+        count on `timestamp`, `connectionId`, `type` and `event` only are summed from the
+        count summaries (`eventpipe.serving.count_summary`)."""
         if query.connections is not None and not query.connections:
             return 0
         return self._run(_scoped(query), self._count_events)
@@ -286,7 +309,7 @@ class LakeReader:
     def _list_events(
         self, cursor: duckdb.DuckDBPyConnection, query: EventQuery, listed: list[Partition]
     ) -> pa.Table:
-        partitions = prune(listed, query.predicate)
+        partitions = seek_prune(prune(listed, query.predicate), query)
         if not partitions:
             return self._empty(query.columns)
         served = self._page_from_index(cursor, partitions, query)
@@ -324,12 +347,24 @@ class LakeReader:
     def _count_events(
         self, cursor: duckdb.DuckDBPyConnection, query: EventQuery, listed: list[Partition]
     ) -> int:
-        partitions = prune(listed, query.predicate)
+        partitions = seek_prune(prune(listed, query.predicate), query)
         if not partitions:
             return 0
+        counted, unsummarised = 0, []
+        summaries = (
+            count_plan(query.predicate, query.connections)
+            if self.use_summaries and query.seek is None  # a seek's bound is within a day
+            else None
+        )
+        if summaries is not None:  # whole days from the count summaries, the rest scanned
+            whole = [f for p in partitions if summaries.whole_day(p.day) for f in p.files]
+            counted, unsummarised = count_from_summaries(cursor, whole, summaries)
+            partitions = [p for p in partitions if not summaries.whole_day(p.day)]
         plan = self._plan_scans(cursor, partitions, query.predicate)
-        scans = [s for p in partitions for s in plan.scans[p.day]]
-        return self._count(cursor, scans, query.predicate) if scans else 0
+        scans = [(f, None) for f in unsummarised] + [
+            s for p in partitions for s in plan.scans[p.day]
+        ]
+        return counted + (self._count(cursor, scans, query.predicate) if scans else 0)
 
     def _plan_scans(
         self,
@@ -365,7 +400,9 @@ class LakeReader:
         timestamp, or its filter has indexed conditions, or it is a workspace's request by
         timestamp whose conditions are on connectionId and timestamp only (its newest rows
         are read from the row stores and the restriction applied, while they fill the page
-        at a rate worth it: see benchmarks/README.md); else None."""
+        at a rate worth it: see benchmarks/README.md), or it is a keyset page (a seek: the
+        rows from the seek on are read the same way, up to SEEK_ROWS_PER_EVENT per event
+        asked for); else None."""
         predicate = query.predicate
         by_time = query.order == "timestamp"
         unfiltered = predicate is None and by_time
@@ -375,8 +412,9 @@ class LakeReader:
             and predicate is not None
             and predicate.columns <= {"connectionId", "timestamp"}
         )
+        seek = query.seek is not None and by_time
         if self.indexes is None or not (
-            unfiltered or newest or (predicate and predicate.indexed_conditions)
+            unfiltered or newest or seek or (predicate and predicate.indexed_conditions)
         ):
             return None
         indexed = [self.indexes.current(p.name, p.files) for p in partitions]
@@ -385,7 +423,10 @@ class LakeReader:
             return None
         if unfiltered:
             return page_by_position(self.indexes, cursor, usable, query)
-        return page_from_index(self.indexes, cursor, usable, query, self.row_store_rows)
+        budget = self.row_store_rows
+        if seek:
+            budget = max(budget, SEEK_ROWS_PER_EVENT * (query.first + query.limit))
+        return page_from_index(self.indexes, cursor, usable, query, budget)
 
     def _where(self, predicate: Predicate | None) -> tuple[str, dict[str, object]]:
         """The predicate as one parenthesised condition ("" for none), and its parameters."""
@@ -477,11 +518,13 @@ class LakeReader:
         where = " AND ".join(c for c in (where, cut) if c)
         params.update(limit=limit, offset=offset)
         needed = ["filename", "file_row_number", query.order, "messageId"]
+        if query.seek is not None:
+            needed.append("connectionId")
         columns = ", ".join(f"t.{quote_identifier(c)}" for c in dict.fromkeys(needed))
         locate = (
             "SELECT filename, file_row_number FROM "
             f"({self._source(scans, columns, where, params, query.predicate)})"
-            f" AS t ORDER BY {order_sql(query.order, query.ascending)}"
+            f" AS t ORDER BY {order_sql(query.order, query.ascending, query.seek is not None)}"
             " LIMIT $limit OFFSET $offset"
         )
         return [(str(f), int(r)) for f, r in cursor.execute(locate, params).fetchall()]

@@ -37,6 +37,7 @@ from eventpipe.catalog.model import (
     Principal,
     Workspace,
 )
+from eventpipe.core.sqlite import write_transaction
 from eventpipe.schemas.lake_layout import is_remote
 
 CATALOG_FILE = "_catalog.sqlite"
@@ -145,7 +146,7 @@ class Catalog:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._open()) as db, _transaction(db):
+        with closing(self._open()) as db, write_transaction(db):
             yield db
 
     def _open(self) -> sqlite3.Connection:
@@ -164,7 +165,7 @@ class Catalog:
         return db
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        with _transaction(db):
+        with write_transaction(db):
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             version = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
             if version > SCHEMA_VERSION:
@@ -373,18 +374,6 @@ def _name(name: str | None, of: str) -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise CatalogError(f"the name of {of} has at most {MAX_NAME_LENGTH} characters")
     return name
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, taking the write lock at once (waits up to the busy timeout)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _connection_exists(db: sqlite3.Connection, connection: int) -> bool:

@@ -53,6 +53,17 @@ class KeySource(Protocol):
     def principal_of(self, secret: str) -> Principal | None: ...
 
 
+class EventTap(Protocol):
+    """Who observes accepted requests (`eventpipe.listeners.tap.ListenerTap`): a cheap
+    question per request, and a hand-off that never blocks."""
+
+    def listened(self, workspace: int, connection: int) -> bool: ...
+
+    def offer(self, line: bytes, workspace: int, connection: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class CollectorSettings:
     """The collector's flags: limits, trusted proxies."""
@@ -103,18 +114,25 @@ class Collector:
     """The routes and their group committer. `start`/`stop` run in the app's lifespan."""
 
     def __init__(
-        self, keys: KeySource, sink: LandingSink, settings: CollectorSettings | None = None
+        self,
+        keys: KeySource,
+        sink: LandingSink,
+        settings: CollectorSettings | None = None,
+        tap: EventTap | None = None,
     ) -> None:
         self.keys = keys
         self.settings = settings or CollectorSettings()
         self.committer = GroupCommitter(sink)
         self.pending_bytes = 0  # touched by the event loop only
+        self.tap = tap
 
     def start(self) -> None:
         self.committer.start()
 
     def stop(self) -> None:
         self.committer.stop()
+        if self.tap is not None:
+            self.tap.stop()
 
     def routes(self) -> list[Route]:
         methods = ["POST", "OPTIONS"]
@@ -142,7 +160,7 @@ class Collector:
         if path == "/v1/track":
             return self._track, {}
         rest = path.removeprefix("/v1/events/")
-        if rest != path and rest and "/" not in rest:
+        if rest != path and rest in EVENT_TYPES:  # not e.g. /v1/events/listeners
             return self._single, {"type": rest}
         return None, {}
 
@@ -151,12 +169,20 @@ class Collector:
         cors = _cors(request)
         try:
             with self._admitted(request):
-                line = await self._envelope(request, form)
+                line, workspace, connection = await self._envelope(request, form)
                 verdict = await self.committer.submit(line)
         except ApiError as exc:
             headers = {**cors, **({"Retry-After": "1"} if exc.status == 503 else {})}
             return error_response(exc.status, exc.parameter, exc.message, headers)
+        if verdict.rejected is None and not verdict.unavailable:
+            self._observe(line, workspace, connection)
         return _answer(verdict, cors)
+
+    def _observe(self, line: bytes, workspace: int | None, connection: int) -> None:
+        """Hand a landed request to the listeners when one observes it (a set lookup)."""
+        tap = self.tap
+        if tap is not None and workspace is not None and tap.listened(workspace, connection):
+            tap.offer(line, workspace, connection)
 
     @contextlib.contextmanager
     def _admitted(self, request: Request) -> Iterator[None]:
@@ -182,7 +208,8 @@ class Collector:
         finally:
             self.pending_bytes -= size
 
-    async def _envelope(self, request: Request, form: Callable) -> bytes:
+    async def _envelope(self, request: Request, form: Callable) -> tuple[bytes, int | None, int]:
+        """The request's landing envelope, its workspace and its connection."""
         limits = self.settings.limits
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
@@ -195,7 +222,8 @@ class Collector:
         ip = client_ip(peer, request.headers.get("x-forwarded-for"), self.settings.trusted_proxies)
         connection, rebuilt = form(request, doc, principal, received_at, ip)
         check_event_depth(body, doc if rebuilt is None else rebuilt, limits)
-        return envelope_line(received_at, ip, connection, landed_body(body, doc, rebuilt))
+        line = envelope_line(received_at, ip, connection, landed_body(body, doc, rebuilt))
+        return line, principal.workspace, connection
 
     def _principal(self, request: Request, doc: Any) -> Principal:
         header = request.headers.get("authorization")

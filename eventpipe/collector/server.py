@@ -23,6 +23,9 @@ from eventpipe.io.landing import (
     SegmentWriter,
     landing_folder,
 )
+from eventpipe.listeners.store import store_beside
+from eventpipe.listeners.tap import ListenerTap
+from eventpipe.transforms.enrich import EnrichOptions
 
 CONFIG_ENV = "EVENTPIPE_COLLECTOR"
 
@@ -41,6 +44,11 @@ class CollectorConfig:
     max_depth: int = Limits.max_depth
     max_pending_bytes: int = Limits.max_pending_bytes
     trusted_proxies: list[str] = field(default_factory=list)
+    # what event listeners show (docs/listeners.md): the import's enrichment flags
+    listener_geoip_db: str | None = None
+    listener_ip_policy: str = "keep"
+    listener_drop_bots: bool = False
+    listener_no_enrich: bool = False
 
     def check(self) -> CollectorConfig:
         """ValueError naming what is wrong."""
@@ -56,7 +64,17 @@ class CollectorConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         parse_networks(self.trusted_proxies)
+        self.listener_enrich()
         return self
+
+    def listener_enrich(self) -> EnrichOptions | None:
+        """The enrichment the listeners' stage chain runs (None: none; ValueError naming a
+        bad flag)."""
+        if self.listener_no_enrich:
+            return None
+        return EnrichOptions(
+            self.listener_geoip_db, self.listener_ip_policy, self.listener_drop_bots
+        ).check()
 
 
 def landing_sink(config: CollectorConfig) -> LandingSink:
@@ -74,8 +92,9 @@ def build_collector(config: CollectorConfig) -> Collector:
         config.max_body_bytes, config.max_events, config.max_depth, config.max_pending_bytes
     )
     settings = CollectorSettings(limits, parse_networks(config.trusted_proxies))
-    keys = Authenticator(Catalog.in_lake(config.lake))
-    return Collector(keys, landing_sink(config), settings)
+    catalog = Catalog.in_lake(config.lake)
+    tap = ListenerTap(store_beside(catalog.path), config.listener_enrich())
+    return Collector(Authenticator(catalog), landing_sink(config), settings, tap)
 
 
 def collector_app(config: CollectorConfig) -> Starlette:

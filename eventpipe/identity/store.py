@@ -24,6 +24,7 @@ from typing import Protocol
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
@@ -110,3 +111,60 @@ def current_kpid_map(lake: str) -> pa.Table:
         return read_kpid_map(lake)
     except FileNotFoundError:
         return KPID_MAP_SCHEMA.empty_table()
+
+
+# Per table: the columns holding user ids and those holding anonymous ids.
+ID_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "users": (("userId",), ()),
+    "anonymous": (("userId",), ("anonymousId",)),
+    "aliases": (("previousId", "userId"), ()),
+    "conflicts": (("userId",), ("anonymousId",)),
+}
+
+
+def _naming(table: pa.Table, name: str, users: pa.Array, anonymous: pa.Array) -> pa.Array:
+    """True for the rows of identity table `name` that name one of the ids."""
+    if name == "kpid_map":
+        is_user = pc.and_(pc.equal(table["kind"], "user"), pc.is_in(table["id"], users))
+        is_anon = pc.and_(pc.equal(table["kind"], "anonymous"), pc.is_in(table["id"], anonymous))
+        return pc.or_(is_user, is_anon)
+    user_columns, anonymous_columns = ID_COLUMNS[name]
+    hits = [pc.is_in(table[c], users) for c in user_columns]
+    hits += [pc.is_in(table[c], anonymous) for c in anonymous_columns]
+    mask = hits[0]
+    for hit in hits[1:]:
+        mask = pc.or_(mask, hit)
+    return pc.fill_null(mask, False)
+
+
+def stage_identity_without(
+    txn: IdentityTransaction, user_ids: set[str], anonymous_ids: set[str]
+) -> int:
+    """Stage in `txn` the identity set without every row that names one of the ids (as a
+    user id or an anonymous id); returns the rows removed (0: nothing staged). A lake
+    without an identity set has nothing to remove."""
+    if is_remote(txn.lake):
+        raise ValueError(f"writing identity needs a local lake, not {txn.lake}")
+    try:
+        tables = read_identity(txn.lake)
+    except FileNotFoundError:
+        return 0
+    users = pa.array(sorted(user_ids), pa.string())
+    anonymous = pa.array(sorted(anonymous_ids), pa.string())
+    kept = {}
+    removed = 0
+    for name, table in tables.items():
+        mask = _naming(table, name, users, anonymous)
+        kept[name] = table.filter(pc.invert(mask))
+        removed += table.num_rows - kept[name].num_rows
+    if not removed:
+        return 0
+    staging = txn.replace(os.path.join(txn.lake, IDENTITY))
+    os.makedirs(staging, exist_ok=True)
+    generation = uuid.uuid4().hex.encode()
+    for name, table in kept.items():
+        metadata = {**(table.schema.metadata or {}), GENERATION: generation}
+        path = os.path.join(staging, f"{name}.parquet")
+        pq.write_table(table.replace_schema_metadata(metadata), path, compression="zstd")
+    txn.record("identity", {"generation": generation.decode(), "rows_removed": removed})
+    return removed

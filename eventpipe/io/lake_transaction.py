@@ -36,6 +36,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from eventpipe.core.files import fsync_folder
 from eventpipe.io.lake import (
+    EVENTS,
     RAW,
     STAGING,
     lake_path,
@@ -44,6 +45,7 @@ from eventpipe.io.lake import (
     write_run_summary,
 )
 from eventpipe.schemas.lake_layout import is_remote
+from eventpipe.serving.count_summary import summary_path, write_summary
 
 OWNER = "_RUNNING.json"
 MARKER = "_RUN"  # in a replaced folder: the id of the transaction that replaced it
@@ -115,6 +117,7 @@ class LakeTransaction:
     def commit(self) -> dict:
         """Write the commit record durably, then apply it. Returns the record."""
         pause_point("before-commit")
+        self._stage_count_summaries()
         replaces = []
         for staged, final, old in self.replaces:
             with FileSystems.create(lake_path(staged, MARKER)) as handle:
@@ -132,6 +135,28 @@ class LakeTransaction:
         _write_json(lake_path(self.staging, COMMIT), record, durable=True)
         apply_commit(self.lake, record)
         return record
+
+    def _stage_count_summaries(self) -> None:
+        """Give every event file this commit makes visible its count summary, staged and
+        committed with it (eventpipe.serving.count_summary), so that every writer keeps
+        the summaries true; a deleted event file's summary goes with it. Local lakes only
+        (the read API reads local lakes; a file without a summary is scanned)."""
+        if is_remote(self.lake):
+            return
+        events = lake_path(self.lake, EVENTS) + os.sep
+        for staged, final in list(self.adds):
+            summary = None
+            if final.startswith(events) and final.endswith(".parquet"):
+                summary = write_summary(staged)
+            if summary is not None:
+                self.adds.append((summary, summary_path(final)))
+        for staged, final, _ in self.replaces:
+            if (final + os.sep).startswith(events):
+                for path in _files(staged):
+                    write_summary(path)
+        self.deletes += [
+            summary_path(p) for p in self.deletes if p.startswith(events) and p.endswith(".parquet")
+        ]
 
 
 def _add_order(final: str) -> tuple[bool, str]:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from eventpipe.core.files import fsync_folder
+from eventpipe.core.files import fsync_folder, replace_durably
 from eventpipe.core.ids import time_ordered_id
 
 LANDING = "landing"
@@ -273,3 +273,74 @@ def retire_segments(lake: str, paths: list[str], keep: bool) -> None:
                 os.unlink(path)
     if paths:
         fsync_folder(folder)
+
+
+# --- erasure (docs/erasure.md): rewriting what the landing log holds of a person -----------
+
+ERASING_SUFFIX = ".erasing"  # a rewrite being written: never a segment name
+
+
+@dataclass
+class LandingRewrite:
+    """What `rewrite_landing` changed: events removed, files rewritten or deleted."""
+
+    removed: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+def open_segments(lake: str) -> list[str]:
+    """The `.open` and `.new` segments whose writer (a collector) is alive."""
+    folder = landing_folder(lake)
+    if not os.path.isdir(folder):
+        return []
+    alive = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.endswith((OPEN_SUFFIX, NEW_SUFFIX)):
+            fd = _lock_if_free(entry.path)
+            if fd is None:
+                if os.path.exists(entry.path):
+                    alive.append(entry.path)
+            else:
+                os.close(fd)
+    return alive
+
+
+def rewrite_landing(
+    lake: str,
+    edit_line: Callable[[bytes], tuple[bytes, int]],
+    holds: Callable[[bytes], bool],
+) -> LandingRewrite:
+    """Rewrite every closed segment (imported or not) through `edit_line(line) -> (new
+    line or b"", events removed)`, each file replaced atomically under its own name, and
+    delete the torn tails `holds` says hold the data. Call it as the lake's one writer,
+    after `claim_closed_segments` (segments still open are their collectors')."""
+    folder = landing_folder(lake)
+    result = LandingRewrite()
+    if not os.path.isdir(folder):
+        return result
+    segments = [os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(CLOSED_SUFFIX)]
+    imported = os.path.join(folder, IMPORTED)
+    if os.path.isdir(imported):
+        segments += [os.path.join(imported, n) for n in os.listdir(imported)]
+    for path in sorted(p for p in segments if p.endswith(CLOSED_SUFFIX)):
+        with open(path, "rb") as handle:
+            lines = handle.read().splitlines(keepends=True)
+        removed, out = 0, []
+        for line in lines:
+            new, count = edit_line(line)
+            removed += count
+            out.append(new)
+        if removed:
+            data = b"".join(out)
+            replace_durably(path, data if data else None, ERASING_SUFFIX)
+            result.removed += removed
+            result.files.append(path)
+    torn = os.path.join(folder, TORN)
+    for name in sorted(os.listdir(torn)) if os.path.isdir(torn) else []:
+        path = os.path.join(torn, name)
+        with open(path, "rb") as handle:
+            if holds(handle.read()):
+                replace_durably(path, None)
+                result.removed += 1  # a torn fragment: counted as one
+                result.files.append(path)
+    return result

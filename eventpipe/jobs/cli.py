@@ -24,6 +24,7 @@ JOB_MODULES = (
     "eventpipe.jobs.workspaces",
     "eventpipe.jobs.connections",
     "eventpipe.jobs.keys",
+    "eventpipe.jobs.erase",
 )
 
 

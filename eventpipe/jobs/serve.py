@@ -19,7 +19,10 @@ from eventpipe.catalog import Catalog, CatalogError
 from eventpipe.collector.requests import Limits
 from eventpipe.collector.server import CollectorConfig
 from eventpipe.io.landing import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS
+from eventpipe.jobs.enrich_flags import add_enrich_arguments
 from eventpipe.jobs.flag_types import port_number, positive_float, positive_int
+from eventpipe.listeners.store import DEFAULT_IDLE_SECONDS
+from eventpipe.schemas.lake_layout import is_remote
 
 API_KEYS_ENV = "EVENTPIPE_API_KEYS"
 
@@ -94,6 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the port the server bound to this file (with --port 0: the kernel's choice)",
     )
     add_collector_arguments(parser)
+    add_listener_arguments(parser)
     parser.add_argument(
         "--catalog",
         metavar="FILE",
@@ -166,6 +170,22 @@ def add_collector_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
+    """The event listeners' flags (docs/listeners.md): their idle time, and the import's
+    enrichment flags, which say what listeners show (pass the import's own)."""
+    group = parser.add_argument_group(
+        "event listeners (/v1/events/listeners)",
+        "The enrichment flags below say what listeners show: pass the import's own.",
+    )
+    group.add_argument(
+        "--listener-idle-seconds",
+        type=positive_float,
+        default=DEFAULT_IDLE_SECONDS,
+        help="remove a listener nobody created or read for this long (default %(default)g)",
+    )
+    add_enrich_arguments(parser)
+
+
 def collector_config(args: argparse.Namespace) -> CollectorConfig:
     """The collector's settings from the flags (ValueError naming a bad one)."""
     return CollectorConfig(
@@ -179,6 +199,10 @@ def collector_config(args: argparse.Namespace) -> CollectorConfig:
         max_depth=args.max_depth,
         max_pending_bytes=args.max_pending_bytes,
         trusted_proxies=list(args.trusted_proxy),
+        listener_geoip_db=args.geoip_db,
+        listener_ip_policy=args.ip_policy,
+        listener_drop_bots=args.drop_bots,
+        listener_no_enrich=args.no_enrich,
     ).check()
 
 
@@ -286,6 +310,13 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
         from eventpipe.collector.server import build_collector
 
         install_collector(app, build_collector(collector))
+    if catalog is not None:
+        from eventpipe.listeners.routes import install_listener_routes
+        from eventpipe.listeners.store import store_beside
+
+        install_listener_routes(app, store_beside(catalog.path), args.listener_idle_seconds)
+    if args.lake and not is_remote(args.lake):
+        _install_erasures(app, args)
     source = args.bq_table if reader else args.lake
     # The startup's objects (modules, FastAPI, DuckDB, Arrow) leave the garbage collector's
     # generations: its full collections then walk only what requests leave, instead of
@@ -297,6 +328,18 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     return 0
 
 
+def _install_erasures(app: object, args: argparse.Namespace) -> None:
+    """The admin erasure endpoints, executed by `eventpipe erase --requests` (docs/erasure.md);
+    with --backend bigquery the job deletes from that table too."""
+    from eventpipe.collector.erasures import ErasureJobs, install_erasures
+
+    extra = []
+    if args.backend == "bigquery":
+        extra = ["--sink", "bigquery", "--bq-table", args.bq_table]
+        extra += ["--bq-endpoint", args.bq_endpoint] if args.bq_endpoint else []
+    install_erasures(app, args.lake, ErasureJobs(args.lake, extra).start)
+
+
 COLLECTOR_OPTIONS: dict[str, object] = {
     # A collector-only server: uvloop and the httptools parser, no access log line per
     # request (measured with benchmarks/bench_collector.py: see docs/collector.md).
@@ -306,10 +349,8 @@ COLLECTOR_OPTIONS: dict[str, object] = {
 }
 
 
-def _serve(app: object, args: argparse.Namespace, what: str, options: dict) -> None:
-    """Run `app` on a socket bound here (so --port 0 works), writing --port-file."""
-    import uvicorn
-
+def _bound_socket(args: argparse.Namespace, what: str) -> socket.socket:
+    """A socket bound here to --host/--port (so --port 0 works), its port in --port-file."""
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -319,6 +360,14 @@ def _serve(app: object, args: argparse.Namespace, what: str, options: dict) -> N
         Path(args.port_file + ".tmp").write_text(str(port))
         os.replace(args.port_file + ".tmp", args.port_file)
     log.info("serving %s on http://%s:%d (docs at /docs)", what, args.host, port)
+    return sock
+
+
+def _serve(app: object, args: argparse.Namespace, what: str, options: dict) -> None:
+    """Run `app` on a socket bound here (so --port 0 works), writing --port-file."""
+    import uvicorn
+
+    sock = _bound_socket(args, what)
     # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1; the client
     # address is the collector's to decide (--trusted-proxy).
     config = uvicorn.Config(app, log_level="info", proxy_headers=False, **options)
@@ -326,8 +375,10 @@ def _serve(app: object, args: argparse.Namespace, what: str, options: dict) -> N
 
 
 def _serve_collector(args: argparse.Namespace, config: CollectorConfig) -> int:
-    """The collector only, in one process or --workers processes."""
+    """The collector only, in one process or --workers processes (which share one socket
+    bound here, so --port 0 works with them too)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from eventpipe.collector.server import collector_app, config_to_env
 
@@ -336,25 +387,16 @@ def _serve_collector(args: argparse.Namespace, config: CollectorConfig) -> int:
         gc.freeze()
         _serve(collector_app(config), args, f"the collector of {args.lake}", COLLECTOR_OPTIONS)
         return 0
-    if args.port == 0:
-        log.error("--workers N needs an explicit --port")
-        return 2
     os.environ.update(config_to_env(config))
-    log.info(
-        "serving the collector of %s on http://%s:%d with %d workers",
-        args.lake,
-        args.host,
-        args.port,
-        args.workers,
-    )
-    uvicorn.run(
+    what = f"the collector of {args.lake} with {args.workers} workers"
+    sock = _bound_socket(args, what)
+    server_config = uvicorn.Config(
         "eventpipe.collector.server:app_from_env",
         factory=True,
-        host=args.host,
-        port=args.port,
         workers=args.workers,
         log_level="info",
         proxy_headers=False,
         **COLLECTOR_OPTIONS,
     )
+    Multiprocess(server_config, sockets=[sock]).run()
     return 0

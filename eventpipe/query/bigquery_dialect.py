@@ -100,6 +100,15 @@ class BigQueryDialect:
     def to_timestamp(self, text: str) -> str:
         return f"SAFE_CAST({text} AS TIMESTAMP)"
 
+    def json_array_has_text(self, bindings: Bindings, value: str, texts: Sequence[str]) -> str:
+        element = "_element"
+        array = f"CASE WHEN JSON_TYPE({value}) = 'array' THEN JSON_QUERY_ARRAY({value}) END"
+        return (
+            f"EXISTS(SELECT 1 FROM UNNEST({array}) AS {element}"
+            f" WHERE {self.json_is(element, 'string')}"
+            f" AND {self.json_text(element)} IN UNNEST({bindings.add(list(texts))}))"
+        )
+
     def in_list(self, bindings: Bindings, expression: str, values: Sequence[object]) -> str:
         return f"{expression} IN UNNEST({bindings.add(list(values))})"
 

@@ -66,6 +66,12 @@ class DuckDBDialect:
     def to_timestamp(self, text: str) -> str:
         return f"TRY_CAST({text} AS TIMESTAMPTZ)"
 
+    def json_array_has_text(self, bindings: Bindings, value: str, texts: Sequence[str]) -> str:
+        strings = f"list_filter(json_extract({value}, '$[*]'), lambda e: json_type(e) = 'VARCHAR')"
+        elements = f"list_transform({strings}, lambda e: e ->> '$')"
+        wanted = f"CAST({bindings.add(list(texts))} AS VARCHAR[])"
+        return f"COALESCE(list_has_any({elements}, {wanted}), FALSE)"
+
     def in_list(self, bindings: Bindings, expression: str, values: Sequence[object]) -> str:
         """A few values inline, more as a semi-join on one list parameter (DuckDB compares
         a long IN list value by value on every row: three lists of 1,000 json values took

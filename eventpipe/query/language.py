@@ -23,7 +23,10 @@ Operators by property type (a mismatch is a 400 naming the operator and property
   between, is not between;
 - boolean: is true, is false;  uuid, ip: is, is not;
 - every optional property also takes is null / is not null;
-- json columns and paths into them: all 26 operators.
+- json columns and paths into them: all 26 operators, and eventpipe's `includes one
+  of` (1 to 1000 values): the value is one of them (as `is one of`), or an array with an
+  element that is a JSON string equal to one of them (`traits.groups includes one of
+  ["admin"]` matches `"admin"` and `["staff", "admin"]`).
 
 Values: none for is true/false, is (not) empty, is (not) null, exists, does not exist;
 two for is (not) between; 1 to 1000 for is (not) one of; exactly one otherwise. Each
@@ -108,6 +111,8 @@ OPERATORS: tuple[str, ...] = (
     *NO_VALUES,
 )
 
+EXTENSION_OPERATORS: tuple[str, ...] = ("includes one of",)
+"""Operators beyond seed 000's 26 (json paths only): array membership."""
 RANGES = ("is between", "is not between")
 NUMBER_OPERATORS = ("is", "is not", "is one of", "is not one of", *COMPARISONS, *RANGES)
 OPERATORS_BY_KIND: dict[str, tuple[str, ...]] = {
@@ -127,7 +132,7 @@ OPERATORS_BY_KIND: dict[str, tuple[str, ...]] = {
     "boolean": ("is true", "is false"),
     "uuid": ("is", "is not"),
     "ip": ("is", "is not"),
-    "json": OPERATORS,
+    "json": (*OPERATORS, *EXTENSION_OPERATORS),
 }
 NULL_OPERATORS = ("is null", "is not null")
-MANY_VALUES = frozenset(("is one of", "is not one of"))
+MANY_VALUES = frozenset(("is one of", "is not one of", "includes one of"))

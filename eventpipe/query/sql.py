@@ -98,6 +98,11 @@ class Dialect(Protocol):
         """Text as a UTC timestamp, NULL when it is not one."""
         ...
 
+    def json_array_has_text(self, bindings: Bindings, value: str, texts: Sequence[str]) -> str:
+        """Whether JSON `value` is an array with a JSON string element equal to one of
+        `texts` (false, not NULL, otherwise)."""
+        ...
+
     def in_list(self, bindings: Bindings, expression: str, values: Sequence[object]) -> str:
         """Whether `expression` equals one of `values` (distinct, of one type)."""
         ...
@@ -125,6 +130,9 @@ class Predicate:
     columns: frozenset[str] = frozenset()
     tree: Filter | None = None
     indexed_conditions: tuple[IndexedCondition, ...] = ()
+    groups: tuple[Filter, ...] = ()
+    """Filters every match meets besides `tree` (`render_all`): `tree`'s date bounds and
+    indexed conditions hold for every match."""
 
     @property
     def min_date(self) -> dt.date | None:
@@ -140,9 +148,28 @@ class Predicate:
 def render(tree: Filter, dialect: Dialect) -> Predicate:
     """The predicate of `tree` in `dialect`."""
     bindings = Bindings(dialect)
-    parts = [f"({_condition(c, bindings, dialect)})" for c in tree.conditions]
-    sql = f" {tree.logical.upper()} ".join(parts) or "TRUE"
+    sql = _filter_sql(tree, bindings, dialect)
     return Predicate(sql, bindings.values, dialect.name, bindings.extracts, tree.columns, tree)
+
+
+def render_all(tree: Filter, groups: Sequence[Filter], dialect: Dialect) -> Predicate:
+    """The predicate of `tree` AND each of `groups` (each an and/or filter of its own) in
+    `dialect`: how a condition "a or b" is required next to others. The predicate's `tree`
+    is `tree` (its date bounds hold for every match); `groups` are kept beside it."""
+    if not groups:
+        return render(tree, dialect)
+    bindings = Bindings(dialect)
+    sql = " AND ".join(f"({_filter_sql(f, bindings, dialect)})" for f in (tree, *groups))
+    columns = tree.columns.union(*(g.columns for g in groups))
+    return Predicate(
+        sql, bindings.values, dialect.name, bindings.extracts, columns, tree, groups=tuple(groups)
+    )
+
+
+def _filter_sql(tree: Filter, bindings: Bindings, dialect: Dialect) -> str:
+    """One filter's conditions joined by its `logical` ("TRUE" for none)."""
+    parts = [f"({_condition(c, bindings, dialect)})" for c in tree.conditions]
+    return f" {tree.logical.upper()} ".join(parts) or "TRUE"
 
 
 def _condition(condition: Condition, bindings: Bindings, dialect: Dialect) -> str:
@@ -264,6 +291,9 @@ def _json_sql(condition: Condition, bindings: Bindings, dialect: Dialect) -> str
         return f"({present} AND NOT {empty})"
     if operator in ("is", "is one of"):
         return equals_any(values)
+    if operator == "includes one of":
+        element = dialect.json_array_has_text(bindings, j, list(dict.fromkeys(values)))
+        return f"({equals_any(values)} OR {element})"
     if operator in ("is not", "is not one of"):
         return f"({present} AND NOT {equals_any(values)})"
     if operator in COMPARISONS:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from eventpipe.query.language import (
     DATE_COMPARISONS,
+    EXTENSION_OPERATORS,
     MANY_VALUES,
     MAX_CONDITIONS,
     MAX_FILTER_BYTES,
@@ -237,7 +238,7 @@ def parse_condition(condition: object, where: str) -> Condition:
         raise FilterError(where, f"unknown key(s): {', '.join(sorted(map(str, unknown)))}")
     target = resolve_property(condition.get("property"), f"{where}.property")
     operator = condition.get("operator")
-    if not isinstance(operator, str) or operator not in OPERATORS:
+    if not isinstance(operator, str) or operator not in (*OPERATORS, *EXTENSION_OPERATORS):
         raise FilterError(f"{where}.operator", f"unknown operator {operator!r}")
     if operator not in target.operators():
         raise FilterError(

@@ -27,7 +27,13 @@ import numpy as np
 import pyarrow as pa
 
 from eventpipe.query.duckdb_dialect import table_source
-from eventpipe.serving.event_query import EventQuery, empty_page, order_sql
+from eventpipe.serving.event_query import (
+    EventQuery,
+    Seek,
+    empty_page,
+    epoch_microseconds,
+    order_sql,
+)
 from eventpipe.serving.index_lookup import (
     ROW_SCHEMA,
     IndexCatalog,
@@ -79,7 +85,8 @@ def filter_rows(cursor: duckdb.DuckDBPyConnection, rows: pa.Table, query: EventQ
     try:
         found = cursor.execute(
             f"SELECT _position FROM {table_source(name, predicate)}{where}"
-            f" ORDER BY {order_sql(query.order, query.ascending)} LIMIT $limit OFFSET $offset",
+            f" ORDER BY {order_sql(query.order, query.ascending, query.seek is not None)}"
+            " LIMIT $limit OFFSET $offset",
             params,
         ).fetchnumpy()["_position"]
     finally:
@@ -195,6 +202,20 @@ def page_by_position(
     return filter_rows(cursor, read_runs(chunk), replace(query, predicate=None, first=before))
 
 
+def seek_range(ts: np.ndarray, seek: Seek, ascending: bool) -> tuple[int, int]:
+    """The positions [low, high) of the row order (timestamps `ts`, descending) at or beyond
+    the seek's timestamp in the query's direction, every row tied with it included (the
+    seek condition, applied again to the rows read, leaves out those before its key)."""
+    stamp = int(epoch_microseconds(seek.timestamp))
+
+    def negated(value: np.int64) -> int:
+        return -int(value)
+
+    if ascending:  # timestamps >= the seek's: the first rows (newest first)
+        return 0, bisect.bisect_right(ts, -stamp, key=negated)
+    return bisect.bisect_left(ts, -stamp, key=negated), len(ts)
+
+
 def _runs(
     catalog: IndexCatalog,
     cursor: duckdb.DuckDBPyConnection,
@@ -202,12 +223,18 @@ def _runs(
     query: EventQuery,
 ) -> Iterator[tuple[PartitionIndex, IndexedPartition, np.ndarray | None]]:
     """Each partition's candidates in the requested order (None when the index answers
-    none of the conditions; every row when there are none), computed as they are needed."""
+    none of the conditions; every row when there are none), from the query's seek on,
+    computed as they are needed."""
     conditions = query.predicate.indexed_conditions if query.predicate else ()
     for partition in partitions:
         index = catalog.open(partition)
+        low, high = 0, index.row_count
+        if query.seek is not None:
+            low, high = seek_range(index.order.ts, query.seek, query.ascending)
         if conditions:
             rows = index.candidates(cursor, conditions)
+            if rows is not None and (low, high) != (0, index.row_count):
+                rows = rows[np.searchsorted(rows, low) : np.searchsorted(rows, high)]
         else:
-            rows = np.arange(index.row_count, dtype=np.int32)
+            rows = np.arange(low, high, dtype=np.int32)
         yield index, partition, rows[::-1] if rows is not None and query.ascending else rows

@@ -26,12 +26,16 @@ import httpx
 import pytest
 from api_support import make_event, running_server, write_lake
 from fastapi import FastAPI
+from seed_world import SeedWorld as World  # the same two-workspace world's shape
 from starlette.routing import Route
 
 from eventpipe.api.app import create_app
 from eventpipe.api.limits import ServerBusy, ServingLimits
 from eventpipe.api.query import EventQuery, LakeReader
+from eventpipe.api.seeds import analytics
 from eventpipe.catalog import Catalog
+from eventpipe.listeners.routes import install_listener_routes
+from eventpipe.listeners.store import LISTENERS_FILE, ListenerStore
 from eventpipe.serving.index_build import index_lake
 
 BASE = dt.datetime(2025, 10, 1, 0, 30, tzinfo=dt.UTC)
@@ -62,17 +66,6 @@ class Side:
         found = [m for m in self.markers() if m in text]
         found += [str(c) for c in self.connections if re.search(rf"(?<!\d){c}(?!\d)", text)]
         return found
-
-
-@dataclass
-class World:
-    lake: Path
-    catalog: Catalog
-    sides: dict[str, Side]
-    orphans: list[dict[str, Any]]
-
-    def other(self, name: str) -> Side:
-        return next(s for n, s in self.sides.items() if n != name)
 
 
 def build_world(lake: Path) -> World:
@@ -270,6 +263,87 @@ def case_event_schema(world: World, caller: Caller) -> list[httpx.Response]:
     return [response]
 
 
+def case_session_events(world: World, caller: Caller) -> list[httpx.Response]:
+    """Seed 001: the caller's project answers (its events carry no session: empty), the
+    other workspace's project is a 404."""
+    body = {"startTimestamp": 946684800000, "endTimestamp": 4102444800000, "limit": 200, "page": 1}
+    responses = []
+    for side, status in ((caller.side, 200), (world.other(caller.side.name), 404)):
+        path = f"/public/{side.workspace.project_key}/sessions/1/events"
+        response = caller.client.post(path, json=body)
+        assert response.status_code == (status if caller.reads else 403), response.text
+        responses.append(response)
+    return responses
+
+
+def case_export(world: World, caller: Caller) -> list[httpx.Response]:
+    """Seed 002: the whole export is exactly the caller's events, in the export's order."""
+    key = {"X-Api-Key": caller.side.keys[caller.key]}
+    responses, ids, cursor = [], [], ""
+    while True:
+        params = {"pageSize": 7, **({"cursor": cursor} if cursor else {})}
+        response = caller.client.get("/export/events", params=params, headers=key)
+        responses.append(response)
+        if not caller.reads:
+            assert response.status_code == 403, response.text
+            return responses
+        assert response.status_code == 200, response.text
+        ids += [item["id"] for item in response.json()["items"]]
+        cursor = response.json()["nextCursor"]
+        if not cursor:
+            break
+    rows = sorted(caller.side.rows, key=lambda r: (r["timestamp"], r["messageId"]))
+    assert ids == [r["messageId"] for r in rows]
+    return responses
+
+
+LISTENERS = "/v1/events/listeners"
+
+
+def _admin(caller: Caller) -> bool:
+    return caller.key in ("admin", "all")
+
+
+def _theirs(world: World, caller: Caller) -> str:
+    """A listener of the other workspace (made with its admin key)."""
+    other = world.other(caller.side.name)
+    with httpx.Client(base_url=str(caller.client.base_url), timeout=60) as client:
+        response = client.post(
+            LISTENERS, json={}, headers={"Authorization": f"Bearer {other.keys['admin']}"}
+        )
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def case_create_listener(world: World, caller: Caller) -> list[httpx.Response]:
+    other = world.other(caller.side.name)
+    mine = caller.client.post(LISTENERS, json={"connectionId": caller.side.connections[1]})
+    theirs = caller.client.post(LISTENERS, json={"connectionId": other.connections[0]})
+    assert mine.status_code == (200 if _admin(caller) else 403), mine.text
+    assert theirs.status_code == (422 if _admin(caller) else 403), theirs.text
+    return [mine, theirs]
+
+
+def case_read_listener(world: World, caller: Caller) -> list[httpx.Response]:
+    response = caller.client.get(f"{LISTENERS}/{_theirs(world, caller)}")
+    assert response.status_code == (404 if _admin(caller) else 403), response.text
+    if not _admin(caller):
+        return [response]
+    own = caller.client.get(f"{LISTENERS}/{caller.client.post(LISTENERS, json={}).json()['id']}")
+    assert own.json() == {"events": [], "omitted": 0}
+    return [response, own]
+
+
+def case_delete_listener(world: World, caller: Caller) -> list[httpx.Response]:
+    theirs = _theirs(world, caller)
+    response = caller.client.delete(f"{LISTENERS}/{theirs}")
+    assert response.status_code == (204 if _admin(caller) else 403), response.text
+    owner = world.other(caller.side.name).keys["admin"]
+    still = caller.client.get(f"{LISTENERS}/{theirs}", headers={"Authorization": f"Bearer {owner}"})
+    assert still.status_code == 200  # another workspace's delete did nothing
+    return [response]
+
+
 def public_page(path: str) -> Case:
     """A route every client may read (the API's documentation)."""
 
@@ -281,13 +355,45 @@ def public_page(path: str) -> Case:
     return case
 
 
+def seed003(path: str) -> Case:
+    """Seed 003's search or count: exactly the caller's events, of a user both share too."""
+
+    def case(world: World, caller: Caller) -> list[httpx.Response]:
+        responses = []
+        for user in (None, "u1"):
+            body: dict[str, Any] = {"startDate": "2025-10-01", "endDate": "2025-10-31"}
+            if user:
+                body["filters"] = {"user": {"id": [user]}}
+            response = caller.client.post(path, json=body)
+            responses.append(response)
+            if not caller.reads:
+                assert response.status_code == 403, response.text
+                continue
+            mine = [r for r in caller.side.rows if user in (None, r["userId"])]
+            if path == analytics.COUNT_PATH:
+                assert response.json()["count"] == len(mine)
+            else:
+                ids = {r["id"] for r in response.json()["results"]}
+                assert ids == {r["messageId"] for r in mine}
+        return responses
+
+    return case
+
+
 CASES: dict[tuple[str, str], Case] = {
+    ("POST", analytics.SEARCH_PATH): seed003(analytics.SEARCH_PATH),
+    ("POST", analytics.COUNT_PATH): seed003(analytics.COUNT_PATH),
     ("GET", "/v1/events"): case_list_events,
     ("GET", "/v1/events/schema"): case_event_schema,
+    ("POST", "/public/{projectKey}/sessions/{sessionId:path}/events"): case_session_events,
+    ("GET", "/export/events"): case_export,
     ("GET", "/openapi.json"): public_page("/openapi.json"),
     ("GET", "/docs"): public_page("/docs"),
     ("GET", "/docs/oauth2-redirect"): public_page("/docs/oauth2-redirect"),
     ("GET", "/redoc"): public_page("/redoc"),
+    ("POST", LISTENERS): case_create_listener,
+    ("GET", LISTENERS + "/{id}"): case_read_listener,
+    ("DELETE", LISTENERS + "/{id}"): case_delete_listener,
 }
 
 
@@ -313,7 +419,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 @pytest.fixture(scope="module")
 def app(world: World) -> FastAPI:
-    return create_app(str(world.lake), [LEGACY_KEY], catalog=world.catalog)
+    app = create_app(str(world.lake), [LEGACY_KEY], catalog=world.catalog)
+    install_listener_routes(app, ListenerStore(world.lake / LISTENERS_FILE))  # as serve does
+    setattr(app.state, analytics.CLOCK_STATE, lambda: BASE + dt.timedelta(days=30))
+    return app
 
 
 @pytest.fixture(scope="module")
