@@ -137,8 +137,10 @@ def _lake_type(f: Field) -> str:
     return _check_type(f)
 
 
-def transform_spec(leaves: list[Leaf], strip_prefix: str = "", lake_types: bool = False) -> str:
-    """The json_transform structure (as a SQL string literal) holding `leaves`."""
+def transform_structure(
+    leaves: list[Leaf], strip_prefix: str = "", lake_types: bool = False
+) -> dict:
+    """The json_transform structure holding `leaves` (nested dicts of SQL type names)."""
     spec: dict = {}
     for leaf in leaves:
         if leaf.is_section:
@@ -148,7 +150,12 @@ def transform_spec(leaves: list[Leaf], strip_prefix: str = "", lake_types: bool 
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = _lake_type(leaf.field) if lake_types else _check_type(leaf.field)
-    return qs(json.dumps(spec))
+    return spec
+
+
+def transform_spec(leaves: list[Leaf], strip_prefix: str = "", lake_types: bool = False) -> str:
+    """The json_transform structure (as a SQL string literal) holding `leaves`."""
+    return qs(json.dumps(transform_structure(leaves, strip_prefix, lake_types)))
 
 
 def valid_timestamp(text: str) -> str:
@@ -311,3 +318,81 @@ def object_keys(doc: str, paths: list[str]) -> str:
     """SQL: the keys (duplicates included) of the objects at `paths` of `doc`, a list per
     path (empty or NULL where there is no object), in one parse."""
     return f"json_keys({doc}, [{', '.join(qs(json_path(p)) for p in paths)}])"
+
+
+def check_order(leaves: list[Leaf]) -> list[Leaf]:
+    """The leaves in the order `grouped_problems` reports their problems: section by section
+    (by first appearance), each section's leaves in their order."""
+    groups: dict[str, list[Leaf]] = {}
+    for leaf in leaves:
+        groups.setdefault(group_of(leaf), []).append(leaf)
+    return [leaf for members in groups.values() for leaf in members]
+
+
+class RankedChecks:
+    """Problem checks ranked in the order they are reported; the first problem is the one of
+    the smallest rank whose condition holds. Data-driven SQL: a plan with few expressions
+    (DuckDB initialises every expression of a plan at each run)."""
+
+    def __init__(self) -> None:
+        self.problems: list[ProblemCase] = []
+        self.ranks: list[str] = []  # SQL: a rank, or NULL
+
+    def add(self, case: ProblemCase) -> None:
+        """One check, ranked after those added before."""
+        self.ranks.append(f"CASE WHEN {case[0]} THEN {len(self.problems)} END")
+        self.problems.append(case)
+
+    def add_per_value(self, when: str, value: str, cases: dict[str, ProblemCase]) -> None:
+        """Checks that hold with `when` for one value of `value` each (`cases` by value, in
+        their order): one expression."""
+        listed = ", ".join(qs(v) for v in cases)
+        self.ranks.append(
+            f"CASE WHEN {when} THEN {len(self.problems) - 1} + list_position([{listed}], {value}) END"
+        )
+        self.problems.extend(cases.values())
+
+    def add_leaves(
+        self,
+        leaves: list[Leaf],
+        types: str,
+        jtype_of,
+        value_of,
+        label: str = "property",
+        reason: str | None = None,
+        one_expression: bool = True,
+    ) -> None:
+        """The checks of `leaves` (`leaf_problems`: its JSON type, then its values), in their
+        order. `types` is SQL for the list of their JSON types, in the same order: with
+        `one_expression` one list expression finds the first wrong one (cheaper per run),
+        else one CASE branch a leaf (cheaper per row)."""
+        type_ranks, type_cases = [], []
+        for leaf in leaves:
+            kind_check, *value_checks = problem_cases([leaf], jtype_of, value_of, label, reason)
+            type_ranks.append(str(len(self.problems)))
+            type_cases.append(f"WHEN {kind_check[0]} THEN {len(self.problems)}")
+            self.problems.append(kind_check)
+            for check in value_checks:
+                self.add(check)
+        if not leaves:
+            return
+        if not one_expression:
+            self.ranks.append("CASE " + " ".join(type_cases) + " END")
+            return
+        allowed = ", ".join(
+            "[" + ", ".join(qs(t) for t in JSON_TYPES[leaf.field.kind]) + "]" for leaf in leaves
+        )
+        wrong = (  # the first leaf present with a JSON type it does not accept
+            f"list_position(list_transform(list_zip({types}, [{allowed}]), "
+            "lambda x: coalesce(x[1] <> 'NULL' AND NOT list_contains(x[2], x[1]), false)), true)"
+        )
+        self.ranks.append(f"[{', '.join(type_ranks)}][{wrong}]")
+
+    def first_problem(self) -> str:
+        """SQL: a struct {reason, field, message} for the first check that holds, else NULL."""
+        table = ", ".join(
+            f"{{'reason': {qs(reason)}, 'field': {qs(field) if field else 'NULL::VARCHAR'}, "
+            f"'message': {qs(message)}}}"
+            for _, reason, field, message in self.problems
+        )
+        return f"[{table}][least({', '.join(self.ranks)}) + 1]"

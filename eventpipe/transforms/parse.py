@@ -12,6 +12,7 @@ Vectorised: a chunk of records is one Arrow table, processed by DuckDB SQL.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eventpipe.core.duck import ChunkQuery, strictly
+from eventpipe.core.duck import ChunkQuery, quote_str, strictly
 from eventpipe.core.json_audit import duplicate_keys
 from eventpipe.schemas import Field
 from eventpipe.schemas.failures import (
@@ -38,13 +39,14 @@ from eventpipe.schemas.records import PARSED_SCHEMA, RECORDS_SCHEMA
 from eventpipe.transforms.json_leaves import (
     Leaf,
     ProblemCase,
+    RankedChecks,
+    check_order,
     context_leaves,
     first_problem,
-    grouped_problems,
     object_keys,
     problem_cases,
     struct_access,
-    transform_spec,
+    transform_structure,
     types_list,
     valid_timestamp,
 )
@@ -54,12 +56,15 @@ _ENVELOPE = [
     Leaf("ip", Field("ip", "ip", "")),
     Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
 ]
-_BATCH = [
-    Leaf("sentAt", Field("sentAt", "datetime", "")),
-    Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
-    Leaf("context", Field("context", "object", "")),
-    *context_leaves(),
-]
+# In the order their problems are reported (`json_leaves.check_order`).
+_BATCH = check_order(
+    [
+        Leaf("sentAt", Field("sentAt", "datetime", "")),
+        Leaf("connectionId", Field("connectionId", "int", "", bit_size=32)),
+        Leaf("context", Field("context", "object", "")),
+        *context_leaves(),
+    ]
+)
 
 # The same without the leaves inside `context`: every check of those is guarded by the batch
 # context being present, so a chunk where no record has one is checked by the smaller query
@@ -84,11 +89,19 @@ def _indexed(leaves: list[Leaf], types: str):
 
 
 def _checked_sql(source: str, batch: list[Leaf] = _BATCH) -> str:
-    env_types = types_list("raw", [leaf.path for leaf in _ENVELOPE])
-    env_spec = transform_spec(_ENVELOPE)
+    """SQL: each classified record's events, its first problem, and its batch-level parts.
+
+    A record is parsed by as few calls as its form needs: its keys (`json_keys`), the JSON
+    types of its envelope and batch properties (one `json_type`), their values and the
+    batch's events as JSON texts (one `json_transform`), and for a batch with a `context`
+    that context's text; an array of events or an envelope's single event is extracted.
+    """
+    env_paths = [leaf.path for leaf in _ENVELOPE]
     batch_paths = [leaf.path for leaf in batch]
-    batch_spec = transform_spec(batch)
-    body_spec = transform_spec([Leaf("body." + leaf.path, leaf.field) for leaf in batch])
+    # The batch's values, and its events as JSON texts, in one spec (an envelope's under
+    # `body`, beside the envelope's own properties).
+    batch_spec = {**transform_structure(batch), "batch": ["JSON"]}
+    env_spec = {**transform_structure(_ENVELOPE), "body": batch_spec}
     cases: list[ProblemCase] = [
         ("NOT ok", INVALID_JSON, None, "the record is not valid JSON"),
         (
@@ -121,15 +134,19 @@ def _checked_sql(source: str, batch: list[Leaf] = _BATCH) -> str:
         _indexed(batch, "batch_types"),
         (lambda leaf: struct_access("batch_values", leaf.path)),
     )
-    batch_parts = grouped_problems(batch, batch_type, batch_value, "batch property", INVALID_BATCH)
+    batch_checks = RankedChecks()
+    batch_checks.add_leaves(
+        batch, "batch_types", batch_type, batch_value, "batch property", INVALID_BATCH
+    )
     empty = [("len(events) = 0", EMPTY_BATCH, None, "the batch or array holds no event")]
     # The first problem of the record, else of its envelope, else of its batch, else emptiness.
     problem = (
         f"coalesce({first_problem(cases)}, "
         f"CASE WHEN is_env THEN {first_problem(env_cases)} END, "
-        f"CASE WHEN is_batch THEN coalesce({first_problem(batch_cases)}, {', '.join(batch_parts)}) END, "
+        f"CASE WHEN is_batch THEN coalesce({first_problem(batch_cases)}, {batch_checks.first_problem()}) END, "
         f"{first_problem(empty)})"
     )
+    events_of_batch = "list_transform(batch_values.batch::VARCHAR[], lambda e: coalesce(e, 'null'))"
     return f"""
     WITH classified AS (
       SELECT source, line, first_index, raw, ok, record_type, is_env, body_type, batch_type,
@@ -138,22 +155,30 @@ def _checked_sql(source: str, batch: list[Leaf] = _BATCH) -> str:
                    CASE WHEN k[1] = 'OBJECT' AND k[2] IS NOT NULL THEN k[2] ELSE k[1] END AS body_type,
                    CASE WHEN k[1] = 'OBJECT' AND k[2] IS NOT NULL THEN k[4] ELSE k[3] END AS batch_type
             FROM {source})
-    ), extracted AS (
+    ), parts AS (
       SELECT *,
         CASE WHEN ok THEN {object_keys("raw", _KEYED_OBJECTS)} END AS keys,
-        CASE WHEN is_env THEN {env_types} END AS envelope_types,
-        CASE WHEN is_env THEN json_transform(raw, {env_spec}) END AS envelope_values,
-        CASE WHEN is_batch AND is_env THEN {types_list("raw", ["body." + p for p in batch_paths])}
-             WHEN is_batch THEN {types_list("raw", batch_paths)} END AS batch_types,
-        CASE WHEN is_batch AND is_env THEN json_transform(raw, {body_spec}).body
-             WHEN is_batch THEN json_transform(raw, {batch_spec}) END AS batch_values,
-        CASE WHEN is_batch AND batch_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body.batch[*]')::VARCHAR[]
-             WHEN is_batch AND batch_type = 'ARRAY' THEN json_extract(raw, '$.batch[*]')::VARCHAR[]
+        CASE WHEN is_env THEN {types_list("raw", env_paths + ["body." + p for p in batch_paths])}
+             WHEN is_batch THEN {types_list("raw", batch_paths)} END AS types,
+        CASE WHEN is_env THEN json_transform(raw, {quote_str(json.dumps(env_spec))}) END AS envelope_values,
+        CASE WHEN is_batch AND NOT is_env THEN json_transform(raw, {quote_str(json.dumps(batch_spec))}) END
+          AS batch_only_values
+      FROM classified
+    ), extracted AS (
+      SELECT *,
+        CASE WHEN is_env THEN types[:{len(env_paths)}] END AS envelope_types,
+        CASE WHEN is_batch AND is_env THEN types[{len(env_paths) + 1}:] WHEN is_batch THEN types END AS batch_types,
+        CASE WHEN is_batch AND is_env THEN envelope_values.body WHEN is_batch THEN batch_only_values END
+          AS batch_values
+      FROM parts
+    ), exploded AS (
+      SELECT *,
+        CASE WHEN is_batch AND batch_type = 'ARRAY' THEN {events_of_batch}
              WHEN NOT is_batch AND body_type = 'ARRAY' AND is_env THEN json_extract(raw, '$.body[*]')::VARCHAR[]
              WHEN NOT is_batch AND body_type = 'ARRAY' THEN json_extract(raw, '$[*]')::VARCHAR[]
              WHEN NOT is_batch AND body_type = 'OBJECT' AND is_env THEN [json_extract(raw, '$.body')::VARCHAR]
              END AS events
-      FROM classified
+      FROM extracted
     )
     SELECT source, line, first_index, raw, events, {problem} AS problem, keys,
            CASE WHEN is_batch AND is_env AND batch_types[3] = 'OBJECT' THEN json_extract(raw, '$.body.context')::VARCHAR
@@ -164,7 +189,7 @@ def _checked_sql(source: str, batch: list[Leaf] = _BATCH) -> str:
            CASE WHEN is_env AND envelope_values.ip IS NOT NULL THEN ip_canonical(envelope_values.ip) END AS request_ip,
            coalesce(TRY_CAST(envelope_values.connectionId AS INTEGER), TRY_CAST(batch_values.connectionId AS INTEGER))
              AS connection_id
-    FROM extracted
+    FROM exploded
     """
 
 

@@ -16,7 +16,12 @@ from eventpipe.core.duck import connect
 from eventpipe.schemas.records import PARSED_SCHEMA, RECORDS_SCHEMA
 from eventpipe.transforms.json_leaves import event_leaves
 from eventpipe.transforms.parse import CLASSIFIED_SCHEMA, RecordParser
-from eventpipe.transforms.validate import MAX_PLANS, EventValidator, possible_sections
+from eventpipe.transforms.validate import (
+    ALL_SECTIONS,
+    MAX_PLANS,
+    EventValidator,
+    possible_sections,
+)
 
 EVENT = {"type": "track", "event": "a", "anonymousId": "x"}
 WITHOUT_CONTEXT = [
@@ -126,6 +131,6 @@ def test_a_key_spelled_with_an_escape_gets_every_check() -> None:
     assert json.loads(escaped)["context"]["page"] == {"url": 5}
     rows = _validate_input([escaped])
     assert possible_sections(rows["payload"]) is None
-    assert validator.query_for(rows["payload"]) is validator.query
+    assert validator.query_for(rows["payload"]) is validator.plans[ALL_SECTIONS]
     failed = validator.validate(rows.drop_columns(["suspect"])).failed.to_pylist()
     assert [f["field"] for f in failed] == ["context.page.url"]

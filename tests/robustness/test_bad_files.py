@@ -278,9 +278,9 @@ def bad_inputs(tmp_path_factory) -> tuple[Path, int]:
     near = {"batch": [event(7000 + i, pad="p" * 900) for i in range(7000)]}  # 7.3 MB: kept
     tiny = {
         "receivedAt": "2026-11-20T10:00:00Z",
-        "body": {"batch": [event(8000, properties={"a": [0] * 2_000_000})]},
+        "body": {"batch": [event(8000, properties={"a": [0] * 3_900_000})]},
     }
-    (folder / "near-limit.jsonl").write_bytes(jsonl([near, tiny]))  # tiny: 6 MB, 2M values
+    (folder / "near-limit.jsonl").write_bytes(jsonl([near, tiny]))  # tiny: 7.8 MB, 3.9M values
     bad = [orjson.dumps(event(6000 + i)).replace(b"Order", junk) for i, junk in enumerate(BAD_UTF8)]
     (folder / "utf8.jsonl").write_bytes(b"\n".join(bad) + b"\n" + jsonl(good[72:80]))
     (folder / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + jsonl(good[80:100]))
@@ -308,7 +308,7 @@ def test_the_import_survives_every_bad_input_and_reconciles(bad_inputs, tmp_path
         "big-batch.jsonl": ["too_large"],
         "big-string.jsonl": ["too_large"],
         "utf8.jsonl": ["invalid_json"] * 6,
-        "near-limit.jsonl": ["too_large"],  # parsing its 2M values needs more than 512 MB
+        "near-limit.jsonl": ["too_large"],  # parsing its 3.9M values needs more than 512 MB
     }
     written = summary["written"]
     kept_of_truncated = written - good - 7000  # (the batch near the limit is imported whole)
