@@ -273,31 +273,6 @@ def group_of(leaf: Leaf) -> str:
     return leaf.path.rsplit(".", 1)[0] if "." in leaf.path else ""
 
 
-def grouped_problems(
-    leaves: list[Leaf], jtype_of, value_of, label: str = "property", reason: str | None = None
-) -> list[str]:
-    """SQL problem expressions for `leaves`, one per section, in schema order.
-
-    Each is `first_problem` over its section's leaves, guarded by the section being
-    present, so a section the document does not carry costs one test instead of one
-    per leaf. Combine them with `coalesce` (the first problem wins).
-    """
-    by_path = {leaf.path: leaf for leaf in leaves}
-    groups: dict[str, list[Leaf]] = {}
-    for leaf in leaves:
-        groups.setdefault(group_of(leaf), []).append(leaf)
-    parts = []
-    for group, members in groups.items():
-        checks = first_problem(problem_cases(members, jtype_of, value_of, label, reason))
-        guard = by_path.get(group)
-        parts.append(
-            checks
-            if guard is None
-            else f"CASE WHEN {is_present(jtype_of(guard))} THEN {checks} END"
-        )
-    return parts
-
-
 def first_problem(cases: list[ProblemCase]) -> str:
     """SQL: a struct {reason, field, message} for the first case that holds, else NULL."""
     whens = "\n      ".join(
@@ -321,7 +296,7 @@ def object_keys(doc: str, paths: list[str]) -> str:
 
 
 def check_order(leaves: list[Leaf]) -> list[Leaf]:
-    """The leaves in the order `grouped_problems` reports their problems: section by section
+    """The leaves in the order their problems are reported: section by section
     (by first appearance), each section's leaves in their order."""
     groups: dict[str, list[Leaf]] = {}
     for leaf in leaves:
