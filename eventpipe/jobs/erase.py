@@ -20,9 +20,6 @@ from typing import Any
 
 from eventpipe.catalog import Catalog, CatalogError
 from eventpipe.identity.store import current_kpid_map, stage_identity_without
-from eventpipe.io.bigquery.erase import erase_from_bigquery
-from eventpipe.io.bigquery.sink import BigQuerySink
-from eventpipe.io.bigquery.tables import BigQueryTarget
 from eventpipe.io.erasure import (
     TABLES,
     check_local,
@@ -38,7 +35,7 @@ from eventpipe.io.lake_transaction import SUMMARY, LakeTransaction
 from eventpipe.io.landing import claim_closed_segments, open_segments, rewrite_landing
 from eventpipe.jobs.common import add_wait_argument, new_run_id, run_locked
 from eventpipe.jobs.flag_types import non_negative_float
-from eventpipe.jobs.sinks import add_sink_arguments, open_sink
+from eventpipe.jobs.sinks import Eraser, add_sink_arguments, bigquery_eraser, open_sink
 from eventpipe.listeners.store import LISTENERS_FILE, ListenerStore
 
 log = logging.getLogger("eventpipe.erase")
@@ -151,7 +148,7 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
     sink = open_sink(args)
     if sink is None:
         return 2
-    target = sink.target if isinstance(sink, BigQuerySink) else None
+    target = bigquery_eraser(sink)
     run_id = new_run_id(datetime.now(UTC))
     if args.requests:
         body = partial(_run_requests, args, run_id, target)
@@ -167,7 +164,7 @@ def run(args: argparse.Namespace, _extra: list[str]) -> int:
 def _run_one(
     args: argparse.Namespace,
     run_id: str,
-    target: BigQueryTarget | None,
+    target: Eraser | None,
     subjects: Subjects,
     ids: dict[str, list[str]],
     recovered: list[str],
@@ -190,7 +187,7 @@ def _run_one(
 
 
 def _run_requests(
-    args: argparse.Namespace, run_id: str, target: BigQueryTarget | None, recovered: list[str]
+    args: argparse.Namespace, run_id: str, target: Eraser | None, recovered: list[str]
 ) -> int:
     requests = pending_requests(args.lake)
     status = 0
@@ -273,7 +270,7 @@ def _settle_landing(lake: str, wait: float) -> int:
 
 
 def erase(
-    lake: str, txn_id: str, subjects: Subjects, target: BigQueryTarget | None, landing_wait: float
+    lake: str, txn_id: str, subjects: Subjects, target: Eraser | None, landing_wait: float
 ) -> Outcome:
     """One erasure of `subjects` as the lake's writer (call it holding the writer lock)."""
     outcome = Outcome()
@@ -283,7 +280,7 @@ def erase(
     outcome.counts["landing"] = landing.removed
     outcome.counts["listeners"] = _forget_listened(lake, subjects)
     if target is not None:
-        events, failed = erase_from_bigquery(target, subjects)
+        events, failed = target(subjects)
         outcome.bigquery = {events.table: events.days, failed.table: failed.days}
         outcome.counts["events"] += events.removed
         outcome.counts["failed"] += failed.removed

@@ -1,12 +1,16 @@
-"""The sink flags of the jobs that write events (import, reprocess, stream): flags -> `Sink`."""
+"""The sink flags of the jobs that write events (import, reprocess, stream, erase): flags -> `Sink`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
+from functools import partial
 
+from eventpipe.io.bigquery.erase import BigQueryErasure, erase_from_bigquery
 from eventpipe.io.bigquery.sink import BigQuerySink
 from eventpipe.io.bigquery.tables import FLUSH_ROWS, BigQueryTarget
+from eventpipe.io.erasure_match import Subjects
 from eventpipe.io.lake_target import LakeSink
 from eventpipe.io.sink import Sink, SinkError
 from eventpipe.jobs.flag_types import positive_int
@@ -14,6 +18,9 @@ from eventpipe.jobs.flag_types import positive_int
 log = logging.getLogger("eventpipe.jobs")
 
 SINKS = ("lake", "bigquery")
+
+Eraser = Callable[[Subjects], tuple[BigQueryErasure, BigQueryErasure]]
+"""Deletes erasure subjects' rows from a sink's event and failed tables (what each lost)."""
 
 
 def add_sink_arguments(parser: argparse.ArgumentParser, sink_help: str | None = None) -> None:
@@ -106,3 +113,11 @@ def open_sink(args: argparse.Namespace) -> Sink | None:
         log.error("%s", exc)
         return None
     return sink
+
+
+def bigquery_eraser(sink: Sink) -> Eraser | None:
+    """For a BigQuery sink, what deletes the erasure subjects' rows from its tables (`erase`);
+    None for the lake, whose erasure is the lake's own."""
+    if not isinstance(sink, BigQuerySink):
+        return None
+    return partial(erase_from_bigquery, sink.target)
