@@ -134,9 +134,49 @@ _ITEMS_DB = duckdb.connect(":memory:", config={"memory_limit": "256MB", "threads
 _ITEMS_DB.execute("SET enable_external_access = false")
 
 
+KEPT = frozenset({"session"})
+"""Children of `context` the shaping SQL names: never pruned."""
+
+
+def present(array: pa.StructArray, kept: frozenset[str] = frozenset()) -> pa.StructArray:
+    """`array` (without offset) without its children that are null in every row (and
+    likewise inside its struct children), except `kept`: the JSON of the page is the same,
+    as the shaping strips nulls, and DuckDB's to_json has fewer fields to write. A struct
+    left without a child keeps its first (null) one: it is still written as `{}`."""
+    fields, children = [], []
+    for i, field in enumerate(array.type):
+        child = array.field(i)
+        if field.name not in kept:
+            if child.null_count == len(child):
+                continue
+            if pa.types.is_struct(field.type):
+                child = present(child)
+        fields.append(pa.field(field.name, child.type))
+        children.append(child)
+    if not children:
+        fields, children = [array.type.field(0)], [array.field(0)]
+    mask = array.is_null() if array.null_count else None
+    return pa.StructArray.from_arrays(children, fields=fields, mask=mask)
+
+
 def export_items(rows: pa.Table) -> bytes:
-    """The seed's items of `rows` as the JSON text of an array, built by DuckDB in one
-    statement (see docs/seed-apis.md for each field): no Python per event."""
+    """The seed's items of `rows` as the JSON text of an array (see docs/seed-apis.md for
+    each field), the `context` children null in every row of the page left out first
+    (`present`: the same text, written faster)."""
+    if rows.num_rows:
+        if rows.column("context").num_chunks > 1:  # one chunk, as the other columns
+            rows = rows.combine_chunks()
+        context = rows.column("context").chunk(0)
+        if context.offset:  # its children would carry the offset: DuckDB refuses them
+            context = context.take(pa.array(range(len(context)), pa.int64()))
+        context = present(context, KEPT)
+        rows = rows.set_column(rows.schema.get_field_index("context"), "context", context)
+    return shaped_items(rows)
+
+
+def shaped_items(rows: pa.Table) -> bytes:
+    """The items of `rows` as the JSON text of an array, built by DuckDB in one statement:
+    no Python per event."""
     table = rows.append_column("_position", pa.array(range(rows.num_rows), pa.int64()))
     cursor = _ITEMS_DB.cursor()  # one per request: connections are not thread-safe
     try:
