@@ -35,28 +35,46 @@ def json_strings(array: pa.Array) -> pa.Array | None:
     return None if text is None else pc.binary_join_element_wise('"', text, '"', "")
 
 
-def json_member(name: str, array: pa.Array) -> pa.Array | None:
+def plain(array: pa.StructArray) -> bool:
+    """Whether no string of `array` (at any depth) needs an escape: checked in one pass."""
+    leaves: list[pa.Array] = []
+    pending = [array]
+    while pending:
+        struct = pending.pop()
+        for i, field in enumerate(struct.type):
+            if pa.types.is_struct(field.type):
+                pending.append(struct.field(i))
+            elif pa.types.is_string(field.type):
+                leaves.append(struct.field(i))
+    if not leaves:
+        return True
+    return not pc.any(pc.match_substring_regex(pa.chunked_array(leaves), _SPECIAL)).as_py()
+
+
+def json_member(name: str, array: pa.Array, clean: bool = False) -> pa.Array | None:
     """`,"name":value` for each value of `array` (null for a null value); None for a type
-    this module does not write."""
+    this module does not write. `clean`: its strings need no escape (`plain`)."""
     key = "," + orjson.dumps(name).decode() + ":"
     kind = array.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        text = escaped(array.cast(pa.string()))
+        text = array.cast(pa.string()) if clean else escaped(array.cast(pa.string()))
         return None if text is None else pc.binary_join_element_wise(key + '"', text, '"', "")
     if pa.types.is_integer(kind):
         value = array.cast(pa.string())
     elif pa.types.is_boolean(kind):
         value = pc.if_else(array, "true", "false")
     elif pa.types.is_struct(kind):
-        value = json_objects(array)
+        value = json_objects(array, clean)
     else:
         return None
     return None if value is None else pc.binary_join_element_wise(key, value, "")
 
 
-def json_objects(array: pa.StructArray) -> pa.Array | None:
+def json_objects(array: pa.StructArray, clean: bool | None = None) -> pa.Array | None:
     """The JSON object of each row of `array` without its null members (null for a null
-    row), or None when a member has a type this module does not write."""
+    row), or None when a member has a type this module does not write. `clean`: whether
+    its strings need no escape (None: find out, `plain`)."""
+    clean = plain(array) if clean is None else clean
     members = []
     children = (
         array.flatten() if array.null_count else [array.field(i) for i in range(len(array.type))]
@@ -64,16 +82,17 @@ def json_objects(array: pa.StructArray) -> pa.Array | None:
     for field, child in zip(array.type, children, strict=True):  # null where `array` is
         if child.null_count == len(child):
             continue  # no member in any row
-        member = json_member(field.name, child)
+        member = json_member(field.name, child, clean)
         if member is None:
             return None
         members.append(member)
     if not members:
         body = pa.repeat(pa.scalar("{}"), len(array))
-    else:  # ",m1,m2..." without the nulls, then "{m1,m2...}" (not the "skip" join: it
+    else:  # ",m1,m2..." without the nulls, then "{m1,m2...}" (not a "skip" join: it
         # drops the rows where every member is null in pyarrow 25)
-        listed = [pc.fill_null(m, "") for m in members]
-        joined = pc.binary_join_element_wise(*listed, "") if len(listed) > 1 else listed[0]
+        joined = pc.binary_join_element_wise(
+            *members, "", null_handling="replace", null_replacement=""
+        )
         body = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
     if not array.null_count:
         return body
