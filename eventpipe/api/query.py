@@ -32,6 +32,7 @@ from eventpipe.schemas.lake_layout import Partition, list_partitions
 from eventpipe.serving.count_summary import count_from_summaries, count_plan
 from eventpipe.serving.event_query import (
     EventQuery,
+    Seek,
     empty_page,
     order_sql,
     scoped_predicate,
@@ -420,8 +421,8 @@ class LakeReader:
         budget = self.row_store_rows
         if seek:
             budget = max(budget, SEEK_ROWS_PER_EVENT * (query.first + query.limit))
-        if seek and not unfiltered and not (predicate and predicate.indexed_conditions):
-            reachable = self._reachable(partitions, query, budget)
+        if query.seek is not None and by_time and not (predicate and predicate.indexed_conditions):
+            reachable = self._reachable(self.indexes, partitions, query, query.seek, budget)
             if reachable is None:
                 return None
             return page_from_index(self.indexes, cursor, reachable, query, budget)
@@ -433,24 +434,27 @@ class LakeReader:
             return page_by_position(self.indexes, cursor, usable, query)
         return page_from_index(self.indexes, cursor, usable, query, budget)
 
+    @staticmethod
     def _reachable(
-        self, partitions: list[Partition], query: EventQuery, budget: int
+        indexes: IndexCatalog,
+        partitions: list[Partition],
+        query: EventQuery,
+        seek: Seek,
+        budget: int,
     ) -> list[IndexedPartition] | None:
         """The current indexes of the partitions (oldest first) whose rows a seek page
         without indexed conditions can read: from the seek on in its direction, until more
         than `budget` rows (page_from_index reads no further); None when one of them has
         no current index. The partitions beyond are not looked at."""
-        assert self.indexes is not None and query.seek is not None
         ordered = partitions if query.ascending else partitions[::-1]
         found: list[IndexedPartition] = []
         rows = 0
         for partition in ordered:
-            index = self.indexes.current(partition.name, partition.files)
+            index = indexes.current(partition.name, partition.files)
             if index is None:
                 return None
             found.append(index)
-            ts = self.indexes.open(index).order.ts
-            low, high = seek_range(ts, query.seek, query.ascending)
+            low, high = seek_range(indexes.open(index).order.ts, seek, query.ascending)
             rows += high - low
             if rows > budget:
                 break
