@@ -32,13 +32,14 @@ from eventpipe.schemas.lake_layout import Partition, list_partitions
 from eventpipe.serving.count_summary import count_from_summaries, count_plan
 from eventpipe.serving.event_query import (
     EventQuery,
+    Seek,
     empty_page,
     order_sql,
     scoped_predicate,
     seek_predicate,
 )
-from eventpipe.serving.index_lookup import CANDIDATE_CAP, IndexCatalog, by_file
-from eventpipe.serving.index_pages import page_by_position, page_from_index
+from eventpipe.serving.index_lookup import CANDIDATE_CAP, IndexCatalog, IndexedPartition, by_file
+from eventpipe.serving.index_pages import page_by_position, page_from_index, seek_range
 
 __all__ = ["ORDER_COLUMNS", "EventQuery", "LakeReader", "Partition"]
 
@@ -417,16 +418,47 @@ class LakeReader:
             unfiltered or newest or seek or (predicate and predicate.indexed_conditions)
         ):
             return None
+        budget = self.row_store_rows
+        if seek:
+            budget = max(budget, SEEK_ROWS_PER_EVENT * (query.first + query.limit))
+        if query.seek is not None and by_time and not (predicate and predicate.indexed_conditions):
+            reachable = self._reachable(self.indexes, partitions, query, query.seek, budget)
+            if reachable is None:
+                return None
+            return page_from_index(self.indexes, cursor, reachable, query, budget)
         indexed = [self.indexes.current(p.name, p.files) for p in partitions]
         usable = [ix for ix in indexed if ix is not None]
         if len(usable) < len(indexed):
             return None
         if unfiltered:
             return page_by_position(self.indexes, cursor, usable, query)
-        budget = self.row_store_rows
-        if seek:
-            budget = max(budget, SEEK_ROWS_PER_EVENT * (query.first + query.limit))
         return page_from_index(self.indexes, cursor, usable, query, budget)
+
+    @staticmethod
+    def _reachable(
+        indexes: IndexCatalog,
+        partitions: list[Partition],
+        query: EventQuery,
+        seek: Seek,
+        budget: int,
+    ) -> list[IndexedPartition] | None:
+        """The current indexes of the partitions (oldest first) whose rows a seek page
+        without indexed conditions can read: from the seek on in its direction, until more
+        than `budget` rows (page_from_index reads no further); None when one of them has
+        no current index. The partitions beyond are not looked at."""
+        ordered = partitions if query.ascending else partitions[::-1]
+        found: list[IndexedPartition] = []
+        rows = 0
+        for partition in ordered:
+            index = indexes.current(partition.name, partition.files)
+            if index is None:
+                return None
+            found.append(index)
+            low, high = seek_range(indexes.open(index).order.ts, seek, query.ascending)
+            rows += high - low
+            if rows > budget:
+                break
+        return found if query.ascending else found[::-1]
 
     def _where(self, predicate: Predicate | None) -> tuple[str, dict[str, object]]:
         """The predicate as one parenthesised condition ("" for none), and its parameters."""

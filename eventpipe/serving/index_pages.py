@@ -51,8 +51,14 @@ def tied_prefix(ts: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
     following row tied with the last of them."""
     if count >= len(rows):
         return rows
-    rest = ts[rows[count:]] != ts[rows[count - 1]]
-    return rows[: count + (int(np.argmax(rest)) if rest.any() else len(rest))]
+    last = ts[rows[count - 1]]
+    window = 64  # ties are few: look at the rows after the prefix a window at a time
+    while count < len(rows):
+        rest = ts[rows[count : count + window]] != last
+        if rest.any():
+            return rows[: count + int(np.argmax(rest))]
+        count, window = count + len(rest), window * 4
+    return rows
 
 
 def prefix(runs: list[Run], count: int) -> list[Run]:

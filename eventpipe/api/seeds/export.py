@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import FastAPI, Header, Query, Response
 
 from eventpipe.api.auth import Authenticator, scope_note
@@ -39,6 +40,7 @@ from eventpipe.api.seeds.common import (
     key_of,
     workspace_of,
 )
+from eventpipe.api.seeds.context_json import json_objects, json_strings
 from eventpipe.api.seeds.cursors import CursorSigner
 from eventpipe.schemas.principal import READ_SCOPE, Principal
 from eventpipe.serving.event_query import EventQuery, Seek, epoch_microseconds
@@ -134,9 +136,128 @@ _ITEMS_DB = duckdb.connect(":memory:", config={"memory_limit": "256MB", "threads
 _ITEMS_DB.execute("SET enable_external_access = false")
 
 
+KEPT = frozenset({"session"})
+"""Children of `context` the shaping SQL names: never pruned."""
+
+
+def present(array: pa.StructArray, kept: frozenset[str] = frozenset()) -> pa.StructArray:
+    """`array` (without offset) without its children that are null in every row (and
+    likewise inside its struct children), except `kept`: the JSON of the page is the same,
+    as the shaping strips nulls, and DuckDB's to_json has fewer fields to write. A struct
+    left without a child keeps its first (null) one: it is still written as `{}`."""
+    fields, children = [], []
+    for i, field in enumerate(array.type):
+        child = array.field(i)
+        if field.name not in kept:
+            if child.null_count == len(child):
+                continue
+            if pa.types.is_struct(field.type):
+                child = present(child)
+        fields.append(pa.field(field.name, child.type))
+        children.append(child)
+    if not children:
+        fields, children = [array.type.field(0)], [array.field(0)]
+    mask = array.is_null() if array.null_count else None
+    return pa.StructArray.from_arrays(children, fields=fields, mask=mask)
+
+
 def export_items(rows: pa.Table) -> bytes:
-    """The seed's items of `rows` as the JSON text of an array, built by DuckDB in one
-    statement (see docs/seed-apis.md for each field): no Python per event."""
+    """The seed's items of `rows` as the JSON text of an array (see docs/seed-apis.md for
+    each field): written with Arrow string kernels (`arrow_items`) when the page allows
+    it, else by DuckDB (`shaped_items`), the `context` children null in every row of the
+    page left out first (`present`: the same text, written faster)."""
+    if not rows.num_rows:
+        return b"[]"
+    if rows.column("context").num_chunks > 1:  # one chunk, as the other columns
+        rows = rows.combine_chunks()
+    context = rows.column("context").chunk(0)
+    if context.offset:  # its children would carry the offset: DuckDB refuses them
+        context = context.take(pa.array(range(len(context)), pa.int64()))
+    context = present(context, KEPT)
+    rows = rows.set_column(rows.schema.get_field_index("context"), "context", context)
+    return arrow_items(rows) or shaped_items(rows)
+
+
+_PAYLOAD_SQL = """
+SELECT json_merge_patch(
+    CASE WHEN json_type(properties) = 'OBJECT' THEN properties ELSE '{}' END,
+    json_object('@type', CASE WHEN "type" = 'track' THEN "event" ELSE "type" END)) AS payload
+FROM page
+"""
+
+
+def arrow_items(rows: pa.Table) -> bytes | None:
+    """The items of `rows` (one chunk, `context` without offset) as `shaped_items` writes
+    them, assembled with Arrow string kernels; only `payload` (which parses the
+    properties) is DuckDB's. None when a value is of a kind only DuckDB writes here (a
+    float or decimal in `context`, a control character in a string)."""
+    context = rows.column("context").chunk(0)
+    session = context.field("session")
+    texts = pa.StructArray.from_arrays(
+        [session.field("id").cast(pa.string()), session.field("start")],
+        names=["id", "start"],
+        mask=session.is_null() if session.null_count else None,
+    )
+    index = context.type.get_field_index("session")
+    children = [texts if i == index else context.field(i) for i in range(context.type.num_fields)]
+    fields = [texts.type if i == index else f.type for i, f in enumerate(context.type)]
+    names = [f.name for f in context.type]
+    context = pa.StructArray.from_arrays(
+        children,
+        fields=[pa.field(n, t) for n, t in zip(names, fields, strict=True)],
+        mask=context.is_null() if context.null_count else None,
+    )
+    stamp = rows.column("timestamp").chunk(0).cast(pa.int64())
+    whole = pc.divide(stamp, 1000)  # truncated toward zero: floored below
+    millis = pc.subtract(
+        whole, pc.less(pc.subtract(stamp, pc.multiply(whole, 1000)), 0).cast(pa.int64())
+    )
+    parts = [
+        json_strings(rows.column("messageId").chunk(0)),
+        json_strings(context.flatten()[index].flatten()[0]),  # null where a parent is
+        json_strings(rows.column("userId").chunk(0)),
+        millis.cast(pa.string()),
+        json_objects(context),
+    ]
+    if any(part is None for part in parts):
+        return None
+    payload = _payloads(rows.select(["type", "event", "properties"]))
+    items = pc.binary_join_element_wise(
+        '{"id":',
+        *_interleave(parts, (',"sessionId":', ',"userId":', ',"timestamp":', ',"context":')),
+        ',"payload":',
+        payload,
+        "}",
+        "",
+    )
+    listed = pa.ListArray.from_arrays(pa.array([0, len(items)], pa.int32()), items)
+    return b"[" + pc.binary_join(listed, ",")[0].as_buffer().to_pybytes() + b"]"
+
+
+def _interleave(parts: list[pa.Array | None], names: tuple[str, ...]) -> list[object]:
+    """parts[0], names[0], parts[1], ... with null parts written as JSON null."""
+    out: list[object] = []
+    for i, part in enumerate(parts):
+        out.append(pc.fill_null(part, "null"))
+        if i < len(names):
+            out.append(names[i])
+    return out
+
+
+def _payloads(rows: pa.Table) -> pa.Array:
+    """The `payload` of each row, written by DuckDB."""
+    cursor = _ITEMS_DB.cursor()  # one per request: connections are not thread-safe
+    try:
+        cursor.register("page", rows)
+        found = cursor.sql(_PAYLOAD_SQL).to_arrow_table().column("payload")
+    finally:
+        cursor.close()
+    return found.combine_chunks().cast(pa.string())
+
+
+def shaped_items(rows: pa.Table) -> bytes:
+    """The items of `rows` as the JSON text of an array, built by DuckDB in one statement:
+    no Python per event."""
     table = rows.append_column("_position", pa.array(range(rows.num_rows), pa.int64()))
     cursor = _ITEMS_DB.cursor()  # one per request: connections are not thread-safe
     try:
