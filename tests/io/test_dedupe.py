@@ -95,6 +95,38 @@ def test_first_copies_follow_the_same_rule():
     assert first.tolist() == [False, True]
 
 
+def _envelope(received_minute: int, message: str, hour: int, value: int) -> str:
+    """A landing envelope of one event (its receive time decides which copy is first)."""
+    event = make_event(
+        messageId=message, timestamp=f"2026-11-01T{hour:02d}:00:00Z", properties={"v": value}
+    )
+    received = (T0 + timedelta(minutes=received_minute)).isoformat().replace("+00:00", "Z")
+    envelope = {"receivedAt": received, "ip": "1.2.3.4", "connectionId": 1, "body": event}
+    return orjson.dumps(envelope).decode()
+
+
+def test_drop_own_copies_keeps_the_first_copy_sorted_with_its_bucket():
+    """A writer's own duplicates (the in-process ingester and the Beam sink share this)."""
+    events, failed, _ = Stages().run_tables(
+        [
+            _envelope(5, "m1", 9, 1),  # m1 received at minute 5
+            _envelope(0, "m2", 7, 2),
+            _envelope(2, "m1", 9, 3),  # m1 again, received earlier: this copy survives
+            _envelope(1, "m3", 8, 4),
+            _envelope(7, "m1", 9, 5),
+        ]
+    )
+    assert failed.num_rows == 0
+    kept, bucket, dropped = dedupe.drop_own_copies(connect(), events, "timestamp", 4)
+    assert dropped == 2
+    assert kept["messageId"].to_pylist() == ["m2", "m3", "m1"]  # sorted by timestamp
+    values = [json.loads(p)["v"] for p in kept["properties"].to_pylist()]
+    assert values == [2, 4, 3]
+    first, expected = dedupe.first_copies(connect(), dedupe.event_keys(kept), 4)
+    assert first.all() and bucket.tolist() == expected.tolist()  # each row's own bucket
+    assert set(bucket.tolist()) <= {0, 1, 2, 3}
+
+
 def test_buckets_keep_every_copy_of_a_key_together():
     con = connect()
     rows = [(c, f"m{i % 50}", NEW, i, "f", i, "x", i) for i in range(400) for c in (1, 2)]
