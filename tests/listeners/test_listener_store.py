@@ -3,6 +3,8 @@ injected clock), the per-workspace limit, and workspaces that never see each oth
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,20 @@ def test_a_listener_holds_at_most_its_byte_budget_but_always_one_event(
     observed = store.read(listener, 1)
     assert observed is not None
     assert (observed.events, observed.omitted) == ([b"a" * 4, b"b" * 4], 1)
+
+
+def test_forget_leaves_no_byte_of_the_event_while_another_process_holds_the_file(tmp_path):
+    """An erasure while a server keeps the listeners file open: neither the database nor its
+    write-ahead log keeps the forgotten event's bytes."""
+    path = tmp_path / "_listeners.sqlite"
+    store = ListenerStore(path)
+    listener = store.create(1, None, 10, None, 600.0)
+    secret, other = b'{"userId":"erase-me-0042"}', b'{"userId":"keep-me"}'
+    store.capture({listener: Matched([secret, other], 2)})
+    with closing(sqlite3.connect(path)) as server:  # a serving process's open connection
+        server.execute("SELECT count(*) FROM captured").fetchone()
+        assert store.forget(lambda event: event["userId"] == "erase-me-0042") == 1
+        files = [p for p in tmp_path.iterdir() if p.name.startswith(path.name)]
+        assert any(p.name.endswith("-wal") for p in files)  # the log is still there
+        assert not any(b"erase-me-0042" in p.read_bytes() for p in files)
+    assert store.read(listener, 1).events == [other]
